@@ -1,0 +1,135 @@
+package dev.mm4j.flava;
+
+import com.fasterxml.jackson.annotation.JsonFormat;
+import com.fasterxml.jackson.databind.DeserializationFeature;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.PropertyNamingStrategies;
+import com.fasterxml.jackson.databind.annotation.JsonNaming;
+import com.fasterxml.jackson.dataformat.yaml.YAMLFactory;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * Every size and setting of FLAVA for classification, with FLAVA's full-size defaults. Keys are
+ * TorchMultimodal's argument names ({@code flava_model_for_classification(**kwargs)}), so the kwargs a
+ * Python user passed work unchanged as a YAML or JSON file.
+ */
+@JsonNaming(PropertyNamingStrategies.SnakeCaseStrategy.class)
+public final class FlavaConfig {
+    // image encoder
+    public int imageHiddenSize = 768;
+    public int imageNumAttentionHeads = 12;
+    public int imageNumHiddenLayers = 12;
+    public double imageDropout = 0.0;
+    public int imageIntermediateSize = 3072;
+    public double imageLayerNormEps = 1e-12;
+    public boolean useImageMasking = true;
+    public int imageSize = 224;
+    public int patchSize = 16;
+    public int numChannels = 3;
+    // text encoder
+    public int textHiddenSize = 768;
+    public int textNumAttentionHeads = 12;
+    public int textNumHiddenLayers = 12;
+    public double textDropout = 0.0;
+    public int textIntermediateSize = 3072;
+    public double textLayerNormEps = 1e-12;
+    public int vocabSize = 30522;
+    public int padTokenId = 0;
+    public int typeVocabSize = 2;
+    public int maxPositionEmbeddings = 512;
+    // multimodal encoder
+    public int multimodalHiddenSize = 768;
+    public int multimodalNumAttentionHeads = 12;
+    public int multimodalNumHiddenLayers = 6;
+    public double multimodalDropout = 0.0;
+    public int multimodalIntermediateSize = 3072;
+    public double multimodalLayerNormEps = 1e-12;
+    public int textAndImageProjSize = 768;
+    // classification head
+    public int numClasses = 3997;
+    /** Input width of the head; null means {@code multimodal_hidden_size}. */
+    public Integer classifierInDim = null;
+
+    @JsonFormat(with = JsonFormat.Feature.ACCEPT_SINGLE_VALUE_AS_ARRAY)
+    public List<Integer> classifierHiddenSizes = new ArrayList<>(List.of(768));
+
+    public double classifierDropout = 0.5;
+    public double initializerRange = 0.02;
+
+    /** FLAVA's full size (the defaults) with {@code numClasses} answers. */
+    public static FlavaConfig fullSize(int numClasses) {
+        FlavaConfig c = new FlavaConfig();
+        c.numClasses = numClasses;
+        return c;
+    }
+
+    public int classifierInputDim() {
+        return classifierInDim != null ? classifierInDim : multimodalHiddenSize;
+    }
+
+    public int numPatches() {
+        return (imageSize / patchSize) * (imageSize / patchSize);
+    }
+
+    /** Checks the combination; throws IllegalArgumentException naming the offending key. */
+    public FlavaConfig validate() {
+        require(imageHiddenSize % imageNumAttentionHeads == 0, "image_hidden_size must be divisible by image_num_attention_heads");
+        require(textHiddenSize % textNumAttentionHeads == 0, "text_hidden_size must be divisible by text_num_attention_heads");
+        require(multimodalHiddenSize % multimodalNumAttentionHeads == 0,
+                "multimodal_hidden_size must be divisible by multimodal_num_attention_heads");
+        require(imageSize % patchSize == 0, "image_size must be a multiple of patch_size");
+        require(numClasses > 0, "num_classes must be positive");
+        require(imageDropout == 0 && textDropout == 0 && multimodalDropout == 0,
+                "encoder dropout (image_dropout/text_dropout/multimodal_dropout) other than 0 is not supported yet");
+        require(classifierDropout >= 0 && classifierDropout < 1, "classifier_dropout must be in [0, 1)");
+        return this;
+    }
+
+    private static void require(boolean ok, String message) {
+        if (!ok) {
+            throw new IllegalArgumentException("invalid FLAVA config: " + message);
+        }
+    }
+
+    private static ObjectMapper mapper(boolean yaml) {
+        ObjectMapper m = yaml ? new ObjectMapper(new YAMLFactory()) : new ObjectMapper();
+        return m.enable(DeserializationFeature.FAIL_ON_UNKNOWN_PROPERTIES);
+    }
+
+    /** Reads a YAML or JSON file of TorchMultimodal kwargs; keys not given keep the full-size default. */
+    public static FlavaConfig load(Path file) throws IOException {
+        String name = file.getFileName().toString().toLowerCase();
+        boolean yaml = name.endsWith(".yaml") || name.endsWith(".yml");
+        try {
+            FlavaConfig c = mapper(yaml).readValue(Files.readAllBytes(file), FlavaConfig.class);
+            return (c == null ? new FlavaConfig() : c).validate();
+        } catch (IOException | IllegalArgumentException e) {
+            throw new IOException("cannot read FLAVA config " + file + ": " + e.getMessage(), e);
+        }
+    }
+
+    /** Parses a JSON object of kwargs (e.g. the fixture's {@code config}). */
+    public static FlavaConfig fromJson(String json) throws IOException {
+        return mapper(false).readValue(json, FlavaConfig.class).validate();
+    }
+
+    public String toJson() {
+        try {
+            return mapper(false).writerWithDefaultPrettyPrinter().writeValueAsString(this);
+        } catch (IOException e) {
+            throw new IllegalStateException(e);
+        }
+    }
+
+    public FlavaConfig copy() {
+        try {
+            return fromJson(toJson());
+        } catch (IOException e) {
+            throw new IllegalStateException(e);
+        }
+    }
+}

@@ -1,0 +1,70 @@
+package dev.mm4j.flava;
+
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.index.NDIndex;
+import dev.mm4j.nn.Activation;
+import dev.mm4j.nn.Linear;
+import dev.mm4j.nn.Mlp;
+import dev.mm4j.nn.Module;
+
+/**
+ * FLAVA with a classification head: an MLP on token 0 of the multimodal encoder's output (or of the
+ * image/text encoder's output for unimodal heads), trained with mean cross-entropy. Parameter names
+ * are {@code model.*} and {@code classifier.model.*}, as in TorchMultimodal's state dict.
+ */
+public final class FlavaForClassification extends Module {
+    private final FlavaConfig config;
+    private final FlavaModel model;
+    private final Mlp classifier;
+
+    public FlavaForClassification(FlavaConfig config) {
+        this.config = config.validate();
+        this.model = child("model", new FlavaModel(config));
+        this.classifier = child("classifier", new Mlp(config.classifierInputDim(), config.numClasses,
+                config.classifierHiddenSizes.stream().map(Integer::longValue).toList(), Activation.RELU,
+                config.classifierDropout, Linear::torchDefault));
+    }
+
+    /** Builds the model and allocates its parameters, randomly initialized, on {@code manager}'s device. */
+    public static FlavaForClassification create(FlavaConfig config, NDManager manager) {
+        FlavaForClassification m = new FlavaForClassification(config);
+        m.allocate(manager);
+        return m;
+    }
+
+    public FlavaConfig config() {
+        return config;
+    }
+
+    public FlavaModel flava() {
+        return model;
+    }
+
+    /** Logits, the loss when labels are given, and the encoders' outputs. */
+    public record Output(NDArray logits, NDArray loss, FlavaOutput flava) {}
+
+    /**
+     * @param labels (B) int64 class ids, or null for no loss
+     * @param required MM (default when null), IMAGE or TEXT
+     */
+    public Output forward(NDArray image, NDArray text, NDArray labels, RequiredEmbedding required) {
+        FlavaOutput out = model.forward(image, text, required);
+        EncoderOutput head = required == RequiredEmbedding.IMAGE ? out.image()
+                : required == RequiredEmbedding.TEXT ? out.text() : out.multimodal();
+        NDArray logits = classifier.forward(head.lastHiddenState().get(new NDIndex(":, 0")));
+        NDArray loss = labels == null ? null : crossEntropy(logits, labels);
+        return new Output(logits, loss, out);
+    }
+
+    public Output forward(NDArray image, NDArray text, NDArray labels) {
+        return forward(image, text, labels, RequiredEmbedding.MM);
+    }
+
+    /** Mean cross-entropy of logits (B, C) against class ids (B). */
+    public static NDArray crossEntropy(NDArray logits, NDArray labels) {
+        NDArray logp = logits.logSoftmax(-1);
+        NDArray picked = logp.gather(labels.reshape(-1, 1), 1);
+        return picked.mean().neg();
+    }
+}

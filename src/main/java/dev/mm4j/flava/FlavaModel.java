@@ -1,0 +1,89 @@
+package dev.mm4j.flava;
+
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDArrays;
+import ai.djl.ndarray.NDList;
+import ai.djl.ndarray.types.DataType;
+import ai.djl.ndarray.types.Shape;
+import dev.mm4j.nn.Linear;
+import dev.mm4j.nn.Module;
+
+/**
+ * FLAVA: an image encoder, a text encoder, and a multimodal encoder over both, joined by linear
+ * projections ({@code image_to_mm_projection}, {@code text_to_mm_projection}); plus the contrastive
+ * projections ({@code image_projection}, {@code text_projection}).
+ *
+ * <p>Unlike the reference, each encoder runs at most once per forward and nothing is computed that
+ * the caller does not read (the reference encodes the image twice and always computes poolers).
+ */
+public final class FlavaModel extends Module {
+    private final ImageEncoder imageEncoder;
+    private final TextEncoder textEncoder;
+    private final MultimodalEncoder mmEncoder;
+    private final Linear imageToMmProjection;
+    private final Linear textToMmProjection;
+    private final Linear textProjection;
+    private final Linear imageProjection;
+    private boolean maskTextPaddingInMultimodal;
+
+    public FlavaModel(FlavaConfig c) {
+        double std = c.initializerRange;
+        this.imageEncoder = child("image_encoder", new ImageEncoder(c));
+        this.textEncoder = child("text_encoder", new TextEncoder(c));
+        this.mmEncoder = child("mm_encoder", new MultimodalEncoder(c));
+        this.imageToMmProjection = child("image_to_mm_projection",
+                Linear.torchDefault(c.imageHiddenSize, c.multimodalHiddenSize));
+        this.textToMmProjection = child("text_to_mm_projection",
+                Linear.torchDefault(c.textHiddenSize, c.multimodalHiddenSize));
+        this.textProjection = child("text_projection", Linear.torchDefault(c.textHiddenSize, c.textAndImageProjSize));
+        this.imageProjection = child("image_projection",
+                Linear.torchDefault(c.imageHiddenSize, c.textAndImageProjSize));
+    }
+
+    /**
+     * Whether the multimodal encoder ignores text padding tokens. Off (the default) reproduces the
+     * reference, whose multimodal encoder attends to padding, so its numbers depend on the padded
+     * length. On makes the output independent of padding length (dynamic padding).
+     */
+    public void setMaskTextPaddingInMultimodal(boolean on) {
+        this.maskTextPaddingInMultimodal = on;
+    }
+
+    public boolean isMaskTextPaddingInMultimodal() {
+        return maskTextPaddingInMultimodal;
+    }
+
+    /**
+     * @param image (B, C, H, W) float in [0, 1], or null
+     * @param text (B, L) int64 token ids (pad id = padding), or null
+     * @param required which embedding is needed; null picks MM when both inputs are given
+     */
+    public FlavaOutput forward(NDArray image, NDArray text, RequiredEmbedding required) {
+        if (required == null) {
+            required = image != null && text != null ? RequiredEmbedding.MM
+                    : image != null ? RequiredEmbedding.IMAGE : RequiredEmbedding.TEXT;
+        }
+        EncoderOutput img = image != null && required != RequiredEmbedding.TEXT ? imageEncoder.forward(image) : null;
+        EncoderOutput txt = text != null && required != RequiredEmbedding.IMAGE ? textEncoder.forward(text) : null;
+        EncoderOutput mm = null;
+        if (required == RequiredEmbedding.MM) {
+            if (img == null || txt == null) {
+                throw new IllegalArgumentException("the multimodal embedding needs both image and text");
+            }
+            NDArray fused = NDArrays.concat(new NDList(
+                    imageToMmProjection.forward(img.hiddenBeforeNorm()),
+                    textToMmProjection.forward(txt.hiddenBeforeNorm())), 1);
+            mm = mmEncoder.forward(fused, maskTextPaddingInMultimodal ? multimodalMask(img, text) : null);
+        }
+        return new FlavaOutput(img, txt, mm, imageProjection, textProjection);
+    }
+
+    /** Additive mask over [mm CLS, image tokens, text tokens] that hides text padding. */
+    private NDArray multimodalMask(EncoderOutput img, NDArray text) {
+        long b = text.getShape().get(0);
+        long imageTokens = img.hiddenBeforeNorm().getShape().get(1);
+        NDArray keepImage = text.getManager().ones(new Shape(b, 1 + imageTokens), DataType.FLOAT32);
+        NDArray keep = NDArrays.concat(new NDList(keepImage, textEncoder.keepMask(text)), 1);
+        return TextEncoder.additiveMask(keep);
+    }
+}

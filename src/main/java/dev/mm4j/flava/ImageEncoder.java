@@ -1,0 +1,78 @@
+package dev.mm4j.flava;
+
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDArrays;
+import ai.djl.ndarray.NDList;
+import dev.mm4j.nn.Activation;
+import dev.mm4j.nn.Conv2d;
+import dev.mm4j.nn.Init;
+import dev.mm4j.nn.LayerNorm;
+import dev.mm4j.nn.Module;
+import dev.mm4j.nn.Parameter;
+import dev.mm4j.nn.Pooler;
+import dev.mm4j.nn.TransformerEncoder;
+
+/** FLAVA's image encoder: a ViT. Patches (Conv2d kernel = stride = patch) + CLS + positions, then layers. */
+public final class ImageEncoder extends Module {
+    private final Embeddings embeddings;
+    private final TransformerEncoder encoder;
+    private final LayerNorm layernorm;
+
+    public ImageEncoder(FlavaConfig c) {
+        this.embeddings = child("embeddings", new Embeddings(c));
+        this.encoder = child("encoder", new TransformerEncoder(c.imageNumHiddenLayers, c.imageHiddenSize,
+                c.imageNumAttentionHeads, c.imageIntermediateSize, Activation.GELU, c.imageLayerNormEps,
+                c.initializerRange));
+        this.layernorm = child("layernorm", new LayerNorm(c.imageHiddenSize, c.imageLayerNormEps));
+        child("pooler", new Pooler(c.imageHiddenSize, c.initializerRange));
+    }
+
+    /** pixels (B, C, H, W) in [0, 1] -> hidden states (B, 1 + patches, D). */
+    public EncoderOutput forward(NDArray pixels) {
+        return new EncoderOutput(encoder.forward(embeddings.forward(pixels), null), layernorm);
+    }
+
+    /** {@code cls_token}, {@code position_embeddings}, {@code mask_token} and the patch projection. */
+    static final class Embeddings extends Module {
+        private final Parameter clsToken;
+        private final Parameter positionEmbeddings;
+        private final PatchEmbeddings patchEmbeddings;
+        private final int imageSize;
+
+        Embeddings(FlavaConfig c) {
+            this.clsToken = parameter("cls_token", Init.zeros(), 1, 1, c.imageHiddenSize);
+            this.positionEmbeddings = parameter("position_embeddings", Init.normal(c.initializerRange), 1,
+                    c.numPatches() + 1, c.imageHiddenSize);
+            if (c.useImageMasking) {
+                parameter("mask_token", Init.zeros(), 1, 1, c.imageHiddenSize); // masked pretraining only
+            }
+            this.patchEmbeddings = child("patch_embeddings", new PatchEmbeddings(c));
+            this.imageSize = c.imageSize;
+        }
+
+        NDArray forward(NDArray pixels) {
+            long b = pixels.getShape().get(0);
+            if (pixels.getShape().get(2) != imageSize || pixels.getShape().get(3) != imageSize) {
+                throw new IllegalArgumentException("input image size " + pixels.getShape() + " doesn't match model ("
+                        + imageSize + "*" + imageSize + ")");
+            }
+            NDArray patches = patchEmbeddings.forward(pixels); // (B, P, D)
+            NDArray cls = clsToken.array().broadcast(b, 1, patches.getShape().get(2));
+            return NDArrays.concat(new NDList(cls, patches), 1).add(positionEmbeddings.array());
+        }
+    }
+
+    /** {@code projection}: Conv2d(C, D, kernel = stride = patch), flattened to a token sequence. */
+    static final class PatchEmbeddings extends Module {
+        private final Conv2d projection;
+
+        PatchEmbeddings(FlavaConfig c) {
+            this.projection = child("projection",
+                    new Conv2d(c.numChannels, c.imageHiddenSize, c.patchSize, c.patchSize, c.initializerRange));
+        }
+
+        NDArray forward(NDArray pixels) {
+            return projection.forward(pixels).flatten(2, 3).transpose(0, 2, 1);
+        }
+    }
+}

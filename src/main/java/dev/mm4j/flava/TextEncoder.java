@@ -1,0 +1,87 @@
+package dev.mm4j.flava;
+
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.DataType;
+import dev.mm4j.nn.Activation;
+import dev.mm4j.nn.Embedding;
+import dev.mm4j.nn.LayerNorm;
+import dev.mm4j.nn.Module;
+import dev.mm4j.nn.Pooler;
+import dev.mm4j.nn.TransformerEncoder;
+
+/** FLAVA's text encoder: BERT embeddings (word + position + token type) then pre-norm layers. */
+public final class TextEncoder extends Module {
+    private final Embeddings embeddings;
+    private final TransformerEncoder encoder;
+    private final LayerNorm layernorm;
+    private final int padTokenId;
+
+    public TextEncoder(FlavaConfig c) {
+        this.embeddings = child("embeddings", new Embeddings(c));
+        this.encoder = child("encoder", new TransformerEncoder(c.textNumHiddenLayers, c.textHiddenSize,
+                c.textNumAttentionHeads, c.textIntermediateSize, Activation.GELU, c.textLayerNormEps,
+                c.initializerRange));
+        this.layernorm = child("layernorm", new LayerNorm(c.textHiddenSize, c.textLayerNormEps));
+        child("pooler", new Pooler(c.textHiddenSize, c.initializerRange));
+        this.padTokenId = c.padTokenId;
+    }
+
+    /** input ids (B, L) int64 -> hidden states (B, L, D); keys equal to the pad id are masked. */
+    public EncoderOutput forward(NDArray inputIds) {
+        return new EncoderOutput(encoder.forward(embeddings.forward(inputIds), paddingMask(inputIds)), layernorm);
+    }
+
+    /** 1 where a token is real, 0 where it is padding: (B, L) float32. */
+    public NDArray keepMask(NDArray inputIds) {
+        return inputIds.neq(padTokenId).toType(DataType.FLOAT32, false);
+    }
+
+    /** Additive attention mask (B, 1, 1, L): 0 for real tokens, -inf for padding. */
+    NDArray paddingMask(NDArray inputIds) {
+        return additiveMask(keepMask(inputIds));
+    }
+
+    /** Turns a keep mask (B, L) of 1/0 into an additive mask (B, 1, 1, L) of 0/-inf. */
+    static NDArray additiveMask(NDArray keep) {
+        NDManager m = keep.getManager();
+        NDArray neg = m.full(keep.getShape(), Float.NEGATIVE_INFINITY, DataType.FLOAT32);
+        NDArray zero = m.zeros(keep.getShape(), DataType.FLOAT32);
+        long[] s = keep.getShape().getShape();
+        return ai.djl.ndarray.NDArrays.where(keep.gt(0.5f), zero, neg).reshape(s[0], 1, 1, s[1]);
+    }
+
+    /** {@code word_embeddings + position_embeddings + token_type_embeddings} -> {@code layer_norm}. */
+    static final class Embeddings extends Module {
+        private final Embedding wordEmbeddings;
+        private final Embedding positionEmbeddings;
+        private final Embedding tokenTypeEmbeddings;
+        private final LayerNorm layerNorm;
+        private final int maxPositions;
+
+        Embeddings(FlavaConfig c) {
+            this.wordEmbeddings = child("word_embeddings", new Embedding(c.vocabSize, c.textHiddenSize, c.initializerRange, c.padTokenId));
+            this.positionEmbeddings = child("position_embeddings",
+                    new Embedding(c.maxPositionEmbeddings, c.textHiddenSize, c.initializerRange));
+            this.tokenTypeEmbeddings = child("token_type_embeddings",
+                    new Embedding(c.typeVocabSize, c.textHiddenSize, c.initializerRange));
+            this.layerNorm = child("layer_norm", new LayerNorm(c.textHiddenSize, c.textLayerNormEps));
+            this.maxPositions = c.maxPositionEmbeddings;
+        }
+
+        NDArray forward(NDArray ids) {
+            long len = ids.getShape().get(1);
+            if (len > maxPositions) {
+                throw new IllegalArgumentException(
+                        "text of " + len + " tokens is longer than max_position_embeddings " + maxPositions);
+            }
+            NDManager m = ids.getManager();
+            NDArray positions = m.arange(0, len, 1, DataType.INT64).expandDims(0);
+            NDArray types = m.zeros(new ai.djl.ndarray.types.Shape(1, len), DataType.INT64);
+            NDArray e = wordEmbeddings.forward(ids)
+                    .add(positionEmbeddings.forward(positions))
+                    .add(tokenTypeEmbeddings.forward(types));
+            return layerNorm.forward(e);
+        }
+    }
+}

@@ -1,0 +1,69 @@
+package dev.mm4j.nn;
+
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.Shape;
+import java.util.Collections;
+import java.util.LinkedHashMap;
+import java.util.Map;
+
+/**
+ * A building block with named parameters and named children, like {@code torch.nn.Module}: the
+ * dotted path of a parameter ({@code encoder.layer.0.attention.query.weight}) is exactly its
+ * PyTorch state-dict key, so loading a checkpoint is a lookup.
+ */
+public abstract class Module {
+    private final Map<String, Parameter> parameters = new LinkedHashMap<>();
+    private final Map<String, Module> children = new LinkedHashMap<>();
+    private boolean training = true;
+
+    /** Declares a parameter of this module. */
+    protected final Parameter parameter(String name, Init init, long... shape) {
+        Parameter p = new Parameter(new Shape(shape), init);
+        if (parameters.putIfAbsent(name, p) != null || children.containsKey(name)) {
+            throw new IllegalArgumentException("duplicate name " + name + " in " + getClass().getSimpleName());
+        }
+        return p;
+    }
+
+    /** Declares a child module; its parameters appear under {@code name.}. */
+    protected final <M extends Module> M child(String name, M module) {
+        if (children.putIfAbsent(name, module) != null || parameters.containsKey(name)) {
+            throw new IllegalArgumentException("duplicate name " + name + " in " + getClass().getSimpleName());
+        }
+        return module;
+    }
+
+    /** All parameters of this module and its children, keyed by dotted path, in declaration order. */
+    public final Map<String, Parameter> namedParameters() {
+        Map<String, Parameter> out = new LinkedHashMap<>();
+        collect("", out);
+        return Collections.unmodifiableMap(out);
+    }
+
+    private void collect(String prefix, Map<String, Parameter> out) {
+        parameters.forEach((n, p) -> out.put(prefix + n, p));
+        children.forEach((n, c) -> c.collect(prefix + n + ".", out));
+    }
+
+    /** Allocates every parameter on {@code manager}'s device with its initial values. */
+    public final void allocate(NDManager manager) {
+        for (Parameter p : namedParameters().values()) {
+            p.allocate(manager);
+        }
+    }
+
+    /** Number of scalars in all parameters. */
+    public final long parameterCount() {
+        return namedParameters().values().stream().mapToLong(Parameter::size).sum();
+    }
+
+    /** Train mode (dropout active) or eval mode, for this module and all children. */
+    public final void setTraining(boolean training) {
+        this.training = training;
+        children.values().forEach(c -> c.setTraining(training));
+    }
+
+    public final boolean isTraining() {
+        return training;
+    }
+}

@@ -1,0 +1,53 @@
+package dev.mm4j.nn;
+
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.types.Shape;
+
+/**
+ * Multi-head self-attention with query/key/value/output projections (with bias), scaled by
+ * 1/sqrt(head_dim), softmax in float32. The optional mask is additive, broadcastable to
+ * (batch, heads, queries, keys): 0 where a key is attended, -inf where it is masked.
+ */
+public final class MultiHeadAttention extends Module {
+    private final Linear query;
+    private final Linear key;
+    private final Linear value;
+    private final Linear output;
+    private final int heads;
+    private final long headDim;
+    private final float scale;
+
+    public MultiHeadAttention(long dim, int heads, double initStd) {
+        if (dim % heads != 0) {
+            throw new IllegalArgumentException("hidden size " + dim + " not divisible by " + heads + " heads");
+        }
+        this.query = child("query", new Linear(dim, dim, initStd));
+        this.key = child("key", new Linear(dim, dim, initStd));
+        this.value = child("value", new Linear(dim, dim, initStd));
+        this.output = child("output", new Linear(dim, dim, initStd));
+        this.heads = heads;
+        this.headDim = dim / heads;
+        this.scale = (float) (1.0 / Math.sqrt(headDim));
+    }
+
+    /** x: (B, L, D) -> (B, L, D). */
+    public NDArray forward(NDArray x, NDArray additiveMask) {
+        Shape s = x.getShape();
+        long b = s.get(0);
+        long l = s.get(1);
+        NDArray q = splitHeads(query.forward(x), b, l);
+        NDArray k = splitHeads(key.forward(x), b, l);
+        NDArray v = splitHeads(value.forward(x), b, l);
+        NDArray scores = q.matMul(k.transpose(0, 1, 3, 2)).muli(scale);
+        if (additiveMask != null) {
+            scores = scores.addi(additiveMask);
+        }
+        NDArray probs = scores.softmax(-1);
+        NDArray context = probs.matMul(v).transpose(0, 2, 1, 3).reshape(b, l, heads * headDim);
+        return output.forward(context);
+    }
+
+    private NDArray splitHeads(NDArray t, long b, long l) {
+        return t.reshape(b, l, heads, headDim).transpose(0, 2, 1, 3);
+    }
+}

@@ -1,0 +1,79 @@
+package dev.mm4j.nn;
+
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.NDScope;
+import ai.djl.ndarray.types.DataType;
+import ai.djl.ndarray.types.Shape;
+
+/**
+ * A trainable tensor of a {@link Module}: its shape, how it starts, and (once the module is
+ * allocated) its NDArray, owned by the model's NDManager.
+ */
+public final class Parameter {
+    private final Shape shape;
+    private final Init init;
+    private NDArray array;
+
+    Parameter(Shape shape, Init init) {
+        this.shape = shape;
+        this.init = init;
+    }
+
+    public Shape shape() {
+        return shape;
+    }
+
+    public Init init() {
+        return init;
+    }
+
+    /** The current value (throws if the module was never allocated). */
+    public NDArray array() {
+        if (array == null) {
+            throw new IllegalStateException("parameter of shape " + shape + " is not allocated");
+        }
+        return array;
+    }
+
+    public boolean isAllocated() {
+        return array != null;
+    }
+
+    /** Allocates the array on {@code manager} (its device) with this parameter's initial values. */
+    void allocate(NDManager manager) {
+        if (array != null) {
+            array.close();
+        }
+        array = init.create(manager, shape);
+        NDScope.unregister(array); // owned by the model, not by an enclosing step scope
+        array.setRequiresGradient(true);
+    }
+
+    /**
+     * Replaces the value by a copy of {@code value} (same shape required), keeping the array owned by
+     * the model's manager; {@code value} stays owned by its caller.
+     */
+    public void copyFrom(NDArray value) {
+        if (!value.getShape().equals(shape)) {
+            throw new IllegalArgumentException("shape " + value.getShape() + " does not match " + shape);
+        }
+        NDArray target = array();
+        NDManager owner = target.getManager();
+        NDArray copy;
+        try (NDManager tmp = owner.newSubManager()) {
+            NDArray onDevice = value.toDevice(owner.getDevice(), true);
+            onDevice.attach(tmp);
+            copy = onDevice.getDataType() == DataType.FLOAT32 ? onDevice : onDevice.toType(DataType.FLOAT32, true);
+            copy.attach(owner); // survives tmp; everything else made here is closed with it
+        }
+        NDScope.unregister(copy); // owned by the model, not by an enclosing step scope
+        target.close();
+        array = copy;
+        array.setRequiresGradient(true);
+    }
+
+    public long size() {
+        return shape.size();
+    }
+}

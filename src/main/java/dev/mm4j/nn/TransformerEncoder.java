@@ -1,0 +1,33 @@
+package dev.mm4j.nn;
+
+import ai.djl.ndarray.NDArray;
+import java.util.ArrayList;
+import java.util.List;
+
+/** A stack of {@link TransformerEncoderLayer}s, named {@code layer.0 ... layer.N-1}. */
+public final class TransformerEncoder extends Module {
+    private final List<TransformerEncoderLayer> layers = new ArrayList<>();
+
+    public TransformerEncoder(int numLayers, long dim, int heads, long intermediate, Activation activation,
+            double eps, double initStd) {
+        LayerList list = child("layer", new LayerList());
+        for (int i = 0; i < numLayers; i++) {
+            layers.add(list.add(i, new TransformerEncoderLayer(dim, heads, intermediate, activation, eps, initStd)));
+        }
+    }
+
+    /** Returns the last layer's output (before any final layer norm). */
+    public NDArray forward(NDArray x, NDArray additiveMask) {
+        NDArray h = x;
+        for (TransformerEncoderLayer layer : layers) {
+            h = layer.forward(h, additiveMask);
+        }
+        return h;
+    }
+
+    private static final class LayerList extends Module {
+        TransformerEncoderLayer add(int i, TransformerEncoderLayer l) {
+            return child(Integer.toString(i), l);
+        }
+    }
+}

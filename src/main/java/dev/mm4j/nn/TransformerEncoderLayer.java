@@ -1,0 +1,30 @@
+package dev.mm4j.nn;
+
+import ai.djl.ndarray.NDArray;
+import java.util.List;
+
+/**
+ * Pre-norm transformer layer: {@code x = x + Attn(LN_a(x)); x = x + FF(LN_f(x))} with FF =
+ * Linear(d, ff) -> activation -> Linear(ff, d).
+ */
+public final class TransformerEncoderLayer extends Module {
+    private final MultiHeadAttention attention;
+    private final Mlp feedforward;
+    private final LayerNorm attentionLayernorm;
+    private final LayerNorm feedforwardLayernorm;
+
+    public TransformerEncoderLayer(long dim, int heads, long intermediate, Activation activation, double eps,
+            double initStd) {
+        this.attention = child("attention", new MultiHeadAttention(dim, heads, initStd));
+        this.feedforward = child("feedforward",
+                new Mlp(dim, dim, List.of(intermediate), activation, 0.0, (i, o) -> new Linear(i, o, initStd)));
+        this.attentionLayernorm = child("attention_layernorm", new LayerNorm(dim, eps));
+        this.feedforwardLayernorm = child("feedforward_layernorm", new LayerNorm(dim, eps));
+    }
+
+    public NDArray forward(NDArray x, NDArray additiveMask) {
+        NDArray h = x.add(attention.forward(attentionLayernorm.forward(x), additiveMask));
+        // not in place: the layer norm's backward needs h as it was
+        return h.add(feedforward.forward(feedforwardLayernorm.forward(h)));
+    }
+}
