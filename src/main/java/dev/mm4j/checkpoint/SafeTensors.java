@@ -1,0 +1,259 @@
+package dev.mm4j.checkpoint;
+
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.types.DataType;
+import com.fasterxml.jackson.core.JsonParser;
+import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.mm4j.util.AtomicFiles;
+import java.io.IOException;
+import java.io.OutputStream;
+import java.io.UncheckedIOException;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.channels.FileChannel;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.NoSuchFileException;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.Iterator;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.function.Supplier;
+
+/**
+ * The Hugging Face safetensors format: an 8-byte little-endian header length N, N bytes of JSON
+ * ({@code {"name": {"dtype": "F32", "shape": [...], "data_offsets": [begin, end]}, "__metadata__": {...}}},
+ * space-padded), then the raw little-endian data; offsets are relative to the end of the header.
+ */
+public final class SafeTensors {
+    /** The largest header we accept (the reference implementation's limit). */
+    static final long MAX_HEADER = 100L << 20;
+    private static final String METADATA = "__metadata__";
+    private static final ObjectMapper JSON = new ObjectMapper().enable(JsonParser.Feature.STRICT_DUPLICATE_DETECTION);
+
+    private SafeTensors() {}
+
+    // ------------------------------------------------------------------ reading
+
+    /** Reads all tensors (in header order) and the metadata; the data is memory-mapped, not copied. */
+    public static StateDict read(Path file) throws IOException {
+        FileChannel ch;
+        try {
+            ch = FileChannel.open(file, StandardOpenOption.READ);
+        } catch (NoSuchFileException e) {
+            throw new CheckpointException(file + ": no such file", e);
+        }
+        try {
+            StateDict sd = read(file, ch);
+            ch = null;
+            return sd;
+        } catch (CheckpointException e) {
+            throw e;
+        } catch (RuntimeException e) {
+            throw new CheckpointException(file + ": unreadable safetensors file: " + e, e);
+        } finally {
+            if (ch != null) ch.close();
+        }
+    }
+
+    private record Spec(String name, DType dtype, long[] shape, long begin, long end) {}
+
+    private static StateDict read(Path file, FileChannel ch) throws IOException {
+        long size = ch.size();
+        if (size < 8) throw new CheckpointException(file + ": too small for a safetensors file (" + size + " bytes)");
+        ByteBuffer lenBuf = readFully(ch, 0, 8);
+        long n = lenBuf.getLong(0);
+        if (n < 2 || n > MAX_HEADER || n > size - 8)
+            throw new CheckpointException(file + ": safetensors header length " + n + " is impossible for a file of " + size + " bytes");
+        ByteBuffer hb = readFully(ch, 8, (int) n);
+        JsonNode header;
+        try {
+            header = JSON.readTree(new String(hb.array(), StandardCharsets.UTF_8));
+        } catch (JsonProcessingException e) {
+            throw new CheckpointException(file + ": safetensors header is not valid JSON: " + e.getOriginalMessage(), e);
+        }
+        if (header == null || !header.isObject()) throw new CheckpointException(file + ": safetensors header is not a JSON object");
+        long dataStart = 8 + n, dataLen = size - dataStart;
+
+        Map<String, String> metadata = new LinkedHashMap<>();
+        List<Spec> specs = new ArrayList<>();
+        for (Iterator<Map.Entry<String, JsonNode>> it = header.fields(); it.hasNext(); ) {
+            Map.Entry<String, JsonNode> f = it.next();
+            String name = f.getKey();
+            JsonNode v = f.getValue();
+            if (name.equals(METADATA)) {
+                if (!v.isObject()) throw new CheckpointException(file + ": __metadata__ is not an object");
+                for (Iterator<Map.Entry<String, JsonNode>> m = v.fields(); m.hasNext(); ) {
+                    Map.Entry<String, JsonNode> kv = m.next();
+                    if (!kv.getValue().isTextual()) throw new CheckpointException(file + ": __metadata__ value '" + kv.getKey() + "' is not a string");
+                    metadata.put(kv.getKey(), kv.getValue().textValue());
+                }
+                continue;
+            }
+            String where = file + ": tensor '" + name + "'";
+            if (!v.isObject()) throw new CheckpointException(where + " is not described by an object");
+            JsonNode dt = v.get("dtype"), sh = v.get("shape"), off = v.get("data_offsets");
+            if (dt == null || !dt.isTextual()) throw new CheckpointException(where + " has no dtype");
+            DType dtype = DType.ofSafetensors(dt.textValue());
+            if (dtype == null) throw new CheckpointException(where + " has unknown dtype '" + dt.textValue() + "'");
+            if (sh == null || !sh.isArray()) throw new CheckpointException(where + " has no shape");
+            long[] shape = new long[sh.size()];
+            for (int i = 0; i < shape.length; i++) {
+                if (!sh.get(i).canConvertToLong() || !sh.get(i).isIntegralNumber() || sh.get(i).longValue() < 0)
+                    throw new CheckpointException(where + " has an invalid shape " + sh);
+                shape[i] = sh.get(i).longValue();
+            }
+            if (off == null || !off.isArray() || off.size() != 2 || !off.get(0).isIntegralNumber() || !off.get(1).isIntegralNumber()
+                    || !off.get(0).canConvertToLong() || !off.get(1).canConvertToLong())
+                throw new CheckpointException(where + " has invalid data_offsets " + off);
+            long begin = off.get(0).longValue(), end = off.get(1).longValue();
+            if (begin < 0 || end < begin || end > dataLen)
+                throw new CheckpointException(where + " has data_offsets [" + begin + ", " + end + "] outside the data ("
+                        + dataLen + " bytes)");
+            long bytes;
+            try {
+                bytes = Math.multiplyExact(HostTensor.numelOf(shape), (long) dtype.size());
+            } catch (ArithmeticException e) {
+                throw new CheckpointException(where + " has an overflowing shape " + sh);
+            }
+            if (bytes != end - begin)
+                throw new CheckpointException(where + ": shape " + Arrays.toString(shape) + " of " + dt.textValue() + " needs " + bytes
+                        + " bytes but data_offsets span " + (end - begin));
+            specs.add(new Spec(name, dtype, shape, begin, end));
+        }
+        List<Spec> sorted = new ArrayList<>(specs);
+        sorted.sort((a, b) -> Long.compare(a.begin(), b.begin()));
+        for (int i = 1; i < sorted.size(); i++) {
+            Spec a = sorted.get(i - 1), b = sorted.get(i);
+            if (b.begin() < a.end())
+                throw new CheckpointException(file + ": tensors '" + a.name() + "' and '" + b.name() + "' overlap in the data");
+        }
+
+        ByteBuffer region = dataLen > 0 && dataLen <= Integer.MAX_VALUE
+                ? ch.map(FileChannel.MapMode.READ_ONLY, dataStart, dataLen) : null;
+        LinkedHashMap<String, HostTensor> tensors = new LinkedHashMap<>();
+        for (Spec s : specs) {
+            long len = s.end() - s.begin();
+            if (len > Integer.MAX_VALUE) throw new CheckpointException(file + ": tensor '" + s.name() + "' is larger than 2 GiB");
+            ByteBuffer buf;
+            if (len == 0) buf = ByteBuffer.allocate(0);
+            else if (region != null) buf = region.slice((int) s.begin(), (int) len);
+            else buf = ch.map(FileChannel.MapMode.READ_ONLY, dataStart + s.begin(), len);
+            tensors.put(s.name(), HostTensor.contiguous(s.dtype(), buf.order(ByteOrder.LITTLE_ENDIAN), s.shape()));
+        }
+        return new StateDict(tensors, metadata, ch);
+    }
+
+    private static ByteBuffer readFully(FileChannel ch, long pos, int len) throws IOException {
+        ByteBuffer b = ByteBuffer.allocate(len).order(ByteOrder.LITTLE_ENDIAN);
+        while (b.hasRemaining()) {
+            if (ch.read(b, pos + b.position()) < 0) throw new IOException("unexpected end of file");
+        }
+        return b.flip();
+    }
+
+    // ------------------------------------------------------------------ writing
+
+    /**
+     * Writes {@code tensors} (in map order) atomically: floating tensors as F32, integer/bool tensors as I64.
+     * A failure while writing leaves any existing {@code file} untouched and no temp file behind.
+     */
+    public static void write(Path file, Map<String, HostTensor> tensors, Map<String, String> metadata) throws IOException {
+        List<Map.Entry<String, HostTensor>> list = new ArrayList<>(tensors.entrySet());
+        Map<String, Object> header = new LinkedHashMap<>();
+        if (metadata != null && !metadata.isEmpty()) header.put(METADATA, new LinkedHashMap<>(metadata));
+        long offset = 0;
+        for (Map.Entry<String, HostTensor> e : list) {
+            String name = e.getKey();
+            HostTensor t = e.getValue();
+            if (name == null || name.isEmpty() || name.equals(METADATA)) throw new IllegalArgumentException("invalid tensor name '" + name + "'");
+            long bytes = t.numel() * t.dataType().size();
+            Map<String, Object> d = new LinkedHashMap<>();
+            d.put("dtype", t.dataType().safetensorsName());
+            d.put("shape", t.shape());
+            d.put("data_offsets", new long[] {offset, offset + bytes});
+            header.put(name, d);
+            offset += bytes;
+        }
+        byte[] json = JSON.writeValueAsBytes(header);
+        int padded = (json.length + 7) / 8 * 8;
+        byte[] hdr = Arrays.copyOf(json, padded);
+        Arrays.fill(hdr, json.length, padded, (byte) ' ');
+        AtomicFiles.write(file, out -> {
+            ByteBuffer len = ByteBuffer.allocate(8).order(ByteOrder.LITTLE_ENDIAN).putLong(0, padded);
+            out.write(len.array());
+            out.write(hdr);
+            for (Map.Entry<String, HostTensor> e : list) {
+                HostTensor t = e.getValue();
+                ByteBuffer data;
+                try {
+                    data = t.data();
+                } catch (UncheckedIOException ex) {
+                    throw new IOException("cannot get the data of tensor '" + e.getKey() + "': " + ex.getCause().getMessage(), ex.getCause());
+                }
+                if (data.remaining() != t.numel() * t.dataType().size())
+                    throw new IOException("tensor '" + e.getKey() + "' gave " + data.remaining() + " bytes, expected "
+                            + t.numel() * t.dataType().size());
+                writeBuffer(out, data);
+            }
+        });
+    }
+
+    /**
+     * Writes DJL arrays (in map order) atomically: floating arrays as F32 (converted if needed), integer and
+     * boolean arrays as I64. Each array is copied to the host only while it is being written.
+     */
+    public static void writeNDArrays(Path file, Map<String, NDArray> arrays, Map<String, String> metadata) throws IOException {
+        Map<String, HostTensor> tensors = new LinkedHashMap<>();
+        for (Map.Entry<String, NDArray> e : arrays.entrySet()) {
+            NDArray a = e.getValue();
+            DataType dt = a.getDataType();
+            boolean floating = dt.isFloating();
+            if (!floating && !dt.isInteger() && dt != DataType.BOOLEAN)
+                throw new IllegalArgumentException("array '" + e.getKey() + "' has unsupported type " + dt);
+            long[] shape = a.getShape().getShape();
+            Supplier<ByteBuffer> src = () -> hostBytes(a, floating);
+            tensors.put(e.getKey(), new HostTensor(floating ? DType.FLOAT32 : DType.INT64, shape, src, 0,
+                    HostTensor.contiguousStrides(shape)));
+        }
+        write(file, tensors, metadata);
+    }
+
+    private static ByteBuffer hostBytes(NDArray a, boolean floating) {
+        DataType want = floating ? DataType.FLOAT32 : DataType.INT64;
+        NDArray c = a.getDataType() == want ? a : a.toType(want, false);
+        try {
+            if (floating) {
+                float[] f = c.toFloatArray();
+                ByteBuffer b = ByteBuffer.allocate(f.length * 4).order(ByteOrder.LITTLE_ENDIAN);
+                b.asFloatBuffer().put(f);
+                return b;
+            }
+            long[] l = c.toLongArray();
+            ByteBuffer b = ByteBuffer.allocate(l.length * 8).order(ByteOrder.LITTLE_ENDIAN);
+            b.asLongBuffer().put(l);
+            return b;
+        } finally {
+            if (c != a) c.close();
+        }
+    }
+
+    private static void writeBuffer(OutputStream out, ByteBuffer data) throws IOException {
+        if (data.hasArray() && !data.isReadOnly()) {
+            out.write(data.array(), data.arrayOffset() + data.position(), data.remaining());
+            return;
+        }
+        byte[] chunk = new byte[(int) Math.min(1 << 20, Math.max(1, data.remaining()))];
+        ByteBuffer d = data.duplicate();
+        while (d.hasRemaining()) {
+            int k = Math.min(chunk.length, d.remaining());
+            d.get(chunk, 0, k);
+            out.write(chunk, 0, k);
+        }
+    }
+}

@@ -1,0 +1,193 @@
+package dev.mm4j.checkpoint;
+
+import dev.mm4j.checkpoint.TorchPickle.StorageRef;
+import dev.mm4j.checkpoint.TorchPickle.TensorRef;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.channels.FileChannel;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.NoSuchFileException;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * Reads state dicts from {@code torch.save} zip archives without Python and without executing anything: a
+ * restricted unpickler ({@link TorchPickle}) plus memory-mapped storages. Tensors of any device load on the
+ * host; floating tensors as float32, integer/bool tensors as int64.
+ */
+public final class TorchCheckpoints {
+    private static final Logger log = LoggerFactory.getLogger(TorchCheckpoints.class);
+
+    /** Keys under which a wrapping dict commonly keeps the state dict, tried in this order. */
+    static final List<String> WRAPPER_KEYS = List.of("state_dict", "model_state_dict", "model", "module", "net");
+
+    private TorchCheckpoints() {}
+
+    /**
+     * Reads the state dict of {@code file}: the top-level dict if its values are tensors, otherwise the dict
+     * under one of {@code state_dict}, {@code model_state_dict}, {@code model}, {@code module}, {@code net}.
+     */
+    public static StateDict read(Path file) throws IOException {
+        return read(file, null);
+    }
+
+    /**
+     * Reads the tensors of the dict at {@code keyPath} inside the top-level object: a dot-free key, or
+     * several keys separated by {@code '/'} for deeper nesting (e.g. {@code "checkpoint/state_dict"}).
+     * A null or empty path means: detect, as {@link #read(Path)}.
+     */
+    public static StateDict read(Path file, String keyPath) throws IOException {
+        FileChannel ch;
+        try {
+            ch = FileChannel.open(file, StandardOpenOption.READ);
+        } catch (NoSuchFileException e) {
+            throw new CheckpointException(file + ": no such file", e);
+        }
+        try {
+            StateDict sd = read(file, ch, keyPath);
+            ch = null; // owned by the StateDict now
+            return sd;
+        } catch (CheckpointException e) {
+            throw e;
+        } catch (RuntimeException | OutOfMemoryError e) {
+            throw new CheckpointException(file + ": unreadable checkpoint: " + e, e);
+        } finally {
+            if (ch != null) ch.close();
+        }
+    }
+
+    private static StateDict read(Path file, FileChannel ch, String keyPath) throws IOException {
+        ByteBuffer magic = ByteBuffer.allocate(4);
+        ch.read(magic, 0);
+        if (magic.position() < 4 || magic.getInt(0) != 0x504b0304)
+            throw new CheckpointException(file + ": not a torch.save zip archive (no zip signature 'PK\\3\\4' at the start)"
+                    + (magic.position() >= 2 && (magic.get(0) & 0xff) == 0x80 ? "; it looks like a legacy (pre-1.6) torch.save"
+                    + " pickle, re-save it with torch.save(..., _use_new_zipfile_serialization=True)" : ""));
+        ZipIndex zip = ZipIndex.open(file, ch);
+
+        ZipIndex.Entry pkl = null;
+        for (ZipIndex.Entry e : zip.entries().values()) {
+            String n = e.name();
+            int slash = n.indexOf('/');
+            if (slash > 0 && n.substring(slash + 1).equals("data.pkl")) { pkl = e; break; }
+        }
+        if (pkl == null) throw new CheckpointException(file + ": no '<archive>/data.pkl' entry; not a torch.save checkpoint");
+        String prefix = pkl.name().substring(0, pkl.name().length() - "data.pkl".length());
+        ZipIndex.Entry order = zip.get(prefix + "byteorder");
+        if (order != null) {
+            ByteBuffer b = zip.bytes(order);
+            byte[] bs = new byte[Math.min(b.remaining(), 16)];
+            b.get(bs);
+            String s = new String(bs, StandardCharsets.US_ASCII).trim();
+            if (!s.equals("little")) throw new CheckpointException(file + ": byteorder '" + s + "' is not supported, only little");
+        }
+        if (pkl.size() > 512L << 20) throw new CheckpointException(file + ": data.pkl is " + pkl.size() + " bytes, too large");
+
+        Object top = TorchPickle.load(file + " [" + pkl.name() + "]", zip.bytes(pkl));
+        Map<?, ?> dict = select(file, top, keyPath);
+
+        // validate every storage and tensor before handing anything out
+        Map<String, StorageRef> storages = new HashMap<>();
+        Map<String, ByteBuffer> mapped = new HashMap<>();
+        LinkedHashMap<String, HostTensor> tensors = new LinkedHashMap<>();
+        List<String> skipped = new ArrayList<>();
+        for (Map.Entry<?, ?> kv : dict.entrySet()) {
+            if (!(kv.getKey() instanceof String name)) {
+                throw new CheckpointException(file + ": state dict key of type " + TorchPickle.typeName(kv.getKey()) + " is not a string");
+            }
+            if (!(kv.getValue() instanceof TensorRef t)) {
+                skipped.add(name);
+                continue;
+            }
+            StorageRef s = t.storage();
+            StorageRef seen = storages.putIfAbsent(s.key(), s);
+            if (seen != null && (seen.dtype() != s.dtype() || seen.numel() != s.numel()))
+                throw new CheckpointException(file + ": storage '" + s.key() + "' is declared as both " + seen.dtype() + "[" + seen.numel()
+                        + "] and " + s.dtype() + "[" + s.numel() + "]");
+            ZipIndex.Entry e = zip.get(prefix + "data/" + s.key());
+            if (e == null) throw new CheckpointException(file + ": tensor '" + name + "': storage entry '" + prefix + "data/" + s.key() + "' is missing");
+            long declared;
+            try {
+                declared = Math.multiplyExact(s.numel(), (long) s.dtype().size());
+            } catch (ArithmeticException ex) {
+                throw new CheckpointException(file + ": storage '" + s.key() + "' declares an impossible numel " + s.numel());
+            }
+            if (declared != e.size())
+                throw new CheckpointException(file + ": tensor '" + name + "': storage '" + s.key() + "' declares " + s.numel() + " "
+                        + s.dtype() + " elements (" + declared + " bytes) but its zip entry holds " + e.size() + " bytes");
+            checkBounds(file, name, t);
+            if (!mapped.containsKey(s.key())) mapped.put(s.key(), zip.bytes(e));
+            ByteBuffer buf = mapped.get(s.key()).asReadOnlyBuffer();
+            tensors.put(name, new HostTensor(s.dtype(), t.shape(),
+                    () -> buf.duplicate().order(java.nio.ByteOrder.LITTLE_ENDIAN), t.offset(), t.stride()));
+        }
+        if (tensors.isEmpty()) throw new CheckpointException(file + ": the selected dict holds no tensors");
+        if (!skipped.isEmpty()) log.warn("{}: skipped {} non-tensor entries: {}", file, skipped.size(), skipped);
+        return new StateDict(tensors, Map.of(), ch);
+    }
+
+    /** Checks that every element the view (offset, shape, stride) addresses lies inside its storage. */
+    static void checkBounds(Path file, String name, TensorRef t) throws CheckpointException {
+        long numel = t.storage().numel();
+        String where = file + ": tensor '" + name + "' (offset " + t.offset() + ", size " + java.util.Arrays.toString(t.shape())
+                + ", stride " + java.util.Arrays.toString(t.stride()) + ")";
+        if (t.offset() < 0) throw new CheckpointException(where + " has a negative offset");
+        try {
+            long last = t.offset();
+            boolean empty = false;
+            for (int d = 0; d < t.shape().length; d++) {
+                if (t.shape()[d] < 0 || t.stride()[d] < 0) throw new CheckpointException(where + " has a negative size or stride");
+                if (t.shape()[d] == 0) empty = true;
+                else last = Math.addExact(last, Math.multiplyExact(t.shape()[d] - 1, t.stride()[d]));
+            }
+            long n = HostTensor.numelOf(t.shape());
+            if (n > (Integer.MAX_VALUE - 16) / 8) throw new CheckpointException(where + " is too large for one buffer");
+            if (!empty && last >= numel)
+                throw new CheckpointException(where + " reaches element " + last + " outside its storage '" + t.storage().key()
+                        + "' of " + numel + " elements");
+        } catch (ArithmeticException ex) {
+            throw new CheckpointException(where + " overflows");
+        }
+    }
+
+    private static Map<?, ?> select(Path file, Object top, String keyPath) throws CheckpointException {
+        if (!(top instanceof Map<?, ?> m)) throw new CheckpointException(file + ": top-level object is a " + TorchPickle.typeName(top) + ", not a dict");
+        if (keyPath != null && !keyPath.isEmpty()) {
+            Object cur = m;
+            for (String k : keyPath.split("/")) {
+                if (!(cur instanceof Map<?, ?> cm) || !cm.containsKey(k))
+                    throw new CheckpointException(file + ": no dict at '" + keyPath + "' (missing '" + k + "'); top-level keys: " + keysOf(m));
+                cur = cm.get(k);
+            }
+            if (!(cur instanceof Map<?, ?> sel)) throw new CheckpointException(file + ": '" + keyPath + "' is a " + TorchPickle.typeName(cur) + ", not a dict");
+            return sel;
+        }
+        if (hasTensors(m)) return m;
+        for (String k : WRAPPER_KEYS) {
+            if (m.get(k) instanceof Map<?, ?> inner && hasTensors(inner)) return inner;
+        }
+        throw new CheckpointException(file + ": no state dict found; top-level keys: " + keysOf(m)
+                + " (pass the key of the nested state dict)");
+    }
+
+    private static boolean hasTensors(Map<?, ?> m) {
+        for (Object v : m.values()) if (v instanceof TensorRef) return true;
+        return false;
+    }
+
+    private static String keysOf(Map<?, ?> m) {
+        List<String> ks = new ArrayList<>();
+        for (Object k : m.keySet()) {
+            if (ks.size() == 20) { ks.add("..."); break; }
+            ks.add(String.valueOf(k));
+        }
+        return ks.toString();
+    }
+}

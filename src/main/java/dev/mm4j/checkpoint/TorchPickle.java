@@ -1,0 +1,322 @@
+package dev.mm4j.checkpoint;
+
+import java.math.BigInteger;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.charset.StandardCharsets;
+import java.util.ArrayDeque;
+import java.util.ArrayList;
+import java.util.Deque;
+import java.util.HashMap;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+
+/**
+ * A restricted unpickler for the {@code data.pkl} of a {@code torch.save} zip archive. It implements only the
+ * opcodes torch writes for state dicts and builds only an allow-list of globals; it never calls anything. Any
+ * other global or opcode is a {@link CheckpointException} naming it and the file.
+ *
+ * <p>Values: {@code null} (None), Boolean, Long, Double, String, {@link List} (list), {@link Tuple},
+ * {@link LinkedHashMap} (dict / OrderedDict), {@link StorageRef}, {@link TensorRef}.
+ */
+final class TorchPickle {
+
+    /** An immutable pickle tuple. */
+    record Tuple(List<Object> items) {
+        int size() { return items.size(); }
+        Object get(int i) { return items.get(i); }
+    }
+
+    /** An allow-listed global, only ever used as a callable by REDUCE or inside a persistent id. */
+    record Global(String module, String name) {
+        @Override public String toString() { return module + "." + name; }
+    }
+
+    /** A persistent id {@code ('storage', torch.XxxStorage, key, location, numel)}. */
+    record StorageRef(DType dtype, String key, String location, long numel) {}
+
+    /** The result of {@code _rebuild_tensor_v2}: a view into a storage. */
+    record TensorRef(StorageRef storage, long offset, long[] shape, long[] stride) {}
+
+    private static final Set<String> ALLOWED = Set.of(
+            "collections.OrderedDict",
+            "torch._utils._rebuild_tensor_v2",
+            "torch._utils._rebuild_parameter",
+            "torch.device",
+            "torch.Size");
+
+    private final String file;
+    private final ByteBuffer in;
+    private final List<Object> stack = new ArrayList<>();
+    private final Deque<List<Object>> metastack = new ArrayDeque<>();
+    private final Map<Long, Object> memo = new HashMap<>();
+    private List<Object> current = stack;
+
+    private TorchPickle(String file, ByteBuffer pickle) {
+        this.file = file;
+        this.in = pickle.duplicate().order(ByteOrder.LITTLE_ENDIAN);
+    }
+
+    /** Unpickles {@code pickle}; {@code file} names the source in error messages. */
+    static Object load(String file, ByteBuffer pickle) throws CheckpointException {
+        return new TorchPickle(file, pickle).run();
+    }
+
+    private CheckpointException bad(String what) {
+        return new CheckpointException(file + ": " + what + " (pickle offset " + in.position() + ")");
+    }
+
+    private Object run() throws CheckpointException {
+        while (true) {
+            if (!in.hasRemaining()) throw bad("pickle ends without STOP (truncated?)");
+            int at = in.position();
+            int op = in.get() & 0xff;
+            switch (op) {
+                case 0x80 -> { // PROTO
+                    int v = u8();
+                    if (v > 5) throw bad("unsupported pickle protocol " + v);
+                }
+                case 0x95 -> i64(); // FRAME: a length hint only
+                case '}' -> push(new LinkedHashMap<Object, Object>()); // EMPTY_DICT
+                case ']' -> push(new ArrayList<Object>()); // EMPTY_LIST
+                case ')' -> push(new Tuple(List.of())); // EMPTY_TUPLE
+                case '(' -> { // MARK
+                    metastack.push(current);
+                    current = new ArrayList<>();
+                }
+                case 'X' -> push(string(u32())); // BINUNICODE
+                case 0x8c -> push(string(u8())); // SHORT_BINUNICODE
+                case 0x8d -> push(string(i64())); // BINUNICODE8
+                case 'J' -> { need(4); push((long) in.getInt()); } // BININT
+                case 'K' -> push((long) u8()); // BININT1
+                case 'M' -> { need(2); push((long) (in.getShort() & 0xffff)); } // BININT2
+                case 0x8a -> push(long1()); // LONG1
+                case 'G' -> push(Double.longBitsToDouble(Long.reverseBytes(i64()))); // BINFLOAT (big-endian)
+                case 0x88 -> push(Boolean.TRUE); // NEWTRUE
+                case 0x89 -> push(Boolean.FALSE); // NEWFALSE
+                case 'N' -> push(null); // NONE
+                case 't' -> push(new Tuple(java.util.Collections.unmodifiableList(new ArrayList<>(popMark())))); // TUPLE
+                case 0x85 -> { Object a = pop(); push(tuple(a)); } // TUPLE1
+                case 0x86 -> { Object b = pop(), a = pop(); push(tuple(a, b)); } // TUPLE2
+                case 0x87 -> { Object c = pop(), b = pop(), a = pop(); push(tuple(a, b, c)); } // TUPLE3
+                case 'c' -> push(global(line(), line())); // GLOBAL
+                case 0x93 -> { // STACK_GLOBAL
+                    Object name = pop(), module = pop();
+                    if (!(module instanceof String m) || !(name instanceof String n)) throw bad("STACK_GLOBAL needs two strings");
+                    push(global(m, n));
+                }
+                case 'q' -> memo.put((long) u8(), top()); // BINPUT
+                case 'r' -> memo.put(u32(), top()); // LONG_BINPUT
+                case 0x94 -> memo.put((long) memo.size(), top()); // MEMOIZE
+                case 'h' -> push(memoGet(u8())); // BINGET
+                case 'j' -> push(memoGet(u32())); // LONG_BINGET
+                case 's' -> { Object v = pop(), k = pop(); dict(top()).put(key(k), v); } // SETITEM
+                case 'u' -> { // SETITEMS
+                    List<Object> items = popMark();
+                    if (items.size() % 2 != 0) throw bad("SETITEMS with an odd number of items");
+                    Map<Object, Object> d = dict(top());
+                    for (int i = 0; i < items.size(); i += 2) d.put(key(items.get(i)), items.get(i + 1));
+                }
+                case 'a' -> { Object v = pop(); list(top()).add(v); } // APPEND
+                case 'e' -> { List<Object> items = popMark(); list(top()).addAll(items); } // APPENDS
+                case 'R' -> { Object args = pop(), fn = pop(); push(reduce(fn, args)); } // REDUCE
+                case 'b' -> { // BUILD: only harmless state on a dict (OrderedDict._metadata) or a tensor
+                    Object state = pop();
+                    Object target = top();
+                    if (!(target instanceof LinkedHashMap) && !(target instanceof TensorRef))
+                        throw bad("BUILD on " + typeName(target) + " is not supported");
+                    if (state != null && !(state instanceof Map) && !(state instanceof Tuple))
+                        throw bad("BUILD with " + typeName(state) + " state is not supported");
+                    // the state (e.g. a state dict's _metadata) is ignored
+                }
+                case 'Q' -> push(persistent(pop())); // BINPERSID
+                case '0' -> pop(); // POP
+                case '1' -> popMark(); // POP_MARK
+                case '.' -> { // STOP
+                    if (current != stack || stack.size() != 1) throw bad("pickle stack is malformed at STOP");
+                    return stack.get(0);
+                }
+                default -> {
+                    in.position(at);
+                    String printable = op >= 0x20 && op < 0x7f ? " ('" + (char) op + "')" : "";
+                    throw bad(String.format("unsupported pickle opcode 0x%02x%s", op, printable));
+                }
+            }
+        }
+    }
+
+    // ---- stack helpers
+
+    private void push(Object o) { current.add(o); }
+
+    private Object pop() throws CheckpointException {
+        if (current.isEmpty()) throw bad("pickle stack underflow");
+        return current.remove(current.size() - 1);
+    }
+
+    private Object top() throws CheckpointException {
+        if (current.isEmpty()) throw bad("pickle stack underflow");
+        return current.get(current.size() - 1);
+    }
+
+    private List<Object> popMark() throws CheckpointException {
+        if (metastack.isEmpty()) throw bad("pickle MARK missing");
+        List<Object> items = current;
+        current = metastack.pop();
+        return items;
+    }
+
+    private static Tuple tuple(Object... items) {
+        List<Object> l = new ArrayList<>(items.length);
+        for (Object o : items) l.add(o);
+        return new Tuple(java.util.Collections.unmodifiableList(l));
+    }
+
+    private Object memoGet(long key) throws CheckpointException {
+        if (!memo.containsKey(key)) throw bad("pickle memo key " + key + " was never stored");
+        return memo.get(key);
+    }
+
+    @SuppressWarnings("unchecked")
+    private Map<Object, Object> dict(Object o) throws CheckpointException {
+        if (o instanceof LinkedHashMap) return (Map<Object, Object>) o;
+        throw bad("SETITEM on " + typeName(o) + ", expected a dict");
+    }
+
+    @SuppressWarnings("unchecked")
+    private List<Object> list(Object o) throws CheckpointException {
+        if (o instanceof ArrayList) return (List<Object>) o;
+        throw bad("APPEND on " + typeName(o) + ", expected a list");
+    }
+
+    /** Dict keys must be plain immutable scalars (no self-referencing containers). */
+    private Object key(Object k) throws CheckpointException {
+        if (k == null || k instanceof String || k instanceof Long || k instanceof Boolean || k instanceof Double
+                || k instanceof BigInteger) return k;
+        throw bad("unsupported dict key of type " + typeName(k));
+    }
+
+    // ---- readers with bounds checks
+
+    private void need(long n) throws CheckpointException {
+        if (n < 0 || n > in.remaining()) throw bad("pickle is truncated: needs " + n + " more bytes, has " + in.remaining());
+    }
+
+    private int u8() throws CheckpointException {
+        if (!in.hasRemaining()) throw bad("pickle is truncated");
+        return in.get() & 0xff;
+    }
+
+    private long u32() throws CheckpointException {
+        if (in.remaining() < 4) throw bad("pickle is truncated");
+        return in.getInt() & 0xffffffffL;
+    }
+
+    private long i64() throws CheckpointException {
+        if (in.remaining() < 8) throw bad("pickle is truncated");
+        return in.getLong();
+    }
+
+    private String string(long len) throws CheckpointException {
+        if (len < 0 || len > in.remaining()) throw bad("string of " + len + " bytes runs past the end of the pickle");
+        byte[] b = new byte[(int) len];
+        in.get(b);
+        return new String(b, StandardCharsets.UTF_8);
+    }
+
+    private String line() throws CheckpointException {
+        StringBuilder sb = new StringBuilder();
+        while (true) {
+            if (!in.hasRemaining()) throw bad("pickle is truncated inside GLOBAL");
+            byte b = in.get();
+            if (b == '\n') return sb.toString();
+            if (sb.length() > 256) throw bad("GLOBAL name too long");
+            sb.append((char) (b & 0xff));
+        }
+    }
+
+    private Object long1() throws CheckpointException {
+        int n = u8();
+        if (n > in.remaining()) throw bad("pickle is truncated");
+        if (n == 0) return 0L;
+        byte[] le = new byte[n];
+        in.get(le);
+        byte[] be = new byte[n];
+        for (int i = 0; i < n; i++) be[i] = le[n - 1 - i];
+        BigInteger v = new BigInteger(be);
+        return v.bitLength() < 64 ? (Object) v.longValue() : v;
+    }
+
+    // ---- globals, persistent ids, calls
+
+    private Object global(String module, String name) throws CheckpointException {
+        String full = module + "." + name;
+        if (module.equals("torch") && DType.ofStorageClass(name) != null) return new Global(module, name);
+        if (ALLOWED.contains(full)) return new Global(module, name);
+        throw bad("forbidden global '" + full + "' (only torch tensor/storage rebuild globals and collections.OrderedDict are allowed)");
+    }
+
+    private Object persistent(Object pid) throws CheckpointException {
+        if (!(pid instanceof Tuple t) || t.size() != 5 || !"storage".equals(t.get(0)))
+            throw bad("unsupported persistent id of type " + typeName(pid) + " (expected ('storage', type, key, location, numel))");
+        if (!(t.get(1) instanceof Global g) || !g.module().equals("torch") || DType.ofStorageClass(g.name()) == null)
+            throw bad("persistent id has no torch storage type");
+        if (!(t.get(2) instanceof String key) || !(t.get(3) instanceof String location) || !(t.get(4) instanceof Long numel) || numel < 0)
+            throw bad("malformed storage persistent id");
+        return new StorageRef(DType.ofStorageClass(g.name()), key, location, numel);
+    }
+
+    private Object reduce(Object fn, Object args) throws CheckpointException {
+        if (!(fn instanceof Global g)) throw bad("REDUCE on " + typeName(fn) + ", expected an allowed global");
+        if (!(args instanceof Tuple a)) throw bad("REDUCE arguments are " + typeName(args) + ", expected a tuple");
+        switch (g.toString()) {
+            case "collections.OrderedDict" -> {
+                if (a.size() != 0) throw bad("OrderedDict with constructor arguments is not supported");
+                return new LinkedHashMap<Object, Object>();
+            }
+            case "torch._utils._rebuild_tensor_v2" -> {
+                if (a.size() < 6 || a.size() > 7) throw bad("_rebuild_tensor_v2 with " + a.size() + " arguments");
+                if (!(a.get(0) instanceof StorageRef s)) throw bad("_rebuild_tensor_v2 without a storage");
+                if (!(a.get(1) instanceof Long offset)) throw bad("_rebuild_tensor_v2 offset is not an int");
+                long[] shape = longs(a.get(2), "size");
+                long[] stride = longs(a.get(3), "stride");
+                if (shape.length != stride.length) throw bad("_rebuild_tensor_v2 size and stride differ in rank");
+                return new TensorRef(s, offset, shape, stride);
+            }
+            case "torch._utils._rebuild_parameter" -> {
+                if (a.size() != 3 || !(a.get(0) instanceof TensorRef t)) throw bad("malformed _rebuild_parameter");
+                return t;
+            }
+            case "torch.device" -> {
+                if (a.size() < 1 || !(a.get(0) instanceof String dev)) throw bad("malformed torch.device");
+                return a.size() > 1 ? dev + ":" + a.get(1) : dev;
+            }
+            case "torch.Size" -> {
+                if (a.size() != 1 || !(a.get(0) instanceof Tuple)) throw bad("malformed torch.Size");
+                return a.get(0);
+            }
+            default -> throw bad("global '" + g + "' cannot be called");
+        }
+    }
+
+    private long[] longs(Object o, String what) throws CheckpointException {
+        if (!(o instanceof Tuple t)) throw bad("tensor " + what + " is " + typeName(o) + ", expected a tuple");
+        long[] r = new long[t.size()];
+        for (int i = 0; i < r.length; i++) {
+            if (!(t.get(i) instanceof Long v)) throw bad("tensor " + what + " holds a non-integer");
+            r[i] = v;
+        }
+        return r;
+    }
+
+    static String typeName(Object o) {
+        if (o == null) return "None";
+        if (o instanceof Tuple) return "tuple";
+        if (o instanceof List) return "list";
+        if (o instanceof Map) return "dict";
+        if (o instanceof Global g) return "global " + g;
+        return o.getClass().getSimpleName();
+    }
+}
