@@ -1,0 +1,43 @@
+package dev.mm4j.flava;
+
+/**
+ * Floating-point operations of FLAVA for classification, counted analytically from the config
+ * (a multiply-add = 2 FLOP; matrix multiplies only: layer norms, softmax and activations are a few
+ * percent and not counted). A training step is counted as 3x the forward (forward + backward).
+ */
+public final class FlavaFlops {
+    private FlavaFlops() {}
+
+    /** Forward FLOP of one transformer layer over {@code len} tokens. */
+    static double layer(long len, long dim, long ff) {
+        return 8.0 * len * dim * dim // query, key, value, output projections
+                + 4.0 * len * len * dim // scores and weighted sum
+                + 4.0 * len * dim * ff; // feed-forward
+    }
+
+    /** Forward FLOP for {@code batch} samples with text of {@code textLen} tokens (multimodal head). */
+    public static double forward(FlavaConfig c, long batch, long textLen) {
+        long patches = c.numPatches();
+        long imageLen = patches + 1;
+        double image = 2.0 * patches * c.imageHiddenSize * c.numChannels * c.patchSize * c.patchSize
+                + c.imageNumHiddenLayers * layer(imageLen, c.imageHiddenSize, c.imageIntermediateSize);
+        double text = c.textNumHiddenLayers * layer(textLen, c.textHiddenSize, c.textIntermediateSize);
+        long mmLen = 1 + imageLen + textLen;
+        double mm = 2.0 * imageLen * c.imageHiddenSize * c.multimodalHiddenSize
+                + 2.0 * textLen * c.textHiddenSize * c.multimodalHiddenSize
+                + c.multimodalNumHiddenLayers * layer(mmLen, c.multimodalHiddenSize, c.multimodalIntermediateSize);
+        double head = 0;
+        long in = c.classifierInputDim();
+        for (int h : c.classifierHiddenSizes) {
+            head += 2.0 * in * h;
+            in = h;
+        }
+        head += 2.0 * in * c.numClasses;
+        return batch * (image + text + mm + head);
+    }
+
+    /** Forward + backward (3x forward). */
+    public static double trainStep(FlavaConfig c, long batch, long textLen) {
+        return 3 * forward(c, batch, textLen);
+    }
+}

@@ -1,0 +1,75 @@
+package dev.mm4j.util;
+
+import ai.djl.Device;
+import ai.djl.engine.Engine;
+import ai.djl.pytorch.jni.JniUtils;
+
+/**
+ * Engine settings in one place: the device (CPU by default, a GPU when the CUDA libtorch is present
+ * and asked for) and libtorch's thread pools.
+ */
+public final class Runtime {
+    private Runtime() {}
+
+    /**
+     * The device named by {@code spec}: {@code cpu}, {@code gpu}/{@code cuda} (first GPU),
+     * {@code gpu:N}, or {@code auto} (a GPU when the engine sees one, else the CPU). Null reads
+     * {@code -Dmm4j.device}, then {@code MM4J_DEVICE}, then defaults to {@code cpu}.
+     */
+    public static Device device(String spec) {
+        if (spec == null) {
+            spec = System.getProperty("mm4j.device", System.getenv().getOrDefault("MM4J_DEVICE", "cpu"));
+        }
+        String s = spec.trim().toLowerCase();
+        if (s.equals("auto")) {
+            return Engine.getInstance().getGpuCount() > 0 ? Device.gpu() : Device.cpu();
+        }
+        if (s.equals("cpu")) {
+            return Device.cpu();
+        }
+        if (s.startsWith("gpu") || s.startsWith("cuda")) {
+            int id = s.contains(":") ? Integer.parseInt(s.substring(s.indexOf(':') + 1)) : 0;
+            int gpus = Engine.getInstance().getGpuCount();
+            if (id >= gpus) {
+                throw new IllegalArgumentException("device " + spec + " asked for, but the engine sees " + gpus
+                        + " GPU(s); build with the GPU profile (see README) or use --device cpu");
+            }
+            return Device.gpu(id);
+        }
+        throw new IllegalArgumentException("unknown device '" + spec + "' (cpu, gpu, gpu:N, auto)");
+    }
+
+    /**
+     * Sets libtorch's intra-op threads (matrix multiplies) to {@code threads}, or to the number of
+     * cores when 0; inter-op parallelism is 1 since our graphs are sequential.
+     */
+    public static int configureThreads(int threads) {
+        Engine.getInstance(); // loads libtorch
+        int n = threads > 0 ? threads : java.lang.Runtime.getRuntime().availableProcessors();
+        JniUtils.setNumThreads(n);
+        return n;
+    }
+
+    /** Peak resident set size of this process so far, in bytes (Linux {@code VmHWM}), or -1. */
+    public static long peakRssBytes() {
+        return procStatus("VmHWM:");
+    }
+
+    /** Current resident set size in bytes (Linux {@code VmRSS}), or -1. */
+    public static long rssBytes() {
+        return procStatus("VmRSS:");
+    }
+
+    private static long procStatus(String key) {
+        try {
+            for (String line : java.nio.file.Files.readAllLines(java.nio.file.Path.of("/proc/self/status"))) {
+                if (line.startsWith(key)) {
+                    return Long.parseLong(line.replaceAll("[^0-9]", "")) * 1024;
+                }
+            }
+        } catch (java.io.IOException | RuntimeException e) {
+            // not Linux
+        }
+        return -1;
+    }
+}
