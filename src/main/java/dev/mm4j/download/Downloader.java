@@ -353,6 +353,30 @@ public final class Downloader {
         return false;
     }
 
+    /**
+     * GETs a small text document (an API listing) with the same client and timeouts; not cached.
+     *
+     * @throws HttpStatusException on a non-2xx reply
+     */
+    public String getText(URI uri) throws IOException {
+        HttpRequest req = HttpRequest.newBuilder(uri)
+                .GET()
+                .timeout(options.connectTimeout().plus(options.readTimeout()))
+                .header("User-Agent", "mm4j-downloader/0.1")
+                .header("Accept", "application/json")
+                .build();
+        requests.incrementAndGet();
+        HttpResponse<String> resp;
+        try {
+            resp = client.send(req, HttpResponse.BodyHandlers.ofString(StandardCharsets.UTF_8));
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new IOException("interrupted while fetching " + uri, e);
+        }
+        if (resp.statusCode() / 100 != 2) throw new HttpStatusException(resp.statusCode(), uri);
+        return resp.body();
+    }
+
     /** Thrown when the part file must be dropped and the download restarted from 0. */
     private static final class RestartException extends IOException {
         RestartException(String m) {

@@ -17,10 +17,10 @@ import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 
 /** A loopback HTTP server for tests: serves fixture bytes with scripted misbehaviour. */
-final class FixtureServer implements AutoCloseable {
+public final class FixtureServer implements AutoCloseable {
 
     /** How one path behaves. */
-    static final class Resource {
+    public static final class Resource {
         final byte[] bytes;
         boolean honorRange = true;
         /** For the first {@code dropTimes} requests, close the connection after this many body bytes (-1: never). */
@@ -28,7 +28,7 @@ final class FixtureServer implements AutoCloseable {
         int dropTimes = 0;
         /** Stall this long (ms) after the first {@code dropAfter} bytes instead of closing. */
         long stallMs = 0;
-        String contentType = "application/octet-stream";
+        public String contentType = "application/octet-stream";
         final AtomicInteger served = new AtomicInteger();
 
         Resource(byte[] bytes) {
@@ -37,7 +37,7 @@ final class FixtureServer implements AutoCloseable {
     }
 
     /** A request as the server saw it. */
-    record Seen(String path, String range) {}
+    public record Seen(String path, String range) {}
 
     private static final Pattern RANGE = Pattern.compile("bytes=(\\d+)-");
     private final HttpServer server;
@@ -47,30 +47,30 @@ final class FixtureServer implements AutoCloseable {
         return t;
     });
     final Map<String, Resource> resources = new ConcurrentHashMap<>();
-    final List<Seen> seen = new CopyOnWriteArrayList<>();
+    public final List<Seen> seen = new CopyOnWriteArrayList<>();
 
-    FixtureServer() throws IOException {
+    public FixtureServer() throws IOException {
         server = HttpServer.create(new InetSocketAddress(InetAddress.getLoopbackAddress(), 0), 0);
         server.createContext("/", this::handle);
         server.setExecutor(pool);
         server.start();
     }
 
-    String base() {
+    public String base() {
         return "http://127.0.0.1:" + server.getAddress().getPort();
     }
 
-    String url(String path) {
+    public String url(String path) {
         return base() + path;
     }
 
-    Resource put(String path, byte[] bytes) {
+    public Resource put(String path, byte[] bytes) {
         Resource r = new Resource(bytes);
         resources.put(path, r);
         return r;
     }
 
-    List<Seen> seen(String path) {
+    public List<Seen> seen(String path) {
         return seen.stream().filter(s -> s.path().equals(path)).toList();
     }
 
