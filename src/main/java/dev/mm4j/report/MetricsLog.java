@@ -19,7 +19,8 @@ import org.slf4j.LoggerFactory;
 /**
  * The training metrics log, {@code metrics.jsonl}: one JSON object per line, appended and flushed line by
  * line so a crash loses at most the line being written (a torn line, one that is not a whole JSON
- * object, is skipped with a warning when read back; reopening ends it so later lines stay intact). Fields: {@code step}, {@code loss}, {@code lr}, {@code grad_norm}, {@code samples_per_s},
+ * object, is skipped with a warning when read back; reopening ends it so later lines stay intact).
+ * Fields: {@code step}, {@code loss}, {@code lr}, {@code grad_norm}, {@code samples_per_s},
  * {@code val_accuracy}, {@code epoch}; absent values are left out. Non-finite numbers are written as the
  * strings {@code "NaN"}/{@code "Infinity"} (valid JSON) and read back as such.
  *
