@@ -189,6 +189,25 @@ class DownloaderTest {
     }
 
     @Test
+    void expectedSizeMismatchIsAnError() {
+        server.put("/files/j.bin", data);
+        var e = assertThrows(IOException.class, () -> downloader(1)
+                .fetch(Downloader.Request.of(server.url("/files/j.bin")).withExpectedSize(SIZE + 1)));
+        assertTrue(e.getMessage().contains("size mismatch") && e.getMessage().contains("/files/j.bin"),
+                e.getMessage());
+        assertFalse(Files.exists(cache.resolve("j.bin")));
+        assertFalse(Files.exists(cache.resolve("j.bin.part")));
+    }
+
+    @Test
+    void plainProgressLinesDoNotDisturbTheDownload() throws Exception {
+        server.put("/files/k.bin", data);
+        Downloader d = new Downloader(cache, Downloader.Options.defaults().withMaxAttempts(1)
+                .withProgress(ProgressReporter.Mode.PLAIN));
+        assertArrayEquals(data, Files.readAllBytes(d.fetch(Downloader.Request.of(server.url("/files/k.bin")))));
+    }
+
+    @Test
     void fileNamesAndPathsAreChecked() throws Exception {
         assertEquals("x.pt", Downloader.fileNameFromUrl(java.net.URI.create("https://h/a/b/x.pt")));
         assertEquals("a b.txt", Downloader.fileNameFromUrl(java.net.URI.create("https://h/a/a%20b.txt")));
