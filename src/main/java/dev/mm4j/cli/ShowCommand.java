@@ -42,12 +42,14 @@ public final class ShowCommand implements Callable<Integer> {
     @Option(names = "--out", defaultValue = ".", description = "where to write the PNG and HTML (default: current folder)")
     Path out;
 
+    @picocli.CommandLine.Spec picocli.CommandLine.Model.CommandSpec spec;
+
     PrintStream stdout = System.out;
 
     @Override
     public Integer call() throws Exception {
         if (index < 0) {
-            throw new IllegalArgumentException("--index must be >= 0");
+            throw new picocli.CommandLine.ParameterException(spec.commandLine(), "--index must be >= 0");
         }
         VqaSample s = null;
         long seen = 0;
@@ -60,7 +62,8 @@ public final class ShowCommand implements Callable<Integer> {
                 }
             }
             if (s == null) {
-                throw new IllegalArgumentException("--index " + index + " is past the end: " + ds.describe() + " has " + seen + " samples");
+                throw new picocli.CommandLine.ParameterException(spec.commandLine(),
+                        "--index " + index + " is past the end: " + ds.describe() + " has " + seen + " samples");
             }
         }
         byte[] bytes = s.image().readBytes();

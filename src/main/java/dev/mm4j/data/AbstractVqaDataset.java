@@ -9,6 +9,7 @@ import java.util.concurrent.atomic.AtomicLong;
 abstract class AbstractVqaDataset implements VqaDataset {
     private final Set<SampleIterator> open = Collections.synchronizedSet(Collections.newSetFromMap(new IdentityHashMap<>()));
     private final AtomicLong lastSkipped = new AtomicLong();
+    private final java.util.concurrent.atomic.AtomicInteger passes = new java.util.concurrent.atomic.AtomicInteger();
     private volatile boolean closed;
 
     /** Opens one pass; implementations call {@link #finished} when the pass reaches its end. */
@@ -22,6 +23,14 @@ abstract class AbstractVqaDataset implements VqaDataset {
         SampleIterator it = openPass();
         open.add(it);
         return it;
+    }
+
+    /**
+     * True for the first pass only: readers log one warning per skipped record on the first pass and just
+     * the count on later ones (epochs), so a training log is not flooded.
+     */
+    protected final boolean firstPass() {
+        return passes.getAndIncrement() == 0;
     }
 
     /** Called by an iterator when it is closed (after its pass ended or was abandoned). */

@@ -89,6 +89,7 @@ public final class TextVqaJsonReader extends AbstractVqaDataset {
     }
 
     private final class JsonPass implements SampleIterator {
+        private final boolean detailed = firstPass();
         private final InputStream in;
         private final JsonParser parser;
         private final String fileName = jsonFile.getFileName().toString();
@@ -162,7 +163,9 @@ public final class TextVqaJsonReader extends AbstractVqaDataset {
                     String problem = problem(node);
                     if (problem != null) {
                         skipped++;
-                        LOG.warn("{} record {}: skipped, {}", fileName, index, problem);
+                        if (detailed) {
+                            LOG.warn("{} record {}: skipped, {}", fileName, index, problem);
+                        }
                         continue;
                     }
                     next = toSample(node);

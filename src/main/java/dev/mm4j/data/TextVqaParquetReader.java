@@ -97,6 +97,7 @@ public final class TextVqaParquetReader extends AbstractVqaDataset {
     }
 
     private final class ParquetPass implements SampleIterator {
+        private final boolean detailed = firstPass();
         private int fileIndex = -1;
         private ParquetFileReader reader;
         private Path file;
@@ -130,7 +131,9 @@ public final class TextVqaParquetReader extends AbstractVqaDataset {
                             return true;
                         } catch (IllegalArgumentException | ClassCastException e) {
                             skipped++;
-                            LOG.warn("{}: skipped, {}", origin, e.getMessage());
+                            if (detailed) {
+                                LOG.warn("{}: skipped, {}", origin, e.getMessage());
+                            }
                             continue;
                         }
                     }
