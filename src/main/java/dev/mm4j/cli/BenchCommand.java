@@ -27,7 +27,7 @@ import picocli.CommandLine.Option;
         description = {"Measures this machine's float32 matrix-multiply peak through libtorch, then full-size FLAVA "
                 + "(3997 classes) train steps (forward + backward + AdamW) and inference in the tutorial mode "
                 + "(text padded to 512, multimodal encoder attends padding) and the dynamic mode (padded to the "
-                + "longest question, padding masked), and prints s/step, samples/s, GFLOP/step, GFLOP/s, % of peak "
+                + "longest question, padding masked), and prints s/step, samples/s, GFLOP/step, GFLOP/s, %% of peak "
                 + "and peak RSS per mode."})
 public final class BenchCommand implements Callable<Integer> {
 
