@@ -1,0 +1,324 @@
+package dev.mm4j.data;
+
+import java.awt.image.BufferedImage;
+import java.awt.image.ColorModel;
+import java.awt.image.IndexColorModel;
+import java.awt.image.Raster;
+import java.io.ByteArrayInputStream;
+import java.io.IOException;
+import java.util.Iterator;
+import javax.imageio.ImageIO;
+import javax.imageio.ImageReader;
+import javax.imageio.stream.ImageInputStream;
+
+/**
+ * The tutorial's image transform: {@code Compose([ToTensor(), Resize([H, W])])} applied to
+ * {@code image.convert("RGB")}.
+ *
+ * <ul>
+ *   <li>decode (PNG, JPEG incl. CMYK/YCCK via TwelveMonkeys, GIF, BMP, ... whatever ImageIO reads),
+ *   <li>RGB like Pillow's {@code convert("RGB")}: alpha is dropped (no blending), gray is replicated,
+ *       palettes are looked up,
+ *   <li>{@code ToTensor}: float32 {@code value / 255}, CHW,
+ *   <li>{@code Resize}: bilinear, exactly torch {@code F.interpolate(mode="bilinear", align_corners=False)},
+ *       {@code antialias} off (torchvision &lt; 0.17 on tensors, the default here) or on (torchvision &ge; 0.17).
+ * </ul>
+ *
+ * <p>Thread-safe and stateless apart from its settings; meant to run on loader worker threads.
+ */
+public final class ImageTransform {
+    public static final int DEFAULT_SIZE = 224;
+
+    private final int height;
+    private final int width;
+    private final boolean antialias;
+
+    public ImageTransform() {
+        this(DEFAULT_SIZE, DEFAULT_SIZE, false);
+    }
+
+    public ImageTransform(int height, int width, boolean antialias) {
+        if (height <= 0 || width <= 0) {
+            throw new IllegalArgumentException("output size must be positive, got " + height + "x" + width);
+        }
+        this.height = height;
+        this.width = width;
+        this.antialias = antialias;
+    }
+
+    public int height() {
+        return height;
+    }
+
+    public int width() {
+        return width;
+    }
+
+    public boolean antialias() {
+        return antialias;
+    }
+
+    /** Floats per transformed image: {@code 3 * height * width}. */
+    public int outputLength() {
+        return 3 * height * width;
+    }
+
+    /** Decode + convert + to-tensor + resize: a CHW float array of length {@code 3*H*W}. */
+    public float[] apply(byte[] encoded) throws IOException {
+        return apply(encoded, "<image bytes>");
+    }
+
+    /** As {@link #apply(byte[])}; {@code name} is used in error messages. */
+    public float[] apply(byte[] encoded, String name) throws IOException {
+        BufferedImage img = decode(encoded, name);
+        float[] chw = toTensor(img);
+        return resize(chw, 3, img.getHeight(), img.getWidth(), height, width, antialias);
+    }
+
+    /** Decodes encoded image bytes; throws an {@link IOException} naming {@code name} if they cannot be decoded. */
+    public static BufferedImage decode(byte[] encoded, String name) throws IOException {
+        if (encoded == null || encoded.length == 0) {
+            throw new IOException(name + ": empty image data");
+        }
+        try (ImageInputStream in = ImageIO.createImageInputStream(new ByteArrayInputStream(encoded))) {
+            Iterator<ImageReader> readers = ImageIO.getImageReaders(in);
+            if (!readers.hasNext()) {
+                throw new IOException(name + ": not a recognised image format (" + encoded.length + " bytes, starts with "
+                        + hexPrefix(encoded) + ")");
+            }
+            ImageReader reader = readers.next();
+            try {
+                reader.setInput(in, true, true);
+                BufferedImage img = reader.read(0);
+                if (img == null || img.getWidth() <= 0 || img.getHeight() <= 0) {
+                    throw new IOException(name + ": decoder returned no image");
+                }
+                return img;
+            } catch (IOException | RuntimeException e) {
+                throw new IOException(name + ": cannot decode " + reader.getFormatName() + " image: " + e.getMessage(), e);
+            } finally {
+                reader.dispose();
+            }
+        }
+    }
+
+    private static String hexPrefix(byte[] b) {
+        StringBuilder sb = new StringBuilder();
+        for (int i = 0; i < Math.min(8, b.length); i++) {
+            sb.append(String.format("%02x", b[i] & 0xff));
+        }
+        return sb.toString();
+    }
+
+    /**
+     * {@code ToTensor(image.convert("RGB"))}: CHW floats {@code value/255}, length {@code 3*h*w}.
+     * 8-bit rasters are read directly (no colour management, like Pillow); 16-bit samples use their high byte.
+     */
+    public static float[] toTensor(BufferedImage img) {
+        int w = img.getWidth();
+        int h = img.getHeight();
+        int plane = w * h;
+        float[] out = new float[3 * plane];
+        Raster raster = img.getRaster();
+        ColorModel cm = img.getColorModel();
+        int bands = raster.getNumBands();
+        int[] row = new int[w * bands];
+        if (cm instanceof IndexColorModel icm) {
+            int n = icm.getMapSize();
+            float[] r = new float[n];
+            float[] g = new float[n];
+            float[] b = new float[n];
+            for (int i = 0; i < n; i++) {
+                r[i] = icm.getRed(i) / 255f;
+                g[i] = icm.getGreen(i) / 255f;
+                b[i] = icm.getBlue(i) / 255f;
+            }
+            for (int y = 0; y < h; y++) {
+                raster.getPixels(0, y, w, 1, row);
+                int o = y * w;
+                for (int x = 0; x < w; x++) {
+                    int idx = row[x * bands];
+                    out[o + x] = r[idx];
+                    out[plane + o + x] = g[idx];
+                    out[2 * plane + o + x] = b[idx];
+                }
+            }
+            return out;
+        }
+        int csType = cm.getColorSpace().getType();
+        boolean gray = csType == java.awt.color.ColorSpace.TYPE_GRAY && (bands == 1 || bands == 2);
+        boolean rgb = csType == java.awt.color.ColorSpace.TYPE_RGB && (bands == 3 || bands == 4);
+        if (gray || rgb) {
+            int bits = cm.getComponentSize(0);
+            int shift = Math.max(0, bits - 8);
+            for (int y = 0; y < h; y++) {
+                raster.getPixels(0, y, w, 1, row);
+                int o = y * w;
+                for (int x = 0; x < w; x++) {
+                    int p = x * bands;
+                    if (gray) {
+                        float v = (row[p] >> shift) / 255f;
+                        out[o + x] = v;
+                        out[plane + o + x] = v;
+                        out[2 * plane + o + x] = v;
+                    } else {
+                        out[o + x] = (row[p] >> shift) / 255f;
+                        out[plane + o + x] = (row[p + 1] >> shift) / 255f;
+                        out[2 * plane + o + x] = (row[p + 2] >> shift) / 255f;
+                    }
+                }
+            }
+            return out;
+        }
+        // anything else (CMYK delivered as RGB by the decoder, custom colour spaces): let Java2D convert to sRGB
+        int[] argb = new int[w];
+        for (int y = 0; y < h; y++) {
+            img.getRGB(0, y, w, 1, argb, 0, w);
+            int o = y * w;
+            for (int x = 0; x < w; x++) {
+                int p = argb[x];
+                out[o + x] = ((p >> 16) & 0xff) / 255f;
+                out[plane + o + x] = ((p >> 8) & 0xff) / 255f;
+                out[2 * plane + o + x] = (p & 0xff) / 255f;
+            }
+        }
+        return out;
+    }
+
+    /**
+     * Resizes a CHW float image to {@code outH x outW}, bilinear, as torch
+     * {@code F.interpolate(x, size=(outH, outW), mode="bilinear", align_corners=False, antialias=antialias)}.
+     * Separable: the width pass first, then the height pass (the order torch uses), each with weights and
+     * source indices precomputed once per output column/row.
+     */
+    public static float[] resize(float[] chw, int c, int h, int w, int outH, int outW, boolean antialias) {
+        if (chw.length != c * h * w) {
+            throw new IllegalArgumentException("array length " + chw.length + " != " + c + "*" + h + "*" + w);
+        }
+        if (outH == h && outW == w) {
+            return chw.clone();
+        }
+        Weights wx = antialias ? Weights.antialiased(w, outW) : Weights.bilinear(w, outW);
+        Weights wy = antialias ? Weights.antialiased(h, outH) : Weights.bilinear(h, outH);
+        float[] out = new float[c * outH * outW];
+        // torch skips a dimension whose size does not change (an identity pass); so do we
+        boolean doX = outW != w;
+        boolean doY = outH != h;
+        float[] tmp = doX ? new float[h * outW] : null;
+        for (int ch = 0; ch < c; ch++) {
+            int inBase = ch * h * w;
+            float[] src = chw;
+            int srcBase = inBase;
+            int srcW = w;
+            if (doX) {
+                for (int y = 0; y < h; y++) {
+                    int rowIn = inBase + y * w;
+                    int rowOut = y * outW;
+                    for (int x = 0; x < outW; x++) {
+                        tmp[rowOut + x] = wx.apply(chw, rowIn, 1, x);
+                    }
+                }
+                src = tmp;
+                srcBase = 0;
+                srcW = outW;
+            }
+            int outBase = ch * outH * outW;
+            if (doY) {
+                for (int y = 0; y < outH; y++) {
+                    int rowOut = outBase + y * outW;
+                    for (int x = 0; x < outW; x++) {
+                        out[rowOut + x] = wy.apply(src, srcBase + x, srcW, y);
+                    }
+                }
+            } else {
+                System.arraycopy(src, srcBase, out, outBase, outH * outW);
+            }
+        }
+        return out;
+    }
+
+    /** Per output position: {@code count} source indices and weights ({@code taps} slots each). */
+    static final class Weights {
+        final int taps;
+        final int[] count;
+        final int[] index; // outSize * taps
+        final float[] weights; // outSize * taps
+
+        private Weights(int outSize, int taps) {
+            this.taps = taps;
+            this.count = new int[outSize];
+            this.index = new int[outSize * taps];
+            this.weights = new float[outSize * taps];
+        }
+
+        /** sum_k src[base + index[k]*stride] * w[k], accumulated in float in torch's order. */
+        float apply(float[] src, int base, int stride, int i) {
+            int n = count[i];
+            int wo = i * taps;
+            float acc = src[base + index[wo] * stride] * weights[wo];
+            for (int k = 1; k < n; k++) {
+                acc += src[base + index[wo + k] * stride] * weights[wo + k];
+            }
+            return acc;
+        }
+
+        /** torch upsample_bilinear2d, align_corners=False: two taps, clamped at the borders. */
+        static Weights bilinear(int inSize, int outSize) {
+            Weights wt = new Weights(outSize, 2);
+            float scale = (float) inSize / outSize;
+            for (int i = 0; i < outSize; i++) {
+                // the scale is a float, but the source index stays in double precision (torch's CPU
+                // accumulate type for float); only lambda is rounded to float
+                double real = scale * (i + 0.5) - 0.5;
+                if (real < 0) {
+                    real = 0;
+                }
+                int i0 = (int) real;
+                int offset = i0 < inSize - 1 ? 1 : 0;
+                float lambda1 = (float) Math.min(Math.max(real - i0, 0.0), 1.0);
+                float lambda0 = 1f - lambda1;
+                // torch always reads two taps; at the last pixel both are the same pixel
+                wt.count[i] = 2;
+                wt.index[2 * i] = i0;
+                wt.index[2 * i + 1] = i0 + offset;
+                wt.weights[2 * i] = lambda0;
+                wt.weights[2 * i + 1] = lambda1;
+            }
+            return wt;
+        }
+
+        /** torch _upsample_bilinear2d_aa: triangle filter with support scaled by the downscale factor, normalised. */
+        static Weights antialiased(int inSize, int outSize) {
+            float scale = (float) inSize / outSize;
+            float support = (float) (scale >= 1f ? 1.0 * scale : 1.0);
+            int taps = (int) Math.ceil(support) * 2 + 1;
+            Weights wt = new Weights(outSize, taps);
+            float invscale = (float) (scale >= 1f ? 1.0 / scale : 1.0);
+            for (int i = 0; i < outSize; i++) {
+                float center = (float) (scale * (i + 0.5));
+                int xmin = (int) Math.max((long) ((center - support) + 0.5), 0L);
+                int xsize = (int) (Math.min((long) ((center + support) + 0.5), (long) inSize) - xmin);
+                float total = 0f;
+                int wo = i * taps;
+                for (int j = 0; j < xsize; j++) {
+                    float d = (float) (j + xmin) - center;
+                    float x = (float) ((d + 0.5) * invscale);
+                    if (x < 0) {
+                        x = -x;
+                    }
+                    float v = x < 1f ? 1f - x : 0f;
+                    wt.weights[wo + j] = v;
+                    wt.index[wo + j] = xmin + j;
+                    total += v;
+                }
+                if (total != 0f) {
+                    for (int j = 0; j < xsize; j++) {
+                        wt.weights[wo + j] /= total;
+                    }
+                }
+                wt.count[i] = xsize;
+            }
+            return wt;
+        }
+    }
+}
