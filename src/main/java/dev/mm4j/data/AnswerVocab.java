@@ -24,10 +24,12 @@ public final class AnswerVocab {
 
     private final List<String> answers;
     private final Map<String, Integer> index;
+    private final List<String> duplicates;
 
-    private AnswerVocab(List<String> answers, Map<String, Integer> index) {
+    private AnswerVocab(List<String> answers, Map<String, Integer> index, List<String> duplicates) {
         this.answers = answers;
         this.index = index;
+        this.duplicates = duplicates;
     }
 
     public static AnswerVocab load(Path path) throws IOException {
@@ -39,14 +41,16 @@ public final class AnswerVocab {
     public static AnswerVocab fromText(String text, String source) {
         List<String> lines = splitLines(text);
         Map<String, Integer> index = new HashMap<>(lines.size() * 2);
+        List<String> duplicates = new ArrayList<>();
         for (int i = 0; i < lines.size(); i++) {
             Integer previous = index.put(lines.get(i), i);
             if (previous != null) {
+                duplicates.add(lines.get(i));
                 LOG.warn("{}: answer '{}' appears on line {} and again on line {}; index {} is used (the later one)",
                         source, lines.get(i), previous + 1, i + 1, i);
             }
         }
-        return new AnswerVocab(Collections.unmodifiableList(lines), index);
+        return new AnswerVocab(Collections.unmodifiableList(lines), index, List.copyOf(duplicates));
     }
 
     /** Splits like Python's {@code f.readlines()} + stripping "\n" / "\r\n" only; no final empty line. */
@@ -62,6 +66,11 @@ public final class AnswerVocab {
             start = nl < 0 ? n : nl + 1;
         }
         return lines;
+    }
+
+    /** The answers that occur on more than one line (one entry per repeat), in file order. */
+    public List<String> duplicates() {
+        return duplicates;
     }
 
     /** Number of lines (classes). */
