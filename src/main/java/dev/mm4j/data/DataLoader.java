@@ -268,7 +268,8 @@ public final class DataLoader implements Iterable<Batch>, AutoCloseable {
     }
 
     private Item bad(VqaSample s, String kind, String reason) {
-        if (warned.add(s.describe() + "\u0000" + kind)) {
+        // a cancelled task (consumer gave up, loader closed) fails on the interrupt: not the record's fault
+        if (!Thread.currentThread().isInterrupted() && warned.add(s.describe() + "\u0000" + kind)) {
             LOG.warn("skipping {}: {}", s.describe(), reason);
         }
         return new Item(s, null, null, 0, kind, reason);

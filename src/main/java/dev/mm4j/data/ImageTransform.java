@@ -10,6 +10,7 @@ import java.util.Iterator;
 import javax.imageio.ImageIO;
 import javax.imageio.ImageReader;
 import javax.imageio.stream.ImageInputStream;
+import javax.imageio.stream.MemoryCacheImageInputStream;
 
 /**
  * The tutorial's image transform: {@code Compose([ToTensor(), Resize([H, W])])} applied to
@@ -80,7 +81,8 @@ public final class ImageTransform {
         if (encoded == null || encoded.length == 0) {
             throw new IOException(name + ": empty image data");
         }
-        try (ImageInputStream in = ImageIO.createImageInputStream(new ByteArrayInputStream(encoded))) {
+        // an in-memory stream: ImageIO.createImageInputStream would spool the bytes to a temp file
+        try (ImageInputStream in = new MemoryCacheImageInputStream(new ByteArrayInputStream(encoded))) {
             Iterator<ImageReader> readers = ImageIO.getImageReaders(in);
             if (!readers.hasNext()) {
                 throw new IOException(name + ": not a recognised image format (" + encoded.length + " bytes, starts with "
