@@ -249,9 +249,7 @@ public final class DataLoader implements Iterable<Batch>, AutoCloseable {
         try {
             java.awt.image.BufferedImage bi = ImageTransform.decode(bytes, s.image().describe());
             t2 = System.nanoTime();
-            float[] chw = ImageTransform.toTensor(bi);
-            img = ImageTransform.resize(chw, 3, bi.getHeight(), bi.getWidth(), transform.height(), transform.width(),
-                    transform.antialias());
+            img = transform.apply(bi);
         } catch (IOException | RuntimeException e) {
             return bad(s, "image undecodable", e.getMessage());
         }

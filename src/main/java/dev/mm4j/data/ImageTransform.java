@@ -71,9 +71,7 @@ public final class ImageTransform {
 
     /** As {@link #apply(byte[])}; {@code name} is used in error messages. */
     public float[] apply(byte[] encoded, String name) throws IOException {
-        BufferedImage img = decode(encoded, name);
-        float[] chw = toTensor(img);
-        return resize(chw, 3, img.getHeight(), img.getWidth(), height, width, antialias);
+        return apply(decode(encoded, name));
     }
 
     /** Decodes encoded image bytes; throws an {@link IOException} naming {@code name} if they cannot be decoded. */
@@ -121,70 +119,169 @@ public final class ImageTransform {
         int h = img.getHeight();
         int plane = w * h;
         float[] out = new float[3 * plane];
-        Raster raster = img.getRaster();
-        ColorModel cm = img.getColorModel();
-        int bands = raster.getNumBands();
-        int[] row = new int[w * bands];
-        if (cm instanceof IndexColorModel icm) {
-            int n = icm.getMapSize();
-            float[] r = new float[n];
-            float[] g = new float[n];
-            float[] b = new float[n];
-            for (int i = 0; i < n; i++) {
-                r[i] = icm.getRed(i) / 255f;
-                g[i] = icm.getGreen(i) / 255f;
-                b[i] = icm.getBlue(i) / 255f;
-            }
-            for (int y = 0; y < h; y++) {
-                raster.getPixels(0, y, w, 1, row);
-                int o = y * w;
-                for (int x = 0; x < w; x++) {
-                    int idx = row[x * bands];
-                    out[o + x] = r[idx];
-                    out[plane + o + x] = g[idx];
-                    out[2 * plane + o + x] = b[idx];
-                }
-            }
-            return out;
+        RowReader rows = RowReader.of(img);
+        float[] r = new float[w];
+        float[] g = new float[w];
+        float[] b = new float[w];
+        for (int y = 0; y < h; y++) {
+            rows.read(y, r, g, b);
+            System.arraycopy(r, 0, out, y * w, w);
+            System.arraycopy(g, 0, out, plane + y * w, w);
+            System.arraycopy(b, 0, out, 2 * plane + y * w, w);
         }
-        int csType = cm.getColorSpace().getType();
-        boolean gray = csType == java.awt.color.ColorSpace.TYPE_GRAY && (bands == 1 || bands == 2);
-        boolean rgb = csType == java.awt.color.ColorSpace.TYPE_RGB && (bands == 3 || bands == 4);
-        if (gray || rgb) {
-            int bits = cm.getComponentSize(0);
-            int shift = Math.max(0, bits - 8);
-            for (int y = 0; y < h; y++) {
-                raster.getPixels(0, y, w, 1, row);
-                int o = y * w;
-                for (int x = 0; x < w; x++) {
-                    int p = x * bands;
-                    if (gray) {
-                        float v = (row[p] >> shift) / 255f;
-                        out[o + x] = v;
-                        out[plane + o + x] = v;
-                        out[2 * plane + o + x] = v;
-                    } else {
-                        out[o + x] = (row[p] >> shift) / 255f;
-                        out[plane + o + x] = (row[p + 1] >> shift) / 255f;
-                        out[2 * plane + o + x] = (row[p + 2] >> shift) / 255f;
+        return out;
+    }
+
+    /**
+     * {@code Resize(ToTensor(image.convert("RGB")))} in one pass over the rows, without the full-size float
+     * image; gives exactly the same floats as {@link #toTensor} followed by {@link #resize}.
+     */
+    public float[] apply(BufferedImage img) {
+        int w = img.getWidth();
+        int h = img.getHeight();
+        int outW = width;
+        int outH = height;
+        RowReader rows = RowReader.of(img);
+        float[] r = new float[w];
+        float[] g = new float[w];
+        float[] b = new float[w];
+        float[][] ch = {r, g, b};
+        Weights wx = outW == w ? null : antialias ? Weights.antialiased(w, outW) : Weights.bilinear(w, outW);
+        float[] tmp = new float[3 * h * outW]; // width-resized rows, CHW
+        for (int y = 0; y < h; y++) {
+            rows.read(y, r, g, b);
+            for (int c = 0; c < 3; c++) {
+                int o = (c * h + y) * outW;
+                if (wx == null) {
+                    System.arraycopy(ch[c], 0, tmp, o, w);
+                } else {
+                    float[] src = ch[c];
+                    for (int x = 0; x < outW; x++) {
+                        tmp[o + x] = wx.apply(src, 0, 1, x);
                     }
                 }
             }
-            return out;
         }
-        // anything else (CMYK delivered as RGB by the decoder, custom colour spaces): let Java2D convert to sRGB
-        int[] argb = new int[w];
-        for (int y = 0; y < h; y++) {
-            img.getRGB(0, y, w, 1, argb, 0, w);
-            int o = y * w;
-            for (int x = 0; x < w; x++) {
-                int p = argb[x];
-                out[o + x] = ((p >> 16) & 0xff) / 255f;
-                out[plane + o + x] = ((p >> 8) & 0xff) / 255f;
-                out[2 * plane + o + x] = (p & 0xff) / 255f;
+        if (outH == h) {
+            return tmp;
+        }
+        Weights wy = antialias ? Weights.antialiased(h, outH) : Weights.bilinear(h, outH);
+        float[] out = new float[3 * outH * outW];
+        for (int c = 0; c < 3; c++) {
+            int srcBase = c * h * outW;
+            for (int y = 0; y < outH; y++) {
+                int rowOut = (c * outH + y) * outW;
+                for (int x = 0; x < outW; x++) {
+                    out[rowOut + x] = wy.apply(tmp, srcBase + x, outW, y);
+                }
             }
         }
         return out;
+    }
+
+    /** Reads one image row as R, G, B floats {@code value/255} the way Pillow's {@code convert("RGB")} sees it. */
+    abstract static class RowReader {
+        abstract void read(int y, float[] r, float[] g, float[] b);
+
+        static RowReader of(BufferedImage img) {
+            int w = img.getWidth();
+            Raster raster = img.getRaster();
+            ColorModel cm = img.getColorModel();
+            int bands = raster.getNumBands();
+            if (cm instanceof IndexColorModel icm) {
+                int n = icm.getMapSize();
+                float[] lr = new float[n];
+                float[] lg = new float[n];
+                float[] lb = new float[n];
+                for (int i = 0; i < n; i++) {
+                    lr[i] = icm.getRed(i) / 255f;
+                    lg[i] = icm.getGreen(i) / 255f;
+                    lb[i] = icm.getBlue(i) / 255f;
+                }
+                int[] row = new int[w * bands];
+                return new RowReader() {
+                    @Override
+                    void read(int y, float[] r, float[] g, float[] b) {
+                        raster.getPixels(0, y, w, 1, row);
+                        for (int x = 0; x < w; x++) {
+                            int idx = row[x * bands];
+                            r[x] = lr[idx];
+                            g[x] = lg[idx];
+                            b[x] = lb[idx];
+                        }
+                    }
+                };
+            }
+            int csType = cm.getColorSpace().getType();
+            boolean gray = csType == java.awt.color.ColorSpace.TYPE_GRAY && (bands == 1 || bands == 2);
+            boolean rgb = csType == java.awt.color.ColorSpace.TYPE_RGB && (bands == 3 || bands == 4);
+            if ((gray || rgb) && raster.getDataBuffer() instanceof java.awt.image.DataBufferByte dbb
+                    && raster.getSampleModel() instanceof java.awt.image.ComponentSampleModel sm
+                    && dbb.getNumBanks() == 1) {
+                // fast path: interleaved 8-bit samples (TYPE_3BYTE_BGR, TYPE_4BYTE_ABGR, TYPE_BYTE_GRAY, ...)
+                byte[] data = dbb.getData();
+                int[] off = sm.getBandOffsets();
+                int pixelStride = sm.getPixelStride();
+                int scan = sm.getScanlineStride();
+                int base = dbb.getOffset() - raster.getSampleModelTranslateY() * scan
+                        - raster.getSampleModelTranslateX() * pixelStride;
+                int o0 = off[0];
+                int o1 = gray ? off[0] : off[1];
+                int o2 = gray ? off[0] : off[2];
+                float[] lut = new float[256];
+                for (int i = 0; i < 256; i++) {
+                    lut[i] = i / 255f;
+                }
+                return new RowReader() {
+                    @Override
+                    void read(int y, float[] r, float[] g, float[] b) {
+                        int p = base + y * scan;
+                        for (int x = 0; x < w; x++, p += pixelStride) {
+                            r[x] = lut[data[p + o0] & 0xff];
+                            g[x] = lut[data[p + o1] & 0xff];
+                            b[x] = lut[data[p + o2] & 0xff];
+                        }
+                    }
+                };
+            }
+            if (gray || rgb) {
+                int shift = Math.max(0, cm.getComponentSize(0) - 8);
+                int[] row = new int[w * bands];
+                return new RowReader() {
+                    @Override
+                    void read(int y, float[] r, float[] g, float[] b) {
+                        raster.getPixels(0, y, w, 1, row);
+                        for (int x = 0; x < w; x++) {
+                            int p = x * bands;
+                            if (gray) {
+                                float v = (row[p] >> shift) / 255f;
+                                r[x] = v;
+                                g[x] = v;
+                                b[x] = v;
+                            } else {
+                                r[x] = (row[p] >> shift) / 255f;
+                                g[x] = (row[p + 1] >> shift) / 255f;
+                                b[x] = (row[p + 2] >> shift) / 255f;
+                            }
+                        }
+                    }
+                };
+            }
+            // anything else (e.g. CMYK delivered in another colour space): let Java2D convert to sRGB
+            int[] argb = new int[w];
+            return new RowReader() {
+                @Override
+                void read(int y, float[] r, float[] g, float[] b) {
+                    img.getRGB(0, y, w, 1, argb, 0, w);
+                    for (int x = 0; x < w; x++) {
+                        int p = argb[x];
+                        r[x] = ((p >> 16) & 0xff) / 255f;
+                        g[x] = ((p >> 8) & 0xff) / 255f;
+                        b[x] = (p & 0xff) / 255f;
+                    }
+                }
+            };
+        }
     }
 
     /**

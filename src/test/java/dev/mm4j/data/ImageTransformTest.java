@@ -151,6 +151,36 @@ class ImageTransformTest {
     }
 
     @Test
+    void rowReadersAgreeAcrossImageTypesAndFusedPathMatches() {
+        BufferedImage ref = new BufferedImage(50, 40, BufferedImage.TYPE_INT_RGB);
+        java.util.Random rnd = new java.util.Random(5);
+        for (int y = 0; y < 40; y++) {
+            for (int x = 0; x < 50; x++) {
+                ref.setRGB(x, y, rnd.nextInt(1 << 24));
+            }
+        }
+        float[] expected = ImageTransform.toTensor(ref);
+        for (int type : new int[] {BufferedImage.TYPE_3BYTE_BGR, BufferedImage.TYPE_4BYTE_ABGR, BufferedImage.TYPE_INT_ARGB}) {
+            BufferedImage copy = new BufferedImage(50, 40, type);
+            Graphics2D g = copy.createGraphics();
+            g.drawImage(ref, 0, 0, null);
+            g.dispose();
+            assertArrayEquals(expected, ImageTransform.toTensor(copy), "type " + type);
+            // a sub-image shares the parent's buffer with a translated raster
+            BufferedImage sub = copy.getSubimage(7, 5, 30, 20);
+            BufferedImage subRef = ref.getSubimage(7, 5, 30, 20);
+            assertArrayEquals(ImageTransform.toTensor(subRef), ImageTransform.toTensor(sub), "sub-image type " + type);
+        }
+        for (boolean aa : new boolean[] {false, true}) {
+            for (int[] size : new int[][] {{224, 224}, {40, 17}, {13, 50}, {40, 50}}) {
+                ImageTransform t = new ImageTransform(size[0], size[1], aa);
+                assertArrayEquals(ImageTransform.resize(expected, 3, 40, 50, size[0], size[1], aa), t.apply(ref),
+                        "fused path " + java.util.Arrays.toString(size) + " aa=" + aa);
+            }
+        }
+    }
+
+    @Test
     void fourChannelJpegDecodes() throws Exception {
         // a 4-channel (CMYK-style) JPEG written from a raw raster: the JDK reader cannot return it as a
         // BufferedImage; the TwelveMonkeys reader (on the classpath) can
