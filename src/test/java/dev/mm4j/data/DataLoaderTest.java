@@ -187,6 +187,13 @@ class DataLoaderTest {
             assertEquals(-1, dl.batchesPerEpoch());
             assertEquals(List.of(4L, 5L, 6L, 7L, 8L, 9L), ids(dl.epoch(0, 1)));
         }
+        // ... and shuffled (read into memory first) the same order as the List source
+        try (DataLoader fromStream = DataLoader.builder(stream).transform(SMALL).tokenizer(tok).vocab(vocab)
+                        .batchSize(4).shuffle(true, 3).build();
+                DataLoader fromList = loader(s).shuffle(true, 3).build()) {
+            assertEquals(ids(fromList.epoch(5, 0)), ids(fromStream.epoch(5, 0)));
+            assertEquals(3, fromStream.batchesPerEpoch());
+        }
     }
 
     @Test
