@@ -79,8 +79,11 @@ public final class ImageTransform {
         if (encoded == null || encoded.length == 0) {
             throw new IOException(name + ": empty image data");
         }
+        // Pillow ignores embedded ICC profiles; the JPEG readers (JDK and TwelveMonkeys) convert colours with
+        // them. Dropping the profile segments gives the stored pixel values, as Pillow sees them.
+        byte[] data = stripJpegIccProfile(encoded);
         // an in-memory stream: ImageIO.createImageInputStream would spool the bytes to a temp file
-        try (ImageInputStream in = new MemoryCacheImageInputStream(new ByteArrayInputStream(encoded))) {
+        try (ImageInputStream in = new MemoryCacheImageInputStream(new ByteArrayInputStream(data))) {
             Iterator<ImageReader> readers = ImageIO.getImageReaders(in);
             if (!readers.hasNext()) {
                 throw new IOException(name + ": not a recognised image format (" + encoded.length + " bytes, starts with "
@@ -100,6 +103,56 @@ public final class ImageTransform {
                 reader.dispose();
             }
         }
+    }
+
+    /**
+     * For a JPEG, the same bytes without its {@code APP2 ICC_PROFILE} segments (the header is walked up to
+     * the first scan); anything else, or a JPEG without a profile, is returned as is.
+     */
+    static byte[] stripJpegIccProfile(byte[] b) {
+        if (b.length < 4 || (b[0] & 0xff) != 0xFF || (b[1] & 0xff) != 0xD8) {
+            return b;
+        }
+        java.io.ByteArrayOutputStream out = null;
+        int copied = 0; // bytes of b already accounted for in out
+        int pos = 2;
+        while (pos + 4 <= b.length) {
+            if ((b[pos] & 0xff) != 0xFF) {
+                break; // not a marker: leave the rest alone
+            }
+            int marker = b[pos + 1] & 0xff;
+            if (marker == 0xFF) {
+                pos++; // fill byte
+                continue;
+            }
+            if (marker == 0xDA || marker == 0xD9) {
+                break; // start of scan / end of image
+            }
+            if (marker == 0x01 || (marker >= 0xD0 && marker <= 0xD7)) {
+                pos += 2;
+                continue;
+            }
+            int len = ((b[pos + 2] & 0xff) << 8) | (b[pos + 3] & 0xff);
+            int end = pos + 2 + len;
+            if (len < 2 || end > b.length) {
+                break; // malformed: let the decoder report it
+            }
+            boolean icc = marker == 0xE2 && len >= 14 && new String(b, pos + 4, 12,
+                    java.nio.charset.StandardCharsets.ISO_8859_1).equals("ICC_PROFILE\0");
+            if (icc) {
+                if (out == null) {
+                    out = new java.io.ByteArrayOutputStream(b.length);
+                }
+                out.write(b, copied, pos - copied);
+                copied = end;
+            }
+            pos = end;
+        }
+        if (out == null) {
+            return b;
+        }
+        out.write(b, copied, b.length - copied);
+        return out.toByteArray();
     }
 
     private static String hexPrefix(byte[] b) {

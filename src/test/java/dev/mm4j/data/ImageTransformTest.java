@@ -181,6 +181,37 @@ class ImageTransformTest {
     }
 
     @Test
+    void embeddedIccProfileIsIgnoredLikePillow() throws IOException {
+        BufferedImage img = new BufferedImage(64, 48, BufferedImage.TYPE_3BYTE_BGR);
+        for (int y = 0; y < 48; y++) {
+            for (int x = 0; x < 64; x++) {
+                img.setRGB(x, y, (x * 4) << 16 | (y * 5) << 8 | 100);
+            }
+        }
+        ByteArrayOutputStream bos = new ByteArrayOutputStream();
+        assertTrue(ImageIO.write(img, "jpeg", bos));
+        byte[] plain = bos.toByteArray();
+        // the same JPEG with a linear-RGB ICC profile in an APP2 segment right after SOI
+        byte[] prof = java.awt.color.ICC_Profile.getInstance(java.awt.color.ColorSpace.CS_LINEAR_RGB).getData();
+        ByteArrayOutputStream withIcc = new ByteArrayOutputStream();
+        withIcc.write(plain, 0, 2);
+        int len = 2 + 14 + prof.length;
+        withIcc.write(new byte[] {(byte) 0xFF, (byte) 0xE2, (byte) (len >> 8), (byte) len});
+        withIcc.write("ICC_PROFILE\0".getBytes(java.nio.charset.StandardCharsets.ISO_8859_1));
+        withIcc.write(new byte[] {1, 1});
+        withIcc.write(prof);
+        withIcc.write(plain, 2, plain.length - 2);
+        byte[] icc = withIcc.toByteArray();
+        assertArrayEquals(plain, ImageTransform.stripJpegIccProfile(icc));
+        assertTrue(plain == ImageTransform.stripJpegIccProfile(plain));
+        // the readers would colour-convert with the profile; we must not
+        float[] expected = ImageTransform.toTensor(ImageTransform.decode(plain, "plain.jpg"));
+        assertArrayEquals(expected, ImageTransform.toTensor(ImageTransform.decode(icc, "icc.jpg")));
+        BufferedImage converted = ImageIO.read(new java.io.ByteArrayInputStream(icc));
+        assertTrue(maxAbsDiff(expected, ImageTransform.toTensor(converted)) > 0.05, "ImageIO itself converts");
+    }
+
+    @Test
     void fourChannelJpegDecodes() throws Exception {
         // a 4-channel (CMYK-style) JPEG written from a raw raster: the JDK reader cannot return it as a
         // BufferedImage; the TwelveMonkeys reader (on the classpath) can
