@@ -1,0 +1,99 @@
+package dev.mm4j.data;
+
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The answer vocabulary: one answer per line, class index = line number (0-based). In TextVQA's
+ * {@code answers_textvqa_more_than_1.txt} line 0 is {@code <unk>}, so class 0 means "unknown answer".
+ *
+ * <p>Only the line ending ({@code \n} or {@code \r\n}) is stripped. A repeated line maps to its
+ * LATER index (like the tutorial's {@code {a: i for i, a in enumerate(lines)}}), with a warning.
+ */
+public final class AnswerVocab {
+    private static final Logger LOG = LoggerFactory.getLogger(AnswerVocab.class);
+
+    private final List<String> answers;
+    private final Map<String, Integer> index;
+    private final List<String> duplicates;
+
+    private AnswerVocab(List<String> answers, Map<String, Integer> index, List<String> duplicates) {
+        this.answers = answers;
+        this.index = index;
+        this.duplicates = duplicates;
+    }
+
+    public static AnswerVocab load(Path path) throws IOException {
+        String text = Files.readString(path, StandardCharsets.UTF_8);
+        return fromText(text, path.toString());
+    }
+
+    /** Builds a vocab from file contents; {@code source} names it in messages. */
+    public static AnswerVocab fromText(String text, String source) {
+        List<String> lines = splitLines(text);
+        Map<String, Integer> index = new HashMap<>(lines.size() * 2);
+        List<String> duplicates = new ArrayList<>();
+        for (int i = 0; i < lines.size(); i++) {
+            Integer previous = index.put(lines.get(i), i);
+            if (previous != null) {
+                duplicates.add(lines.get(i));
+                LOG.warn("{}: answer '{}' appears on line {} and again on line {}; index {} is used (the later one)",
+                        source, lines.get(i), previous + 1, i + 1, i);
+            }
+        }
+        return new AnswerVocab(Collections.unmodifiableList(lines), index, List.copyOf(duplicates));
+    }
+
+    /** Splits like Python's {@code f.readlines()} + stripping "\n" / "\r\n" only; no final empty line. */
+    static List<String> splitLines(String text) {
+        List<String> lines = new ArrayList<>();
+        int start = 0;
+        int n = text.length();
+        while (start < n) {
+            int nl = text.indexOf('\n', start);
+            int end = nl < 0 ? n : nl;
+            int contentEnd = (nl >= 0 && end > start && text.charAt(end - 1) == '\r') ? end - 1 : end;
+            lines.add(text.substring(start, contentEnd));
+            start = nl < 0 ? n : nl + 1;
+        }
+        return lines;
+    }
+
+    /** The answers that occur on more than one line (one entry per repeat), in file order. */
+    public List<String> duplicates() {
+        return duplicates;
+    }
+
+    /** Number of lines (classes). */
+    public int size() {
+        return answers.size();
+    }
+
+    /** The class index of an answer, 0 (unknown) if absent. */
+    public int indexOf(String answer) {
+        Integer i = answer == null ? null : index.get(answer);
+        return i == null ? 0 : i;
+    }
+
+    /** Whether the answer is in the vocab at all. */
+    public boolean contains(String answer) {
+        return answer != null && index.containsKey(answer);
+    }
+
+    /** The answer on line {@code index}. */
+    public String answer(int index) {
+        if (index < 0 || index >= answers.size()) {
+            throw new IndexOutOfBoundsException("answer index " + index + " out of range [0, " + answers.size() + ")");
+        }
+        return answers.get(index);
+    }
+}

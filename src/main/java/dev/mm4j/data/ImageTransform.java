@@ -1,0 +1,476 @@
+package dev.mm4j.data;
+
+import java.awt.image.BufferedImage;
+import java.awt.image.ColorModel;
+import java.awt.image.IndexColorModel;
+import java.awt.image.Raster;
+import java.io.ByteArrayInputStream;
+import java.io.IOException;
+import java.util.Iterator;
+import javax.imageio.ImageIO;
+import javax.imageio.ImageReader;
+import javax.imageio.stream.ImageInputStream;
+import javax.imageio.stream.MemoryCacheImageInputStream;
+
+/**
+ * The tutorial's image transform: {@code Compose([ToTensor(), Resize([H, W])])} applied to
+ * {@code image.convert("RGB")}.
+ *
+ * <ul>
+ *   <li>decode (PNG, JPEG incl. CMYK/YCCK via TwelveMonkeys, GIF, BMP, ... whatever ImageIO reads),
+ *   <li>RGB like Pillow's {@code convert("RGB")}: alpha is dropped (no blending), gray is replicated,
+ *       palettes are looked up,
+ *   <li>{@code ToTensor}: float32 {@code value / 255}, CHW,
+ *   <li>{@code Resize}: bilinear, exactly torch {@code F.interpolate(mode="bilinear", align_corners=False)},
+ *       {@code antialias} off (torchvision &lt; 0.17 on tensors, the default here) or on (torchvision &ge; 0.17).
+ * </ul>
+ *
+ * <p>Thread-safe and stateless apart from its settings; meant to run on loader worker threads.
+ */
+public final class ImageTransform {
+    public static final int DEFAULT_SIZE = 224;
+
+    private final int height;
+    private final int width;
+    private final boolean antialias;
+
+    public ImageTransform() {
+        this(DEFAULT_SIZE, DEFAULT_SIZE, false);
+    }
+
+    public ImageTransform(int height, int width, boolean antialias) {
+        if (height <= 0 || width <= 0) {
+            throw new IllegalArgumentException("output size must be positive, got " + height + "x" + width);
+        }
+        this.height = height;
+        this.width = width;
+        this.antialias = antialias;
+    }
+
+    public int height() {
+        return height;
+    }
+
+    public int width() {
+        return width;
+    }
+
+    public boolean antialias() {
+        return antialias;
+    }
+
+    /** Floats per transformed image: {@code 3 * height * width}. */
+    public int outputLength() {
+        return 3 * height * width;
+    }
+
+    /** Decode + convert + to-tensor + resize: a CHW float array of length {@code 3*H*W}. */
+    public float[] apply(byte[] encoded) throws IOException {
+        return apply(encoded, "<image bytes>");
+    }
+
+    /** As {@link #apply(byte[])}; {@code name} is used in error messages. */
+    public float[] apply(byte[] encoded, String name) throws IOException {
+        return apply(decode(encoded, name));
+    }
+
+    /** Decodes encoded image bytes; throws an {@link IOException} naming {@code name} if they cannot be decoded. */
+    public static BufferedImage decode(byte[] encoded, String name) throws IOException {
+        if (encoded == null || encoded.length == 0) {
+            throw new IOException(name + ": empty image data");
+        }
+        // Pillow ignores embedded ICC profiles; the JPEG readers (JDK and TwelveMonkeys) convert colours with
+        // them. Dropping the profile segments gives the stored pixel values, as Pillow sees them.
+        byte[] data = stripJpegIccProfile(encoded);
+        // an in-memory stream: ImageIO.createImageInputStream would spool the bytes to a temp file
+        try (ImageInputStream in = new MemoryCacheImageInputStream(new ByteArrayInputStream(data))) {
+            Iterator<ImageReader> readers = ImageIO.getImageReaders(in);
+            if (!readers.hasNext()) {
+                throw new IOException(name + ": not a recognised image format (" + encoded.length + " bytes, starts with "
+                        + hexPrefix(encoded) + ")");
+            }
+            ImageReader reader = readers.next();
+            try {
+                reader.setInput(in, true, true);
+                BufferedImage img = reader.read(0);
+                if (img == null || img.getWidth() <= 0 || img.getHeight() <= 0) {
+                    throw new IOException(name + ": decoder returned no image");
+                }
+                return img;
+            } catch (IOException | RuntimeException e) {
+                throw new IOException(name + ": cannot decode " + reader.getFormatName() + " image: " + e.getMessage(), e);
+            } finally {
+                reader.dispose();
+            }
+        }
+    }
+
+    /**
+     * For a JPEG, the same bytes without its {@code APP2 ICC_PROFILE} segments (the header is walked up to
+     * the first scan); anything else, or a JPEG without a profile, is returned as is.
+     */
+    static byte[] stripJpegIccProfile(byte[] b) {
+        if (b.length < 4 || (b[0] & 0xff) != 0xFF || (b[1] & 0xff) != 0xD8) {
+            return b;
+        }
+        java.io.ByteArrayOutputStream out = null;
+        int copied = 0; // bytes of b already accounted for in out
+        int pos = 2;
+        while (pos + 4 <= b.length) {
+            if ((b[pos] & 0xff) != 0xFF) {
+                break; // not a marker: leave the rest alone
+            }
+            int marker = b[pos + 1] & 0xff;
+            if (marker == 0xFF) {
+                pos++; // fill byte
+                continue;
+            }
+            if (marker == 0xDA || marker == 0xD9) {
+                break; // start of scan / end of image
+            }
+            if (marker == 0x01 || (marker >= 0xD0 && marker <= 0xD7)) {
+                pos += 2;
+                continue;
+            }
+            int len = ((b[pos + 2] & 0xff) << 8) | (b[pos + 3] & 0xff);
+            int end = pos + 2 + len;
+            if (len < 2 || end > b.length) {
+                break; // malformed: let the decoder report it
+            }
+            boolean icc = marker == 0xE2 && len >= 14 && new String(b, pos + 4, 12,
+                    java.nio.charset.StandardCharsets.ISO_8859_1).equals("ICC_PROFILE\0");
+            if (icc) {
+                if (out == null) {
+                    out = new java.io.ByteArrayOutputStream(b.length);
+                }
+                out.write(b, copied, pos - copied);
+                copied = end;
+            }
+            pos = end;
+        }
+        if (out == null) {
+            return b;
+        }
+        out.write(b, copied, b.length - copied);
+        return out.toByteArray();
+    }
+
+    private static String hexPrefix(byte[] b) {
+        StringBuilder sb = new StringBuilder();
+        for (int i = 0; i < Math.min(8, b.length); i++) {
+            sb.append(String.format("%02x", b[i] & 0xff));
+        }
+        return sb.toString();
+    }
+
+    /**
+     * {@code ToTensor(image.convert("RGB"))}: CHW floats {@code value/255}, length {@code 3*h*w}.
+     * 8-bit rasters are read directly (no colour management, like Pillow); 16-bit samples use their high byte.
+     */
+    public static float[] toTensor(BufferedImage img) {
+        int w = img.getWidth();
+        int h = img.getHeight();
+        int plane = w * h;
+        float[] out = new float[3 * plane];
+        RowReader rows = RowReader.of(img);
+        float[] r = new float[w];
+        float[] g = new float[w];
+        float[] b = new float[w];
+        for (int y = 0; y < h; y++) {
+            rows.read(y, r, g, b);
+            System.arraycopy(r, 0, out, y * w, w);
+            System.arraycopy(g, 0, out, plane + y * w, w);
+            System.arraycopy(b, 0, out, 2 * plane + y * w, w);
+        }
+        return out;
+    }
+
+    /**
+     * {@code Resize(ToTensor(image.convert("RGB")))} in one pass over the rows, without the full-size float
+     * image; gives exactly the same floats as {@link #toTensor} followed by {@link #resize}.
+     */
+    public float[] apply(BufferedImage img) {
+        int w = img.getWidth();
+        int h = img.getHeight();
+        int outW = width;
+        int outH = height;
+        RowReader rows = RowReader.of(img);
+        float[] r = new float[w];
+        float[] g = new float[w];
+        float[] b = new float[w];
+        float[][] ch = {r, g, b};
+        Weights wx = outW == w ? null : antialias ? Weights.antialiased(w, outW) : Weights.bilinear(w, outW);
+        float[] tmp = new float[3 * h * outW]; // width-resized rows, CHW
+        for (int y = 0; y < h; y++) {
+            rows.read(y, r, g, b);
+            for (int c = 0; c < 3; c++) {
+                int o = (c * h + y) * outW;
+                if (wx == null) {
+                    System.arraycopy(ch[c], 0, tmp, o, w);
+                } else {
+                    float[] src = ch[c];
+                    for (int x = 0; x < outW; x++) {
+                        tmp[o + x] = wx.apply(src, 0, 1, x);
+                    }
+                }
+            }
+        }
+        if (outH == h) {
+            return tmp;
+        }
+        Weights wy = antialias ? Weights.antialiased(h, outH) : Weights.bilinear(h, outH);
+        float[] out = new float[3 * outH * outW];
+        for (int c = 0; c < 3; c++) {
+            int srcBase = c * h * outW;
+            for (int y = 0; y < outH; y++) {
+                int rowOut = (c * outH + y) * outW;
+                for (int x = 0; x < outW; x++) {
+                    out[rowOut + x] = wy.apply(tmp, srcBase + x, outW, y);
+                }
+            }
+        }
+        return out;
+    }
+
+    /** Reads one image row as R, G, B floats {@code value/255} the way Pillow's {@code convert("RGB")} sees it. */
+    abstract static class RowReader {
+        abstract void read(int y, float[] r, float[] g, float[] b);
+
+        static RowReader of(BufferedImage img) {
+            int w = img.getWidth();
+            Raster raster = img.getRaster();
+            ColorModel cm = img.getColorModel();
+            int bands = raster.getNumBands();
+            if (cm instanceof IndexColorModel icm) {
+                int n = icm.getMapSize();
+                float[] lr = new float[n];
+                float[] lg = new float[n];
+                float[] lb = new float[n];
+                for (int i = 0; i < n; i++) {
+                    lr[i] = icm.getRed(i) / 255f;
+                    lg[i] = icm.getGreen(i) / 255f;
+                    lb[i] = icm.getBlue(i) / 255f;
+                }
+                int[] row = new int[w * bands];
+                return new RowReader() {
+                    @Override
+                    void read(int y, float[] r, float[] g, float[] b) {
+                        raster.getPixels(0, y, w, 1, row);
+                        for (int x = 0; x < w; x++) {
+                            int idx = row[x * bands];
+                            r[x] = lr[idx];
+                            g[x] = lg[idx];
+                            b[x] = lb[idx];
+                        }
+                    }
+                };
+            }
+            int csType = cm.getColorSpace().getType();
+            boolean gray = csType == java.awt.color.ColorSpace.TYPE_GRAY && (bands == 1 || bands == 2);
+            boolean rgb = csType == java.awt.color.ColorSpace.TYPE_RGB && (bands == 3 || bands == 4);
+            if ((gray || rgb) && raster.getDataBuffer() instanceof java.awt.image.DataBufferByte dbb
+                    && raster.getSampleModel() instanceof java.awt.image.ComponentSampleModel sm
+                    && dbb.getNumBanks() == 1) {
+                // fast path: interleaved 8-bit samples (TYPE_3BYTE_BGR, TYPE_4BYTE_ABGR, TYPE_BYTE_GRAY, ...)
+                byte[] data = dbb.getData();
+                int[] off = sm.getBandOffsets();
+                int pixelStride = sm.getPixelStride();
+                int scan = sm.getScanlineStride();
+                int base = dbb.getOffset() - raster.getSampleModelTranslateY() * scan
+                        - raster.getSampleModelTranslateX() * pixelStride;
+                int o0 = off[0];
+                int o1 = gray ? off[0] : off[1];
+                int o2 = gray ? off[0] : off[2];
+                float[] lut = new float[256];
+                for (int i = 0; i < 256; i++) {
+                    lut[i] = i / 255f;
+                }
+                return new RowReader() {
+                    @Override
+                    void read(int y, float[] r, float[] g, float[] b) {
+                        int p = base + y * scan;
+                        for (int x = 0; x < w; x++, p += pixelStride) {
+                            r[x] = lut[data[p + o0] & 0xff];
+                            g[x] = lut[data[p + o1] & 0xff];
+                            b[x] = lut[data[p + o2] & 0xff];
+                        }
+                    }
+                };
+            }
+            if (gray || rgb) {
+                int shift = Math.max(0, cm.getComponentSize(0) - 8);
+                int[] row = new int[w * bands];
+                return new RowReader() {
+                    @Override
+                    void read(int y, float[] r, float[] g, float[] b) {
+                        raster.getPixels(0, y, w, 1, row);
+                        for (int x = 0; x < w; x++) {
+                            int p = x * bands;
+                            if (gray) {
+                                float v = (row[p] >> shift) / 255f;
+                                r[x] = v;
+                                g[x] = v;
+                                b[x] = v;
+                            } else {
+                                r[x] = (row[p] >> shift) / 255f;
+                                g[x] = (row[p + 1] >> shift) / 255f;
+                                b[x] = (row[p + 2] >> shift) / 255f;
+                            }
+                        }
+                    }
+                };
+            }
+            // anything else (e.g. CMYK delivered in another colour space): let Java2D convert to sRGB
+            int[] argb = new int[w];
+            return new RowReader() {
+                @Override
+                void read(int y, float[] r, float[] g, float[] b) {
+                    img.getRGB(0, y, w, 1, argb, 0, w);
+                    for (int x = 0; x < w; x++) {
+                        int p = argb[x];
+                        r[x] = ((p >> 16) & 0xff) / 255f;
+                        g[x] = ((p >> 8) & 0xff) / 255f;
+                        b[x] = (p & 0xff) / 255f;
+                    }
+                }
+            };
+        }
+    }
+
+    /**
+     * Resizes a CHW float image to {@code outH x outW}, bilinear, as torch
+     * {@code F.interpolate(x, size=(outH, outW), mode="bilinear", align_corners=False, antialias=antialias)}.
+     * Separable: the width pass first, then the height pass (the order torch uses), each with weights and
+     * source indices precomputed once per output column/row.
+     */
+    public static float[] resize(float[] chw, int c, int h, int w, int outH, int outW, boolean antialias) {
+        if (chw.length != c * h * w) {
+            throw new IllegalArgumentException("array length " + chw.length + " != " + c + "*" + h + "*" + w);
+        }
+        if (outH == h && outW == w) {
+            return chw.clone();
+        }
+        Weights wx = antialias ? Weights.antialiased(w, outW) : Weights.bilinear(w, outW);
+        Weights wy = antialias ? Weights.antialiased(h, outH) : Weights.bilinear(h, outH);
+        float[] out = new float[c * outH * outW];
+        // torch skips a dimension whose size does not change (an identity pass); so do we
+        boolean doX = outW != w;
+        boolean doY = outH != h;
+        float[] tmp = doX ? new float[h * outW] : null;
+        for (int ch = 0; ch < c; ch++) {
+            int inBase = ch * h * w;
+            float[] src = chw;
+            int srcBase = inBase;
+            int srcW = w;
+            if (doX) {
+                for (int y = 0; y < h; y++) {
+                    int rowIn = inBase + y * w;
+                    int rowOut = y * outW;
+                    for (int x = 0; x < outW; x++) {
+                        tmp[rowOut + x] = wx.apply(chw, rowIn, 1, x);
+                    }
+                }
+                src = tmp;
+                srcBase = 0;
+                srcW = outW;
+            }
+            int outBase = ch * outH * outW;
+            if (doY) {
+                for (int y = 0; y < outH; y++) {
+                    int rowOut = outBase + y * outW;
+                    for (int x = 0; x < outW; x++) {
+                        out[rowOut + x] = wy.apply(src, srcBase + x, srcW, y);
+                    }
+                }
+            } else {
+                System.arraycopy(src, srcBase, out, outBase, outH * outW);
+            }
+        }
+        return out;
+    }
+
+    /** Per output position: {@code count} source indices and weights ({@code taps} slots each). */
+    static final class Weights {
+        final int taps;
+        final int[] count;
+        final int[] index; // outSize * taps
+        final float[] weights; // outSize * taps
+
+        private Weights(int outSize, int taps) {
+            this.taps = taps;
+            this.count = new int[outSize];
+            this.index = new int[outSize * taps];
+            this.weights = new float[outSize * taps];
+        }
+
+        /** sum_k src[base + index[k]*stride] * w[k], accumulated in float in torch's order. */
+        float apply(float[] src, int base, int stride, int i) {
+            int n = count[i];
+            int wo = i * taps;
+            float acc = src[base + index[wo] * stride] * weights[wo];
+            for (int k = 1; k < n; k++) {
+                acc += src[base + index[wo + k] * stride] * weights[wo + k];
+            }
+            return acc;
+        }
+
+        /** torch upsample_bilinear2d, align_corners=False: two taps, clamped at the borders. */
+        static Weights bilinear(int inSize, int outSize) {
+            Weights wt = new Weights(outSize, 2);
+            float scale = (float) inSize / outSize;
+            for (int i = 0; i < outSize; i++) {
+                // the scale is a float, but the source index stays in double precision (torch's CPU
+                // accumulate type for float); only lambda is rounded to float
+                double real = scale * (i + 0.5) - 0.5;
+                if (real < 0) {
+                    real = 0;
+                }
+                int i0 = (int) real;
+                int offset = i0 < inSize - 1 ? 1 : 0;
+                float lambda1 = (float) Math.min(Math.max(real - i0, 0.0), 1.0);
+                float lambda0 = 1f - lambda1;
+                // torch always reads two taps; at the last pixel both are the same pixel
+                wt.count[i] = 2;
+                wt.index[2 * i] = i0;
+                wt.index[2 * i + 1] = i0 + offset;
+                wt.weights[2 * i] = lambda0;
+                wt.weights[2 * i + 1] = lambda1;
+            }
+            return wt;
+        }
+
+        /** torch _upsample_bilinear2d_aa: triangle filter with support scaled by the downscale factor, normalised. */
+        static Weights antialiased(int inSize, int outSize) {
+            float scale = (float) inSize / outSize;
+            float support = (float) (scale >= 1f ? 1.0 * scale : 1.0);
+            int taps = (int) Math.ceil(support) * 2 + 1;
+            Weights wt = new Weights(outSize, taps);
+            float invscale = (float) (scale >= 1f ? 1.0 / scale : 1.0);
+            for (int i = 0; i < outSize; i++) {
+                float center = (float) (scale * (i + 0.5));
+                int xmin = (int) Math.max((long) ((center - support) + 0.5), 0L);
+                int xsize = (int) (Math.min((long) ((center + support) + 0.5), (long) inSize) - xmin);
+                float total = 0f;
+                int wo = i * taps;
+                for (int j = 0; j < xsize; j++) {
+                    float d = (float) (j + xmin) - center;
+                    float x = (float) ((d + 0.5) * invscale);
+                    if (x < 0) {
+                        x = -x;
+                    }
+                    float v = x < 1f ? 1f - x : 0f;
+                    wt.weights[wo + j] = v;
+                    wt.index[wo + j] = xmin + j;
+                    total += v;
+                }
+                if (total != 0f) {
+                    for (int j = 0; j < xsize; j++) {
+                        wt.weights[wo + j] /= total;
+                    }
+                }
+                wt.count[i] = xsize;
+            }
+            return wt;
+        }
+    }
+}

