@@ -7,6 +7,8 @@ import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.NDScope;
 import ai.djl.pytorch.engine.PtNDArray;
 import ai.djl.pytorch.jni.JniUtils;
+import dev.mm4j.checkpoint.HostTensor;
+import dev.mm4j.checkpoint.StateDict;
 import dev.mm4j.nn.Parameter;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
@@ -124,15 +126,15 @@ public final class AdamW implements AutoCloseable {
     }
 
     /** Restores moments and the step count saved by {@link #state()} (missing names → error). */
-    public void loadState(Map<String, float[]> moments, long stepCount) {
+    public void loadState(StateDict moments, long stepCount) {
         for (Slot s : slots) {
-            float[] m = moments.get("exp_avg." + s.name);
-            float[] v = moments.get("exp_avg_sq." + s.name);
+            HostTensor m = moments.get("exp_avg." + s.name);
+            HostTensor v = moments.get("exp_avg_sq." + s.name);
             if (m == null || v == null) {
                 throw new IllegalArgumentException("optimizer state has no moments for " + s.name);
             }
-            s.expAvg.set(m);
-            s.expAvgSq.set(v);
+            s.expAvg.set(m.toFloatArray());
+            s.expAvgSq.set(v.toFloatArray());
         }
         this.step = stepCount;
     }

@@ -2,7 +2,10 @@ package dev.mm4j.train;
 
 import ai.djl.engine.Engine;
 import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.NDScope;
+import ai.djl.ndarray.types.Shape;
+import dev.mm4j.data.Batch;
 import ai.djl.training.GradientCollector;
 import dev.mm4j.flava.FlavaForClassification;
 import java.util.List;
@@ -15,7 +18,15 @@ import java.util.List;
 public final class TrainingStep {
 
     /** One micro-batch on the model's device: images (B,3,H,W), token ids (B,L), labels (B). */
-    public record Inputs(NDArray image, NDArray text, NDArray labels) {}
+    public record Inputs(NDArray image, NDArray text, NDArray labels) {
+        /** Copies a host batch into arrays on {@code manager} (its device); the caller owns the manager. */
+        public static Inputs of(Batch b, NDManager manager) {
+            NDArray image = manager.create(b.images(), new Shape(b.size(), 3, b.height(), b.width()));
+            NDArray text = manager.create(b.inputIds(), new Shape(b.size(), b.seqLen()));
+            NDArray labels = manager.create(b.labels(), new Shape(b.size()));
+            return new Inputs(image, text, labels);
+        }
+    }
 
     /**
      * @param loss mean loss over the micro-batches

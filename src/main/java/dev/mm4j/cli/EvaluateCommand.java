@@ -1,0 +1,75 @@
+package dev.mm4j.cli;
+
+import ai.djl.ndarray.NDManager;
+import dev.mm4j.data.DataLoader;
+import dev.mm4j.data.TextVqaDatasets;
+import dev.mm4j.data.VqaDataset;
+import dev.mm4j.data.VqaSample;
+import dev.mm4j.eval.Evaluator;
+import dev.mm4j.eval.PredictionsWriter;
+import dev.mm4j.serve.ModelBundle;
+import dev.mm4j.util.Runtime;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.Callable;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+
+/** {@code mm4j evaluate}: VQA accuracy of a fine-tuned model on a split, and its predictions file. */
+@Command(name = "evaluate", mixinStandardHelpOptions = true,
+        description = {"Scores a fine-tuned model (a folder written by finetune, OUT/model) on a split with the official "
+                + "VQA accuracy (normalized answers; mean over the 10 leave-one-out subsets of min(1, matches/3)) and writes "
+                + "predictions as [{\"question_id\", \"answer\"}], the format of the TextVQA evaluation server."})
+public final class EvaluateCommand implements Callable<Integer> {
+    @Option(names = "--model", required = true, paramLabel = "DIR", description = "model folder (OUT/model of finetune)")
+    Path model;
+
+    @Option(names = "--data", required = true, paramLabel = "PATH", description = "dataset (official JSON / folder or parquet)")
+    Path data;
+
+    @Option(names = "--split", description = "split (default: ${DEFAULT-VALUE})")
+    String split = "val";
+
+    @Option(names = "--predictions", paramLabel = "FILE", description = "where to write predictions (default: ${DEFAULT-VALUE})")
+    Path predictions = Path.of("predictions.json");
+
+    @Option(names = "--batch-size", description = "(default: ${DEFAULT-VALUE})")
+    int batchSize = 8;
+
+    @Option(names = "--limit", description = "at most N questions (0 = all)")
+    int limit;
+
+    @Option(names = "--device", description = "cpu, gpu, gpu:N or auto")
+    String device;
+
+    @Override
+    public Integer call() throws Exception {
+        Runtime.configureThreads(0);
+        List<VqaSample> samples = new ArrayList<>();
+        try (VqaDataset ds = TextVqaDatasets.open(data, split)) {
+            for (VqaSample s : ds) {
+                samples.add(s);
+                if (limit > 0 && samples.size() >= limit) {
+                    break;
+                }
+            }
+        }
+        try (NDManager manager = NDManager.newBaseManager(Runtime.device(device));
+                ModelBundle.Loaded b = ModelBundle.load(model, manager);
+                DataLoader loader = DataLoader.builder(samples).transform(b.transform()).tokenizer(b.tokenizer())
+                        .vocab(b.vocab()).batchSize(batchSize)
+                        .padding(b.info().dynamicPadding ? DataLoader.Padding.DYNAMIC : DataLoader.Padding.FIXED)
+                        .requireAnswers(false).build()) {
+            Evaluator.Result r = Evaluator.evaluate(b.model(), loader.epoch(0, 0), b.vocab(), manager, 0);
+            PredictionsWriter.write(predictions, r.predictions());
+            System.out.printf("VQA accuracy %.2f%% over %d questions (%s, split %s); predictions written to %s%n",
+                    100 * r.accuracy(), r.count(), data, split, predictions);
+            if (loader.skipped() > 0) {
+                System.out.printf("%d questions skipped (unreadable images or empty questions): %s%n", loader.skipped(),
+                        loader.skippedByReason());
+            }
+        }
+        return 0;
+    }
+}

@@ -1,0 +1,46 @@
+package dev.mm4j.cli;
+
+import ai.djl.ndarray.NDManager;
+import dev.mm4j.serve.ModelBundle;
+import dev.mm4j.serve.Predictor;
+import dev.mm4j.util.Runtime;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.concurrent.Callable;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+
+/** {@code mm4j predict}: an image and a question in, the top-k answers with probabilities out. */
+@Command(name = "predict", mixinStandardHelpOptions = true,
+        description = "Answers a question about an image with a fine-tuned model: prints the top-k answers and probabilities.")
+public final class PredictCommand implements Callable<Integer> {
+    @Option(names = "--model", required = true, paramLabel = "DIR", description = "model folder (OUT/model of finetune)")
+    Path model;
+
+    @Option(names = "--image", required = true, paramLabel = "FILE", description = "JPEG/PNG image")
+    Path image;
+
+    @Option(names = {"--question", "-q"}, required = true, description = "the question")
+    String question;
+
+    @Option(names = {"--top-k", "-k"}, description = "(default: ${DEFAULT-VALUE})")
+    int k = 5;
+
+    @Option(names = "--device", description = "cpu, gpu, gpu:N or auto")
+    String device;
+
+    @Override
+    public Integer call() throws Exception {
+        if (!Files.isReadable(image)) {
+            throw new IllegalArgumentException("cannot read image " + image);
+        }
+        try (NDManager manager = NDManager.newBaseManager(Runtime.device(device));
+                ModelBundle.Loaded b = ModelBundle.load(model, manager)) {
+            System.out.println("Q: " + question);
+            for (Predictor.Answer a : Predictor.topK(b, manager, Files.readAllBytes(image), image.toString(), question, k)) {
+                System.out.printf("  %-30s %6.2f%%%n", a.answer(), 100 * a.probability());
+            }
+        }
+        return 0;
+    }
+}

@@ -1,0 +1,115 @@
+package dev.mm4j.serve;
+
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDManager;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.PropertyNamingStrategies;
+import com.fasterxml.jackson.databind.annotation.JsonNaming;
+import dev.mm4j.checkpoint.SafeTensors;
+import dev.mm4j.checkpoint.StateDict;
+import dev.mm4j.checkpoint.StateDictLoader;
+import dev.mm4j.data.AnswerVocab;
+import dev.mm4j.data.ImageTransform;
+import dev.mm4j.data.QuestionTokenizer;
+import dev.mm4j.flava.FlavaConfig;
+import dev.mm4j.flava.FlavaForClassification;
+import dev.mm4j.util.AtomicFiles;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.LinkedHashMap;
+import java.util.Map;
+
+/**
+ * A fine-tuned model as a folder anyone can pick up: {@code model.safetensors} (PyTorch parameter
+ * names, the FLAVA config in its metadata), {@code answers.txt} (class id = line), and
+ * {@code bundle.json} (how inputs were prepared). Every file is written atomically.
+ */
+public final class ModelBundle {
+    public static final String WEIGHTS = "model.safetensors";
+    public static final String VOCAB = "answers.txt";
+    public static final String INFO = "bundle.json";
+    public static final String CONFIG_KEY = "flava_config";
+
+    /** How a question and an image become model inputs. */
+    @JsonNaming(PropertyNamingStrategies.SnakeCaseStrategy.class)
+    public static final class Info {
+        public String format = "mm4j-flava-classification";
+        public int maxLength = 512;
+        public boolean dynamicPadding;
+        public boolean antialias;
+        /** tokenizer.json / vocab.txt copied into the bundle, or null for the bundled bert-base-uncased. */
+        public String tokenizer;
+        public long trainedSteps;
+    }
+
+    private ModelBundle() {}
+
+    /** Weights (with config) of {@code model} as a safetensors file: PyTorch names, float32. */
+    public static void writeWeights(Path file, FlavaForClassification model) throws IOException {
+        Map<String, NDArray> arrays = new LinkedHashMap<>();
+        model.namedParameters().forEach((n, p) -> arrays.put(n, p.array()));
+        Map<String, String> meta = new LinkedHashMap<>();
+        meta.put("format", "pt");
+        meta.put(CONFIG_KEY, model.config().toJson());
+        SafeTensors.writeNDArrays(file, arrays, meta);
+    }
+
+    /** Writes the bundle folder. */
+    public static void write(Path dir, FlavaForClassification model, AnswerVocab vocab, Info info, Path tokenizerFile)
+            throws IOException {
+        Files.createDirectories(dir);
+        writeWeights(dir.resolve(WEIGHTS), model);
+        StringBuilder sb = new StringBuilder();
+        for (int i = 0; i < vocab.size(); i++) {
+            sb.append(vocab.answer(i)).append('\n');
+        }
+        AtomicFiles.writeString(dir.resolve(VOCAB), sb.toString());
+        if (tokenizerFile != null) {
+            String name = tokenizerFile.getFileName().toString();
+            AtomicFiles.write(dir.resolve(name), out -> Files.copy(tokenizerFile, out));
+            info.tokenizer = name;
+        }
+        AtomicFiles.writeString(dir.resolve(INFO), new ObjectMapper().writerWithDefaultPrettyPrinter().writeValueAsString(info));
+    }
+
+    /** A loaded bundle: model (eval mode) on {@code manager}, vocabulary, tokenizer, transform. */
+    public record Loaded(FlavaForClassification model, AnswerVocab vocab, QuestionTokenizer tokenizer,
+            ImageTransform transform, Info info) implements AutoCloseable {
+        @Override
+        public void close() {
+            tokenizer.close();
+        }
+    }
+
+    /** Reads the config from the weights' metadata, builds the model and loads it strictly. */
+    public static Loaded load(Path dir, NDManager manager) throws IOException {
+        Path weights = Files.isDirectory(dir) ? dir.resolve(WEIGHTS) : dir;
+        Path folder = weights.toAbsolutePath().getParent();
+        if (!Files.exists(weights)) {
+            throw new IOException(dir + " is not a model bundle: " + weights + " is missing (write one with finetune)");
+        }
+        Info info = Files.exists(folder.resolve(INFO))
+                ? new ObjectMapper().readValue(folder.resolve(INFO).toFile(), Info.class) : new Info();
+        FlavaForClassification model;
+        try (StateDict sd = SafeTensors.read(weights)) {
+            String cfg = sd.metadata().get(CONFIG_KEY);
+            if (cfg == null) {
+                throw new IOException(weights + " has no '" + CONFIG_KEY + "' metadata: not written by mm4j");
+            }
+            model = FlavaForClassification.create(FlavaConfig.fromJson(cfg), manager);
+            StateDictLoader.load(model, sd, true, weights.toString());
+        }
+        model.setTraining(false);
+        model.flava().setMaskTextPaddingInMultimodal(info.dynamicPadding);
+        AnswerVocab vocab = AnswerVocab.load(folder.resolve(VOCAB));
+        if (vocab.size() != model.config().numClasses) {
+            throw new IOException(folder.resolve(VOCAB) + " has " + vocab.size() + " answers but the model has "
+                    + model.config().numClasses + " classes");
+        }
+        QuestionTokenizer tok = info.tokenizer == null ? QuestionTokenizer.bertBaseUncased(info.maxLength)
+                : QuestionTokenizer.load(folder.resolve(info.tokenizer), info.maxLength);
+        ImageTransform transform = new ImageTransform(model.config().imageSize, model.config().imageSize, info.antialias);
+        return new Loaded(model, vocab, tok, transform, info);
+    }
+}
