@@ -376,8 +376,11 @@ public final class DataLoader implements Iterable<Batch>, AutoCloseable {
         }
 
         private IllegalStateException nothingUsable() {
+            lastEpochSkipped = skippedCount;
+            lastEpochReasons = Collections.unmodifiableMap(new TreeMap<>(reasons));
             return new IllegalStateException("none of the " + seen + " records of epoch " + epoch
-                    + " could be used (skipped: " + reasons + "); first problem: " + firstReason);
+                    + " could be used (skipped: " + reasons + "); first problem: " + firstReason
+                    + (iterable instanceof VqaDataset ds ? "; dataset: " + ds.describe() : ""));
         }
 
         private void finish() {

@@ -23,6 +23,7 @@ import org.apache.parquet.schema.MessageTypeParser;
  * the official layout (or the synthetic set) into hub-style shards, and by the tests.
  */
 public final class TextVqaParquetWriter {
+    private static final org.slf4j.Logger LOG = org.slf4j.LoggerFactory.getLogger(TextVqaParquetWriter.class);
     private TextVqaParquetWriter() {}
 
     /** The hub's TextVQA schema. */
@@ -47,6 +48,12 @@ public final class TextVqaParquetWriter {
      * Writes {@code samples} to {@code target} (replaced atomically), snappy-compressed, with row groups
      * of at most {@code rowsPerGroup} rows. Extras outside the schema are dropped.
      *
+     * <p>Image bytes are copied as they are, without decoding: bytes that do not decode stay in the row,
+     * and the loader skips that record when it reads it, as it would from the original. A sample whose
+     * image cannot be read at all (file missing, a folder, no permission) has no bytes to embed: it is
+     * left out with one warning naming it, and the number left out is logged at the end; compare the
+     * returned row count with the input to see it.
+     *
      * @return the number of rows written
      */
     public static long write(Path target, Iterable<VqaSample> samples, int rowsPerGroup) throws IOException {
@@ -54,6 +61,7 @@ public final class TextVqaParquetWriter {
         Files.createDirectories(dir);
         Path tmp = dir.resolve("." + target.getFileName() + "." + ProcessHandle.current().pid() + "." + System.nanoTime() + ".tmp");
         long n = 0;
+        long left = 0;
         SimpleGroupFactory groups = new SimpleGroupFactory(SCHEMA);
         try {
             try (ParquetWriter<Group> w = ExampleParquetWriter.builder(new LocalOutputFile(tmp))
@@ -66,11 +74,23 @@ public final class TextVqaParquetWriter {
                     .withPageRowCountLimit(Math.max(1, Math.min(rowsPerGroup, 20_000)))
                     .build()) {
                 for (VqaSample s : samples) {
-                    w.write(toGroup(groups, s));
+                    byte[] bytes;
+                    try {
+                        bytes = s.image().readBytes();
+                    } catch (IOException e) {
+                        left++;
+                        LOG.warn("{}: left out of {}, its image cannot be read: {}", s.describe(), target.getFileName(),
+                                e instanceof java.nio.file.NoSuchFileException ? "file missing: " + s.image().describe() : e.toString());
+                        continue;
+                    }
+                    w.write(toGroup(groups, s, bytes));
                     n++;
                 }
             }
             AtomicFiles.moveIntoPlace(tmp, target);
+            if (left > 0) {
+                LOG.warn("{}: wrote {} rows; left out {} sample(s) whose image could not be read", target, n, left);
+            }
         } catch (IOException | RuntimeException e) {
             Files.deleteIfExists(tmp);
             throw e;
@@ -78,7 +98,7 @@ public final class TextVqaParquetWriter {
         return n;
     }
 
-    private static Group toGroup(SimpleGroupFactory groups, VqaSample s) throws IOException {
+    private static Group toGroup(SimpleGroupFactory groups, VqaSample s, byte[] imageBytes) {
         Group g = groups.newGroup();
         g.add("image_id", s.imageId());
         g.add("question_id", Math.toIntExact(s.questionId()));
@@ -86,7 +106,7 @@ public final class TextVqaParquetWriter {
         Map<String, Object> x = s.extras();
         list(g, "question_tokens", x.get("question_tokens"));
         Group image = g.addGroup("image");
-        image.add("bytes", org.apache.parquet.io.api.Binary.fromConstantByteArray(s.image().readBytes()));
+        image.add("bytes", org.apache.parquet.io.api.Binary.fromConstantByteArray(imageBytes));
         String path = s.image() instanceof VqaSample.BytesImage b ? b.path() : s.imageId() + ".jpg";
         if (path != null) {
             image.add("path", path);
