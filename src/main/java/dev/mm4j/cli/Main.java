@@ -9,7 +9,7 @@ import picocli.CommandLine.Command;
         mixinStandardHelpOptions = true,
         version = "Multimodal4J 0.1.0",
         description = "FLAVA on the JVM: load PyTorch checkpoints, fine-tune on TextVQA, evaluate, predict.",
-        subcommands = {CommandLine.HelpCommand.class, InspectCommand.class, BenchCommand.class, DownloadCommand.class, SynthCommand.class, ShowCommand.class, BenchLoaderCommand.class})
+        subcommands = {CommandLine.HelpCommand.class, DemoCommand.class, FinetuneCommand.class, EvaluateCommand.class, PredictCommand.class, InspectCommand.class, BenchCommand.class, DownloadCommand.class, SynthCommand.class, ShowCommand.class, BenchLoaderCommand.class})
 public final class Main implements Runnable {
 
     @CommandLine.Spec CommandLine.Model.CommandSpec spec;
@@ -21,7 +21,19 @@ public final class Main implements Runnable {
 
     public static void main(String[] args) {
         System.setProperty("ai.djl.offline", System.getProperty("ai.djl.offline", "true"));
-        int rc = new CommandLine(new Main()).setCaseInsensitiveEnumValuesAllowed(true).execute(args);
+        int rc = new CommandLine(new Main())
+                .setCaseInsensitiveEnumValuesAllowed(true)
+                .setExecutionExceptionHandler((e, cmd, parsed) -> {
+                    // a clear one-line message; the stack trace only when asked for
+                    cmd.getErr().println("error: " + (e.getMessage() != null ? e.getMessage() : e.toString()));
+                    if (System.getenv("MM4J_DEBUG") != null) {
+                        e.printStackTrace(cmd.getErr());
+                    } else {
+                        cmd.getErr().println("(set MM4J_DEBUG=1 for the stack trace)");
+                    }
+                    return e instanceof IllegalArgumentException ? 2 : 1;
+                })
+                .execute(args);
         System.exit(rc);
     }
 }

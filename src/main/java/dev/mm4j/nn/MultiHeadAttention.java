@@ -38,9 +38,12 @@ public final class MultiHeadAttention extends Module {
         NDArray q = splitHeads(query.forward(x), b, l);
         NDArray k = splitHeads(key.forward(x), b, l);
         NDArray v = splitHeads(value.forward(x), b, l);
-        NDArray scores = q.matMul(k.transpose(0, 1, 3, 2)).muli(scale);
+        // The scale is a tensor made by libtorch, not NDArray.mul(Number): DJL builds a Number operand from
+        // a Java buffer and frees it right after the call, while autograd keeps it for the backward pass.
+        NDArray scaleTensor = x.getManager().full(new Shape(), scale, x.getDataType());
+        NDArray scores = q.matMul(k.transpose(0, 1, 3, 2)).mul(scaleTensor);
         if (additiveMask != null) {
-            scores = scores.addi(additiveMask);
+            scores = scores.add(additiveMask);
         }
         NDArray probs = scores.softmax(-1);
         NDArray context = probs.matMul(v).transpose(0, 2, 1, 3).reshape(b, l, heads * headDim);

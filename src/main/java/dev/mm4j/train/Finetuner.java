@@ -109,7 +109,12 @@ public final class Finetuner {
                 int batchesPerEpoch = (train.size() + s.batchSize - 1) / s.batchSize;
                 long stepsPerEpoch = Math.max(1, (batchesPerEpoch + s.gradAccum - 1) / s.gradAccum);
                 long total = s.maxSteps > 0 ? s.maxSteps : s.epochs * stepsPerEpoch;
-                LrSchedule schedule = new LrSchedule(LrSchedule.Kind.parse(s.schedule), s.lr, s.warmupSteps, total, 0.5, 0);
+                long warmup = Math.min(s.warmupSteps, total);
+                if (warmup < s.warmupSteps) {
+                    out.printf("note: warmup_steps %d is more than the %d steps of this run; warming up over all of them%n",
+                            s.warmupSteps, total);
+                }
+                LrSchedule schedule = new LrSchedule(LrSchedule.Kind.parse(s.schedule), s.lr, warmup, total, 0.5, 0);
                 out.printf("training: %d steps (%d per epoch), batch %d x %d accumulation, %s padding, schedule %s%n",
                         total, stepsPerEpoch, s.batchSize, s.gradAccum, s.padding, schedule);
 

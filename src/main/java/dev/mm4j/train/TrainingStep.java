@@ -21,10 +21,21 @@ public final class TrainingStep {
     public record Inputs(NDArray image, NDArray text, NDArray labels) {
         /** Copies a host batch into arrays on {@code manager} (its device); the caller owns the manager. */
         public static Inputs of(Batch b, NDManager manager) {
-            NDArray image = manager.create(b.images(), new Shape(b.size(), 3, b.height(), b.width()));
-            NDArray text = manager.create(b.inputIds(), new Shape(b.size(), b.seqLen()));
-            NDArray labels = manager.create(b.labels(), new Shape(b.size()));
+            NDArray image = nativeCopy(manager.create(b.images(), new Shape(b.size(), 3, b.height(), b.width())));
+            NDArray text = nativeCopy(manager.create(b.inputIds(), new Shape(b.size(), b.seqLen())));
+            NDArray labels = nativeCopy(manager.create(b.labels(), new Shape(b.size())));
             return new Inputs(image, text, labels);
+        }
+
+        /**
+         * DJL's create(array) wraps a Java direct buffer that only the Java wrapper keeps alive; autograd may
+         * keep the tensor longer (gather keeps the labels, conv the image). A copy in libtorch's own memory
+         * is safe whatever the wrapper's fate.
+         */
+        private static NDArray nativeCopy(NDArray javaBacked) {
+            NDArray copy = javaBacked.duplicate();
+            javaBacked.close();
+            return copy;
         }
     }
 
@@ -56,7 +67,8 @@ public final class TrainingStep {
                 try (GradientCollector gc = Engine.getInstance().newGradientCollector()) {
                     NDArray loss = model.forward(in.image(), in.text(), in.labels()).loss();
                     if (microBatches.size() > 1) {
-                        loss = loss.div(microBatches.size());
+                        // a libtorch-made scalar, not div(Number): see Inputs.nativeCopy
+                        loss = loss.div(loss.getManager().full(new Shape(), microBatches.size(), loss.getDataType()));
                     }
                     float value = loss.getFloat();
                     lossSum += value;
