@@ -156,6 +156,22 @@ class TorchCheckpointsWriteTest {
         }
     }
 
+    @Test
+    void pickleEncodesLargeNumelsAndStridesAsPythonDoes() throws IOException {
+        long[] shape = {3_000_000_000L, 1, 70_000};
+        HostTensor huge = new HostTensor(DType.FLOAT32, shape, () -> {
+            throw new AssertionError("data is not needed for the pickle");
+        }, 0, HostTensor.contiguousStrides(shape));
+        byte[] pkl = TorchZipWriter.pickle(List.of(Map.entry("h", huge)));
+        Object top = TorchPickle.load("test", ByteBuffer.wrap(pkl));
+        TorchPickle.TensorRef t = (TorchPickle.TensorRef) ((Map<?, ?>) top).get("h");
+        assertArrayEquals(shape, t.shape());
+        assertArrayEquals(new long[] {70_000, 70_000, 1}, t.stride());
+        assertEquals(3_000_000_000L * 70_000, t.storage().numel()); // LONG1
+        assertEquals("0", t.storage().key());
+        assertEquals(DType.FLOAT32, t.storage().dtype());
+    }
+
     private static String ascii(ByteBuffer b) {
         byte[] a = new byte[b.remaining()];
         b.duplicate().get(a);
