@@ -1,9 +1,13 @@
 package dev.mm4j.checkpoint;
 
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.types.DataType;
 import dev.mm4j.checkpoint.TorchPickle.StorageRef;
 import dev.mm4j.checkpoint.TorchPickle.TensorRef;
+import dev.mm4j.util.AtomicFiles;
 import java.io.IOException;
 import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
 import java.nio.channels.FileChannel;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.NoSuchFileException;
@@ -20,7 +24,8 @@ import org.slf4j.LoggerFactory;
 /**
  * Reads state dicts from {@code torch.save} zip archives without Python and without executing anything: a
  * restricted unpickler ({@link TorchPickle}) plus memory-mapped storages. Tensors of any device load on the
- * host; floating tensors as float32, integer/bool tensors as int64.
+ * host; floating tensors as float32, integer/bool tensors as int64. Also writes such archives
+ * ({@link #write}, {@link #writeNDArrays}).
  */
 public final class TorchCheckpoints {
     private static final Logger log = LoggerFactory.getLogger(TorchCheckpoints.class);
@@ -131,6 +136,54 @@ public final class TorchCheckpoints {
         if (tensors.isEmpty()) throw new CheckpointException(file + ": the selected dict holds no tensors");
         if (!skipped.isEmpty()) log.warn("{}: skipped {} non-tensor entries: {}", file, skipped.size(), skipped);
         return new StateDict(tensors, Map.of(), ch);
+    }
+
+    // ------------------------------------------------------------------ writing
+
+    /**
+     * Writes {@code tensors} (in map order) as a {@code torch.save}-compatible zip archive, atomically (temp file +
+     * rename): an {@code OrderedDict} of contiguous tensors, floating ones as {@code torch.FloatStorage} (float32),
+     * integer/bool ones as {@code torch.LongStorage} (int64); storage keys "0", "1", ... in order; entries stored
+     * uncompressed with 64-byte aligned data like PyTorch's writer. {@code torch.load(file)} gives the state dict.
+     * Only one tensor's bytes are fetched ({@link HostTensor#data()}) at a time.
+     */
+    public static void write(Path file, Map<String, HostTensor> tensors) throws IOException {
+        AtomicFiles.write(file, out -> TorchZipWriter.write(out, tensors));
+    }
+
+    /**
+     * Writes DJL arrays (e.g. a model's parameters, in map order) like {@link #write}: floating arrays as float32
+     * (converted if needed), integer/bool arrays as int64. Each array is copied to the host only while it is
+     * being written. (Not an overload of {@code write}: both maps erase to the same type.)
+     */
+    public static void writeNDArrays(Path file, Map<String, NDArray> arrays) throws IOException {
+        Map<String, HostTensor> tensors = new LinkedHashMap<>();
+        for (Map.Entry<String, NDArray> e : arrays.entrySet()) {
+            NDArray a = e.getValue();
+            DataType dt = a.getDataType();
+            boolean floating = dt.isFloating();
+            if (!floating && !dt.isInteger() && dt != DataType.BOOLEAN)
+                throw new IllegalArgumentException("array '" + e.getKey() + "' has unsupported type " + dt);
+            long[] shape = a.getShape().getShape();
+            tensors.put(e.getKey(), new HostTensor(floating ? DType.FLOAT32 : DType.INT64, shape,
+                    () -> hostBytes(a, floating ? DataType.FLOAT32 : DataType.INT64), 0, HostTensor.contiguousStrides(shape)));
+        }
+        write(file, tensors);
+    }
+
+    /** One host copy of {@code a} as little-endian {@code want} elements. */
+    private static ByteBuffer hostBytes(NDArray a, DataType want) {
+        NDArray c = a.getDataType() == want ? a : a.toType(want, false);
+        try {
+            ByteBuffer b = c.toByteBuffer(); // a copy into a heap buffer, native order, contiguous
+            if (ByteOrder.nativeOrder() == ByteOrder.LITTLE_ENDIAN) return b.order(ByteOrder.LITTLE_ENDIAN);
+            ByteBuffer le = ByteBuffer.allocate(b.remaining()).order(ByteOrder.LITTLE_ENDIAN);
+            if (want == DataType.FLOAT32) le.asFloatBuffer().put(b.asFloatBuffer());
+            else le.asLongBuffer().put(b.asLongBuffer());
+            return le;
+        } finally {
+            if (c != a) c.close();
+        }
     }
 
     /** Checks that every element the view (offset, shape, stride) addresses lies inside its storage. */

@@ -62,7 +62,11 @@ public final class Parameter {
         NDManager owner = target.getManager();
         NDArray copy;
         try (NDManager tmp = owner.newSubManager()) {
-            NDArray onDevice = value.toDevice(owner.getDevice(), true);
+            // A real copy: libtorch's to(device) returns an alias when the device and type already match (DJL
+            // ignores toDevice's copy flag), and an alias of an array made from Java data shares that data's
+            // direct buffer, which the GC frees once the value is gone, leaving the parameter dangling.
+            NDArray onDevice = value.getDevice().equals(owner.getDevice())
+                    ? value.duplicate() : value.toDevice(owner.getDevice(), true);
             onDevice.attach(tmp);
             copy = onDevice.getDataType() == DataType.FLOAT32 ? onDevice : onDevice.toType(DataType.FLOAT32, true);
             copy.attach(owner); // survives tmp; everything else made here is closed with it
