@@ -58,6 +58,9 @@ public final class BenchCommand implements Callable<Integer> {
     @Option(names = "--skip-train", description = "inference only")
     boolean skipTrain;
 
+    @Option(names = "--breakdown", description = "also print where a train step's time goes: forward / backward / optimizer, and forward per encoder")
+    boolean breakdown;
+
     @Override
     public Integer call() throws Exception {
         int nThreads = Runtime.configureThreads(threads);
@@ -123,6 +126,9 @@ public final class BenchCommand implements Callable<Integer> {
                 resetPeakRss();
                 double[] t = time(() -> step.run(in, 1e-5, 0, false));
                 print(mode, batch, textLen, "train", t, FlavaFlops.trainStep(cfg, batch, textLen), peak);
+                if (breakdown) {
+                    breakdown(model, optimizer, image, text, labels);
+                }
             }
             model.setTraining(false);
             resetPeakRss();
@@ -133,6 +139,60 @@ public final class BenchCommand implements Callable<Integer> {
             });
             print(mode, batch, textLen, "infer", t, FlavaFlops.forward(cfg, batch, textLen), peak);
         }
+    }
+
+    /** Median seconds of forward, backward and optimizer phases, and of each encoder's forward. */
+    private void breakdown(FlavaForClassification model, AdamW optimizer, NDArray image, NDArray text, NDArray labels) {
+        int n = Math.max(2, repeats);
+        double[][] t = new double[4][n];
+        for (int i = 0; i < n; i++) {
+            try (NDScope scope = new NDScope();
+                    ai.djl.training.GradientCollector gc = Engine.getInstance().newGradientCollector()) {
+                long a = System.nanoTime();
+                NDArray loss = model.forward(image, text, labels).loss();
+                loss.getFloat();
+                long b = System.nanoTime();
+                gc.backward(loss);
+                long c = System.nanoTime();
+                optimizer.step(1e-5, 1.0);
+                long d = System.nanoTime();
+                optimizer.zeroGrad();
+                long e = System.nanoTime();
+                t[0][i] = (b - a) / 1e9;
+                t[1][i] = (c - b) / 1e9;
+                t[2][i] = (d - c) / 1e9;
+                t[3][i] = (e - d) / 1e9;
+            }
+        }
+        System.out.printf("    train step: forward %.3f s, backward %.3f s, AdamW %.3f s, zero grads %.3f s%n",
+                med(t[0]), med(t[1]), med(t[2]), med(t[3]));
+        model.setTraining(false);
+        double[][] e = new double[4][n];
+        for (int i = 0; i < n; i++) {
+            try (NDScope scope = new NDScope()) {
+                long a = System.nanoTime();
+                var img = model.flava().forward(image, null, dev.mm4j.flava.RequiredEmbedding.IMAGE);
+                img.image().hiddenBeforeNorm().getFloat(0, 0, 0);
+                long b = System.nanoTime();
+                var txt = model.flava().forward(null, text, dev.mm4j.flava.RequiredEmbedding.TEXT);
+                txt.text().hiddenBeforeNorm().getFloat(0, 0, 0);
+                long c = System.nanoTime();
+                var all = model.flava().forward(image, text, dev.mm4j.flava.RequiredEmbedding.MM);
+                all.multimodal().hiddenBeforeNorm().getFloat(0, 0, 0);
+                long d = System.nanoTime();
+                e[0][i] = (b - a) / 1e9;
+                e[1][i] = (c - b) / 1e9;
+                e[2][i] = (d - c) / 1e9 - e[0][i] - e[1][i];
+            }
+        }
+        System.out.printf("    inference forward: image encoder %.3f s, text encoder %.3f s, multimodal encoder (+projections) %.3f s%n",
+                med(e[0]), med(e[1]), med(e[2]));
+    }
+
+    private static double med(double[] v) {
+        double[] c = v.clone();
+        Arrays.sort(c);
+        return c[c.length / 2];
     }
 
     private double[] time(Runnable r) {

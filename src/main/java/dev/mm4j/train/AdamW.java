@@ -66,20 +66,25 @@ public final class AdamW implements AutoCloseable {
         double bc1 = 1 - Math.pow(settings.beta1, step);
         double bc2 = 1 - Math.pow(settings.beta2, step);
         double sqrtBc2 = Math.sqrt(bc2);
-        // libtorch's fused update computes  w -= lr*wd*w;  m, v moments;  w -= m * a / (sqrt(v) + e).
-        // PyTorch's AdamW is  w -= (lr/bc1) * m / (sqrt(v)/sqrt(bc2) + eps), i.e. a = lr*sqrt(bc2)/bc1
-        // and e = eps*sqrt(bc2): the same arithmetic, term by term.
+        // PyTorch's AdamW:  w *= 1 - lr*wd;  m, v moments;  w -= (lr/bc1) * m / (sqrt(v)/sqrt(bc2) + eps).
+        // The decay is one in-place pass here; libtorch's fused Adam update (run without its own decay) then
+        // computes  w -= m * a / (sqrt(v) + e)  with a = lr*sqrt(bc2)/bc1 and e = eps*sqrt(bc2): the same
+        // arithmetic, term by term, in one call per parameter.
         float a = (float) (lr * sqrtBc2 / bc1);
         float e = (float) (settings.eps * sqrtBc2);
+        float decay = (float) (1 - lr * settings.weightDecay);
         for (Slot s : slots) {
             NDArray w = s.param.array();
             NDArray g = w.getGradient();
             if (g == null) {
                 continue;
             }
+            if (decay != 1f) {
+                w.muli(decay);
+            }
             w.getNDArrayInternal().adamUpdate(new NDList(w, g, s.expAvg, s.expAvgSq), new NDList(w),
-                    (float) lr, a, (float) settings.weightDecay, (float) gradScale, -1f,
-                    (float) settings.beta1, (float) settings.beta2, e, false, true);
+                    (float) lr, a, 0f, (float) gradScale, -1f,
+                    (float) settings.beta1, (float) settings.beta2, e, false, false);
             g.close();
         }
     }
