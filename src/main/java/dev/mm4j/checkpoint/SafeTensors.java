@@ -1,14 +1,12 @@
 package dev.mm4j.checkpoint;
 
 import ai.djl.ndarray.NDArray;
-import ai.djl.ndarray.types.DataType;
 import com.fasterxml.jackson.core.JsonParser;
 import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.mm4j.util.AtomicFiles;
 import java.io.IOException;
-import java.io.OutputStream;
 import java.io.UncheckedIOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
@@ -23,7 +21,6 @@ import java.util.Iterator;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.function.Supplier;
 
 /**
  * The Hugging Face safetensors format: an 8-byte little-endian header length N, N bytes of JSON
@@ -199,7 +196,7 @@ public final class SafeTensors {
                 if (data.remaining() != t.numel() * t.dataType().size())
                     throw new IOException("tensor '" + e.getKey() + "' gave " + data.remaining() + " bytes, expected "
                             + t.numel() * t.dataType().size());
-                writeBuffer(out, data);
+                DjlTensors.writeBuffer(out, data);
             }
         });
     }
@@ -209,51 +206,6 @@ public final class SafeTensors {
      * boolean arrays as I64. Each array is copied to the host only while it is being written.
      */
     public static void writeNDArrays(Path file, Map<String, NDArray> arrays, Map<String, String> metadata) throws IOException {
-        Map<String, HostTensor> tensors = new LinkedHashMap<>();
-        for (Map.Entry<String, NDArray> e : arrays.entrySet()) {
-            NDArray a = e.getValue();
-            DataType dt = a.getDataType();
-            boolean floating = dt.isFloating();
-            if (!floating && !dt.isInteger() && dt != DataType.BOOLEAN)
-                throw new IllegalArgumentException("array '" + e.getKey() + "' has unsupported type " + dt);
-            long[] shape = a.getShape().getShape();
-            Supplier<ByteBuffer> src = () -> hostBytes(a, floating);
-            tensors.put(e.getKey(), new HostTensor(floating ? DType.FLOAT32 : DType.INT64, shape, src, 0,
-                    HostTensor.contiguousStrides(shape)));
-        }
-        write(file, tensors, metadata);
-    }
-
-    private static ByteBuffer hostBytes(NDArray a, boolean floating) {
-        DataType want = floating ? DataType.FLOAT32 : DataType.INT64;
-        NDArray c = a.getDataType() == want ? a : a.toType(want, false);
-        try {
-            if (floating) {
-                float[] f = c.toFloatArray();
-                ByteBuffer b = ByteBuffer.allocate(f.length * 4).order(ByteOrder.LITTLE_ENDIAN);
-                b.asFloatBuffer().put(f);
-                return b;
-            }
-            long[] l = c.toLongArray();
-            ByteBuffer b = ByteBuffer.allocate(l.length * 8).order(ByteOrder.LITTLE_ENDIAN);
-            b.asLongBuffer().put(l);
-            return b;
-        } finally {
-            if (c != a) c.close();
-        }
-    }
-
-    private static void writeBuffer(OutputStream out, ByteBuffer data) throws IOException {
-        if (data.hasArray() && !data.isReadOnly()) {
-            out.write(data.array(), data.arrayOffset() + data.position(), data.remaining());
-            return;
-        }
-        byte[] chunk = new byte[(int) Math.min(1 << 20, Math.max(1, data.remaining()))];
-        ByteBuffer d = data.duplicate();
-        while (d.hasRemaining()) {
-            int k = Math.min(chunk.length, d.remaining());
-            d.get(chunk, 0, k);
-            out.write(chunk, 0, k);
-        }
+        write(file, DjlTensors.hostTensors(arrays), metadata);
     }
 }

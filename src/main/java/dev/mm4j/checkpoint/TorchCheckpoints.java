@@ -1,7 +1,6 @@
 package dev.mm4j.checkpoint;
 
 import ai.djl.ndarray.NDArray;
-import ai.djl.ndarray.types.DataType;
 import dev.mm4j.checkpoint.TorchPickle.StorageRef;
 import dev.mm4j.checkpoint.TorchPickle.TensorRef;
 import dev.mm4j.util.AtomicFiles;
@@ -157,33 +156,7 @@ public final class TorchCheckpoints {
      * being written. (Not an overload of {@code write}: both maps erase to the same type.)
      */
     public static void writeNDArrays(Path file, Map<String, NDArray> arrays) throws IOException {
-        Map<String, HostTensor> tensors = new LinkedHashMap<>();
-        for (Map.Entry<String, NDArray> e : arrays.entrySet()) {
-            NDArray a = e.getValue();
-            DataType dt = a.getDataType();
-            boolean floating = dt.isFloating();
-            if (!floating && !dt.isInteger() && dt != DataType.BOOLEAN)
-                throw new IllegalArgumentException("array '" + e.getKey() + "' has unsupported type " + dt);
-            long[] shape = a.getShape().getShape();
-            tensors.put(e.getKey(), new HostTensor(floating ? DType.FLOAT32 : DType.INT64, shape,
-                    () -> hostBytes(a, floating ? DataType.FLOAT32 : DataType.INT64), 0, HostTensor.contiguousStrides(shape)));
-        }
-        write(file, tensors);
-    }
-
-    /** One host copy of {@code a} as little-endian {@code want} elements. */
-    private static ByteBuffer hostBytes(NDArray a, DataType want) {
-        NDArray c = a.getDataType() == want ? a : a.toType(want, false);
-        try {
-            ByteBuffer b = c.toByteBuffer(); // a copy into a heap buffer, native order, contiguous
-            if (ByteOrder.nativeOrder() == ByteOrder.LITTLE_ENDIAN) return b.order(ByteOrder.LITTLE_ENDIAN);
-            ByteBuffer le = ByteBuffer.allocate(b.remaining()).order(ByteOrder.LITTLE_ENDIAN);
-            if (want == DataType.FLOAT32) le.asFloatBuffer().put(b.asFloatBuffer());
-            else le.asLongBuffer().put(b.asLongBuffer());
-            return le;
-        } finally {
-            if (c != a) c.close();
-        }
+        write(file, DjlTensors.hostTensors(arrays));
     }
 
     /** Checks that every element the view (offset, shape, stride) addresses lies inside its storage. */

@@ -200,7 +200,7 @@ final class TorchZipWriter {
         for (int i = 0; i < padding; i++) h.put((byte) 'Z');
         out.write(h.array());
         if (out.count % ALIGNMENT != 0 && size > 0) throw new IllegalStateException("misaligned entry " + name);
-        writeBuffer(out, data);
+        DjlTensors.writeBuffer(out, data);
         central.add(new Central(nameBytes, crc.getValue(), size, offset));
     }
 
@@ -253,19 +253,5 @@ final class TorchZipWriter {
         e.putInt((int) (zip64 ? U32 : cdSize)).putInt((int) (zip64 ? U32 : cdStart));
         e.putShort((short) 0);
         out.write(e.array());
-    }
-
-    private static void writeBuffer(OutputStream out, ByteBuffer data) throws IOException {
-        if (data.hasArray() && !data.isReadOnly()) {
-            out.write(data.array(), data.arrayOffset() + data.position(), data.remaining());
-            return;
-        }
-        byte[] chunk = new byte[(int) Math.min(1 << 20, Math.max(1, data.remaining()))];
-        ByteBuffer d = data.duplicate();
-        while (d.hasRemaining()) {
-            int k = Math.min(chunk.length, d.remaining());
-            d.get(chunk, 0, k);
-            out.write(chunk, 0, k);
-        }
     }
 }
