@@ -35,15 +35,16 @@ public final class MultiHeadAttention extends Module {
         Shape s = x.getShape();
         long b = s.get(0);
         long l = s.get(1);
-        NDArray q = splitHeads(query.forward(x), b, l);
-        NDArray k = splitHeads(key.forward(x), b, l);
-        NDArray v = splitHeads(value.forward(x), b, l);
         // The scale is a tensor made by libtorch, not NDArray.mul(Number): DJL builds a Number operand from
         // a Java buffer and frees it right after the call, while autograd keeps it for the backward pass.
+        // Scaling q (B,H,L,Dh) costs L/Dh times less than scaling the scores (B,H,L,L).
         NDArray scaleTensor = x.getManager().full(new Shape(), scale, x.getDataType());
-        NDArray scores = q.matMul(k.transpose(0, 1, 3, 2)).mul(scaleTensor);
+        NDArray q = splitHeads(query.forward(x), b, l).mul(scaleTensor);
+        NDArray k = splitHeads(key.forward(x), b, l);
+        NDArray v = splitHeads(value.forward(x), b, l);
+        NDArray scores = q.matMul(k.transpose(0, 1, 3, 2));
         if (additiveMask != null) {
-            scores = scores.add(additiveMask);
+            scores = scores.addi(additiveMask); // in place: matmul keeps its inputs for the backward, not its output
         }
         NDArray probs = scores.softmax(-1);
         NDArray context = probs.matMul(v).transpose(0, 2, 1, 3).reshape(b, l, heads * headDim);

@@ -147,8 +147,8 @@ public final class Finetuner {
                                     inputs.add(TrainingStep.Inputs.of(b, batchManager));
                                 }
                                 Engine.getInstance().setRandomSeed(Long.hashCode(TrainState.stepSeed(s.seed, st.step)));
-                                model.setTraining(s.dropout);
-                                r = step.run(inputs, lr, s.maxGradNorm, st.step % Math.max(1, s.logEvery) == 0);
+                                r = s.dropout ? step.run(inputs, lr, s.maxGradNorm, st.step % Math.max(1, s.logEvery) == 0)
+                                        : step.runWithoutDropout(inputs, lr, s.maxGradNorm);
                             }
                             if (!r.applied()) {
                                 out.printf("%nstopping: the loss is %s at step %d (lr %.3g); no update was made for it. "

@@ -61,6 +61,16 @@ public final class TrainingStep {
      */
     public Result run(List<Inputs> microBatches, double lr, double maxGradNorm, boolean measureNorm) {
         model.setTraining(true);
+        return step(microBatches, lr, maxGradNorm, measureNorm);
+    }
+
+    /** The same step in eval mode (no dropout): deterministic, for checks and for {@code dropout: false} runs. */
+    public Result runWithoutDropout(List<Inputs> microBatches, double lr, double maxGradNorm) {
+        model.setTraining(false);
+        return step(microBatches, lr, maxGradNorm, maxGradNorm > 0);
+    }
+
+    private Result step(List<Inputs> microBatches, double lr, double maxGradNorm, boolean measureNorm) {
         double lossSum = 0;
         try (NDScope scope = new NDScope()) {
             for (Inputs in : microBatches) {
