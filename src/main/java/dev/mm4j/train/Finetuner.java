@@ -76,19 +76,20 @@ public final class Finetuner {
         FlavaConfig config = s.flavaConfig(vocab.size());
         boolean dynamic = s.dynamicPadding();
         Path tokenizerFile = s.tokenizer == null ? null : Path.of(s.tokenizer);
-        List<VqaSample> train = readSplit(s.trainSplit, s.trainLimit);
-        List<VqaSample> val = s.hasValidation() ? readSplit(s.valSplit, s.valLimit) : List.of();
-        String majority = Evaluator.majorityAnswer(train);
+        Split train = Split.open(Path.of(s.data), s.trainSplit, s.trainLimit);
+        Split val = s.hasValidation() ? Split.open(Path.of(s.data), s.valSplit, s.valLimit) : null;
+        String majority = Evaluator.majorityAnswer(train.samples());
         out.printf("data: %d training questions (%s), %d validation; answer vocabulary %d; %d libtorch threads%n",
-                train.size(), s.trainSplit, val.size(), vocab.size(), threads);
+                train.size(), s.trainSplit, val == null ? 0 : val.size(), vocab.size(), threads);
 
         Map<Long, Long> rss = new LinkedHashMap<>();
         List<Double> losses = new ArrayList<>();
         ImageTransform transform = new ImageTransform(config.imageSize, config.imageSize, s.antialias);
-        try (QuestionTokenizer tokenizer = tokenizerFile == null ? QuestionTokenizer.bertBaseUncased(s.maxLength)
+        try (train; Split closeVal = val;
+                QuestionTokenizer tokenizer = tokenizerFile == null ? QuestionTokenizer.bertBaseUncased(s.maxLength)
                         : QuestionTokenizer.load(tokenizerFile, s.maxLength);
-                DataLoader trainLoader = loader(train, transform, tokenizer, vocab, s.shuffle, true);
-                DataLoader valLoader = val.isEmpty() ? null : loader(val, transform, tokenizer, vocab, false, false);
+                DataLoader trainLoader = loader(train.samples(), transform, tokenizer, vocab, s.shuffle, true);
+                DataLoader valLoader = val == null ? null : loader(val.samples(), transform, tokenizer, vocab, false, false);
                 NDManager manager = NDManager.newBaseManager(Runtime.device(s.device));
                 MetricsLog metrics = openMetrics(outDir, resumeFrom)) {
             Engine.getInstance().setRandomSeed(Long.hashCode(s.seed));
@@ -106,7 +107,7 @@ public final class Finetuner {
                     st.seed = s.seed;
                     loadPretrained(model);
                 }
-                int batchesPerEpoch = (train.size() + s.batchSize - 1) / s.batchSize;
+                int batchesPerEpoch = (int) ((train.size() + s.batchSize - 1) / s.batchSize);
                 long stepsPerEpoch = Math.max(1, (batchesPerEpoch + s.gradAccum - 1) / s.gradAccum);
                 long total = s.maxSteps > 0 ? s.maxSteps : s.epochs * stepsPerEpoch;
                 long warmup = Math.min(s.warmupSteps, total);
@@ -204,10 +205,11 @@ public final class Finetuner {
                 }
                 Double valAcc = null;
                 Double baseline = null;
+                Evaluator.Result ev = null;
                 if (valLoader != null) {
-                    Evaluator.Result ev = validate(model, valLoader, vocab, manager, metrics, st, store, optimizer, batchesPerEpoch);
+                    ev = validate(model, valLoader, vocab, manager, metrics, st, store, optimizer, batchesPerEpoch);
                     valAcc = ev.accuracy();
-                    baseline = Evaluator.constantAnswerAccuracy(val, majority);
+                    baseline = Evaluator.constantAnswerAccuracy(val.samples(), majority);
                     PredictionsWriter.write(outDir.resolve("predictions.json"), ev.predictions());
                     writeReport(outDir, ev, valAcc, baseline, majority, st, model, rss);
                 }
@@ -223,7 +225,7 @@ public final class Finetuner {
                         st.lastLoss, outDir.resolve("model"), lastCheckpoint);
                 if (valAcc != null) {
                     out.printf("validation VQA accuracy %.2f%% (majority-answer baseline \"%s\": %.2f%%) over %d questions%n",
-                            100 * valAcc, majority, 100 * baseline, val.size());
+                            100 * valAcc, majority, 100 * baseline, ev.count());
                 }
                 return new Result(st.step, losses, valAcc, baseline, majority, false, outDir, rss);
             }
@@ -286,7 +288,7 @@ public final class Finetuner {
         return MetricsLog.open(file);
     }
 
-    private DataLoader loader(List<VqaSample> samples, ImageTransform transform, QuestionTokenizer tokenizer,
+    private DataLoader loader(Iterable<VqaSample> samples, ImageTransform transform, QuestionTokenizer tokenizer,
             AnswerVocab vocab, boolean shuffle, boolean training) {
         return DataLoader.builder(samples)
                 .transform(transform)
@@ -300,20 +302,46 @@ public final class Finetuner {
                 .build();
     }
 
-    private List<VqaSample> readSplit(String split, int limit) throws IOException {
-        List<VqaSample> list = new ArrayList<>();
-        try (VqaDataset ds = TextVqaDatasets.open(Path.of(s.data), split)) {
-            for (VqaSample sample : ds) {
-                list.add(sample);
-                if (limit > 0 && list.size() >= limit) {
-                    break;
+    /**
+     * A split to train or validate on: streamed from the dataset (never the whole split in memory unless
+     * shuffling asks for it), or its first {@code limit} questions held in a list.
+     */
+    record Split(VqaDataset dataset, Iterable<VqaSample> samples, long size) implements AutoCloseable {
+        static Split open(Path data, String split, int limit) throws IOException {
+            VqaDataset ds = TextVqaDatasets.open(data, split);
+            try {
+                if (limit > 0) {
+                    List<VqaSample> first = new ArrayList<>();
+                    for (VqaSample sample : ds) {
+                        first.add(sample);
+                        if (first.size() >= limit) {
+                            break;
+                        }
+                    }
+                    return checked(new Split(ds, first, first.size()), data, split);
                 }
+                return checked(new Split(ds, ds, ds.size()), data, split);
+            } catch (IOException | RuntimeException e) {
+                ds.close();
+                throw e;
             }
         }
-        if (list.isEmpty()) {
-            throw new IOException("split '" + split + "' of " + s.data + " has no questions");
+
+        private static Split checked(Split s, Path data, String split) throws IOException {
+            if (s.size == 0) {
+                throw new IOException("split '" + split + "' of " + data + " has no questions");
+            }
+            return s;
         }
-        return list;
+
+        @Override
+        public void close() throws IOException {
+            try {
+                dataset.close();
+            } catch (Exception e) {
+                throw e instanceof IOException io ? io : new IOException(e);
+            }
+        }
     }
 
     private Path vocabPath() throws IOException {
