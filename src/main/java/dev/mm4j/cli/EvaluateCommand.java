@@ -46,19 +46,11 @@ public final class EvaluateCommand implements Callable<Integer> {
     @Override
     public Integer call() throws Exception {
         Runtime.configureThreads(0);
-        List<VqaSample> samples = new ArrayList<>();
-        try (VqaDataset ds = TextVqaDatasets.open(data, split)) {
-            for (VqaSample s : ds) {
-                samples.add(s);
-                if (limit > 0 && samples.size() >= limit) {
-                    break;
-                }
-            }
-        }
-        try (NDManager manager = NDManager.newBaseManager(Runtime.device(device));
+        try (VqaDataset ds = TextVqaDatasets.open(data, split);
+                NDManager manager = NDManager.newBaseManager(Runtime.device(device));
                 ModelBundle.Loaded b = ModelBundle.load(model, manager);
-                DataLoader loader = DataLoader.builder(samples).transform(b.transform()).tokenizer(b.tokenizer())
-                        .vocab(b.vocab()).batchSize(batchSize)
+                DataLoader loader = DataLoader.builder(limit > 0 ? first(ds, limit) : ds).transform(b.transform())
+                        .tokenizer(b.tokenizer()).vocab(b.vocab()).batchSize(batchSize)
                         .padding(b.info().dynamicPadding ? DataLoader.Padding.DYNAMIC : DataLoader.Padding.FIXED)
                         .requireAnswers(false).build()) {
             Evaluator.Result r = Evaluator.evaluate(b.model(), loader.epoch(0, 0), b.vocab(), manager, 0);
@@ -71,5 +63,16 @@ public final class EvaluateCommand implements Callable<Integer> {
             }
         }
         return 0;
+    }
+
+    private static List<VqaSample> first(Iterable<VqaSample> ds, int n) {
+        List<VqaSample> out = new ArrayList<>();
+        for (VqaSample s : ds) {
+            out.add(s);
+            if (out.size() >= n) {
+                break;
+            }
+        }
+        return out;
     }
 }
