@@ -145,17 +145,24 @@ public final class BenchCommand implements Callable<Integer> {
     private void breakdown(FlavaForClassification model, AdamW optimizer, NDArray image, NDArray text, NDArray labels) {
         int n = Math.max(2, repeats);
         double[][] t = new double[4][n];
+        long[] rss = new long[4];
         for (int i = 0; i < n; i++) {
-            try (NDScope scope = new NDScope();
-                    ai.djl.training.GradientCollector gc = Engine.getInstance().newGradientCollector()) {
-                long a = System.nanoTime();
-                NDArray loss = model.forward(image, text, labels).loss();
-                loss.getFloat();
-                long b = System.nanoTime();
-                gc.backward(loss);
+            try (NDScope scope = new NDScope()) {
+                long a;
+                long b;
+                try (ai.djl.training.GradientCollector gc = Engine.getInstance().newGradientCollector()) {
+                    a = System.nanoTime();
+                    NDArray loss = model.forward(image, text, labels).loss();
+                    loss.getFloat();
+                    b = System.nanoTime();
+                    rss[0] = Runtime.rssBytes();
+                    gc.backward(loss);
+                }
                 long c = System.nanoTime();
+                rss[1] = Runtime.rssBytes();
                 optimizer.step(1e-5, 1.0);
                 long d = System.nanoTime();
+                rss[2] = Runtime.rssBytes();
                 optimizer.zeroGrad();
                 long e = System.nanoTime();
                 t[0][i] = (b - a) / 1e9;
@@ -166,6 +173,9 @@ public final class BenchCommand implements Callable<Integer> {
         }
         System.out.printf("    train step: forward %.3f s, backward %.3f s, AdamW %.3f s, zero grads %.3f s%n",
                 med(t[0]), med(t[1]), med(t[2]), med(t[3]));
+        System.out.printf("    RSS after forward %.2f GB, after backward %.2f GB, after AdamW %.2f GB (weights %.2f GB, grads %.2f GB, "
+                + "AdamW moments %.2f GB)%n", rss[0] / 1e9, rss[1] / 1e9, rss[2] / 1e9, model.parameterCount() * 4 / 1e9,
+                model.parameterCount() * 4 / 1e9, model.parameterCount() * 8 / 1e9);
         model.setTraining(false);
         double[][] e = new double[4][n];
         for (int i = 0; i < n; i++) {

@@ -73,6 +73,16 @@ public final class AdamW implements AutoCloseable {
         float a = (float) (lr * sqrtBc2 / bc1);
         float e = (float) (settings.eps * sqrtBc2);
         float decay = (float) (1 - lr * settings.weightDecay);
+        boolean gradMode = JniUtils.isGradMode();
+        JniUtils.setGradMode(false); // an update is not part of any graph, even when called inside a collector
+        try {
+            update(a, e, decay, lr, gradScale);
+        } finally {
+            JniUtils.setGradMode(gradMode);
+        }
+    }
+
+    private void update(float a, float e, float decay, double lr, double gradScale) {
         for (Slot s : slots) {
             NDArray w = s.param.array();
             NDArray g = w.getGradient();
