@@ -88,10 +88,13 @@ public final class SyntheticTextVqa {
      * @param maxDistractors random shapes drawn on a "shapes" background: -1 = the default 3 to 8, else 0 to this many
      * @param positionJitter how far the sign may wander from the centre, as a fraction of the free room around it:
      *                       1 = anywhere in the image (default), 0 = always centred
+     * @param oneTextStyle   write every word in upper case, bold sans-serif, instead of one of 4 fonts x 4 styles x
+     *                       3 cases (default false); the other random draws stay as they are
      */
-    public record Look(double textScaleMin, double textScaleMax, int maxDistractors, double positionJitter) {
+    public record Look(double textScaleMin, double textScaleMax, int maxDistractors, double positionJitter,
+                       boolean oneTextStyle) {
         /** The original scene. */
-        public static final Look DEFAULT = new Look(0.10, 0.24, -1, 1.0);
+        public static final Look DEFAULT = new Look(0.10, 0.24, -1, 1.0, false);
 
         public Look {
             if (!(textScaleMin > 0) || !(textScaleMax >= textScaleMin) || textScaleMax > 1) {
@@ -106,15 +109,19 @@ public final class SyntheticTextVqa {
         }
 
         public Look withTextScale(double min, double max) {
-            return new Look(min, max, maxDistractors, positionJitter);
+            return new Look(min, max, maxDistractors, positionJitter, oneTextStyle);
         }
 
         public Look withMaxDistractors(int n) {
-            return new Look(textScaleMin, textScaleMax, n, positionJitter);
+            return new Look(textScaleMin, textScaleMax, n, positionJitter, oneTextStyle);
         }
 
         public Look withPositionJitter(double j) {
-            return new Look(textScaleMin, textScaleMax, maxDistractors, j);
+            return new Look(textScaleMin, textScaleMax, maxDistractors, j, oneTextStyle);
+        }
+
+        public Look withOneTextStyle(boolean one) {
+            return new Look(textScaleMin, textScaleMax, maxDistractors, positionJitter, one);
         }
     }
 
@@ -421,6 +428,10 @@ public final class SyntheticTextVqa {
             float size = look.equals(Look.DEFAULT) ? h * (0.10f + 0.14f * r.nextFloat()) // the original, float for float
                     : h * (float) (look.textScaleMin() + (look.textScaleMax() - look.textScaleMin()) * r.nextFloat());
             Font font = new Font(FONTS[r.nextInt(FONTS.length)], STYLES[r.nextInt(STYLES.length)], 12).deriveFont(size);
+            if (look.oneTextStyle()) {
+                shown = word.toUpperCase(Locale.ROOT);
+                font = new Font(Font.SANS_SERIF, Font.BOLD, 12).deriveFont(size);
+            }
             g.setFont(font);
             FontMetrics fm = g.getFontMetrics();
             int tw = fm.stringWidth(shown);
