@@ -27,8 +27,8 @@ public final class DemoCommand implements Callable<Integer> {
     @Option(names = "--steps", description = "optimizer steps (default: ${DEFAULT-VALUE})")
     long steps = 1000;
 
-    @Option(names = "--train", description = "training questions to generate, about (default: ${DEFAULT-VALUE} images)")
-    int train = 4000;
+    @Option(names = "--train", description = "training questions to generate (default: ${DEFAULT-VALUE}, on about 9000 images)")
+    int train = 12000;
 
     @Option(names = "--val", description = "validation images (default: ${DEFAULT-VALUE})")
     int val = 400;
@@ -40,11 +40,12 @@ public final class DemoCommand implements Callable<Integer> {
      * An easier scene than the synth default, so that a small ViT trained from scratch learns to read in a
      * few minutes: a big sign (font 30-40% of the image height, so the word stays legible at the model's
      * input size), near the centre (within 20% of the free room, so the word lands on about the same patches
-     * and the ViT need not learn translation invariance first) and no distractor shapes (a plain background
-     * where the default draws 3-8 shapes).
+     * and the ViT need not learn translation invariance first), no distractor shapes (a plain background
+     * where the default draws 3-8 shapes) and one text style (upper case, bold sans-serif: thick strokes, so
+     * "what colour is the word?" is learned as well as the sign's colour).
      */
     static final SyntheticTextVqa.Look DEMO_LOOK = SyntheticTextVqa.Look.DEFAULT.withTextScale(0.30, 0.40)
-            .withMaxDistractors(0).withPositionJitter(0.2);
+            .withMaxDistractors(0).withPositionJitter(0.2).withOneTextStyle(true);
 
     @Override
     public Integer call() throws Exception {
