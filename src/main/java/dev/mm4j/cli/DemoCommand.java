@@ -25,7 +25,7 @@ public final class DemoCommand implements Callable<Integer> {
     Path dir = Path.of("runs/demo");
 
     @Option(names = "--steps", description = "optimizer steps (default: ${DEFAULT-VALUE})")
-    long steps = 1000;
+    long steps = 1200;
 
     @Option(names = "--train", description = "training questions to generate (default: ${DEFAULT-VALUE}, on about 9000 images)")
     int train = 12000;

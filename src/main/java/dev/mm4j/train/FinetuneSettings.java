@@ -120,7 +120,7 @@ public final class FinetuneSettings {
                 s.maxLength = 32;
                 s.shuffle = true;
                 s.epochs = 1000;
-                s.maxSteps = 1000;
+                s.maxSteps = 1200;
                 s.evalEvery = 250;
                 s.checkpointEvery = 500;
                 s.logEvery = 10;
