@@ -42,11 +42,31 @@ public final class SynthCommand implements Callable<Integer> {
     @Option(names = "--threads", description = "rendering threads (default: cores)")
     Integer threads;
 
+    @Option(names = "--text-scale-min", defaultValue = "0.10",
+            description = "smallest font size, as a fraction of the image height (default ${DEFAULT-VALUE})")
+    double textScaleMin;
+
+    @Option(names = "--text-scale-max", defaultValue = "0.24",
+            description = "largest font size, as a fraction of the image height (default ${DEFAULT-VALUE})")
+    double textScaleMax;
+
+    @Option(names = "--max-distractors", defaultValue = "-1",
+            description = "random shapes on a 'shapes' background: 0 to N, or -1 for the default 3 to 8 (default ${DEFAULT-VALUE})")
+    int maxDistractors;
+
+    @Option(names = "--position-jitter", defaultValue = "1.0",
+            description = "how far the sign may be from the centre, as a fraction of the room around it: 1 = anywhere, 0 = centred (default ${DEFAULT-VALUE})")
+    double positionJitter;
+
+    @Option(names = "--one-text-style", description = "write every word in upper case, bold sans-serif (default: 4 fonts x 4 styles x 3 cases)")
+    boolean oneTextStyle;
+
     @Override
     public Integer call() throws Exception {
         int t = threads != null ? threads : Runtime.getRuntime().availableProcessors();
         SyntheticTextVqa.Summary s = SyntheticTextVqa.generate(
-                new SyntheticTextVqa.Options(out, train, val, test, seed, width, height, t));
+                new SyntheticTextVqa.Options(out, train, val, test, seed, width, height, t,
+                        new SyntheticTextVqa.Look(textScaleMin, textScaleMax, maxDistractors, positionJitter, oneTextStyle)));
         System.out.printf(Locale.ROOT, "wrote %d questions on %d images (%.1f MB of JPEG) to %s in %.1f s (%.0f images/s)%n",
                 s.questions(), s.images(), s.jpegBytes() / 1e6, out, s.seconds(), s.imagesPerSecond());
         return 0;

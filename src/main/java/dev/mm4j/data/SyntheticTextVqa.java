@@ -79,9 +79,63 @@ public final class SyntheticTextVqa {
         "Street sign", "Signage", "Billboard", "Poster", "Building", "Shop", "Car", "Tree", "Person", "Window"};
     private static final float JPEG_QUALITY = 0.9f;
 
+    /**
+     * Optional scene knobs, for an easier (or harder) picture than the default one. {@link #DEFAULT} is the
+     * original scene: with it the output is byte-identical to what the generator wrote before these knobs.
+     *
+     * @param textScaleMin   smallest font size, as a fraction of the image height (default 0.10)
+     * @param textScaleMax   largest font size, as a fraction of the image height (default 0.24)
+     * @param maxDistractors random shapes drawn on a "shapes" background: -1 = the default 3 to 8, else 0 to this many
+     * @param positionJitter how far the sign may wander from the centre, as a fraction of the free room around it:
+     *                       1 = anywhere in the image (default), 0 = always centred
+     * @param oneTextStyle   write every word in upper case, bold sans-serif, instead of one of 4 fonts x 4 styles x
+     *                       3 cases (default false); the other random draws stay as they are
+     */
+    public record Look(double textScaleMin, double textScaleMax, int maxDistractors, double positionJitter,
+                       boolean oneTextStyle) {
+        /** The original scene. */
+        public static final Look DEFAULT = new Look(0.10, 0.24, -1, 1.0, false);
+
+        public Look {
+            if (!(textScaleMin > 0) || !(textScaleMax >= textScaleMin) || textScaleMax > 1) {
+                throw new IllegalArgumentException("text scale must satisfy 0 < min <= max <= 1, got " + textScaleMin + ".." + textScaleMax);
+            }
+            if (maxDistractors < -1) {
+                throw new IllegalArgumentException("max distractors must be >= 0 (or -1 for the default), got " + maxDistractors);
+            }
+            if (!(positionJitter >= 0 && positionJitter <= 1)) {
+                throw new IllegalArgumentException("position jitter must be between 0 and 1, got " + positionJitter);
+            }
+        }
+
+        public Look withTextScale(double min, double max) {
+            return new Look(min, max, maxDistractors, positionJitter, oneTextStyle);
+        }
+
+        public Look withMaxDistractors(int n) {
+            return new Look(textScaleMin, textScaleMax, n, positionJitter, oneTextStyle);
+        }
+
+        public Look withPositionJitter(double j) {
+            return new Look(textScaleMin, textScaleMax, maxDistractors, j, oneTextStyle);
+        }
+
+        public Look withOneTextStyle(boolean one) {
+            return new Look(textScaleMin, textScaleMax, maxDistractors, positionJitter, one);
+        }
+    }
+
     /** What to generate. */
-    public record Options(Path out, int train, int val, int test, long seed, int width, int height, int threads) {
+    public record Options(Path out, int train, int val, int test, long seed, int width, int height, int threads, Look look) {
+        /** The original scene ({@link Look#DEFAULT}). */
+        public Options(Path out, int train, int val, int test, long seed, int width, int height, int threads) {
+            this(out, train, val, test, seed, width, height, threads, Look.DEFAULT);
+        }
+
         public Options {
+            if (look == null) {
+                throw new IllegalArgumentException("look must not be null (Look.DEFAULT for the original scene)");
+            }
             if (train < 0 || val < 0 || test < 0) {
                 throw new IllegalArgumentException("question counts must be >= 0");
             }
@@ -96,6 +150,10 @@ public final class SyntheticTextVqa {
         /** Defaults: 256x192 images, as many threads as cores. */
         public static Options of(Path out, int train, int val, int test, long seed) {
             return new Options(out, train, val, test, seed, 256, 192, Runtime.getRuntime().availableProcessors());
+        }
+
+        public Options withLook(Look l) {
+            return new Options(out, train, val, test, seed, width, height, threads, l);
         }
     }
 
@@ -255,7 +313,7 @@ public final class SyntheticTextVqa {
             text = r.nextInt(COLOURS.size());
         } while (!contrasts(sign, text));
         String object = OBJECTS[r.nextInt(OBJECTS.length)];
-        byte[] jpeg = render(r, opts.width(), opts.height(), word, RGB[sign], RGB[text]);
+        byte[] jpeg = render(r, opts.width(), opts.height(), opts.look(), word, RGB[sign], RGB[text]);
 
         List<String> classes = new ArrayList<>();
         int nClasses = 1 + r.nextInt(3);
@@ -350,7 +408,7 @@ public final class SyntheticTextVqa {
         };
     }
 
-    private static byte[] render(Random r, int w, int h, String word, Color signColour, Color textColour) throws IOException {
+    private static byte[] render(Random r, int w, int h, Look look, String word, Color signColour, Color textColour) throws IOException {
         BufferedImage img = new BufferedImage(w, h, BufferedImage.TYPE_INT_RGB);
         Graphics2D g = img.createGraphics();
         try {
@@ -359,7 +417,7 @@ public final class SyntheticTextVqa {
             g.setRenderingHint(RenderingHints.KEY_FRACTIONALMETRICS, RenderingHints.VALUE_FRACTIONALMETRICS_ON);
             g.setRenderingHint(RenderingHints.KEY_RENDERING, RenderingHints.VALUE_RENDER_QUALITY);
             g.setRenderingHint(RenderingHints.KEY_STROKE_CONTROL, RenderingHints.VALUE_STROKE_PURE);
-            background(r, g, img, w, h);
+            background(r, g, img, w, h, look.maxDistractors());
 
             // the text and its sign
             String shown = switch (r.nextInt(3)) {
@@ -367,8 +425,13 @@ public final class SyntheticTextVqa {
                 case 1 -> Character.toUpperCase(word.charAt(0)) + word.substring(1);
                 default -> word;
             };
-            float size = h * (0.10f + 0.14f * r.nextFloat());
+            float size = look.equals(Look.DEFAULT) ? h * (0.10f + 0.14f * r.nextFloat()) // the original, float for float
+                    : h * (float) (look.textScaleMin() + (look.textScaleMax() - look.textScaleMin()) * r.nextFloat());
             Font font = new Font(FONTS[r.nextInt(FONTS.length)], STYLES[r.nextInt(STYLES.length)], 12).deriveFont(size);
+            if (look.oneTextStyle()) {
+                shown = word.toUpperCase(Locale.ROOT);
+                font = new Font(Font.SANS_SERIF, Font.BOLD, 12).deriveFont(size);
+            }
             g.setFont(font);
             FontMetrics fm = g.getFontMetrics();
             int tw = fm.stringWidth(shown);
@@ -382,8 +445,8 @@ public final class SyntheticTextVqa {
                 tw = fm.stringWidth(shown);
                 sh = fm.getAscent() + fm.getDescent() + pad;
             }
-            int sx = 2 + r.nextInt(Math.max(1, w - sw - 3));
-            int sy = 2 + r.nextInt(Math.max(1, h - sh - 3));
+            int sx = 2 + position(r, w - sw - 3, look.positionJitter());
+            int sy = 2 + position(r, h - sh - 3, look.positionJitter());
             double angle = Math.toRadians(r.nextGaussian() * 4);
             AffineTransform saved = g.getTransform();
             g.rotate(angle, sx + sw / 2.0, sy + sh / 2.0);
@@ -405,7 +468,17 @@ public final class SyntheticTextVqa {
         return jpeg(img);
     }
 
-    private static void background(Random r, Graphics2D g, BufferedImage img, int w, int h) {
+    /** Offset in [0, room): uniform (jitter 1, the original draw), else that fraction of the room around its middle. */
+    private static int position(Random r, int room, double jitter) {
+        int u = r.nextInt(Math.max(1, room));
+        if (jitter == 1.0) {
+            return u;
+        }
+        double mid = Math.max(0, room - 1) / 2.0;
+        return (int) Math.round(mid + (u - mid) * jitter);
+    }
+
+    private static void background(Random r, Graphics2D g, BufferedImage img, int w, int h, int maxDistractors) {
         Color a = new Color(r.nextInt(256), r.nextInt(256), r.nextInt(256));
         Color b = new Color(r.nextInt(256), r.nextInt(256), r.nextInt(256));
         switch (r.nextInt(3)) {
@@ -426,7 +499,7 @@ public final class SyntheticTextVqa {
             default -> { // shapes
                 g.setColor(a);
                 g.fillRect(0, 0, w, h);
-                int n = 3 + r.nextInt(6);
+                int n = maxDistractors < 0 ? 3 + r.nextInt(6) : r.nextInt(maxDistractors + 1);
                 for (int i = 0; i < n; i++) {
                     g.setColor(new Color(r.nextInt(256), r.nextInt(256), r.nextInt(256)));
                     int x = r.nextInt(w);

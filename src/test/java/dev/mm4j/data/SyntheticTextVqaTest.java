@@ -61,6 +61,29 @@ class SyntheticTextVqaTest {
     }
 
     @Test
+    void defaultLookIsTheOriginalSceneAndAnotherLookDrawsOtherPictures() throws IOException {
+        SyntheticTextVqa.generate(new SyntheticTextVqa.Options(tmp.resolve("a"), 25, 8, 6, 123L, 128, 96, 2));
+        SyntheticTextVqa.generate(new SyntheticTextVqa.Options(tmp.resolve("b"), 25, 8, 6, 123L, 128, 96, 2,
+                SyntheticTextVqa.Look.DEFAULT));
+        SyntheticTextVqa.generate(new SyntheticTextVqa.Options(tmp.resolve("e"), 25, 8, 6, 123L, 128, 96, 2,
+                SyntheticTextVqa.Look.DEFAULT.withTextScale(0.30, 0.40).withMaxDistractors(0).withPositionJitter(0.25).withOneTextStyle(true)));
+        Map<String, byte[]> a = files(tmp.resolve("a"));
+        Map<String, byte[]> b = files(tmp.resolve("b"));
+        Map<String, byte[]> e = files(tmp.resolve("e"));
+        assertEquals(a.keySet(), b.keySet());
+        for (String k : a.keySet()) {
+            assertArrayEquals(a.get(k), b.get(k), k);
+        }
+        // same images (ids are drawn first), other pictures
+        assertEquals(a.keySet(), e.keySet());
+        assertArrayEquals(a.get("answers.txt"), e.get("answers.txt"));
+        assertTrue(a.keySet().stream().filter(k -> k.endsWith(".jpg")).anyMatch(k -> !java.util.Arrays.equals(a.get(k), e.get(k))));
+        assertEquals(SyntheticTextVqa.Look.DEFAULT, new SyntheticTextVqa.Look(0.10, 0.24, -1, 1.0, false));
+        org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class, () -> new SyntheticTextVqa.Look(0.3, 0.2, 0, 1.0, false));
+        org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class, () -> new SyntheticTextVqa.Look(0.1, 0.2, -2, 1.0, false));
+    }
+
+    @Test
     void answersImagesAndFields() throws IOException {
         Path out = tmp.resolve("s");
         SyntheticTextVqa.generate(new SyntheticTextVqa.Options(out, 400, 100, 50, 9L, 160, 120, 2));
