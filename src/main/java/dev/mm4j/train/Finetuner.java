@@ -176,7 +176,9 @@ public final class Finetuner {
                             progress.update(st.step, r.loss(), samples / seconds);
                             if (st.step == 100 || st.step == 1000) {
                                 rss.put(st.step, Runtime.rssBytes());
-                                out.printf("%nRSS after step %d: %.1f MB%n", st.step, Runtime.rssBytes() / 1e6);
+                                out.printf("%nRSS after step %d: %.1f MB (of which JVM heap committed %.1f MB)%n", st.step,
+                                        Runtime.rssBytes() / 1e6,
+                                        java.lang.Runtime.getRuntime().totalMemory() / 1e6);
                             }
                             if (valLoader != null && s.evalEvery > 0 && st.step % s.evalEvery == 0 && st.step < total) {
                                 validate(model, valLoader, vocab, manager, metrics, st, store, optimizer, batchesPerEpoch);
