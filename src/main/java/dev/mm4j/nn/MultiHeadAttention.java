@@ -47,7 +47,12 @@ public final class MultiHeadAttention extends Module {
             scores = scores.addi(additiveMask); // in place: matmul keeps its inputs for the backward, not its output
         }
         NDArray probs = scores.softmax(-1);
-        NDArray context = probs.matMul(v).transpose(0, 2, 1, 3).reshape(b, l, heads * headDim);
+        // Transients are freed as soon as they are consumed: closing a wrapper only drops our reference, and
+        // libtorch keeps whatever the backward pass saved (softmax keeps its output, not the scores).
+        scores.close();
+        NDArray weighted = probs.matMul(v);
+        NDArray context = weighted.transpose(0, 2, 1, 3).reshape(b, l, heads * headDim);
+        weighted.close();
         return output.forward(context);
     }
 

@@ -23,8 +23,13 @@ public final class TransformerEncoderLayer extends Module {
     }
 
     public NDArray forward(NDArray x, NDArray additiveMask) {
-        NDArray h = x.add(attention.forward(attentionLayernorm.forward(x), additiveMask));
+        NDArray attended = attention.forward(attentionLayernorm.forward(x), additiveMask);
+        NDArray h = x.add(attended);
+        attended.close(); // the sum keeps nothing for the backward pass: free it now, not at the end of the step
+        NDArray fed = feedforward.forward(feedforwardLayernorm.forward(h));
         // not in place: the layer norm's backward needs h as it was
-        return h.add(feedforward.forward(feedforwardLayernorm.forward(h)));
+        NDArray out = h.add(fed);
+        fed.close();
+        return out;
     }
 }
