@@ -92,6 +92,23 @@ public final class TextVqaDatasets {
                 }
             }
         }
+        // the hub's parquet API layout, as `mm4j download` stores it: <config>/<split>/N.parquet
+        List<Path> splitDirs = new ArrayList<>();
+        for (String prefix : prefixes) {
+            splitDirs.add(path.resolve(prefix));
+            try (DirectoryStream<Path> configs = Files.newDirectoryStream(path, Files::isDirectory)) {
+                for (Path config : configs) {
+                    splitDirs.add(config.resolve(prefix));
+                }
+            }
+        }
+        for (Path dir : splitDirs) {
+            lookedFor.add(dir.resolve("*.parquet").toString());
+            List<Path> shards = Files.isDirectory(dir) ? glob(dir, "*.parquet") : List.of();
+            if (!shards.isEmpty()) {
+                return new TextVqaParquetReader(shards);
+            }
+        }
         throw new IOException("no TextVQA " + wanted.officialName() + " split in " + path + "; looked for:\n  "
                 + String.join("\n  ", lookedFor) + "\n  found there: " + listing(path));
     }

@@ -78,6 +78,14 @@ class TextVqaDatasetsTest {
         try (VqaDataset ds = TextVqaDatasets.open(hub2, "validation")) {
             assertEquals(4, ds.size());
         }
+        // the hub's parquet-API layout that `mm4j download` writes: <config>/<split>/N.parquet
+        Path cache = tmp.resolve("cache-textvqa");
+        TextVqaParquetWriter.write(cache.resolve("default").resolve("validation").resolve("0.parquet"), val, 100);
+        try (VqaDataset ds = TextVqaDatasets.open(cache, "val")) {
+            TextVqaParquetReader r = assertInstanceOf(TextVqaParquetReader.class, ds);
+            assertEquals(List.of(cache.resolve("default/validation/0.parquet")), r.files());
+            assertEquals(4, ds.size());
+        }
     }
 
     @Test
