@@ -63,7 +63,7 @@ public final class DemoCommand implements Callable<Integer> {
             // a fresh run each time: the previous one is moved aside, never half-overwritten
             Path old = dir.resolve("run.previous");
             if (Files.exists(old)) {
-                deleteTree(old);
+                dev.mm4j.util.FileTrees.delete(old);
             }
             Files.move(run, old);
         }
@@ -91,13 +91,5 @@ public final class DemoCommand implements Callable<Integer> {
         AtomicFiles.writeString(dir.resolve("result.txt"), String.format("accuracy %.4f%nbaseline %.4f%n", r.valAccuracy(),
                 r.baselineAccuracy()));
         return 0;
-    }
-
-    private static void deleteTree(Path p) throws java.io.IOException {
-        try (var s = Files.walk(p)) {
-            for (Path f : s.sorted(java.util.Comparator.reverseOrder()).toList()) {
-                Files.delete(f);
-            }
-        }
     }
 }

@@ -4,8 +4,6 @@ import dev.mm4j.data.TextVqaDatasets;
 import dev.mm4j.data.VqaDataset;
 import dev.mm4j.data.VqaSample;
 import dev.mm4j.util.AtomicFiles;
-import java.awt.Graphics2D;
-import java.awt.RenderingHints;
 import java.awt.image.BufferedImage;
 import java.io.ByteArrayInputStream;
 import java.io.IOException;
@@ -79,7 +77,7 @@ public final class ShowCommand implements Callable<Integer> {
 
         String png = "sample-" + index + ".png";
         String html = "sample-" + index + ".html";
-        BufferedImage resized = resize(img, SIZE, SIZE);
+        BufferedImage resized = dev.mm4j.util.Images.scale(img, SIZE, SIZE);
         AtomicFiles.write(out.resolve(png), o -> {
             if (!ImageIO.write(resized, "png", o)) {
                 throw new IOException("no PNG writer");
@@ -88,19 +86,6 @@ public final class ShowCommand implements Callable<Integer> {
         AtomicFiles.writeString(out.resolve(html), html(s, index, png, img.getWidth(), img.getHeight()));
         stdout.println("wrote       " + out.resolve(png) + ", " + out.resolve(html));
         return 0;
-    }
-
-    static BufferedImage resize(BufferedImage img, int w, int h) {
-        BufferedImage out = new BufferedImage(w, h, BufferedImage.TYPE_INT_RGB);
-        Graphics2D g = out.createGraphics();
-        try {
-            g.setRenderingHint(RenderingHints.KEY_INTERPOLATION, RenderingHints.VALUE_INTERPOLATION_BILINEAR);
-            g.setRenderingHint(RenderingHints.KEY_RENDERING, RenderingHints.VALUE_RENDER_QUALITY);
-            g.drawImage(img, 0, 0, w, h, null);
-        } finally {
-            g.dispose();
-        }
-        return out;
     }
 
     static String html(VqaSample s, long index, String png, int width, int height) {

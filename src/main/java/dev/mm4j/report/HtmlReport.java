@@ -1,8 +1,6 @@
 package dev.mm4j.report;
 
 import dev.mm4j.util.AtomicFiles;
-import java.awt.Graphics2D;
-import java.awt.RenderingHints;
 import java.awt.image.BufferedImage;
 import java.io.ByteArrayInputStream;
 import java.io.ByteArrayOutputStream;
@@ -256,15 +254,7 @@ public final class HtmlReport {
         double scale = Math.min(1.0, (double) maxSide / Math.max(src.getWidth(), src.getHeight()));
         int w = Math.max(1, (int) Math.round(src.getWidth() * scale));
         int hgt = Math.max(1, (int) Math.round(src.getHeight() * scale));
-        BufferedImage dst = new BufferedImage(w, hgt, BufferedImage.TYPE_INT_RGB);
-        Graphics2D g = dst.createGraphics();
-        try {
-            g.setRenderingHint(RenderingHints.KEY_INTERPOLATION, RenderingHints.VALUE_INTERPOLATION_BILINEAR);
-            g.setRenderingHint(RenderingHints.KEY_RENDERING, RenderingHints.VALUE_RENDER_QUALITY);
-            g.drawImage(src, 0, 0, w, hgt, null);
-        } finally {
-            g.dispose();
-        }
+        BufferedImage dst = dev.mm4j.util.Images.scale(src, w, hgt);
         ByteArrayOutputStream out = new ByteArrayOutputStream();
         ImageIO.write(dst, "png", out);
         return out.toByteArray();

@@ -6,8 +6,8 @@ import dev.mm4j.checkpoint.StateDictLoader;
 import dev.mm4j.flava.FlavaForClassification;
 import dev.mm4j.serve.ModelBundle;
 import dev.mm4j.util.AtomicFiles;
+import dev.mm4j.util.FileTrees;
 import java.io.IOException;
-import java.io.UncheckedIOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -63,7 +63,7 @@ public final class CheckpointStore {
             AtomicFiles.writeString(tmp.resolve("state.json"), state.toJson());
             return tmp;
         } catch (IOException | RuntimeException e) {
-            deleteTree(tmp);
+            FileTrees.delete(tmp);
             throw e;
         }
     }
@@ -98,7 +98,7 @@ public final class CheckpointStore {
         }
         steps.sort(Comparator.comparing(p -> p.getFileName().toString()));
         for (int i = 0; i < steps.size() - keep; i++) {
-            deleteTree(steps.get(i));
+            FileTrees.delete(steps.get(i));
         }
     }
 
@@ -111,22 +111,7 @@ public final class CheckpointStore {
         }
         AtomicFiles.moveIntoPlace(tmp, target);
         if (old != null) {
-            deleteTree(old);
-        }
-    }
-
-    static void deleteTree(Path p) throws IOException {
-        if (!Files.exists(p)) {
-            return;
-        }
-        try (Stream<Path> s = Files.walk(p)) {
-            s.sorted(Comparator.reverseOrder()).forEach(f -> {
-                try {
-                    Files.delete(f);
-                } catch (IOException e) {
-                    throw new UncheckedIOException(e);
-                }
-            });
+            FileTrees.delete(old);
         }
     }
 }
