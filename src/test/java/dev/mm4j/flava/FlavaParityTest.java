@@ -189,6 +189,7 @@ class FlavaParityTest {
         for (int i = 0; i < a.length; i++) {
             max = Math.max(max, Math.abs(a[i] - d.get(i).asDouble()));
         }
+        System.out.printf("parity %-30s max abs difference %.3g%n", key, max);
         assertTrue(max <= ABS, key + ": max abs difference " + max + " > " + ABS);
     }
 
@@ -202,6 +203,7 @@ class FlavaParityTest {
             scale = Math.max(scale, Math.abs(d.get(i).asDouble()));
             max = Math.max(max, Math.abs(a[i] - d.get(i).asDouble()));
         }
+        System.out.printf("parity %-60s max difference %.3g = %.3g x largest magnitude%n", key, max, max / scale);
         assertTrue(max <= REL * scale, key + ": max difference " + max + " > 1e-5 x " + scale);
     }
 
