@@ -1,0 +1,50 @@
+package dev.mm4j.cli;
+
+import static org.junit.jupiter.api.Assertions.*;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import java.io.ByteArrayOutputStream;
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import picocli.CommandLine;
+
+class InspectCommandTest {
+    @TempDir
+    Path tmp;
+
+    String run(int expectedExit, String... args) {
+        ByteArrayOutputStream bytes = new ByteArrayOutputStream();
+        PrintStream old = System.out;
+        System.setOut(new PrintStream(bytes, true, StandardCharsets.UTF_8));
+        try {
+            assertEquals(expectedExit, new CommandLine(new InspectCommand()).execute(args));
+        } finally {
+            System.setOut(old);
+        }
+        return bytes.toString(StandardCharsets.UTF_8);
+    }
+
+    @Test
+    void listsTensorsAndTheNonStrictLoadReport() throws Exception {
+        Path fixtures = Path.of(getClass().getResource("/fixtures/flava-tiny/expected.json").toURI()).getParent();
+        Path config = tmp.resolve("tiny.json");
+        Files.writeString(config, new ObjectMapper().readTree(fixtures.resolve("expected.json").toFile()).get("config").toString());
+        String out = run(0, fixtures.resolve("flava_pretraining_layout.pt").toString(), "--config", config.toString());
+        assertTrue(out.contains("model.mm_encoder.cls_token"), out);
+        assertTrue(out.contains("(TORCH_ZIP): 130 tensors"), out);
+        assertTrue(out.contains("would load: 127 of 131 tensors"), out);
+        assertTrue(out.contains("missing (stay at their initial values): 4"), out);
+        assertTrue(out.contains("unexpected (ignored by a non-strict load): 3"), out);
+        assertTrue(out.contains("loss.mlm_loss.cls.predictions.decoder.weight"), out);
+        assertTrue(out.contains("loads non-strictly"), out);
+
+        String mismatch = run(1, fixtures.resolve("flava_classification.pt").toString(), "--config", config.toString(),
+                "--num-classes", "9", "--no-tensors");
+        assertTrue(mismatch.contains("classifier.model.3.weight: checkpoint [7, 32], model [9, 32]"), mismatch);
+        assertTrue(mismatch.contains("does not load"), mismatch);
+    }
+}
