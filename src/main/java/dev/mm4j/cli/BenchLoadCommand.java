@@ -10,7 +10,7 @@ import dev.mm4j.checkpoint.TorchCheckpoints;
 import dev.mm4j.flava.FlavaConfig;
 import dev.mm4j.flava.FlavaForClassification;
 import dev.mm4j.nn.Parameter;
-import dev.mm4j.util.Runtime;
+import dev.mm4j.util.Hardware;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -62,7 +62,7 @@ public final class BenchLoadCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
-        Runtime.configureThreads(threads);
+        Hardware.configureThreads(threads);
         FlavaConfig config = FlavaConfig.fullSize(classes);
         List<Result> results = new ArrayList<>();
         if (format != Format.safetensors) results.add(result("pt"));
@@ -73,7 +73,7 @@ public final class BenchLoadCommand implements Callable<Integer> {
         Files.createDirectories(where);
         for (Result r : results) r.file = where.resolve("flava_full." + r.name);
 
-        System.out.printf("JVM max heap %.2f GB; RSS at start %s%n", java.lang.Runtime.getRuntime().maxMemory() / 1e9, gb(Runtime.rssBytes()));
+        System.out.printf("JVM max heap %.2f GB; RSS at start %s%n", Runtime.getRuntime().maxMemory() / 1e9, gb(Hardware.rssBytes()));
         Map<String, float[]> originals = new LinkedHashMap<>();
         long params;
         try {
@@ -84,7 +84,7 @@ public final class BenchLoadCommand implements Callable<Integer> {
                 FlavaForClassification model = FlavaForClassification.create(config, manager);
                 params = model.parameterCount();
                 System.out.printf("built full-size model (%d classes): %,d parameters = %.1f MB of float32 weights in %.1f s;"
-                        + " RSS %s%n", classes, params, params * 4 / 1e6, secs(t0), gb(Runtime.rssBytes()));
+                        + " RSS %s%n", classes, params, params * 4 / 1e6, secs(t0), gb(Hardware.rssBytes()));
                 Map<String, Parameter> named = model.namedParameters();
                 for (String n : checkNames(named)) originals.put(n, named.get(n).array().toFloatArray());
                 Map<String, NDArray> arrays = new LinkedHashMap<>();
@@ -98,19 +98,19 @@ public final class BenchLoadCommand implements Callable<Integer> {
                         SafeTensors.writeNDArrays(r.file, arrays, Map.of());
                     }
                     r.writeS = secs(w0);
-                    r.writePeak = Runtime.peakRssBytes();
+                    r.writePeak = Hardware.peakRssBytes();
                     r.fileBytes = Files.size(r.file);
                     System.out.printf("wrote %s (%.1f MB) in %.1f s%n", r.file, r.fileBytes / 1e6, r.writeS);
                 }
             }
             gc();
-            System.out.printf("model freed; RSS %s%n", gb(Runtime.rssBytes()));
+            System.out.printf("model freed; RSS %s%n", gb(Hardware.rssBytes()));
 
             // ---- load each file into a fresh model
             for (Result r : results) {
                 try (NDManager manager = NDManager.newBaseManager()) {
                     FlavaForClassification model = FlavaForClassification.create(config, manager);
-                    r.buildRss = Runtime.rssBytes();
+                    r.buildRss = Hardware.rssBytes();
                     resetPeak();
                     long p0 = System.nanoTime();
                     try (StateDict sd = Checkpoints.read(r.file)) {
@@ -121,8 +121,8 @@ public final class BenchLoadCommand implements Callable<Integer> {
                     StateDictLoader.Report report = StateDictLoader.load(model, r.file, true);
                     r.totalS = secs(l0); // load(model, file, strict) parses the file again, then copies
                     r.loadS = r.totalS - r.parseS;
-                    r.peak = Runtime.peakRssBytes();
-                    r.rssAfter = Runtime.rssBytes();
+                    r.peak = Hardware.peakRssBytes();
+                    r.rssAfter = Hardware.rssBytes();
                     r.anonAfter = status("RssAnon:");
                     r.fileRssAfter = status("RssFile:");
                     List<String> bad = new ArrayList<>();

@@ -3,6 +3,7 @@ package dev.mm4j.cli;
 import dev.mm4j.data.AnswerVocab;
 import dev.mm4j.data.Batch;
 import dev.mm4j.data.DataLoader;
+import dev.mm4j.data.Padding;
 import dev.mm4j.data.ImageTransform;
 import dev.mm4j.data.QuestionTokenizer;
 import dev.mm4j.data.VqaSample;
@@ -62,7 +63,7 @@ public final class BenchLoaderCommand implements Callable<Integer> {
     boolean antialias;
 
     @Option(names = "--padding", description = "FIXED (to --max-length, the tutorial) or DYNAMIC (default ${DEFAULT-VALUE})")
-    DataLoader.Padding padding = DataLoader.Padding.FIXED;
+    Padding padding = Padding.FIXED;
 
     @Option(names = "--max-length", description = "question max length (default ${DEFAULT-VALUE})")
     int maxLength = 512;

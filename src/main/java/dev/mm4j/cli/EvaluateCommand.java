@@ -7,8 +7,8 @@ import dev.mm4j.data.VqaDataset;
 import dev.mm4j.data.VqaSample;
 import dev.mm4j.eval.Evaluator;
 import dev.mm4j.eval.PredictionsWriter;
-import dev.mm4j.serve.ModelBundle;
-import dev.mm4j.util.Runtime;
+import dev.mm4j.checkpoint.ModelBundle;
+import dev.mm4j.util.Hardware;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
@@ -45,13 +45,13 @@ public final class EvaluateCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
-        Runtime.configureThreads(0);
+        Hardware.configureThreads(0);
         try (VqaDataset ds = TextVqaDatasets.open(data, split);
-                NDManager manager = NDManager.newBaseManager(Runtime.device(device));
+                NDManager manager = NDManager.newBaseManager(Hardware.device(device));
                 ModelBundle.Loaded b = ModelBundle.load(model, manager);
                 DataLoader loader = DataLoader.builder(limit > 0 ? first(ds, limit) : ds).transform(b.transform())
                         .tokenizer(b.tokenizer()).vocab(b.vocab()).batchSize(batchSize)
-                        .padding(b.info().dynamicPadding ? DataLoader.Padding.DYNAMIC : DataLoader.Padding.FIXED)
+                        .padding(b.info().padding)
                         .requireAnswers(false).build()) {
             Evaluator.Result r = Evaluator.evaluate(b.model(), loader.epoch(0, 0), b.vocab(), manager, 0);
             PredictionsWriter.write(predictions, r.predictions());

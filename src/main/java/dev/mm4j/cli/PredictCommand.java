@@ -1,9 +1,9 @@
 package dev.mm4j.cli;
 
 import ai.djl.ndarray.NDManager;
-import dev.mm4j.serve.ModelBundle;
+import dev.mm4j.checkpoint.ModelBundle;
 import dev.mm4j.serve.Predictor;
-import dev.mm4j.util.Runtime;
+import dev.mm4j.util.Hardware;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.concurrent.Callable;
@@ -34,7 +34,7 @@ public final class PredictCommand implements Callable<Integer> {
         if (!Files.isReadable(image)) {
             throw new IllegalArgumentException("cannot read image " + image);
         }
-        try (NDManager manager = NDManager.newBaseManager(Runtime.device(device));
+        try (NDManager manager = NDManager.newBaseManager(Hardware.device(device));
                 ModelBundle.Loaded b = ModelBundle.load(model, manager)) {
             System.out.println("Q: " + question);
             for (Predictor.Answer a : Predictor.topK(b, manager, Files.readAllBytes(image), image.toString(), question, k)) {

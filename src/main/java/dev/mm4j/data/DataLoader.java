@@ -46,14 +46,6 @@ public final class DataLoader implements Iterable<Batch>, AutoCloseable {
     /** Give up early when this many records in a row from the start of an epoch are all unusable. */
     static final int ALL_BAD_EARLY_LIMIT = 1000;
 
-    /** How question ids are padded. */
-    public enum Padding {
-        /** to the tokenizer's maxLength (the tutorial: 512). */
-        FIXED,
-        /** to the longest question in the batch. */
-        DYNAMIC
-    }
-
     private final List<VqaSample> list; // null while streaming an Iterable
     private final Iterable<VqaSample> iterable;
     private final ImageTransform transform;

@@ -2,13 +2,12 @@ package dev.mm4j.eval;
 
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
-import ai.djl.ndarray.NDScope;
 import dev.mm4j.data.AnswerVocab;
 import dev.mm4j.data.Batch;
 import dev.mm4j.data.Labels;
 import dev.mm4j.data.VqaSample;
 import dev.mm4j.flava.FlavaForClassification;
-import dev.mm4j.train.TrainingStep;
+import dev.mm4j.flava.ModelStep;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.Iterator;
@@ -42,8 +41,8 @@ public final class Evaluator {
             while (batches.hasNext()) {
                 Batch b = batches.next();
                 long[] best;
-                try (NDManager step = manager.newSubManager(); NDScope scope = new NDScope()) {
-                    TrainingStep.Inputs in = TrainingStep.Inputs.of(b, step);
+                try (ModelStep step = ModelStep.open(manager)) {
+                    ModelStep.Inputs in = step.unlabelled(b);
                     NDArray logits = model.forward(in.image(), in.text(), null).logits();
                     best = logits.argMax(-1).toLongArray();
                 }

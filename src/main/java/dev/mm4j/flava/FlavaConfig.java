@@ -1,6 +1,7 @@
 package dev.mm4j.flava;
 
 import com.fasterxml.jackson.annotation.JsonFormat;
+import com.fasterxml.jackson.annotation.JsonIgnore;
 import com.fasterxml.jackson.databind.DeserializationFeature;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.PropertyNamingStrategies;
@@ -19,6 +20,9 @@ import java.util.List;
  */
 @JsonNaming(PropertyNamingStrategies.SnakeCaseStrategy.class)
 public final class FlavaConfig {
+    /** Classes of TextVQA's answer vocabulary ({@code answers_textvqa_more_than_1.txt}), the tutorial's head. */
+    public static final int TEXTVQA_CLASSES = 3997;
+
     // image encoder
     public int imageHiddenSize = 768;
     public int imageNumAttentionHeads = 12;
@@ -50,7 +54,7 @@ public final class FlavaConfig {
     public double multimodalLayerNormEps = 1e-12;
     public int textAndImageProjSize = 768;
     // classification head
-    public int numClasses = 3997;
+    public int numClasses = TEXTVQA_CLASSES;
     /** Input width of the head; null means {@code multimodal_hidden_size}. */
     public Integer classifierInDim = null;
 
@@ -59,6 +63,15 @@ public final class FlavaConfig {
 
     public double classifierDropout = 0.5;
     public double initializerRange = 0.02;
+
+    /**
+     * Whether the multimodal encoder ignores text padding tokens. Off reproduces the reference, whose
+     * multimodal encoder attends to padding (so its numbers depend on the padded length); on makes the
+     * output independent of it. Not a TorchMultimodal kwarg: it follows from the run's {@code padding}
+     * ({@code Padding.masksTextInMultimodal}), and a model bundle carries it as its padding.
+     */
+    @JsonIgnore
+    public boolean maskTextPaddingInMultimodal;
 
     /** FLAVA's full size (the defaults) with {@code numClasses} answers. */
     public static FlavaConfig fullSize(int numClasses) {
@@ -127,7 +140,9 @@ public final class FlavaConfig {
 
     public FlavaConfig copy() {
         try {
-            return fromJson(toJson());
+            FlavaConfig c = fromJson(toJson());
+            c.maskTextPaddingInMultimodal = maskTextPaddingInMultimodal;
+            return c;
         } catch (IOException e) {
             throw new IllegalStateException(e);
         }

@@ -24,10 +24,10 @@ public final class FlavaModel extends Module {
     private final Linear textToMmProjection;
     private final Linear textProjection;
     private final Linear imageProjection;
-    private boolean maskTextPaddingInMultimodal;
+    private final boolean maskTextPaddingInMultimodal;
 
     public FlavaModel(FlavaConfig c) {
-        double std = c.initializerRange;
+        this.maskTextPaddingInMultimodal = c.maskTextPaddingInMultimodal;
         this.imageEncoder = child("image_encoder", new ImageEncoder(c));
         this.textEncoder = child("text_encoder", new TextEncoder(c));
         this.mmEncoder = child("mm_encoder", new MultimodalEncoder(c));
@@ -38,19 +38,6 @@ public final class FlavaModel extends Module {
         this.textProjection = child("text_projection", Linear.torchDefault(c.textHiddenSize, c.textAndImageProjSize));
         this.imageProjection = child("image_projection",
                 Linear.torchDefault(c.imageHiddenSize, c.textAndImageProjSize));
-    }
-
-    /**
-     * Whether the multimodal encoder ignores text padding tokens. Off (the default) reproduces the
-     * reference, whose multimodal encoder attends to padding, so its numbers depend on the padded
-     * length. On makes the output independent of padding length (dynamic padding).
-     */
-    public void setMaskTextPaddingInMultimodal(boolean on) {
-        this.maskTextPaddingInMultimodal = on;
-    }
-
-    public boolean isMaskTextPaddingInMultimodal() {
-        return maskTextPaddingInMultimodal;
     }
 
     /**

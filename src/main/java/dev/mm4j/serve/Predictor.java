@@ -2,8 +2,8 @@ package dev.mm4j.serve;
 
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
-import ai.djl.ndarray.NDScope;
-import ai.djl.ndarray.types.Shape;
+import dev.mm4j.checkpoint.ModelBundle;
+import dev.mm4j.flava.ModelStep;
 import java.io.IOException;
 import java.util.ArrayList;
 import java.util.List;
@@ -17,11 +17,10 @@ public final class Predictor {
     public static List<Answer> topK(ModelBundle.Loaded bundle, NDManager manager, byte[] image, String imageName,
             String question, int k) throws IOException {
         float[] pixels = bundle.transform().apply(image, imageName);
-        long[] ids = bundle.info().dynamicPadding ? bundle.tokenizer().encode(question)
-                : bundle.tokenizer().encodePadded(question, bundle.info().maxLength);
-        try (NDManager m = manager.newSubManager(); NDScope scope = new NDScope()) {
-            NDArray img = m.create(pixels, new Shape(1, 3, bundle.transform().height(), bundle.transform().width()));
-            NDArray text = m.create(ids, new Shape(1, ids.length));
+        long[] ids = bundle.encode(question);
+        try (ModelStep step = ModelStep.open(manager)) {
+            NDArray img = step.images(pixels, 1, bundle.transform().height(), bundle.transform().width());
+            NDArray text = step.tokens(ids, 1, ids.length);
             float[] probs = bundle.model().forward(img, text, null).logits().softmax(-1).toFloatArray();
             Integer[] order = new Integer[probs.length];
             for (int i = 0; i < order.length; i++) {

@@ -4,7 +4,7 @@ import dev.mm4j.checkpoint.SafeTensors;
 import dev.mm4j.checkpoint.StateDict;
 import dev.mm4j.checkpoint.StateDictLoader;
 import dev.mm4j.flava.FlavaForClassification;
-import dev.mm4j.serve.ModelBundle;
+import dev.mm4j.checkpoint.ModelBundle;
 import dev.mm4j.util.AtomicFiles;
 import dev.mm4j.util.FileTrees;
 import java.io.IOException;
@@ -25,6 +25,9 @@ import java.util.stream.Stream;
  */
 public final class CheckpointStore {
     private static final String PREFIX = "step-";
+    private static final String MODEL = "model.safetensors";
+    private static final String OPTIMIZER = "optimizer.safetensors";
+    private static final String STATE = "state.json";
     private final Path dir;
     private final int keep;
 
@@ -57,10 +60,10 @@ public final class CheckpointStore {
         Files.createDirectories(dir);
         Path tmp = Files.createTempDirectory(dir, tmpPrefix + ".tmp-");
         try {
-            ModelBundle.writeWeights(tmp.resolve("model.safetensors"), model);
-            SafeTensors.writeNDArrays(tmp.resolve("optimizer.safetensors"), optimizer.state(),
+            ModelBundle.writeWeights(tmp.resolve(MODEL), model);
+            SafeTensors.writeNDArrays(tmp.resolve(OPTIMIZER), optimizer.state(),
                     Map.of("step", Long.toString(optimizer.stepCount())));
-            AtomicFiles.writeString(tmp.resolve("state.json"), state.toJson());
+            AtomicFiles.writeString(tmp.resolve(STATE), state.toJson());
             return tmp;
         } catch (IOException | RuntimeException e) {
             FileTrees.delete(tmp);
@@ -83,12 +86,17 @@ public final class CheckpointStore {
 
     /** Restores model weights and optimizer moments from a checkpoint folder; returns its state. */
     public static TrainState restore(Path checkpoint, FlavaForClassification model, AdamW optimizer) throws IOException {
-        TrainState state = TrainState.fromJson(Files.readString(checkpoint.resolve("state.json")));
-        StateDictLoader.load(model, checkpoint.resolve("model.safetensors"), true);
-        try (StateDict sd = SafeTensors.read(checkpoint.resolve("optimizer.safetensors"))) {
+        TrainState state = state(checkpoint);
+        StateDictLoader.load(model, checkpoint.resolve(MODEL), true);
+        try (StateDict sd = SafeTensors.read(checkpoint.resolve(OPTIMIZER))) {
             optimizer.loadState(sd, Long.parseLong(sd.metadata().getOrDefault("step", Long.toString(state.step))));
         }
         return state;
+    }
+
+    /** The training state saved in a checkpoint folder. */
+    public static TrainState state(Path checkpoint) throws IOException {
+        return TrainState.fromJson(Files.readString(checkpoint.resolve(STATE)));
     }
 
     private void prune() throws IOException {

@@ -6,6 +6,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.PropertyNamingStrategies;
 import com.fasterxml.jackson.databind.annotation.JsonNaming;
 import com.fasterxml.jackson.dataformat.yaml.YAMLFactory;
+import dev.mm4j.data.Padding;
 import dev.mm4j.flava.FlavaConfig;
 import java.io.IOException;
 import java.nio.file.Files;
@@ -32,7 +33,7 @@ public final class FinetuneSettings {
     public String tokenizer;
     public int maxLength = 512;
     /** fixed (pad to max_length, the tutorial) or dynamic (pad to the longest question, padding masked). */
-    public String padding = "fixed";
+    public Padding padding = Padding.FIXED;
     public boolean antialias = false;
     public boolean shuffle = false;
     public int loaderThreads = 1;
@@ -101,7 +102,7 @@ public final class FinetuneSettings {
                 s.warmupSteps = 1000;
                 s.maxGradNorm = 1.0;
                 s.batchSize = 8;
-                s.padding = "dynamic";
+                s.padding = Padding.DYNAMIC;
                 s.shuffle = true;
                 s.checkpoint = DEFAULT_CHECKPOINT;
             }
@@ -116,7 +117,7 @@ public final class FinetuneSettings {
                 s.warmupSteps = 100;
                 s.maxGradNorm = 1.0;
                 s.batchSize = 96;
-                s.padding = "dynamic";
+                s.padding = Padding.DYNAMIC;
                 s.maxLength = 32;
                 s.shuffle = true;
                 s.epochs = 1000;
@@ -161,26 +162,18 @@ public final class FinetuneSettings {
         }
     }
 
-    public static FinetuneSettings fromYaml(String yaml) throws IOException {
-        return mapper(true).readValue(yaml, FinetuneSettings.class);
-    }
-
-    /** The FLAVA config: the {@code model} kwargs over the full-size defaults, num_classes from the vocabulary. */
+    /**
+     * The FLAVA config: the {@code model} kwargs over the full-size defaults, num_classes from the
+     * vocabulary, and the multimodal encoder masking text padding when the padding is dynamic.
+     */
     public FlavaConfig flavaConfig(int vocabSize) throws IOException {
         Map<String, Object> kw = model == null ? Map.of() : model;
         FlavaConfig c = FlavaConfig.fromJson(new ObjectMapper().writeValueAsString(kw));
         if (!kw.containsKey("num_classes")) {
             c.numClasses = vocabSize;
         }
+        c.maskTextPaddingInMultimodal = padding.masksTextInMultimodal();
         return c.validate();
-    }
-
-    public boolean dynamicPadding() {
-        return switch (padding) {
-            case "dynamic" -> true;
-            case "fixed" -> false;
-            default -> throw new IllegalArgumentException("padding must be fixed or dynamic, got " + padding);
-        };
     }
 
     public AdamW.Settings adamw() {

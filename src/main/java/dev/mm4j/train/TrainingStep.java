@@ -3,41 +3,19 @@ package dev.mm4j.train;
 import ai.djl.engine.Engine;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
-import ai.djl.ndarray.NDScope;
 import ai.djl.ndarray.types.Shape;
-import dev.mm4j.data.Batch;
 import ai.djl.training.GradientCollector;
+import dev.mm4j.data.Batch;
 import dev.mm4j.flava.FlavaForClassification;
+import dev.mm4j.flava.ModelStep;
 import java.util.List;
 
 /**
  * One optimizer step: forward and backward over one or more micro-batches (gradient accumulation),
- * optional clipping by global norm, then AdamW. Every NDArray made during the step belongs to the
- * step's {@link NDScope} and is freed when it ends, so memory stays flat over a long run.
+ * optional clipping by global norm, then AdamW. The step's memory (inputs, activations, temporaries) is
+ * one {@link ModelStep}, freed when the step ends, so memory stays flat over a long run.
  */
 public final class TrainingStep {
-
-    /** One micro-batch on the model's device: images (B,3,H,W), token ids (B,L), labels (B). */
-    public record Inputs(NDArray image, NDArray text, NDArray labels) {
-        /** Copies a host batch into arrays on {@code manager} (its device); the caller owns the manager. */
-        public static Inputs of(Batch b, NDManager manager) {
-            NDArray image = nativeCopy(manager.create(b.images(), new Shape(b.size(), 3, b.height(), b.width())));
-            NDArray text = nativeCopy(manager.create(b.inputIds(), new Shape(b.size(), b.seqLen())));
-            NDArray labels = nativeCopy(manager.create(b.labels(), new Shape(b.size())));
-            return new Inputs(image, text, labels);
-        }
-
-        /**
-         * DJL's create(array) wraps a Java direct buffer that only the Java wrapper keeps alive; autograd may
-         * keep the tensor longer (gather keeps the labels, conv the image). A copy in libtorch's own memory
-         * is safe whatever the wrapper's fate.
-         */
-        private static NDArray nativeCopy(NDArray javaBacked) {
-            NDArray copy = javaBacked.duplicate();
-            javaBacked.close();
-            return copy;
-        }
-    }
 
     /**
      * @param loss mean loss over the micro-batches
@@ -48,37 +26,32 @@ public final class TrainingStep {
 
     private final FlavaForClassification model;
     private final AdamW optimizer;
+    private final NDManager manager;
 
-    public TrainingStep(FlavaForClassification model, AdamW optimizer) {
+    /** @param manager the manager the model lives on (each step's memory is opened on it) */
+    public TrainingStep(FlavaForClassification model, AdamW optimizer, NDManager manager) {
         this.model = model;
         this.optimizer = optimizer;
+        this.manager = manager;
     }
 
     /**
      * @param lr learning rate for this step
      * @param maxGradNorm clip the global gradient norm to this (0 = no clipping)
      * @param measureNorm measure the gradient norm even without clipping (for logging)
+     * @param dropout train mode (dropout active); false runs the same step in eval mode, deterministic
      */
-    public Result run(List<Inputs> microBatches, double lr, double maxGradNorm, boolean measureNorm) {
-        model.setTraining(true);
-        return step(microBatches, lr, maxGradNorm, measureNorm);
-    }
-
-    /** The same step in eval mode (no dropout): deterministic, for checks and for {@code dropout: false} runs. */
-    public Result runWithoutDropout(List<Inputs> microBatches, double lr, double maxGradNorm) {
-        model.setTraining(false);
-        return step(microBatches, lr, maxGradNorm, maxGradNorm > 0);
-    }
-
-    private Result step(List<Inputs> microBatches, double lr, double maxGradNorm, boolean measureNorm) {
+    public Result run(List<Batch> microBatches, double lr, double maxGradNorm, boolean measureNorm, boolean dropout) {
+        model.setTraining(dropout);
         double lossSum = 0;
-        try (NDScope scope = new NDScope()) {
-            for (Inputs in : microBatches) {
+        try (ModelStep step = ModelStep.open(manager)) {
+            for (Batch b : microBatches) {
+                ModelStep.Inputs in = step.inputs(b);
                 try (GradientCollector gc = Engine.getInstance().newGradientCollector()) {
                     NDArray loss = model.forward(in.image(), in.text(), in.labels()).loss();
                     if (microBatches.size() > 1) {
-                        // a libtorch-made scalar, not div(Number): see Inputs.nativeCopy
-                        loss = loss.div(loss.getManager().full(new Shape(), microBatches.size(), loss.getDataType()));
+                        // a libtorch-made scalar, not div(Number): see ModelStep
+                        loss = loss.div(step.manager().full(new Shape(), microBatches.size(), loss.getDataType()));
                     }
                     float value = loss.getFloat();
                     lossSum += value;

@@ -119,7 +119,7 @@ class DataLoaderTest {
     void fixedVersusDynamicPadding() throws IOException {
         List<VqaSample> s = good(8);
         try (DataLoader fixed = loader(s).build();
-                DataLoader dyn = loader(s).padding(DataLoader.Padding.DYNAMIC).build()) {
+                DataLoader dyn = loader(s).padding(Padding.DYNAMIC).build()) {
             for (Iterator<Batch> it = fixed.iterator(); it.hasNext(); ) {
                 Batch b = it.next();
                 assertEquals(16, b.seqLen());

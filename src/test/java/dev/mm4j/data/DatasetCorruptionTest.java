@@ -172,7 +172,7 @@ class DatasetCorruptionTest {
 
     static DataLoader loader(Iterable<VqaSample> source) {
         return DataLoader.builder(source).transform(SMALL).tokenizer(tok).vocab(vocab).batchSize(16).workers(2)
-                .padding(DataLoader.Padding.DYNAMIC).requireAnswers(true).build();
+                .padding(Padding.DYNAMIC).requireAnswers(true).build();
     }
 
     /** One epoch: the question ids delivered, in order; checks each batch's shapes on the way. */

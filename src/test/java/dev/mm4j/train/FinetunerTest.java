@@ -5,12 +5,13 @@ import static org.junit.jupiter.api.Assertions.*;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import dev.mm4j.checkpoint.TorchCheckpoints;
+import dev.mm4j.data.Padding;
 import dev.mm4j.data.SyntheticTextVqa;
 import dev.mm4j.eval.PredictionsWriter;
 import dev.mm4j.flava.FlavaConfig;
 import dev.mm4j.flava.FlavaForClassification;
 import dev.mm4j.report.MetricsLog;
-import dev.mm4j.serve.ModelBundle;
+import dev.mm4j.checkpoint.ModelBundle;
 import dev.mm4j.serve.Predictor;
 import java.io.ByteArrayOutputStream;
 import java.io.PrintStream;
@@ -157,7 +158,7 @@ class FinetunerTest {
         FinetuneSettings s = tiny("default", tmp.resolve("eval"));
         s.maxSteps = 6;
         s.batchSize = 4;
-        s.padding = "dynamic";
+        s.padding = Padding.DYNAMIC;
         Finetuner.Result[] r = new Finetuner.Result[1];
         String printed = run(s, false, r);
         assertNotNull(r[0].valAccuracy(), printed);
@@ -173,7 +174,8 @@ class FinetunerTest {
             assertTrue(tmpLeft.noneMatch(p -> p.getFileName().toString().contains(".tmp")), "no temp files left");
         }
         try (NDManager m = NDManager.newBaseManager(); ModelBundle.Loaded b = ModelBundle.load(out.resolve("model"), m)) {
-            assertTrue(b.info().dynamicPadding);
+            assertEquals(Padding.DYNAMIC, b.info().padding);
+            assertTrue(b.model().config().maskTextPaddingInMultimodal, "dynamic padding masks text padding in the multimodal encoder");
             Path img;
             try (Stream<Path> imgs = Files.list(data.resolve("train_images"))) {
                 img = imgs.findFirst().orElseThrow();

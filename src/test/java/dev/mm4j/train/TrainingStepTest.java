@@ -5,11 +5,11 @@ import static org.junit.jupiter.api.Assertions.*;
 import ai.djl.engine.Engine;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
-import ai.djl.ndarray.NDScope;
 import ai.djl.training.GradientCollector;
 import dev.mm4j.data.Batch;
 import dev.mm4j.flava.FlavaConfig;
 import dev.mm4j.flava.FlavaForClassification;
+import dev.mm4j.flava.ModelStep;
 import java.util.List;
 import java.util.Random;
 import org.junit.jupiter.api.Test;
@@ -54,10 +54,11 @@ class TrainingStepTest {
         try (NDManager m = NDManager.newBaseManager()) {
             for (int seed = 0; seed < 12; seed++) {
                 Engine.getInstance().setRandomSeed(seed);
-                FlavaForClassification model = FlavaForClassification.create(small(), m);
-                model.flava().setMaskTextPaddingInMultimodal(seed % 2 == 0);
-                try (NDManager step = m.newSubManager(); NDScope scope = new NDScope()) {
-                    TrainingStep.Inputs in = TrainingStep.Inputs.of(batch(r, 8, 12), step);
+                FlavaConfig config = small();
+                config.maskTextPaddingInMultimodal = seed % 2 == 0;
+                FlavaForClassification model = FlavaForClassification.create(config, m);
+                try (ModelStep step = ModelStep.open(m)) {
+                    ModelStep.Inputs in = step.inputs(batch(r, 8, 12));
                     try (GradientCollector gc = Engine.getInstance().newGradientCollector()) {
                         NDArray loss = model.forward(in.image(), in.text(), in.labels()).loss();
                         for (int i = 0; i < 3; i++) {
@@ -93,13 +94,10 @@ class TrainingStepTest {
                 Engine.getInstance().setRandomSeed(5);
                 FlavaForClassification model = FlavaForClassification.create(small(), m);
                 model.setTraining(false); // no dropout: the two runs see the same function
-                try (AdamW opt = new AdamW(model.namedParameters(), AdamW.Settings.torchDefaults(), m);
-                        NDManager step = m.newSubManager()) {
-                    TrainingStep ts = new TrainingStep(model, opt);
-                    List<TrainingStep.Inputs> in = run == 0 ? List.of(TrainingStep.Inputs.of(whole, step))
-                            : List.of(TrainingStep.Inputs.of(a, step), TrainingStep.Inputs.of(b, step));
-                    model.setTraining(false);
-                    TrainingStep.Result res = ts.runWithoutDropout(in, 1e-3, 0.5);
+                try (AdamW opt = new AdamW(model.namedParameters(), AdamW.Settings.torchDefaults(), m)) {
+                    TrainingStep ts = new TrainingStep(model, opt, m);
+                    List<Batch> in = run == 0 ? List.of(whole) : List.of(a, b);
+                    TrainingStep.Result res = ts.run(in, 1e-3, 0.5, true, false);
                     losses[run] = res.loss();
                     after[run] = model.namedParameters().get("classifier.model.0.weight").array().toFloatArray();
                 }

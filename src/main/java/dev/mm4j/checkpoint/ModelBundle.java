@@ -1,15 +1,14 @@
-package dev.mm4j.serve;
+package dev.mm4j.checkpoint;
 
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
+import com.fasterxml.jackson.annotation.JsonSetter;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.PropertyNamingStrategies;
 import com.fasterxml.jackson.databind.annotation.JsonNaming;
-import dev.mm4j.checkpoint.SafeTensors;
-import dev.mm4j.checkpoint.StateDict;
-import dev.mm4j.checkpoint.StateDictLoader;
 import dev.mm4j.data.AnswerVocab;
 import dev.mm4j.data.ImageTransform;
+import dev.mm4j.data.Padding;
 import dev.mm4j.data.QuestionTokenizer;
 import dev.mm4j.flava.FlavaConfig;
 import dev.mm4j.flava.FlavaForClassification;
@@ -23,7 +22,8 @@ import java.util.Map;
 /**
  * A fine-tuned model as a folder anyone can pick up: {@code model.safetensors} (PyTorch parameter
  * names, the FLAVA config in its metadata), {@code answers.txt} (class id = line), and
- * {@code bundle.json} (how inputs were prepared). Every file is written atomically.
+ * {@code bundle.json} (how inputs were prepared: padding, max length, transform, tokenizer). Every file
+ * is written atomically. Evaluation, prediction and serving prepare inputs exactly as training did.
  */
 public final class ModelBundle {
     public static final String WEIGHTS = "model.safetensors";
@@ -36,11 +36,18 @@ public final class ModelBundle {
     public static final class Info {
         public String format = "mm4j-flava-classification";
         public int maxLength = 512;
-        public boolean dynamicPadding;
+        /** The training run's padding; DYNAMIC also means the multimodal encoder masks text padding. */
+        public Padding padding = Padding.FIXED;
         public boolean antialias;
         /** tokenizer.json / vocab.txt copied into the bundle, or null for the bundled bert-base-uncased. */
         public String tokenizer;
         public long trainedSteps;
+
+        /** Bundles written before {@code padding} existed said {@code dynamic_padding: true|false}. */
+        @JsonSetter("dynamic_padding")
+        void setDynamicPadding(boolean dynamic) {
+            padding = dynamic ? Padding.DYNAMIC : Padding.FIXED;
+        }
     }
 
     private ModelBundle() {}
@@ -76,6 +83,12 @@ public final class ModelBundle {
     /** A loaded bundle: model (eval mode) on {@code manager}, vocabulary, tokenizer, transform. */
     public record Loaded(FlavaForClassification model, AnswerVocab vocab, QuestionTokenizer tokenizer,
             ImageTransform transform, Info info) implements AutoCloseable {
+        /** The question's token ids as the model was trained: padded to max length, or unpadded for dynamic padding. */
+        public long[] encode(String question) {
+            return info.padding == Padding.DYNAMIC ? tokenizer.encode(question)
+                    : tokenizer.encodePadded(question, info.maxLength);
+        }
+
         @Override
         public void close() {
             tokenizer.close();
@@ -97,11 +110,12 @@ public final class ModelBundle {
             if (cfg == null) {
                 throw new IOException(weights + " has no '" + CONFIG_KEY + "' metadata: not written by mm4j");
             }
-            model = FlavaForClassification.create(FlavaConfig.fromJson(cfg), manager);
+            FlavaConfig config = FlavaConfig.fromJson(cfg);
+            config.maskTextPaddingInMultimodal = info.padding.masksTextInMultimodal();
+            model = FlavaForClassification.create(config, manager);
             StateDictLoader.load(model, sd, true, weights.toString());
         }
         model.setTraining(false);
-        model.flava().setMaskTextPaddingInMultimodal(info.dynamicPadding);
         AnswerVocab vocab = AnswerVocab.load(folder.resolve(VOCAB));
         if (vocab.size() != model.config().numClasses) {
             throw new IOException(folder.resolve(VOCAB) + " has " + vocab.size() + " answers but the model has "

@@ -8,8 +8,8 @@ import ai.djl.pytorch.jni.JniUtils;
  * Engine settings in one place: the device (CPU by default, a GPU when the CUDA libtorch is present
  * and asked for) and libtorch's thread pools.
  */
-public final class Runtime {
-    private Runtime() {}
+public final class Hardware {
+    private Hardware() {}
 
     /**
      * The device named by {@code spec}: {@code cpu}, {@code gpu}/{@code cuda} (first GPU),
@@ -45,7 +45,7 @@ public final class Runtime {
      */
     public static int configureThreads(int threads) {
         Engine.getInstance(); // loads libtorch
-        int n = threads > 0 ? threads : java.lang.Runtime.getRuntime().availableProcessors();
+        int n = threads > 0 ? threads : Runtime.getRuntime().availableProcessors();
         JniUtils.setNumThreads(n);
         return n;
     }

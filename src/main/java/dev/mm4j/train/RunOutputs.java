@@ -1,0 +1,91 @@
+package dev.mm4j.train;
+
+import dev.mm4j.checkpoint.ModelBundle;
+import dev.mm4j.eval.Evaluator;
+import dev.mm4j.eval.PredictionsWriter;
+import dev.mm4j.report.Charts;
+import dev.mm4j.report.HtmlReport;
+import dev.mm4j.report.MetricsLog;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Map;
+
+/**
+ * What a finished run leaves in its output folder: {@code metrics.jsonl} (opened at the start),
+ * {@code curves.png}, {@code predictions.json} and {@code report.html} (when there is a validation split),
+ * and the exported model bundle {@code model/}.
+ */
+final class RunOutputs {
+    static final String METRICS = "metrics.jsonl";
+    static final String CURVES = "curves.png";
+    static final String PREDICTIONS = "predictions.json";
+    static final String REPORT = "report.html";
+    static final String MODEL = "model";
+    /** Questions with their images shown in the report. */
+    static final int REPORT_SAMPLES = 24;
+
+    private RunOutputs() {}
+
+    /** The metrics log: a resumed run drops the entries of the steps it will run again; a new run starts it afresh. */
+    static MetricsLog openMetrics(RunSetup run) throws IOException {
+        Path file = run.outDir.resolve(METRICS);
+        if (run.resumedFrom != null) {
+            MetricsLog.truncateAfter(file, run.state.step - 1);
+        } else {
+            Files.deleteIfExists(file);
+        }
+        return MetricsLog.open(file);
+    }
+
+    static Path modelDir(RunSetup run) {
+        return run.outDir.resolve(MODEL);
+    }
+
+    /**
+     * Writes curves, predictions, report and the model bundle after the final validation {@code ev}
+     * (null without a validation split); returns the majority-answer baseline's accuracy (null likewise).
+     */
+    static Double write(RunSetup run, Evaluator.Result ev, Map<Long, Long> rss) throws IOException {
+        Path chart = run.outDir.resolve(CURVES);
+        Charts.writeLossAccuracyPng(MetricsLog.read(run.outDir.resolve(METRICS)), chart);
+        Double baseline = null;
+        if (ev != null) {
+            baseline = Evaluator.constantAnswerAccuracy(run.val.samples(), run.majorityAnswer);
+            PredictionsWriter.write(run.outDir.resolve(PREDICTIONS), ev.predictions());
+            report(run, ev, baseline, rss, chart);
+        }
+        ModelBundle.Info info = new ModelBundle.Info();
+        info.maxLength = run.s.maxLength;
+        info.padding = run.s.padding;
+        info.antialias = run.s.antialias;
+        info.trainedSteps = run.state.step;
+        ModelBundle.write(modelDir(run), run.model, run.vocab, info, run.tokenizerFile);
+        return baseline;
+    }
+
+    private static void report(RunSetup run, Evaluator.Result ev, double baseline, Map<Long, Long> rss, Path chart)
+            throws IOException {
+        HtmlReport r = HtmlReport.create("Multimodal4J fine-tuning report");
+        r.summary("dataset", run.s.data);
+        r.summary("steps", run.state.step);
+        r.summary("final training loss", String.format("%.4f", run.state.lastLoss));
+        r.summary("validation VQA accuracy", String.format("%.2f%% (%d questions)", 100 * ev.accuracy(), ev.count()));
+        r.summary("majority-answer baseline", String.format("%.2f%% (always \"%s\")", 100 * baseline, run.majorityAnswer));
+        r.summary("model parameters", String.format("%,d", run.model.parameterCount()));
+        rss.forEach((k, v) -> r.summary("RSS after step " + k, String.format("%.1f MB", v / 1e6)));
+        r.summary("settings", "settings.yaml");
+        r.chart(chart);
+        for (Evaluator.Answered a : ev.answered()) {
+            byte[] img;
+            try {
+                img = a.sample().image().readBytes();
+            } catch (IOException e) {
+                img = null;
+            }
+            r.sample(HtmlReport.Sample.withImageBytes(img, a.sample().question(), a.prediction(), a.sample().answers(),
+                    a.score()));
+        }
+        r.write(run.outDir.resolve(REPORT));
+    }
+}

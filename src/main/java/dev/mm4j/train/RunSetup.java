@@ -1,0 +1,264 @@
+package dev.mm4j.train;
+
+import ai.djl.engine.Engine;
+import ai.djl.ndarray.NDManager;
+import dev.mm4j.checkpoint.StateDictLoader;
+import dev.mm4j.data.AnswerVocab;
+import dev.mm4j.data.DataLoader;
+import dev.mm4j.data.ImageTransform;
+import dev.mm4j.data.QuestionTokenizer;
+import dev.mm4j.data.TextVqaDatasets;
+import dev.mm4j.data.VqaDataset;
+import dev.mm4j.data.VqaSample;
+import dev.mm4j.download.Downloader;
+import dev.mm4j.eval.Evaluator;
+import dev.mm4j.flava.FlavaConfig;
+import dev.mm4j.flava.FlavaForClassification;
+import dev.mm4j.util.AtomicFiles;
+import dev.mm4j.util.Hardware;
+import java.io.IOException;
+import java.io.PrintStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayDeque;
+import java.util.ArrayList;
+import java.util.Deque;
+import java.util.List;
+
+/**
+ * Everything a fine-tuning run works with, opened from its settings: output folder and checkpoint store,
+ * vocabulary, data splits and loaders, the model on its device, the optimizer, the state (fresh with the
+ * pretrained weights, or resumed from the latest checkpoint) and the step plan. Closing it releases all
+ * of it, native memory included.
+ */
+final class RunSetup implements AutoCloseable {
+    final FinetuneSettings s;
+    final Path outDir;
+    final CheckpointStore store;
+    final Path resumedFrom;
+    final AnswerVocab vocab;
+    final Path tokenizerFile;
+    final Split train;
+    final Split val;
+    final String majorityAnswer;
+    final DataLoader trainLoader;
+    final DataLoader valLoader;
+    final NDManager manager;
+    final FlavaForClassification model;
+    final AdamW optimizer;
+    final TrainState state;
+    final int batchesPerEpoch;
+    final long totalSteps;
+    final LrSchedule schedule;
+
+    private final Deque<AutoCloseable> opened;
+
+    private RunSetup(FinetuneSettings s, boolean resume, PrintStream out, Deque<AutoCloseable> opened) throws IOException {
+        this.s = s;
+        this.opened = opened;
+        if (s.data == null) {
+            throw new IllegalArgumentException("no dataset: set data (--data PATH)");
+        }
+        outDir = Path.of(s.out);
+        store = new CheckpointStore(outDir, s.keepLast);
+        resumedFrom = checkResume(resume);
+        writeSettings(out);
+        int threads = Hardware.configureThreads(s.threads);
+
+        vocab = AnswerVocab.load(vocabPath());
+        FlavaConfig config = s.flavaConfig(vocab.size());
+        tokenizerFile = s.tokenizer == null ? null : Path.of(s.tokenizer);
+        train = open(Split.open(Path.of(s.data), s.trainSplit, s.trainLimit));
+        val = s.hasValidation() ? open(Split.open(Path.of(s.data), s.valSplit, s.valLimit)) : null;
+        majorityAnswer = Evaluator.majorityAnswer(train.samples());
+        out.printf("data: %d training questions (%s), %d validation; answer vocabulary %d; %d libtorch threads%n",
+                train.size(), s.trainSplit, val == null ? 0 : val.size(), vocab.size(), threads);
+        ImageTransform transform = new ImageTransform(config.imageSize, config.imageSize, s.antialias);
+        QuestionTokenizer tokenizer = open(tokenizerFile == null ? QuestionTokenizer.bertBaseUncased(s.maxLength)
+                : QuestionTokenizer.load(tokenizerFile, s.maxLength));
+        trainLoader = open(loader(train.samples(), transform, tokenizer, s.shuffle, true));
+        valLoader = val == null ? null : open(loader(val.samples(), transform, tokenizer, false, false));
+
+        manager = open(NDManager.newBaseManager(Hardware.device(s.device)));
+        Engine.getInstance().setRandomSeed(Long.hashCode(s.seed));
+        model = FlavaForClassification.create(config, manager);
+        out.printf("model: FLAVA for classification, %,d parameters, %d classes, on %s%n", model.parameterCount(),
+                config.numClasses, manager.getDevice());
+        optimizer = open(new AdamW(model.namedParameters(), s.adamw(), manager));
+        state = resumedFrom != null ? resumed(out) : fresh(out);
+
+        batchesPerEpoch = (int) ((train.size() + s.batchSize - 1) / s.batchSize);
+        long stepsPerEpoch = Math.max(1, (batchesPerEpoch + s.gradAccum - 1) / s.gradAccum);
+        totalSteps = s.maxSteps > 0 ? s.maxSteps : s.epochs * stepsPerEpoch;
+        schedule = schedule(out);
+        out.printf("training: %d steps (%d per epoch), batch %d x %d accumulation, %s padding, schedule %s%n",
+                totalSteps, stepsPerEpoch, s.batchSize, s.gradAccum, s.padding, schedule);
+    }
+
+    /** Opens everything; on failure, closes what was already opened and rethrows. */
+    static RunSetup open(FinetuneSettings s, boolean resume, PrintStream out) throws IOException {
+        Deque<AutoCloseable> opened = new ArrayDeque<>();
+        try {
+            return new RunSetup(s, resume, out, opened);
+        } catch (IOException | RuntimeException e) {
+            try {
+                closeAll(opened);
+            } catch (IOException suppressed) {
+                e.addSuppressed(suppressed);
+            }
+            throw e;
+        }
+    }
+
+    private Path checkResume(boolean resume) throws IOException {
+        Path latest = store.latest();
+        if (resume && latest == null) {
+            throw new IOException("--resume: no checkpoint in " + store.dir() + " (nothing to resume)");
+        }
+        if (!resume && latest != null) {
+            throw new IOException(outDir + " already holds checkpoints; pass --resume to continue that run, or choose another --out");
+        }
+        return latest;
+    }
+
+    private void writeSettings(PrintStream out) throws IOException {
+        Files.createDirectories(outDir);
+        AtomicFiles.writeString(outDir.resolve("settings.yaml"), s.toYaml());
+        out.println("settings (saved to " + outDir.resolve("settings.yaml") + "):");
+        out.println(s.toYaml().indent(2));
+    }
+
+    private TrainState resumed(PrintStream out) throws IOException {
+        TrainState st = CheckpointStore.restore(resumedFrom, model, optimizer);
+        out.printf("resumed from %s: step %d, epoch %d, next batch %d%n", resumedFrom, st.step, st.epoch, st.nextBatch);
+        return st;
+    }
+
+    private TrainState fresh(PrintStream out) throws IOException {
+        TrainState st = new TrainState();
+        st.seed = s.seed;
+        loadPretrained(out);
+        return st;
+    }
+
+    private LrSchedule schedule(PrintStream out) {
+        long warmup = Math.min(s.warmupSteps, totalSteps);
+        if (warmup < s.warmupSteps) {
+            out.printf("note: warmup_steps %d is more than the %d steps of this run; warming up over all of them%n",
+                    s.warmupSteps, totalSteps);
+        }
+        return new LrSchedule(LrSchedule.Kind.parse(s.schedule), s.lr, warmup, totalSteps, 0.5, 0);
+    }
+
+    private <T extends AutoCloseable> T open(T resource) {
+        opened.push(resource);
+        return resource;
+    }
+
+    /** Fractional epoch of the current data position. */
+    double epochProgress() {
+        return state.epoch + (double) state.nextBatch / Math.max(1, batchesPerEpoch);
+    }
+
+    private DataLoader loader(Iterable<VqaSample> samples, ImageTransform transform, QuestionTokenizer tokenizer,
+            boolean shuffle, boolean training) {
+        return DataLoader.builder(samples)
+                .transform(transform)
+                .tokenizer(tokenizer)
+                .vocab(vocab)
+                .batchSize(s.batchSize)
+                .padding(s.padding)
+                .workers(Math.max(1, s.loaderThreads))
+                .shuffle(shuffle, s.seed)
+                .requireAnswers(training)
+                .build();
+    }
+
+    private Path vocabPath() throws IOException {
+        if (s.vocab != null) {
+            return Path.of(s.vocab);
+        }
+        Path data = Path.of(s.data);
+        Path candidate = (Files.isDirectory(data) ? data : data.toAbsolutePath().getParent()).resolve("answers.txt");
+        if (Files.exists(candidate)) {
+            return candidate;
+        }
+        throw new IOException("no answer vocabulary: pass --vocab FILE (one answer per line; looked for " + candidate + ")");
+    }
+
+    private void loadPretrained(PrintStream out) throws IOException {
+        if (s.checkpoint == null || s.checkpoint.isBlank() || s.checkpoint.equals("none")) {
+            out.println("weights: random initialization (no checkpoint)");
+            return;
+        }
+        Path file = s.checkpoint.startsWith("http://") || s.checkpoint.startsWith("https://")
+                ? new Downloader(Downloader.defaultCacheDir()).fetch(Downloader.Request.of(s.checkpoint))
+                : Path.of(s.checkpoint);
+        StateDictLoader.Report r = StateDictLoader.load(model, file, false);
+        out.println("weights: " + file + " loaded non-strictly: " + r);
+    }
+
+    @Override
+    public void close() throws IOException {
+        closeAll(opened);
+    }
+
+    /** Closes in reverse order of opening; the first failure is rethrown after all were tried. */
+    private static void closeAll(Deque<AutoCloseable> opened) throws IOException {
+        IOException first = null;
+        while (!opened.isEmpty()) {
+            try {
+                opened.pop().close();
+            } catch (Exception e) {
+                if (first == null) {
+                    first = e instanceof IOException io ? io : new IOException(e);
+                }
+            }
+        }
+        if (first != null) {
+            throw first;
+        }
+    }
+
+    /**
+     * A split to train or validate on: streamed from the dataset (never the whole split in memory unless
+     * shuffling asks for it), or its first {@code limit} questions held in a list.
+     */
+    record Split(VqaDataset dataset, Iterable<VqaSample> samples, long size) implements AutoCloseable {
+        static Split open(Path data, String split, int limit) throws IOException {
+            VqaDataset ds = TextVqaDatasets.open(data, split);
+            try {
+                if (limit > 0) {
+                    List<VqaSample> first = new ArrayList<>();
+                    for (VqaSample sample : ds) {
+                        first.add(sample);
+                        if (first.size() >= limit) {
+                            break;
+                        }
+                    }
+                    return checked(new Split(ds, first, first.size()), data, split);
+                }
+                return checked(new Split(ds, ds, ds.size()), data, split);
+            } catch (IOException | RuntimeException e) {
+                ds.close();
+                throw e;
+            }
+        }
+
+        private static Split checked(Split s, Path data, String split) throws IOException {
+            if (s.size == 0) {
+                throw new IOException("split '" + split + "' of " + data + " has no questions");
+            }
+            return s;
+        }
+
+        @Override
+        public void close() throws IOException {
+            try {
+                dataset.close();
+            } catch (Exception e) {
+                throw e instanceof IOException io ? io : new IOException(e);
+            }
+        }
+    }
+}
