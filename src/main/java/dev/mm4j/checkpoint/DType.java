@@ -28,7 +28,6 @@ public enum DType {
     }
 
     /** PyTorch's name, e.g. {@code float16}. */
-    public String torchName() { return torchName; }
 
     /** Bytes per element in the file. */
     public int size() { return size; }

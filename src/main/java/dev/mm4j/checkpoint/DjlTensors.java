@@ -1,7 +1,6 @@
 package dev.mm4j.checkpoint;
 
 import ai.djl.ndarray.NDArray;
-import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
@@ -102,10 +101,5 @@ public final class DjlTensors {
             d.get(chunk, 0, k);
             out.write(chunk, 0, k);
         }
-    }
-
-    /** Same as {@link #toNDArrays} but as an NDList (names set on the arrays). */
-    public static NDList toNDList(StateDict sd, NDManager manager) {
-        return new NDList(toNDArrays(sd, manager).values());
     }
 }

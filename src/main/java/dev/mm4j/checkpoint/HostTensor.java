@@ -52,15 +52,6 @@ public final class HostTensor {
         return contiguous(DType.INT64, b, shape);
     }
 
-    /** A contiguous tensor over raw little-endian bytes of {@code dtype} (not copied). */
-    public static HostTensor ofRaw(DType dtype, ByteBuffer raw, long... shape) {
-        long n = numelOf(shape);
-        if (raw.remaining() != n * dtype.size())
-            throw new IllegalArgumentException("shape " + Arrays.toString(shape) + " of " + dtype + " needs "
-                    + n * dtype.size() + " bytes, got " + raw.remaining());
-        return contiguous(dtype, raw.slice().order(ByteOrder.LITTLE_ENDIAN), shape);
-    }
-
     static HostTensor contiguous(DType dtype, ByteBuffer raw, long[] shape) {
         ByteBuffer ro = raw.asReadOnlyBuffer();
         return new HostTensor(dtype, shape, () -> ro.duplicate().order(ByteOrder.LITTLE_ENDIAN), 0,

@@ -5,6 +5,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.mm4j.download.Archives;
 import dev.mm4j.download.Downloader;
 import dev.mm4j.report.ProgressReporter;
+import dev.mm4j.train.FinetuneSettings;
 import java.io.IOException;
 import java.io.PrintWriter;
 import java.net.URI;
@@ -33,8 +34,7 @@ import picocli.CommandLine.Option;
                 + "into the cache (resumable, verified, cached).")
 public final class DownloadCommand implements Callable<Integer> {
 
-    public static final String CHECKPOINT_URL =
-            "https://download.pytorch.org/models/multimodal/flava/flava_for_pretraining_unified_text_encoder.pt";
+    public static final String CHECKPOINT_URL = FinetuneSettings.DEFAULT_CHECKPOINT;
     public static final String VOCAB_URL = "http://dl.fbaipublicfiles.com/pythia/data/vocab.tar.gz";
     public static final String HF_URL = "https://huggingface.co";
     public static final String ANSWERS_FILE = "answers_textvqa_more_than_1.txt";

@@ -8,12 +8,12 @@ import dev.mm4j.data.VqaSample;
 import dev.mm4j.eval.Evaluator;
 import dev.mm4j.eval.PredictionsWriter;
 import dev.mm4j.checkpoint.ModelBundle;
-import dev.mm4j.util.Hardware;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
 /** {@code mm4j evaluate}: VQA accuracy of a fine-tuned model on a split, and its predictions file. */
@@ -40,14 +40,13 @@ public final class EvaluateCommand implements Callable<Integer> {
     @Option(names = "--limit", description = "at most N questions (0 = all)")
     int limit;
 
-    @Option(names = "--device", description = "cpu, gpu, gpu:N or auto")
-    String device;
+    @Mixin EngineOptions engine = new EngineOptions();
 
     @Override
     public Integer call() throws Exception {
-        Hardware.configureThreads(0);
+        engine.configureThreads();
         try (VqaDataset ds = TextVqaDatasets.open(data, split);
-                NDManager manager = NDManager.newBaseManager(Hardware.device(device));
+                NDManager manager = NDManager.newBaseManager(engine.device());
                 ModelBundle.Loaded b = ModelBundle.load(model, manager);
                 DataLoader loader = DataLoader.builder(limit > 0 ? first(ds, limit) : ds).transform(b.transform())
                         .tokenizer(b.tokenizer()).vocab(b.vocab()).batchSize(batchSize)

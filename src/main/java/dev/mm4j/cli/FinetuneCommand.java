@@ -11,6 +11,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
 /** {@code mm4j finetune}: fine-tune FLAVA for classification on a TextVQA-format dataset. */
@@ -57,8 +58,7 @@ public final class FinetuneCommand implements Callable<Integer> {
     @Option(names = "--lr")
     Double lr;
 
-    @Option(names = "--device", description = "cpu, gpu, gpu:N or auto")
-    String device;
+    @Mixin EngineOptions engine = new EngineOptions();
 
     @Option(names = "--set", paramLabel = "KEY=VALUE", description = "any settings key, e.g. --set warmup_steps=100 --set schedule=cosine")
     List<String> sets = new ArrayList<>();
@@ -83,7 +83,8 @@ public final class FinetuneCommand implements Callable<Integer> {
         put(o, "epochs", epochs);
         put(o, "batch_size", batchSize);
         put(o, "lr", lr);
-        put(o, "device", device);
+        put(o, "device", engine.deviceSpec());
+        put(o, "threads", engine.threads > 0 ? engine.threads : null);
         if (modelConfig != null) {
             o.put("model", new ObjectMapper(new YAMLFactory()).readValue(modelConfig.toFile(), Map.class));
         }

@@ -3,11 +3,11 @@ package dev.mm4j.cli;
 import ai.djl.ndarray.NDManager;
 import dev.mm4j.checkpoint.ModelBundle;
 import dev.mm4j.serve.Predictor;
-import dev.mm4j.util.Hardware;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
 /** {@code mm4j predict}: an image and a question in, the top-k answers with probabilities out. */
@@ -26,15 +26,14 @@ public final class PredictCommand implements Callable<Integer> {
     @Option(names = {"--top-k", "-k"}, description = "(default: ${DEFAULT-VALUE})")
     int k = 5;
 
-    @Option(names = "--device", description = "cpu, gpu, gpu:N or auto")
-    String device;
+    @Mixin EngineOptions engine = new EngineOptions();
 
     @Override
     public Integer call() throws Exception {
         if (!Files.isReadable(image)) {
             throw new IllegalArgumentException("cannot read image " + image);
         }
-        try (NDManager manager = NDManager.newBaseManager(Hardware.device(device));
+        try (NDManager manager = NDManager.newBaseManager(engine.device());
                 ModelBundle.Loaded b = ModelBundle.load(model, manager)) {
             System.out.println("Q: " + question);
             for (Predictor.Answer a : Predictor.topK(b, manager, Files.readAllBytes(image), image.toString(), question, k)) {

@@ -187,10 +187,6 @@ public final class Downloader {
         return Path.of(System.getProperty("user.home"), ".cache", "mm4j");
     }
 
-    public Path cacheDir() {
-        return cacheDir;
-    }
-
     /** How many HTTP requests this downloader has sent (for logs and tests). */
     public long requestCount() {
         return requests.get();

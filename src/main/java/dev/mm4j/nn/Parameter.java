@@ -24,20 +24,12 @@ public final class Parameter {
         return shape;
     }
 
-    public Init init() {
-        return init;
-    }
-
     /** The current value (throws if the module was never allocated). */
     public NDArray array() {
         if (array == null) {
             throw new IllegalStateException("parameter of shape " + shape + " is not allocated");
         }
         return array;
-    }
-
-    public boolean isAllocated() {
-        return array != null;
     }
 
     /** Allocates the array on {@code manager} (its device) with this parameter's initial values. */

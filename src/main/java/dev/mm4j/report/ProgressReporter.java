@@ -114,11 +114,6 @@ public final class ProgressReporter implements AutoCloseable {
                 Duration.ofSeconds(10), System::nanoTime);
     }
 
-    /** The mode in use (AUTO resolved). */
-    public Mode mode() {
-        return mode;
-    }
-
     public long current() {
         return current;
     }

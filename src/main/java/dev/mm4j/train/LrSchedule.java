@@ -122,12 +122,6 @@ public final class LrSchedule {
         return baseLr * multiplier(step);
     }
 
-    public Kind kind() { return kind; }
-    public double baseLr() { return baseLr; }
-    public long warmupSteps() { return warmupSteps; }
-    public long totalSteps() { return totalSteps; }
-    public double minRatio() { return minRatio; }
-
     @Override
     public String toString() {
         return String.format(Locale.ROOT, "%s(baseLr=%g, warmup=%d, total=%d, minRatio=%g)",
