@@ -19,7 +19,12 @@ public final class ModelOptions {
     String device;
 
     public FlavaConfig load() throws IOException {
-        FlavaConfig c = config != null ? FlavaConfig.load(config) : FlavaConfig.fullSize(3997);
+        return load(FlavaConfig.fullSize(3997));
+    }
+
+    /** The --config file (else {@code defaults}) with --num-classes applied. */
+    public FlavaConfig load(FlavaConfig defaults) throws IOException {
+        FlavaConfig c = config != null ? FlavaConfig.load(config) : defaults.copy();
         if (numClasses != null) {
             c.numClasses = numClasses;
         }
