@@ -22,8 +22,9 @@ import java.util.Map;
 
 /**
  * A fine-tuned model as a folder anyone can pick up: {@code model.safetensors} (PyTorch parameter
- * names, the FLAVA config in its metadata), {@code answers.txt} (class id = line), and
- * {@code bundle.json} (how inputs were prepared). Every file is written atomically.
+ * names, the FLAVA config in its metadata as {@code flava_model_for_classification} kwargs), {@code answers.txt}
+ * (class id = line), and {@code bundle.json} (how inputs were prepared: text length, padding, resize, image
+ * normalization, tokenizer). Every file is written atomically.
  */
 public final class ModelBundle {
     public static final String WEIGHTS = "model.safetensors";
@@ -38,6 +39,8 @@ public final class ModelBundle {
         public int maxLength = 512;
         public boolean dynamicPadding;
         public boolean antialias;
+        /** Image normalization after the resize: none, clip or imagenet ({@link ImageTransform.Normalize}). */
+        public String normalize = "none";
         /** tokenizer.json / vocab.txt copied into the bundle, or null for the bundled bert-base-uncased. */
         public String tokenizer;
         public long trainedSteps;
@@ -51,7 +54,7 @@ public final class ModelBundle {
         model.namedParameters().forEach((n, p) -> arrays.put(n, p.array()));
         Map<String, String> meta = new LinkedHashMap<>();
         meta.put("format", "pt");
-        meta.put(CONFIG_KEY, model.config().toJson());
+        meta.put(CONFIG_KEY, model.config().toKwargsJson()); // TorchMultimodal kwargs as they are
         SafeTensors.writeNDArrays(file, arrays, meta);
     }
 
@@ -109,7 +112,8 @@ public final class ModelBundle {
         }
         QuestionTokenizer tok = info.tokenizer == null ? QuestionTokenizer.bertBaseUncased(info.maxLength)
                 : QuestionTokenizer.load(folder.resolve(info.tokenizer), info.maxLength);
-        ImageTransform transform = new ImageTransform(model.config().imageSize, model.config().imageSize, info.antialias);
+        ImageTransform transform = new ImageTransform(model.config().imageSize, model.config().imageSize, info.antialias,
+                ImageTransform.Normalize.parse(info.normalize));
         return new Loaded(model, vocab, tok, transform, info);
     }
 }

@@ -6,6 +6,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.PropertyNamingStrategies;
 import com.fasterxml.jackson.databind.annotation.JsonNaming;
 import com.fasterxml.jackson.dataformat.yaml.YAMLFactory;
+import dev.mm4j.data.ImageTransform;
 import dev.mm4j.flava.FlavaConfig;
 import java.io.IOException;
 import java.nio.file.Files;
@@ -34,6 +35,11 @@ public final class FinetuneSettings {
     /** fixed (pad to max_length, the tutorial) or dynamic (pad to the longest question, padding masked). */
     public String padding = "fixed";
     public boolean antialias = false;
+    /**
+     * Image normalization after the resize: none (the tutorial), clip (the mean/std FLAVA was pretrained with) or
+     * imagenet (TorchMultimodal's fine-tuning example). Stored in the model bundle for evaluate/predict.
+     */
+    public String normalize = "none";
     public boolean shuffle = false;
     public int loaderThreads = 1;
     /** Use at most this many training / validation samples (0 = all). */
@@ -103,6 +109,7 @@ public final class FinetuneSettings {
                 s.batchSize = 8;
                 s.padding = "dynamic";
                 s.shuffle = true;
+                s.normalize = "imagenet";
                 s.checkpoint = DEFAULT_CHECKPOINT;
             }
             case "demo" -> {
@@ -181,6 +188,10 @@ public final class FinetuneSettings {
             case "fixed" -> false;
             default -> throw new IllegalArgumentException("padding must be fixed or dynamic, got " + padding);
         };
+    }
+
+    public ImageTransform.Normalize normalization() {
+        return ImageTransform.Normalize.parse(normalize);
     }
 
     public AdamW.Settings adamw() {

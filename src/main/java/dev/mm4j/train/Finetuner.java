@@ -84,7 +84,7 @@ public final class Finetuner {
 
         Map<Long, Long> rss = new LinkedHashMap<>();
         List<Double> losses = new ArrayList<>();
-        ImageTransform transform = new ImageTransform(config.imageSize, config.imageSize, s.antialias);
+        ImageTransform transform = new ImageTransform(config.imageSize, config.imageSize, s.antialias, s.normalization());
         try (train; Split closeVal = val;
                 QuestionTokenizer tokenizer = tokenizerFile == null ? QuestionTokenizer.bertBaseUncased(s.maxLength)
                         : QuestionTokenizer.load(tokenizerFile, s.maxLength);
@@ -219,6 +219,7 @@ public final class Finetuner {
                 info.maxLength = s.maxLength;
                 info.dynamicPadding = dynamic;
                 info.antialias = s.antialias;
+                info.normalize = s.normalization().key();
                 info.trainedSteps = st.step;
                 ModelBundle.write(outDir.resolve("model"), model, vocab, info, tokenizerFile);
                 metrics.close();

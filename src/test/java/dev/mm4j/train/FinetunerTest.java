@@ -4,7 +4,11 @@ import static org.junit.jupiter.api.Assertions.*;
 
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.mm4j.checkpoint.SafeTensors;
+import dev.mm4j.checkpoint.StateDict;
 import dev.mm4j.checkpoint.TorchCheckpoints;
+import dev.mm4j.data.ImageTransform;
 import dev.mm4j.data.SyntheticTextVqa;
 import dev.mm4j.eval.PredictionsWriter;
 import dev.mm4j.flava.FlavaConfig;
@@ -158,6 +162,7 @@ class FinetunerTest {
         s.maxSteps = 6;
         s.batchSize = 4;
         s.padding = "dynamic";
+        s.normalize = "clip";
         Finetuner.Result[] r = new Finetuner.Result[1];
         String printed = run(s, false, r);
         assertNotNull(r[0].valAccuracy(), printed);
@@ -174,6 +179,8 @@ class FinetunerTest {
         }
         try (NDManager m = NDManager.newBaseManager(); ModelBundle.Loaded b = ModelBundle.load(out.resolve("model"), m)) {
             assertTrue(b.info().dynamicPadding);
+            assertEquals("clip", b.info().normalize, "the bundle keeps the training transform's normalization");
+            assertEquals(ImageTransform.Normalize.CLIP, b.transform().normalize());
             Path img;
             try (Stream<Path> imgs = Files.list(data.resolve("train_images"))) {
                 img = imgs.findFirst().orElseThrow();
@@ -199,6 +206,13 @@ class FinetunerTest {
         }
         assertTrue(bytes.toString().contains(String.format("VQA accuracy %.2f%%", 100 * r[0].valAccuracy())), bytes.toString());
         assertEquals(preds, PredictionsWriter.read(out.resolve("again.json")));
+        // the bundle's FLAVA config is flava_model_for_classification(**kwargs) as it is
+        try (StateDict sd = SafeTensors.read(out.resolve("model/model.safetensors"))) {
+            var kw = new ObjectMapper().readTree(sd.metadata().get(ModelBundle.CONFIG_KEY));
+            assertFalse(kw.has("initializer_range"), kw.toString());
+            assertEquals(32, kw.get("classifier_in_dim").asInt(), kw.toString());
+            kw.fields().forEachRemaining(f -> assertFalse(f.getValue().isNull(), f.getKey() + " is null"));
+        }
     }
 
     @Test
