@@ -47,7 +47,10 @@ public final class FinetuneSettings {
     public int valLimit = 0;
 
     // model
-    /** Pretrained checkpoint (path or URL; loaded non-strictly), or null / "none" for random init. */
+    /**
+     * Pretrained checkpoint, loaded non-strictly: a path (file, *.index.json, Hugging Face model folder), an http(s)
+     * URL (cached), or hf:ORG/NAME[@REVISION] (a hub model repository); null / "none" for random init.
+     */
     public String checkpoint;
     /** FLAVA kwargs (TorchMultimodal names); num_classes defaults to the vocabulary size. */
     public Map<String, Object> model;
@@ -174,8 +177,16 @@ public final class FinetuneSettings {
 
     /** The FLAVA config: the {@code model} kwargs over the full-size defaults, num_classes from the vocabulary. */
     public FlavaConfig flavaConfig(int vocabSize) throws IOException {
+        return flavaConfig(vocabSize, new FlavaConfig());
+    }
+
+    /**
+     * The {@code model} kwargs over {@code base} (e.g. the sizes of a Hugging Face checkpoint's config.json),
+     * num_classes from the vocabulary unless the kwargs set it.
+     */
+    public FlavaConfig flavaConfig(int vocabSize, FlavaConfig base) throws IOException {
         Map<String, Object> kw = model == null ? Map.of() : model;
-        FlavaConfig c = FlavaConfig.fromJson(new ObjectMapper().writeValueAsString(kw));
+        FlavaConfig c = FlavaConfig.withKwargs(base, kw);
         if (!kw.containsKey("num_classes")) {
             c.numClasses = vocabSize;
         }

@@ -2,7 +2,6 @@ package dev.mm4j.train;
 
 import ai.djl.engine.Engine;
 import ai.djl.ndarray.NDManager;
-import dev.mm4j.checkpoint.StateDictLoader;
 import dev.mm4j.data.AnswerVocab;
 import dev.mm4j.data.Batch;
 import dev.mm4j.data.DataLoader;
@@ -11,7 +10,7 @@ import dev.mm4j.data.QuestionTokenizer;
 import dev.mm4j.data.TextVqaDatasets;
 import dev.mm4j.data.VqaDataset;
 import dev.mm4j.data.VqaSample;
-import dev.mm4j.download.Downloader;
+import dev.mm4j.download.PretrainedWeights;
 import dev.mm4j.eval.Evaluator;
 import dev.mm4j.eval.PredictionsWriter;
 import dev.mm4j.flava.FlavaConfig;
@@ -73,9 +72,10 @@ public final class Finetuner {
         int threads = Runtime.configureThreads(s.threads);
 
         AnswerVocab vocab = AnswerVocab.load(vocabPath());
-        FlavaConfig config = s.flavaConfig(vocab.size());
+        PretrainedWeights pretrained = PretrainedWeights.resolve(s.checkpoint);
+        FlavaConfig config = s.flavaConfig(vocab.size(), pretrained.config(new FlavaConfig()));
         boolean dynamic = s.dynamicPadding();
-        Path tokenizerFile = s.tokenizer == null ? null : Path.of(s.tokenizer);
+        Path tokenizerFile = s.tokenizer == null ? pretrained.tokenizerFile() : Path.of(s.tokenizer);
         Split train = Split.open(Path.of(s.data), s.trainSplit, s.trainLimit);
         Split val = s.hasValidation() ? Split.open(Path.of(s.data), s.valSplit, s.valLimit) : null;
         String majority = Evaluator.majorityAnswer(train.samples());
@@ -105,7 +105,7 @@ public final class Finetuner {
                 } else {
                     st = new TrainState();
                     st.seed = s.seed;
-                    loadPretrained(model);
+                    out.println(pretrained.loadInto(model));
                 }
                 int batchesPerEpoch = (int) ((train.size() + s.batchSize - 1) / s.batchSize);
                 long stepsPerEpoch = Math.max(1, (batchesPerEpoch + s.gradAccum - 1) / s.gradAccum);
@@ -357,20 +357,5 @@ public final class Finetuner {
             return candidate;
         }
         throw new IOException("no answer vocabulary: pass --vocab FILE (one answer per line; looked for " + candidate + ")");
-    }
-
-    private void loadPretrained(FlavaForClassification model) throws IOException {
-        if (s.checkpoint == null || s.checkpoint.isBlank() || s.checkpoint.equals("none")) {
-            out.println("weights: random initialization (no checkpoint)");
-            return;
-        }
-        Path file;
-        if (s.checkpoint.startsWith("http://") || s.checkpoint.startsWith("https://")) {
-            file = new Downloader(Downloader.defaultCacheDir()).fetch(Downloader.Request.of(s.checkpoint));
-        } else {
-            file = Path.of(s.checkpoint);
-        }
-        StateDictLoader.Report r = StateDictLoader.load(model, file, false);
-        out.println("weights: " + file + " loaded non-strictly: " + r);
     }
 }
