@@ -14,7 +14,8 @@ import java.nio.file.Path;
  *   <li>{@code none} (or empty): random initialization;
  *   <li>a path: a checkpoint file ({@code .pt}, {@code .bin}, {@code .safetensors}), a sharded checkpoint's
  *       {@code *.index.json}, or a Hugging Face model folder;
- *   <li>an http(s) URL: fetched once into the cache ({@link CacheLayout}), found there afterwards without a request;
+ *   <li>an http(s) URL: fetched once into the cache ({@link CacheLayout}) when the weights are first loaded, found
+ *       there afterwards without a request;
  *   <li>{@code hf:ORG/NAME[@REVISION]}: a hub model repository ({@link HubRepository}), e.g.
  *       {@code hf:facebook/flava-full}.
  * </ul>
@@ -24,11 +25,20 @@ public final class PretrainedWeights {
     public static final String HF_PREFIX = "hf:";
 
     private final String spec;
-    private final Path path;
+    private Path path;
+    /** A URL not in the cache yet: fetched when the weights are loaded (a resumed run never needs them). */
+    private final Downloader.Request pending;
+    private final Downloader downloader;
 
     private PretrainedWeights(String spec, Path path) {
+        this(spec, path, null, null);
+    }
+
+    private PretrainedWeights(String spec, Path path, Downloader.Request pending, Downloader downloader) {
         this.spec = spec;
         this.path = path;
+        this.pending = pending;
+        this.downloader = downloader;
     }
 
     /** Resolves {@code spec} through the default cache ({@link Downloader#defaultCacheDir()}). */
@@ -46,7 +56,10 @@ public final class PretrainedWeights {
             return new PretrainedWeights(s, new HubRepository(downloader, null).resolve(id));
         }
         if (s.startsWith("http://") || s.startsWith("https://")) {
-            return new PretrainedWeights(s, downloader.fetch(Downloader.Request.of(URI.create(s))));
+            Downloader.Request r = Downloader.Request.of(URI.create(s));
+            return Files.isRegularFile(downloader.targetOf(r))
+                    ? new PretrainedWeights(s, downloader.fetch(r)) // a cache hit: no request
+                    : new PretrainedWeights(s, null, r, downloader);
         }
         Path p = Path.of(s);
         if (!Files.exists(p)) {
@@ -55,7 +68,7 @@ public final class PretrainedWeights {
         return new PretrainedWeights(s, p);
     }
 
-    /** The local file or folder, or null for none. */
+    /** The local file or folder; null for none, or for a URL not fetched yet. */
     public Path path() {
         return path;
     }
@@ -75,6 +88,9 @@ public final class PretrainedWeights {
      * what to print: the load report, or that there are none.
      */
     public String loadInto(Module model) throws IOException {
+        if (path == null && pending != null) {
+            path = downloader.fetch(pending);
+        }
         if (path == null) {
             return "weights: random initialization (no checkpoint)";
         }

@@ -29,7 +29,7 @@ public final class FinetuneSettings {
     public String valSplit = "val";
     /** Answer vocabulary (one answer per line); default {@code <data>/answers.txt} when present. */
     public String vocab;
-    /** tokenizer.json or vocab.txt; default: the bundled bert-base-uncased. */
+    /** tokenizer.json or vocab.txt; default: the Hugging Face checkpoint folder's, else the bundled bert-base-uncased. */
     public String tokenizer;
     public int maxLength = 512;
     /** fixed (pad to max_length, the tutorial) or dynamic (pad to the longest question, padding masked). */

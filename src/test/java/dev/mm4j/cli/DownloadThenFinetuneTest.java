@@ -15,6 +15,7 @@ import dev.mm4j.download.FixtureServer;
 import dev.mm4j.download.HubFixtures;
 import dev.mm4j.flava.FlavaConfig;
 import dev.mm4j.flava.FlavaForClassification;
+import dev.mm4j.train.FinetunerTest;
 import java.io.ByteArrayOutputStream;
 import java.io.PrintStream;
 import java.io.PrintWriter;
@@ -38,16 +39,7 @@ import picocli.CommandLine;
  */
 @Timeout(120)
 class DownloadThenFinetuneTest {
-    static final Map<String, Object> TINY = Map.ofEntries(
-            Map.entry("image_size", 32), Map.entry("patch_size", 8),
-            Map.entry("image_hidden_size", 32), Map.entry("image_num_attention_heads", 4),
-            Map.entry("image_num_hidden_layers", 1), Map.entry("image_intermediate_size", 64),
-            Map.entry("text_hidden_size", 32), Map.entry("text_num_attention_heads", 4),
-            Map.entry("text_num_hidden_layers", 1), Map.entry("text_intermediate_size", 64),
-            Map.entry("max_position_embeddings", 32),
-            Map.entry("multimodal_hidden_size", 32), Map.entry("multimodal_num_attention_heads", 4),
-            Map.entry("multimodal_num_hidden_layers", 1), Map.entry("multimodal_intermediate_size", 64),
-            Map.entry("text_and_image_proj_size", 16), Map.entry("classifier_hidden_sizes", 32));
+    static final Map<String, Object> TINY = FinetunerTest.TINY;
 
     @TempDir static Path tmp;
     static Path data;

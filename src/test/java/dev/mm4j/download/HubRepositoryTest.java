@@ -133,6 +133,27 @@ class HubRepositoryTest {
     }
 
     @Test
+    void aUrlCheckpointIsFetchedOnlyWhenItsWeightsAreLoaded() throws Exception {
+        Path fixture = Path.of(getClass().getResource("/fixtures/flava-tiny/flava_pretraining_layout.pt").toURI());
+        server.put("/ckpt/flava.pt", Files.readAllBytes(fixture));
+        var expected = new ObjectMapper().readTree(fixture.resolveSibling("expected.json").toFile());
+        FlavaConfig config = FlavaConfig.fromJson(expected.get("config").toString());
+        Downloader d = downloader(tmp.resolve("cache"));
+        PretrainedWeights w = PretrainedWeights.resolve(server.url("/ckpt/flava.pt"), d);
+        assertNull(w.path());
+        assertSame(config, w.config(config), "no config.json: the defaults");
+        assertEquals(0, d.requestCount(), "a resumed run, which loads no weights, sends no request");
+        try (ai.djl.ndarray.NDManager m = ai.djl.ndarray.NDManager.newBaseManager()) {
+            String report = w.loadInto(FlavaForClassification.create(config, m));
+            assertTrue(report.contains("(TORCH_ZIP, TorchMultimodal layout)") && report.contains("loaded 127 tensors"), report);
+        }
+        assertEquals(1, d.requestCount());
+        assertEquals(d.targetOf(Downloader.Request.of(server.url("/ckpt/flava.pt"))),
+                PretrainedWeights.resolve(server.url("/ckpt/flava.pt"), d).path(), "then found in the cache");
+        assertEquals(1, d.requestCount());
+    }
+
+    @Test
     void oneRuleDecidesWhereEachUrlIsCached() {
         Map<String, String> cases = new LinkedHashMap<>();
         cases.put("https://download.pytorch.org/models/multimodal/flava/flava_for_pretraining_unified_text_encoder.pt",

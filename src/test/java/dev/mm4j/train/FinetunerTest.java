@@ -30,8 +30,9 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 /** Fine-tuning end to end on a generated TextVQA set with a tiny FLAVA: the real readers, loader, model. */
-class FinetunerTest {
-    static final Map<String, Object> TINY = Map.ofEntries(
+public class FinetunerTest {
+    /** A tiny FLAVA (one layer per encoder, width 32) as TorchMultimodal kwargs. */
+    public static final Map<String, Object> TINY = Map.ofEntries(
             Map.entry("image_size", 32), Map.entry("patch_size", 8),
             Map.entry("image_hidden_size", 32), Map.entry("image_num_attention_heads", 4),
             Map.entry("image_num_hidden_layers", 1), Map.entry("image_intermediate_size", 64),
