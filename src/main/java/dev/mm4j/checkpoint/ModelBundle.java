@@ -21,9 +21,10 @@ import java.util.Map;
 
 /**
  * A fine-tuned model as a folder anyone can pick up: {@code model.safetensors} (PyTorch parameter
- * names, the FLAVA config in its metadata), {@code answers.txt} (class id = line), and
- * {@code bundle.json} (how inputs were prepared: padding, max length, transform, tokenizer). Every file
- * is written atomically. Evaluation, prediction and serving prepare inputs exactly as training did.
+ * names, the FLAVA config in its metadata as {@code flava_model_for_classification} kwargs), {@code answers.txt}
+ * (class id = line), and {@code bundle.json} (how inputs were prepared: text length, padding, resize, image
+ * normalization, tokenizer). Every file is written atomically. Evaluation, prediction and serving
+ * prepare inputs exactly as training did.
  */
 public final class ModelBundle {
     public static final String WEIGHTS = "model.safetensors";
@@ -39,6 +40,8 @@ public final class ModelBundle {
         /** The training run's padding; DYNAMIC also means the multimodal encoder masks text padding. */
         public Padding padding = Padding.FIXED;
         public boolean antialias;
+        /** Image normalization after the resize: none, clip or imagenet ({@link ImageTransform.Normalize}). */
+        public String normalize = "none";
         /** tokenizer.json / vocab.txt copied into the bundle, or null for the bundled bert-base-uncased. */
         public String tokenizer;
         public long trainedSteps;
@@ -58,7 +61,7 @@ public final class ModelBundle {
         model.namedParameters().forEach((n, p) -> arrays.put(n, p.array()));
         Map<String, String> meta = new LinkedHashMap<>();
         meta.put("format", "pt");
-        meta.put(CONFIG_KEY, model.config().toJson());
+        meta.put(CONFIG_KEY, model.config().toKwargsJson()); // TorchMultimodal kwargs as they are
         SafeTensors.writeNDArrays(file, arrays, meta);
     }
 
@@ -123,7 +126,8 @@ public final class ModelBundle {
         }
         QuestionTokenizer tok = info.tokenizer == null ? QuestionTokenizer.bertBaseUncased(info.maxLength)
                 : QuestionTokenizer.load(folder.resolve(info.tokenizer), info.maxLength);
-        ImageTransform transform = new ImageTransform(model.config().imageSize, model.config().imageSize, info.antialias);
+        ImageTransform transform = new ImageTransform(model.config().imageSize, model.config().imageSize, info.antialias,
+                ImageTransform.Normalize.parse(info.normalize));
         return new Loaded(model, vocab, tok, transform, info);
     }
 }

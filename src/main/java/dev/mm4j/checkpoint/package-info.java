@@ -11,6 +11,10 @@
  *   <li>{@link dev.mm4j.checkpoint.SafeTensors}: validated reading; atomic writing of
  *       {@link dev.mm4j.checkpoint.HostTensor}s or DJL {@code NDArray}s.</li>
  *   <li>{@link dev.mm4j.checkpoint.DjlTensors}: host tensors to {@code NDArray}s on a manager's device.</li>
+ *   <li>Sharded checkpoints ({@code *.index.json}) and model folders: {@link dev.mm4j.checkpoint.Checkpoints}.</li>
+ *   <li>{@link dev.mm4j.checkpoint.PretrainedCheckpoint}: pretrained FLAVA in TorchMultimodal's names, whichever
+ *       layout the file has; Hugging Face transformers' names are mapped by
+ *       {@link dev.mm4j.checkpoint.HfFlavaLayout}, with a load report of what was mapped, ignored and missing.</li>
  * </ul>
  *
  * <pre>{@code

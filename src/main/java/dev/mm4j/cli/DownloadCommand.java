@@ -3,7 +3,9 @@ package dev.mm4j.cli;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.mm4j.download.Archives;
+import dev.mm4j.download.CacheLayout;
 import dev.mm4j.download.Downloader;
+import dev.mm4j.download.HubRepository;
 import dev.mm4j.report.ProgressReporter;
 import dev.mm4j.train.FinetuneSettings;
 import java.io.IOException;
@@ -24,14 +26,17 @@ import picocli.CommandLine.Option;
 
 /**
  * {@code mm4j download}: fetches the FLAVA pretraining checkpoint, the answer vocabulary (and extracts
- * {@code answers_textvqa_more_than_1.txt}) and TextVQA parquet shards into the cache. Files already in the
- * cache are not fetched again; interrupted downloads resume.
+ * {@code answers_textvqa_more_than_1.txt}), TextVQA parquet shards, or a Hugging Face hub model repository
+ * ({@code --hf}) into the cache, where {@link CacheLayout} puts every URL. Files already in the cache are not
+ * fetched again; interrupted downloads resume.
  */
 @Command(
         name = "download",
         mixinStandardHelpOptions = true,
-        description = "Download the FLAVA checkpoint, the TextVQA answer vocabulary and TextVQA parquet shards "
-                + "into the cache (resumable, verified, cached).")
+        description = {"Download the FLAVA checkpoint, the TextVQA answer vocabulary and TextVQA parquet shards, or a "
+                + "Hugging Face hub model (--hf), into the cache (resumable, verified, cached).",
+                "The cache mirrors each URL (<host>/<path>; hub files under hf/ORG/NAME/REVISION/), so finetune "
+                        + "--checkpoint URL or hf:ORG/NAME finds what was downloaded here, offline too."})
 public final class DownloadCommand implements Callable<Integer> {
 
     public static final String CHECKPOINT_URL = FinetuneSettings.DEFAULT_CHECKPOINT;
@@ -44,9 +49,14 @@ public final class DownloadCommand implements Callable<Integer> {
 
     @CommandLine.Spec CommandLine.Model.CommandSpec spec;
 
-    @Option(names = "--what", defaultValue = "all",
-            description = "checkpoint|vocab|textvqa|all (default: ${DEFAULT-VALUE})")
+    @Option(names = "--what",
+            description = "checkpoint|vocab|textvqa|all (default: all, or nothing else when --hf is given)")
     String what;
+
+    @Option(names = "--hf", paramLabel = "ORG/NAME[@REV]",
+            description = "a hub model repository, e.g. facebook/flava-full: its file list from the hub API, then the "
+                    + "weights (one format), config.json and tokenizer files; use it with finetune --checkpoint hf:ORG/NAME")
+    String hfModel;
 
     @Option(names = "--cache", description = "cache folder (default: $MM4J_CACHE or ~/.cache/mm4j)")
     Path cache;
@@ -103,10 +113,17 @@ public final class DownloadCommand implements Callable<Integer> {
         What w;
         ProgressReporter.Mode mode;
         try {
-            w = What.valueOf(what.trim().toUpperCase(Locale.ROOT));
+            w = what == null ? (hfModel != null ? null : What.ALL) : What.valueOf(what.trim().toUpperCase(Locale.ROOT));
             mode = ProgressReporter.Mode.valueOf(progress.trim().toUpperCase(Locale.ROOT));
         } catch (IllegalArgumentException e) {
             err.println("error: --what must be checkpoint|vocab|textvqa|all and --progress auto|bar|plain|off");
+            return 2;
+        }
+        HubRepository.Id hubModel;
+        try {
+            hubModel = hfModel == null ? null : HubRepository.Id.parse(hfModel);
+        } catch (IllegalArgumentException e) {
+            err.println("error: --hf: " + e.getMessage());
             return 2;
         }
         Path cacheDir = cache != null ? cache : Downloader.defaultCacheDir();
@@ -115,9 +132,11 @@ public final class DownloadCommand implements Callable<Integer> {
                 .withReadTimeout(Duration.ofSeconds(Math.max(1, readTimeoutSeconds)))
                 .withProgress(mode));
         try {
+            if (hubModel != null) {
+                out.println("hf model: " + new HubRepository(d, baseUrl).download(hubModel));
+            }
             if (w == What.CHECKPOINT || w == What.ALL) {
-                Path p = d.fetch(new Downloader.Request(URI.create(rebase(checkpointUrl)),
-                        "flava/" + Downloader.fileNameFromUrl(URI.create(checkpointUrl)), checkpointSha256, -1));
+                Path p = d.fetch(request(checkpointUrl, checkpointSha256));
                 out.println("checkpoint: " + p);
             }
             if (w == What.VOCAB || w == What.ALL) {
@@ -138,8 +157,7 @@ public final class DownloadCommand implements Callable<Integer> {
 
     /** Fetches vocab.tar.gz and extracts it (once); returns the answers file. */
     Path fetchVocab(Downloader d) throws IOException {
-        Path archive = d.fetch(new Downloader.Request(URI.create(rebase(vocabUrl)),
-                "vocab/" + Downloader.fileNameFromUrl(URI.create(vocabUrl)), vocabSha256, -1));
+        Path archive = d.fetch(request(vocabUrl, vocabSha256));
         Path dir = archive.getParent();
         Path found = findAnswers(dir);
         if (found != null && Files.getLastModifiedTime(found).compareTo(Files.getLastModifiedTime(archive)) >= 0) {
@@ -165,13 +183,13 @@ public final class DownloadCommand implements Callable<Integer> {
     /** Fetches the named shards, or those the hub listing names. */
     List<Path> fetchTextVqa(Downloader d) throws IOException {
         List<Path> got = new ArrayList<>();
-        String hf = baseUrl != null ? stripSlash(baseUrl) : HF_URL;
+        String hf = HF_URL;
         if (!shards.isEmpty()) {
             for (String shard : shards) {
                 String s = shard.strip();
                 while (s.startsWith("/")) s = s.substring(1);
                 String url = hf + "/datasets/" + hfRepo + "/resolve/" + hfRevision + "/" + s;
-                got.add(d.fetch(new Downloader.Request(URI.create(url), "textvqa/" + s, null, -1)));
+                got.add(d.fetch(request(url, null)));
             }
             return got;
         }
@@ -181,11 +199,11 @@ public final class DownloadCommand implements Callable<Integer> {
         Map<String, List<String>> urlsBySplit = new java.util.LinkedHashMap<>();
         if (cfg != null) {
             for (String split : splits) {
-                JsonNode arr = json.readTree(d.getText(URI.create(api + "/" + cfg + "/" + split)));
+                JsonNode arr = json.readTree(d.getText(URI.create(rebase(api + "/" + cfg + "/" + split))));
                 urlsBySplit.put(split, textList(arr, api));
             }
         } else {
-            JsonNode all = json.readTree(d.getText(URI.create(api)));
+            JsonNode all = json.readTree(d.getText(URI.create(rebase(api))));
             if (!all.isObject() || all.isEmpty()) throw new IOException(api + ": expected {config: {split: [urls]}}");
             List<String> configs = new ArrayList<>();
             all.fieldNames().forEachRemaining(configs::add);
@@ -201,9 +219,7 @@ public final class DownloadCommand implements Callable<Integer> {
         }
         for (var e : urlsBySplit.entrySet()) {
             for (String url : e.getValue()) {
-                URI u = URI.create(rebase(url));
-                String rel = "textvqa/" + cfg + "/" + e.getKey() + "/" + Downloader.fileNameFromUrl(u);
-                got.add(d.fetch(new Downloader.Request(u, rel, null, -1)));
+                got.add(d.fetch(request(url, null)));
             }
         }
         return got;
@@ -214,6 +230,12 @@ public final class DownloadCommand implements Callable<Integer> {
         List<String> out = new ArrayList<>();
         for (Iterator<JsonNode> it = arr.elements(); it.hasNext(); ) out.add(it.next().asText());
         return out;
+    }
+
+    /** {@code url}, kept where {@link CacheLayout} puts it, fetched from {@code --base-url} when given. */
+    private Downloader.Request request(String url, String sha256) {
+        Downloader.Request r = Downloader.Request.of(url).from(URI.create(rebase(url)));
+        return sha256 == null ? r : r.withSha256(sha256);
     }
 
     /** {@code url} with its scheme://host[:port] replaced by {@code --base-url} (when given). */

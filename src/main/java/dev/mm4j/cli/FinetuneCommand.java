@@ -37,7 +37,9 @@ public final class FinetuneCommand implements Callable<Integer> {
     @Option(names = "--vocab", paramLabel = "FILE", description = "answer vocabulary (default: DATA/answers.txt)")
     String vocab;
 
-    @Option(names = "--checkpoint", paramLabel = "PATH|URL|none", description = "pretrained weights, loaded non-strictly")
+    @Option(names = "--checkpoint", paramLabel = "PATH|URL|hf:ORG/NAME|none",
+            description = "pretrained weights, loaded non-strictly: a .pt/.bin/.safetensors file, *.index.json or Hugging Face "
+                    + "folder, a URL (cached), or a hub model (after download --hf)")
     String checkpoint;
 
     @Option(names = "--model-config", paramLabel = "YAML", description = "FLAVA kwargs (TorchMultimodal names); num_classes defaults to the vocabulary size")

@@ -1,8 +1,8 @@
 package dev.mm4j.cli;
 
-import dev.mm4j.checkpoint.CheckpointFormat;
-import dev.mm4j.checkpoint.Checkpoints;
+import dev.mm4j.checkpoint.HfFlavaLayout;
 import dev.mm4j.checkpoint.HostTensor;
+import dev.mm4j.checkpoint.PretrainedCheckpoint;
 import dev.mm4j.checkpoint.StateDict;
 import dev.mm4j.checkpoint.StateDictLoader;
 import dev.mm4j.flava.FlavaConfig;
@@ -19,10 +19,13 @@ import picocli.CommandLine.Parameters;
 /** {@code mm4j inspect}: a checkpoint's tensors and how it fits a FLAVA configuration. */
 @Command(name = "inspect", mixinStandardHelpOptions = true,
         description = {"Lists a checkpoint's tensors (name, dtype, shape, count) — a torch.save .pt/.bin or a "
-                + ".safetensors file — and the load report for a FLAVA configuration: what would load, what is "
-                + "missing, unexpected, or of the wrong shape. Nothing is executed from the file."})
+                + ".safetensors file, a sharded checkpoint's *.index.json, or a Hugging Face model folder — its layout "
+                + "(TorchMultimodal, or Hugging Face transformers' FLAVA: what is mapped to our names and what is "
+                + "ignored on purpose), and the load report for a FLAVA configuration (by default the HF folder's "
+                + "config.json, else full size): what would load, what is missing, unexpected, or of the wrong shape. "
+                + "Nothing is executed from the file."})
 public final class InspectCommand implements Callable<Integer> {
-    @Parameters(index = "0", paramLabel = "CHECKPOINT", description = "the checkpoint file")
+    @Parameters(index = "0", paramLabel = "CHECKPOINT", description = "checkpoint file, *.index.json or model folder")
     Path checkpoint;
 
     @Mixin
@@ -33,8 +36,8 @@ public final class InspectCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
-        CheckpointFormat format = CheckpointFormat.detect(checkpoint);
-        try (StateDict sd = Checkpoints.read(checkpoint)) {
+        try (PretrainedCheckpoint ck = PretrainedCheckpoint.open(checkpoint)) {
+            StateDict sd = ck.tensors();
             long total = 0;
             if (!noTensors) {
                 System.out.printf("%-80s %-9s %-20s %12s%n", "name", "dtype", "shape", "count");
@@ -46,10 +49,31 @@ public final class InspectCommand implements Callable<Integer> {
                     System.out.printf("%-80s %-9s %-20s %,12d%n", e.getKey(), t.dtype(), Arrays.toString(t.shape()), t.numel());
                 }
             }
-            System.out.printf("%n%s (%s): %,d tensors, %,d values%n", checkpoint, format, sd.size(), total);
-            FlavaConfig config = model.load();
+            System.out.printf("%n%s (%s): %,d tensors, %,d values%n", checkpoint, ck.format(), sd.size(), total);
+            System.out.printf("layout: %s%n", ck.layout());
+            HfFlavaLayout.Mapping m = ck.mapping();
+            if (m != null) {
+                System.out.printf("  mapped to TorchMultimodal names: %d tensors%n", m.renamed().size());
+                System.out.printf("  ignored on purpose: %d%n", m.ignoredCount());
+                m.ignored().forEach((why, names) -> {
+                    System.out.printf("    %s: %d%n", why, names.size());
+                    names.stream().limit(3).forEach(n -> System.out.println("      " + n));
+                    if (names.size() > 3) System.out.printf("      ... and %d more%n", names.size() - 3);
+                });
+                print("not understood (unexpected in the load)", m.unknown());
+            }
+            Path hfConfig = PretrainedCheckpoint.hfConfigFile(checkpoint);
+            Path tokenizer = PretrainedCheckpoint.tokenizerFile(checkpoint);
+            FlavaConfig config = model.load(PretrainedCheckpoint.config(checkpoint, FlavaConfig.fullSize(3997)));
+            if (hfConfig != null) {
+                System.out.printf("config: sizes and layer-norm eps from %s%s%n", hfConfig,
+                        model.config != null ? " (overridden by --config)" : "");
+            }
+            if (tokenizer != null) {
+                System.out.printf("tokenizer: %s%n", tokenizer);
+            }
             FlavaForClassification flava = new FlavaForClassification(config); // names and shapes only, no memory
-            StateDictLoader.Report r = StateDictLoader.check(flava, sd);
+            StateDictLoader.Report r = ck.check(flava).load();
             System.out.printf("%nagainst FLAVA for classification (%,d parameters, num_classes %d):%n", flava.parameterCount(),
                     config.numClasses);
             System.out.printf("  would load: %d of %d tensors%n", r.loaded(), flava.namedParameters().size());

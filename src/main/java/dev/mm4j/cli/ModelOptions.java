@@ -17,7 +17,12 @@ public final class ModelOptions {
     Integer numClasses;
 
     public FlavaConfig load() throws IOException {
-        FlavaConfig c = config != null ? FlavaConfig.load(config) : FlavaConfig.fullSize(FlavaConfig.TEXTVQA_CLASSES);
+        return load(FlavaConfig.fullSize(FlavaConfig.TEXTVQA_CLASSES));
+    }
+
+    /** The --config file (else {@code defaults}) with --num-classes applied. */
+    public FlavaConfig load(FlavaConfig defaults) throws IOException {
+        FlavaConfig c = config != null ? FlavaConfig.load(config) : defaults.copy();
         if (numClasses != null) {
             c.numClasses = numClasses;
         }

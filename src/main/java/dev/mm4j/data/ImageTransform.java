@@ -22,7 +22,9 @@ import javax.imageio.stream.MemoryCacheImageInputStream;
  *       palettes are looked up,
  *   <li>{@code ToTensor}: float32 {@code value / 255}, CHW,
  *   <li>{@code Resize}: bilinear, exactly torch {@code F.interpolate(mode="bilinear", align_corners=False)},
- *       {@code antialias} off (torchvision &lt; 0.17 on tensors, the default here) or on (torchvision &ge; 0.17).
+ *       {@code antialias} off (torchvision &lt; 0.17 on tensors, the default here) or on (torchvision &ge; 0.17),
+ *   <li>{@code Normalize(mean, std)} per channel when asked ({@link Normalize}): none (the tutorial), CLIP's
+ *       mean/std (what FLAVA was pretrained with) or ImageNet's (TorchMultimodal's fine-tuning example).
  * </ul>
  *
  * <p>Thread-safe and stateless apart from its settings; meant to run on loader worker threads.
@@ -30,21 +32,92 @@ import javax.imageio.stream.MemoryCacheImageInputStream;
 public final class ImageTransform {
     public static final int DEFAULT_SIZE = 224;
 
+    /**
+     * The per-channel {@code (x - mean) / std} after the resize, as torchvision's {@code Normalize} (float32).
+     * {@code none}: the tutorial's transform has none. {@code clip}: OpenAI CLIP's mean/std, which FLAVA was
+     * pretrained with (TorchMultimodal's FLAVA transform, Hugging Face's {@code FlavaImageProcessor}).
+     * {@code imagenet}: torchvision's ImageNet mean/std, what TorchMultimodal's FLAVA fine-tuning example uses.
+     */
+    public enum Normalize {
+        NONE(null, null),
+        CLIP(new float[] {0.48145466f, 0.4578275f, 0.40821073f}, new float[] {0.26862954f, 0.26130258f, 0.27577711f}),
+        IMAGENET(new float[] {0.485f, 0.456f, 0.406f}, new float[] {0.229f, 0.224f, 0.225f});
+
+        private final float[] mean;
+        private final float[] std;
+
+        Normalize(float[] mean, float[] std) {
+            this.mean = mean;
+            this.std = std;
+        }
+
+        public float[] mean() {
+            return mean == null ? null : mean.clone();
+        }
+
+        public float[] std() {
+            return std == null ? null : std.clone();
+        }
+
+        /** {@code none}, {@code clip} or {@code imagenet} (any case); null means none. */
+        public static Normalize parse(String s) {
+            if (s == null) {
+                return NONE;
+            }
+            for (Normalize n : values()) {
+                if (n.name().equalsIgnoreCase(s.trim())) {
+                    return n;
+                }
+            }
+            throw new IllegalArgumentException("normalize must be none, clip or imagenet, got '" + s + "'");
+        }
+
+        /** The setting's value: {@code none}, {@code clip}, {@code imagenet}. */
+        public String key() {
+            return name().toLowerCase(java.util.Locale.ROOT);
+        }
+
+        /** Normalizes a CHW float image in place. */
+        void apply(float[] chw) {
+            if (mean == null) {
+                return;
+            }
+            int plane = chw.length / 3;
+            for (int c = 0; c < 3; c++) {
+                float m = mean[c];
+                float sd = std[c];
+                for (int i = c * plane, end = i + plane; i < end; i++) {
+                    chw[i] = (chw[i] - m) / sd;
+                }
+            }
+        }
+    }
+
     private final int height;
     private final int width;
     private final boolean antialias;
+    private final Normalize normalize;
 
     public ImageTransform() {
         this(DEFAULT_SIZE, DEFAULT_SIZE, false);
     }
 
     public ImageTransform(int height, int width, boolean antialias) {
+        this(height, width, antialias, Normalize.NONE);
+    }
+
+    public ImageTransform(int height, int width, boolean antialias, Normalize normalize) {
         if (height <= 0 || width <= 0) {
             throw new IllegalArgumentException("output size must be positive, got " + height + "x" + width);
         }
         this.height = height;
         this.width = width;
         this.antialias = antialias;
+        this.normalize = normalize == null ? Normalize.NONE : normalize;
+    }
+
+    public Normalize normalize() {
+        return normalize;
     }
 
     public int height() {
@@ -186,10 +259,20 @@ public final class ImageTransform {
     }
 
     /**
+     * {@code Normalize(Resize(ToTensor(image.convert("RGB"))))}: {@link #resized} then the per-channel
+     * normalization of {@link #normalize()}.
+     */
+    public float[] apply(BufferedImage img) {
+        float[] out = resized(img);
+        normalize.apply(out);
+        return out;
+    }
+
+    /**
      * {@code Resize(ToTensor(image.convert("RGB")))} in one pass over the rows, without the full-size float
      * image; gives exactly the same floats as {@link #toTensor} followed by {@link #resize}.
      */
-    public float[] apply(BufferedImage img) {
+    float[] resized(BufferedImage img) {
         int w = img.getWidth();
         int h = img.getHeight();
         int outW = width;

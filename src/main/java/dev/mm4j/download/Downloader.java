@@ -36,6 +36,8 @@ import org.slf4j.LoggerFactory;
  * Downloads files over HTTP(S) into a cache folder, resumably and verified.
  *
  * <ul>
+ *   <li>Where a file goes is {@link CacheLayout#pathOf} its URL (the logical one: {@link Request#from} fetches the
+ *       same file from a mirror).
  *   <li>The bytes go to {@code <name>.part}; after an interruption the next attempt (in the same call, up to
  *       {@code maxAttempts}, or a later call) sends {@code Range: bytes=N-}. A 206 reply is appended (its
  *       {@code Content-Range} start must be N); a 200 reply means the server ignored the range, so the part
@@ -55,6 +57,8 @@ public final class Downloader {
 
     /** Environment variable naming the cache folder. */
     public static final String ENV_CACHE = "MM4J_CACHE";
+    /** System property naming the cache folder; wins over {@link #ENV_CACHE} (tests, embedding applications). */
+    public static final String PROPERTY_CACHE = "mm4j.cache";
 
     private static final Pattern CONTENT_RANGE = Pattern.compile("bytes\\s+(\\d+)-(\\d+)/(\\d+|\\*)",
             Pattern.CASE_INSENSITIVE);
@@ -78,9 +82,18 @@ public final class Downloader {
             }
         }
 
-        /** A request for {@code url}, stored under the URL's file name, unverified beyond the server's size. */
+        /** A request for {@code url}, kept at {@link CacheLayout#pathOf}, unverified beyond the server's size. */
         public static Request of(String url) {
-            return new Request(URI.create(url), null, null, -1);
+            return of(URI.create(url));
+        }
+
+        public static Request of(URI url) {
+            return new Request(url, CacheLayout.pathOf(url), null, -1);
+        }
+
+        /** The same file (same place in the cache), fetched from {@code source} (a mirror) instead. */
+        public Request from(URI source) {
+            return new Request(source, effectivePath(), sha256, expectedSize);
         }
 
         public Request withPath(String path) {
@@ -95,9 +108,9 @@ public final class Downloader {
             return new Request(uri, relativePath, sha256, size);
         }
 
-        /** The path under the cache folder: the given one, or the URL's last path segment. */
+        /** The path under the cache folder: the given one, or the URL's ({@link CacheLayout#pathOf}). */
         public String effectivePath() {
-            return relativePath != null ? relativePath : fileNameFromUrl(uri);
+            return relativePath != null ? relativePath : CacheLayout.pathOf(uri);
         }
     }
 
@@ -180,12 +193,19 @@ public final class Downloader {
                 .build();
     }
 
-    /** {@code $MM4J_CACHE}, else {@code ~/.cache/mm4j}. */
+    /** {@code -Dmm4j.cache}, else {@code $MM4J_CACHE}, else {@code ~/.cache/mm4j}. */
     public static Path defaultCacheDir() {
+        String prop = System.getProperty(PROPERTY_CACHE);
+        if (prop != null && !prop.isBlank()) return Path.of(prop);
         String env = System.getenv(ENV_CACHE);
         if (env != null && !env.isBlank()) return Path.of(env);
         return Path.of(System.getProperty("user.home"), ".cache", "mm4j");
     }
+    /** The cache folder this downloader stores into. */
+    public Path cacheDir() {
+        return cacheDir;
+    }
+
 
     /** How many HTTP requests this downloader has sent (for logs and tests). */
     public long requestCount() {

@@ -12,6 +12,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 
 /**
  * Every size and setting of FLAVA for classification, with FLAVA's full-size defaults. Keys are
@@ -128,6 +129,37 @@ public final class FlavaConfig {
     /** Parses a JSON object of kwargs (e.g. the fixture's {@code config}). */
     public static FlavaConfig fromJson(String json) throws IOException {
         return mapper(false).readValue(json, FlavaConfig.class).validate();
+    }
+
+    /**
+     * {@code base} with the given kwargs (TorchMultimodal names) set over it; unknown keys are an error naming
+     * them. {@code base} is not changed.
+     */
+    public static FlavaConfig withKwargs(FlavaConfig base, Map<String, ?> kwargs) throws IOException {
+        FlavaConfig c = base.copy();
+        if (kwargs != null && !kwargs.isEmpty()) {
+            ObjectMapper m = mapper(false);
+            m.readerForUpdating(c).readValue(m.writeValueAsString(kwargs));
+        }
+        return c.validate();
+    }
+
+    /**
+     * This config as the kwargs of TorchMultimodal's {@code flava_model_for_classification(**kwargs)}: every
+     * size and setting it takes, {@code classifier_in_dim} as a number (its Python default is 768 whatever the
+     * multimodal width), without {@code initializer_range} (which only our initialization reads). What the model
+     * bundle stores; {@link #fromJson} reads it and also our full form.
+     */
+    public String toKwargsJson() {
+        try {
+            ObjectMapper m = mapper(false);
+            com.fasterxml.jackson.databind.node.ObjectNode o = m.valueToTree(this);
+            o.remove("initializer_range");
+            o.put("classifier_in_dim", classifierInputDim());
+            return m.writerWithDefaultPrettyPrinter().writeValueAsString(o);
+        } catch (IOException e) {
+            throw new IllegalStateException(e);
+        }
     }
 
     public String toJson() {

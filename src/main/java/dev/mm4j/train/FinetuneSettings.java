@@ -6,6 +6,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.PropertyNamingStrategies;
 import com.fasterxml.jackson.databind.annotation.JsonNaming;
 import com.fasterxml.jackson.dataformat.yaml.YAMLFactory;
+import dev.mm4j.data.ImageTransform;
 import dev.mm4j.data.Padding;
 import dev.mm4j.flava.FlavaConfig;
 import java.io.IOException;
@@ -29,12 +30,17 @@ public final class FinetuneSettings {
     public String valSplit = "val";
     /** Answer vocabulary (one answer per line); default {@code <data>/answers.txt} when present. */
     public String vocab;
-    /** tokenizer.json or vocab.txt; default: the bundled bert-base-uncased. */
+    /** tokenizer.json or vocab.txt; default: the Hugging Face checkpoint folder's, else the bundled bert-base-uncased. */
     public String tokenizer;
     public int maxLength = 512;
     /** fixed (pad to max_length, the tutorial) or dynamic (pad to the longest question, padding masked). */
     public Padding padding = Padding.FIXED;
     public boolean antialias = false;
+    /**
+     * Image normalization after the resize: none (the tutorial), clip (the mean/std FLAVA was pretrained with) or
+     * imagenet (TorchMultimodal's fine-tuning example). Stored in the model bundle for evaluate/predict.
+     */
+    public String normalize = "none";
     public boolean shuffle = false;
     public int loaderThreads = 1;
     /** Use at most this many training / validation samples (0 = all). */
@@ -42,7 +48,10 @@ public final class FinetuneSettings {
     public int valLimit = 0;
 
     // model
-    /** Pretrained checkpoint (path or URL; loaded non-strictly), or null / "none" for random init. */
+    /**
+     * Pretrained checkpoint, loaded non-strictly: a path (file, *.index.json, Hugging Face model folder), an http(s)
+     * URL (cached), or hf:ORG/NAME[@REVISION] (a hub model repository); null / "none" for random init.
+     */
     public String checkpoint;
     /** FLAVA kwargs (TorchMultimodal names); num_classes defaults to the vocabulary size. */
     public Map<String, Object> model;
@@ -104,6 +113,7 @@ public final class FinetuneSettings {
                 s.batchSize = 8;
                 s.padding = Padding.DYNAMIC;
                 s.shuffle = true;
+                s.normalize = "imagenet";
                 s.checkpoint = DEFAULT_CHECKPOINT;
             }
             case "demo" -> {
@@ -167,13 +177,25 @@ public final class FinetuneSettings {
      * vocabulary, and the multimodal encoder masking text padding when the padding is dynamic.
      */
     public FlavaConfig flavaConfig(int vocabSize) throws IOException {
+        return flavaConfig(vocabSize, new FlavaConfig());
+    }
+
+    /**
+     * The {@code model} kwargs over {@code base} (e.g. the sizes of a Hugging Face checkpoint's config.json),
+     * num_classes from the vocabulary unless the kwargs set it.
+     */
+    public FlavaConfig flavaConfig(int vocabSize, FlavaConfig base) throws IOException {
         Map<String, Object> kw = model == null ? Map.of() : model;
-        FlavaConfig c = FlavaConfig.fromJson(new ObjectMapper().writeValueAsString(kw));
+        FlavaConfig c = FlavaConfig.withKwargs(base, kw);
         if (!kw.containsKey("num_classes")) {
             c.numClasses = vocabSize;
         }
         c.maskTextPaddingInMultimodal = padding.masksTextInMultimodal();
         return c.validate();
+    }
+
+    public ImageTransform.Normalize normalization() {
+        return ImageTransform.Normalize.parse(normalize);
     }
 
     public AdamW.Settings adamw() {

@@ -59,6 +59,7 @@ final class RunOutputs {
         info.maxLength = run.s.maxLength;
         info.padding = run.s.padding;
         info.antialias = run.s.antialias;
+        info.normalize = run.s.normalization().key();
         info.trainedSteps = run.state.step;
         ModelBundle.write(modelDir(run), run.model, run.vocab, info, run.tokenizerFile);
         return baseline;

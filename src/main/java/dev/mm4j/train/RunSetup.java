@@ -2,7 +2,6 @@ package dev.mm4j.train;
 
 import ai.djl.engine.Engine;
 import ai.djl.ndarray.NDManager;
-import dev.mm4j.checkpoint.StateDictLoader;
 import dev.mm4j.data.AnswerVocab;
 import dev.mm4j.data.DataLoader;
 import dev.mm4j.data.ImageTransform;
@@ -10,7 +9,7 @@ import dev.mm4j.data.QuestionTokenizer;
 import dev.mm4j.data.TextVqaDatasets;
 import dev.mm4j.data.VqaDataset;
 import dev.mm4j.data.VqaSample;
-import dev.mm4j.download.Downloader;
+import dev.mm4j.download.PretrainedWeights;
 import dev.mm4j.eval.Evaluator;
 import dev.mm4j.flava.FlavaConfig;
 import dev.mm4j.flava.FlavaForClassification;
@@ -66,14 +65,15 @@ final class RunSetup implements AutoCloseable {
         int threads = Hardware.configureThreads(s.threads);
 
         vocab = AnswerVocab.load(vocabPath());
-        FlavaConfig config = s.flavaConfig(vocab.size());
-        tokenizerFile = s.tokenizer == null ? null : Path.of(s.tokenizer);
+        PretrainedWeights pretrained = PretrainedWeights.resolve(s.checkpoint);
+        FlavaConfig config = s.flavaConfig(vocab.size(), pretrained.config(new FlavaConfig()));
+        tokenizerFile = s.tokenizer == null ? pretrained.tokenizerFile() : Path.of(s.tokenizer);
         train = open(Split.open(Path.of(s.data), s.trainSplit, s.trainLimit));
         val = s.hasValidation() ? open(Split.open(Path.of(s.data), s.valSplit, s.valLimit)) : null;
         majorityAnswer = Evaluator.majorityAnswer(train.samples());
         out.printf("data: %d training questions (%s), %d validation; answer vocabulary %d; %d libtorch threads%n",
                 train.size(), s.trainSplit, val == null ? 0 : val.size(), vocab.size(), threads);
-        ImageTransform transform = new ImageTransform(config.imageSize, config.imageSize, s.antialias);
+        ImageTransform transform = new ImageTransform(config.imageSize, config.imageSize, s.antialias, s.normalization());
         QuestionTokenizer tokenizer = open(tokenizerFile == null ? QuestionTokenizer.bertBaseUncased(s.maxLength)
                 : QuestionTokenizer.load(tokenizerFile, s.maxLength));
         trainLoader = open(loader(train.samples(), transform, tokenizer, s.shuffle, true));
@@ -85,7 +85,7 @@ final class RunSetup implements AutoCloseable {
         out.printf("model: FLAVA for classification, %,d parameters, %d classes, on %s%n", model.parameterCount(),
                 config.numClasses, manager.getDevice());
         optimizer = open(new AdamW(model.namedParameters(), s.adamw(), manager));
-        state = resumedFrom != null ? resumed(out) : fresh(out);
+        state = resumedFrom != null ? resumed(out) : fresh(pretrained, out);
 
         batchesPerEpoch = (int) ((train.size() + s.batchSize - 1) / s.batchSize);
         long stepsPerEpoch = Math.max(1, (batchesPerEpoch + s.gradAccum - 1) / s.gradAccum);
@@ -134,10 +134,10 @@ final class RunSetup implements AutoCloseable {
         return st;
     }
 
-    private TrainState fresh(PrintStream out) throws IOException {
+    private TrainState fresh(PretrainedWeights pretrained, PrintStream out) throws IOException {
         TrainState st = new TrainState();
         st.seed = s.seed;
-        loadPretrained(out);
+        out.println(pretrained.loadInto(model));
         return st;
     }
 
@@ -184,18 +184,6 @@ final class RunSetup implements AutoCloseable {
             return candidate;
         }
         throw new IOException("no answer vocabulary: pass --vocab FILE (one answer per line; looked for " + candidate + ")");
-    }
-
-    private void loadPretrained(PrintStream out) throws IOException {
-        if (s.checkpoint == null || s.checkpoint.isBlank() || s.checkpoint.equals("none")) {
-            out.println("weights: random initialization (no checkpoint)");
-            return;
-        }
-        Path file = s.checkpoint.startsWith("http://") || s.checkpoint.startsWith("https://")
-                ? new Downloader(Downloader.defaultCacheDir()).fetch(Downloader.Request.of(s.checkpoint))
-                : Path.of(s.checkpoint);
-        StateDictLoader.Report r = StateDictLoader.load(model, file, false);
-        out.println("weights: " + file + " loaded non-strictly: " + r);
     }
 
     @Override

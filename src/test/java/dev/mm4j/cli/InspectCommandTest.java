@@ -3,6 +3,9 @@ package dev.mm4j.cli;
 import static org.junit.jupiter.api.Assertions.*;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.mm4j.checkpoint.HfFlavaCheckpoints;
+import dev.mm4j.checkpoint.StateDict;
+import dev.mm4j.checkpoint.TorchCheckpoints;
 import java.io.ByteArrayOutputStream;
 import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
@@ -46,5 +49,29 @@ class InspectCommandTest {
                 "--num-classes", "9", "--no-tensors");
         assertTrue(mismatch.contains("classifier.model.3.weight: checkpoint [7, 32], model [9, 32]"), mismatch);
         assertTrue(mismatch.contains("does not load"), mismatch);
+    }
+
+    @Test
+    void showsTheLayoutMappingAndConfigOfAHuggingFaceFolder() throws Exception {
+        Path fixtures = Path.of(getClass().getResource("/fixtures/flava-tiny/expected.json").toURI()).getParent();
+        var expected = new ObjectMapper().readTree(fixtures.resolve("expected.json").toFile());
+        Path dir;
+        try (StateDict tm = TorchCheckpoints.read(fixtures.resolve("flava_classification.pt"))) {
+            dir = HfFlavaCheckpoints.writeFolder(tmp.resolve("flava-hf"), HfFlavaCheckpoints.Form.BIN_2_SHARDS,
+                    HfFlavaCheckpoints.hfTensors(tm), HfFlavaCheckpoints.hfConfig(expected.get("config")));
+        }
+        Files.writeString(dir.resolve("vocab.txt"), "[PAD]\n[UNK]\n");
+        String out = run(0, dir.toString(), "--no-tensors", "--num-classes", "7");
+        System.out.println("inspect on a Hugging Face layout folder:\n" + out);
+        assertTrue(out.contains("(2 TORCH_ZIP shards): 137 tensors"), out);
+        assertTrue(out.contains("layout: Hugging Face transformers"), out);
+        assertTrue(out.contains("mapped to TorchMultimodal names: 127 tensors"), out);
+        assertTrue(out.contains("ignored on purpose: 10"), out);
+        assertTrue(out.contains("pretraining heads: 7"), out);
+        assertTrue(out.contains("config: sizes and layer-norm eps from " + dir.resolve("config.json")), out);
+        assertTrue(out.contains("tokenizer: " + dir.resolve("vocab.txt")), out);
+        assertTrue(out.contains("would load: 127 of 131 tensors"), out);
+        assertTrue(out.contains("missing (stay at their initial values): 4"), out);
+        assertTrue(out.contains("unexpected (ignored by a non-strict load): 0"), out);
     }
 }

@@ -251,4 +251,36 @@ class ImageTransformTest {
         g.dispose();
         return img;
     }
+
+    @Test
+    void normalizationIsPerChannelAfterTheResize() throws Exception {
+        // the fixture image as the tutorial transforms it, then (x - mean) / std per channel in float32
+        byte[] bytes = Files.readAllBytes(fixtures().resolve("down_png.png"));
+        float[] plain = new ImageTransform(224, 224, false).apply(bytes, "down_png.png");
+        for (ImageTransform.Normalize n : ImageTransform.Normalize.values()) {
+            float[] got = new ImageTransform(224, 224, false, n).apply(bytes, "down_png.png");
+            float[] want = plain.clone();
+            if (n != ImageTransform.Normalize.NONE) {
+                int plane = 224 * 224;
+                for (int i = 0; i < want.length; i++) {
+                    want[i] = (want[i] - n.mean()[i / plane]) / n.std()[i / plane];
+                }
+            }
+            assertArrayEquals(want, got, n.key());
+        }
+        // a white and a black pixel against the published constants
+        BufferedImage wb = new BufferedImage(2, 1, BufferedImage.TYPE_INT_RGB);
+        wb.setRGB(0, 0, 0xFFFFFF);
+        float[] clip = new ImageTransform(1, 2, false, ImageTransform.Normalize.CLIP).apply(wb);
+        assertEquals((1 - 0.48145466) / 0.26862954, clip[0], 1e-5, "CLIP red of white");
+        assertEquals(-0.40821073 / 0.27577711, clip[5], 1e-5, "CLIP blue of black");
+        float[] imagenet = new ImageTransform(1, 2, false, ImageTransform.Normalize.IMAGENET).apply(wb);
+        assertEquals(-0.485 / 0.229, imagenet[1], 1e-5, "ImageNet red of black");
+        assertEquals((1 - 0.406) / 0.225, imagenet[4], 1e-5, "ImageNet blue of white");
+
+        assertEquals(ImageTransform.Normalize.CLIP, ImageTransform.Normalize.parse("CLIP"));
+        assertEquals(ImageTransform.Normalize.NONE, ImageTransform.Normalize.parse(null));
+        var e = assertThrows(IllegalArgumentException.class, () -> ImageTransform.Normalize.parse("openai"));
+        assertEquals("normalize must be none, clip or imagenet, got 'openai'", e.getMessage());
+    }
 }

@@ -50,6 +50,11 @@ class DownloaderTest {
                 .withProgress(ProgressReporter.Mode.OFF));
     }
 
+    /** Where the cache keeps the fixture server's {@code path} ({@link CacheLayout}). */
+    Path at(String path) {
+        return cache.resolve(CacheLayout.pathOf(java.net.URI.create(server.url(path))));
+    }
+
     static String sha(byte[] b) throws Exception {
         return HexFormat.of().formatHex(MessageDigest.getInstance("SHA-256").digest(b));
     }
@@ -58,10 +63,10 @@ class DownloaderTest {
     void normalDownloadIsVerifiedAndRecorded() throws Exception {
         server.put("/files/a.bin", data);
         Path p = downloader(1).fetch(Downloader.Request.of(server.url("/files/a.bin")).withSha256(sha(data)));
-        assertEquals(cache.resolve("a.bin"), p);
+        assertEquals(at("/files/a.bin"), p);
         assertArrayEquals(data, Files.readAllBytes(p));
         assertEquals(sha(data), Downloader.recordedSha(p));
-        assertFalse(Files.exists(cache.resolve("a.bin.part")));
+        assertFalse(Files.exists(at("/files/a.bin.part")));
         assertEquals(1, server.seen("/files/a.bin").size());
         assertNull(server.seen("/files/a.bin").get(0).range());
     }
@@ -90,9 +95,9 @@ class DownloaderTest {
         IOException e = assertThrows(IOException.class,
                 () -> downloader(1).fetch(Downloader.Request.of(server.url("/drop/c.bin"))));
         assertTrue(e.getMessage().contains(server.url("/drop/c.bin")), e.getMessage());
-        Path part = cache.resolve("c.bin.part");
+        Path part = at("/drop/c.bin.part");
         assertTrue(Files.size(part) > 0 && Files.size(part) <= K);
-        assertFalse(Files.exists(cache.resolve("c.bin")));
+        assertFalse(Files.exists(at("/drop/c.bin")));
         long have = Files.size(part);
 
         Path p = downloader(1).fetch(Downloader.Request.of(server.url("/drop/c.bin")).withSha256(sha(data)));
@@ -117,7 +122,8 @@ class DownloaderTest {
     @Test
     void completePartFileIsAcceptedOn416() throws Exception {
         server.put("/files/e.bin", data);
-        Files.write(cache.resolve("e.bin.part"), data);
+        Files.createDirectories(at("/files/e.bin").getParent());
+        Files.write(at("/files/e.bin.part"), data);
         Path p = downloader(1).fetch(Downloader.Request.of(server.url("/files/e.bin")).withExpectedSize(SIZE));
         assertArrayEquals(data, Files.readAllBytes(p));
         assertEquals("bytes=" + SIZE + "-", server.seen("/files/e.bin").get(0).range());
@@ -133,9 +139,9 @@ class DownloaderTest {
                 () -> downloader(1).fetch(Downloader.Request.of(url).withSha256(sha(other))));
         assertTrue(e.getMessage().contains(url) && e.getMessage().contains(sha(other))
                 && e.getMessage().contains(sha(data)), e.getMessage());
-        assertFalse(Files.exists(cache.resolve("f.bin")));
-        assertFalse(Files.exists(cache.resolve("f.bin.part")));
-        assertFalse(Files.exists(cache.resolve("f.bin.sha256")));
+        assertFalse(Files.exists(at("/files/f.bin")));
+        assertFalse(Files.exists(at("/files/f.bin.part")));
+        assertFalse(Files.exists(at("/files/f.bin.sha256")));
     }
 
     @Test
@@ -156,7 +162,8 @@ class DownloaderTest {
     @Test
     void cachedFileWithAnotherRecordedShaIsFetchedAgain() throws Exception {
         server.put("/files/h.bin", data);
-        Files.writeString(cache.resolve("h.bin"), "stale");
+        Files.createDirectories(at("/files/h.bin").getParent());
+        Files.writeString(at("/files/h.bin"), "stale");
         Path p = downloader(1).fetch(Downloader.Request.of(server.url("/files/h.bin")).withSha256(sha(data)));
         assertArrayEquals(data, Files.readAllBytes(p));
         assertEquals(1, server.seen("/files/h.bin").size());
@@ -170,7 +177,7 @@ class DownloaderTest {
         assertEquals(404, e.status());
         assertTrue(e.getMessage().contains("404") && e.getMessage().contains(url), e.getMessage());
         assertEquals(1, server.seen("/nope/missing.bin").size());
-        assertFalse(Files.exists(cache.resolve("missing.bin")));
+        assertFalse(Files.exists(at("/nope/missing.bin")));
     }
 
     @Test
@@ -195,8 +202,8 @@ class DownloaderTest {
                 .fetch(Downloader.Request.of(server.url("/files/j.bin")).withExpectedSize(SIZE + 1)));
         assertTrue(e.getMessage().contains("size mismatch") && e.getMessage().contains("/files/j.bin"),
                 e.getMessage());
-        assertFalse(Files.exists(cache.resolve("j.bin")));
-        assertFalse(Files.exists(cache.resolve("j.bin.part")));
+        assertFalse(Files.exists(at("/files/j.bin")));
+        assertFalse(Files.exists(at("/files/j.bin.part")));
     }
 
     @Test

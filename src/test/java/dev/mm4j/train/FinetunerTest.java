@@ -4,7 +4,11 @@ import static org.junit.jupiter.api.Assertions.*;
 
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.mm4j.checkpoint.SafeTensors;
+import dev.mm4j.checkpoint.StateDict;
 import dev.mm4j.checkpoint.TorchCheckpoints;
+import dev.mm4j.data.ImageTransform;
 import dev.mm4j.data.Padding;
 import dev.mm4j.data.SyntheticTextVqa;
 import dev.mm4j.eval.PredictionsWriter;
@@ -27,8 +31,9 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 /** Fine-tuning end to end on a generated TextVQA set with a tiny FLAVA: the real readers, loader, model. */
-class FinetunerTest {
-    static final Map<String, Object> TINY = Map.ofEntries(
+public class FinetunerTest {
+    /** A tiny FLAVA (one layer per encoder, width 32) as TorchMultimodal kwargs. */
+    public static final Map<String, Object> TINY = Map.ofEntries(
             Map.entry("image_size", 32), Map.entry("patch_size", 8),
             Map.entry("image_hidden_size", 32), Map.entry("image_num_attention_heads", 4),
             Map.entry("image_num_hidden_layers", 1), Map.entry("image_intermediate_size", 64),
@@ -159,6 +164,7 @@ class FinetunerTest {
         s.maxSteps = 6;
         s.batchSize = 4;
         s.padding = Padding.DYNAMIC;
+        s.normalize = "clip";
         Finetuner.Result[] r = new Finetuner.Result[1];
         String printed = run(s, false, r);
         assertNotNull(r[0].valAccuracy(), printed);
@@ -176,6 +182,8 @@ class FinetunerTest {
         try (NDManager m = NDManager.newBaseManager(); ModelBundle.Loaded b = ModelBundle.load(out.resolve("model"), m)) {
             assertEquals(Padding.DYNAMIC, b.info().padding);
             assertTrue(b.model().config().maskTextPaddingInMultimodal, "dynamic padding masks text padding in the multimodal encoder");
+            assertEquals("clip", b.info().normalize, "the bundle keeps the training transform's normalization");
+            assertEquals(ImageTransform.Normalize.CLIP, b.transform().normalize());
             Path img;
             try (Stream<Path> imgs = Files.list(data.resolve("train_images"))) {
                 img = imgs.findFirst().orElseThrow();
@@ -201,6 +209,13 @@ class FinetunerTest {
         }
         assertTrue(bytes.toString().contains(String.format("VQA accuracy %.2f%%", 100 * r[0].valAccuracy())), bytes.toString());
         assertEquals(preds, PredictionsWriter.read(out.resolve("again.json")));
+        // the bundle's FLAVA config is flava_model_for_classification(**kwargs) as it is
+        try (StateDict sd = SafeTensors.read(out.resolve("model/model.safetensors"))) {
+            var kw = new ObjectMapper().readTree(sd.metadata().get(ModelBundle.CONFIG_KEY));
+            assertFalse(kw.has("initializer_range"), kw.toString());
+            assertEquals(32, kw.get("classifier_in_dim").asInt(), kw.toString());
+            kw.fields().forEachRemaining(f -> assertFalse(f.getValue().isNull(), f.getKey() + " is null"));
+        }
     }
 
     @Test
