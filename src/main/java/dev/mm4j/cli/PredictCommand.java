@@ -1,9 +1,7 @@
 package dev.mm4j.cli;
 
-import ai.djl.ndarray.NDManager;
-import dev.mm4j.checkpoint.ModelBundle;
-import dev.mm4j.serve.Predictor;
-import dev.mm4j.util.Hardware;
+import dev.mm4j.serve.Answer;
+import dev.mm4j.serve.VqaModel;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.concurrent.Callable;
@@ -26,18 +24,18 @@ public final class PredictCommand implements Callable<Integer> {
     @Option(names = {"--top-k", "-k"}, description = "(default: ${DEFAULT-VALUE})")
     int k = 5;
 
-    @Option(names = "--device", description = "cpu, gpu, gpu:N or auto")
-    String device;
+    @picocli.CommandLine.Mixin
+    EngineOptions engine = new EngineOptions();
 
     @Override
     public Integer call() throws Exception {
         if (!Files.isReadable(image)) {
             throw new IllegalArgumentException("cannot read image " + image);
         }
-        try (NDManager manager = NDManager.newBaseManager(Hardware.device(device));
-                ModelBundle.Loaded b = ModelBundle.load(model, manager)) {
+        engine.configureThreads();
+        try (VqaModel m = VqaModel.load(model, engine.device(), new VqaModel.Options(0, VqaModel.Options.defaults().maxPixels()))) {
             System.out.println("Q: " + question);
-            for (Predictor.Answer a : Predictor.topK(b, manager, Files.readAllBytes(image), image.toString(), question, k)) {
+            for (Answer a : m.answer(Files.readAllBytes(image), question, k)) {
                 System.out.printf("  %-30s %6.2f%%%n", a.answer(), 100 * a.probability());
             }
         }
