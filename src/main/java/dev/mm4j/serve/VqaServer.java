@@ -308,7 +308,7 @@ public final class VqaServer implements AutoCloseable {
                 b64 = b64.substring(b64.indexOf(',') + 1);
             }
             try {
-                image = Base64.getMimeDecoder().decode(b64);
+                image = Base64.getDecoder().decode(b64.replaceAll("\\s", ""));
             } catch (IllegalArgumentException e) {
                 throw new HttpError(400, "image: not valid base64 (" + e.getMessage() + ")");
             }
