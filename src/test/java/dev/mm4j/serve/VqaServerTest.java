@@ -263,8 +263,6 @@ class VqaServerTest {
         try (VqaServer s = VqaServer.start(model, VqaServer.Settings.defaults().withPort(0).withBatching(8, 1000)
                 .withLimits(8, 50, 1 << 20))) {
             assertError(504, json(s.uri(), img, "q", 1), "request timeout of 50 ms");
-            Thread.sleep(1100);
-            assertEquals(0, s.port() > 0 ? 0 : 1);
         }
     }
 
