@@ -10,7 +10,7 @@ import picocli.CommandLine.Command;
         version = "Multimodal4J 0.1.0",
         description = "FLAVA on the JVM: load PyTorch checkpoints, fine-tune on TextVQA, evaluate, predict.",
         subcommands = {CommandLine.HelpCommand.class, DemoCommand.class, FinetuneCommand.class, EvaluateCommand.class,
-                PredictCommand.class, InspectCommand.class, DownloadCommand.class, SynthCommand.class, ShowCommand.class,
+                PredictCommand.class, ServeCommand.class, BenchServeCommand.class, InspectCommand.class, DownloadCommand.class, SynthCommand.class, ShowCommand.class,
                 BenchCommand.class, BenchLoadCommand.class, BenchLoaderCommand.class})
 public final class Main implements Runnable {
 

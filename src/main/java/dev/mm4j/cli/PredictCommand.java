@@ -1,8 +1,7 @@
 package dev.mm4j.cli;
 
-import ai.djl.ndarray.NDManager;
-import dev.mm4j.checkpoint.ModelBundle;
-import dev.mm4j.serve.Predictor;
+import dev.mm4j.serve.Answer;
+import dev.mm4j.serve.VqaModel;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.concurrent.Callable;
@@ -33,10 +32,10 @@ public final class PredictCommand implements Callable<Integer> {
         if (!Files.isReadable(image)) {
             throw new IllegalArgumentException("cannot read image " + image);
         }
-        try (NDManager manager = NDManager.newBaseManager(engine.device());
-                ModelBundle.Loaded b = ModelBundle.load(model, manager)) {
+        engine.configureThreads();
+        try (VqaModel m = VqaModel.load(model, engine.device(), new VqaModel.Options(0, VqaModel.Options.defaults().maxPixels()))) {
             System.out.println("Q: " + question);
-            for (Predictor.Answer a : Predictor.topK(b, manager, Files.readAllBytes(image), image.toString(), question, k)) {
+            for (Answer a : m.answer(Files.readAllBytes(image), question, k)) {
                 System.out.printf("  %-30s %6.2f%%%n", a.answer(), 100 * a.probability());
             }
         }

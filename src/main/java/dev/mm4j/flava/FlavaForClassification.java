@@ -57,6 +57,15 @@ public final class FlavaForClassification extends Module {
         return new Output(logits, loss, out);
     }
 
+    /**
+     * Inference from an image already encoded ({@link FlavaModel#encodeImage}, e.g. cached): the
+     * multimodal head's logits without running the image encoder again.
+     */
+    public Output forward(EncoderOutput image, NDArray text) {
+        FlavaOutput out = model.forward(image, text);
+        return new Output(classifier.forward(out.multimodal().lastHiddenState().get(new NDIndex(":, 0"))), null, out);
+    }
+
     public Output forward(NDArray image, NDArray text, NDArray labels) {
         return forward(image, text, labels, RequiredEmbedding.MM);
     }

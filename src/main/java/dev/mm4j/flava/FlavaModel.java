@@ -57,12 +57,35 @@ public final class FlavaModel extends Module {
             if (img == null || txt == null) {
                 throw new IllegalArgumentException("the multimodal embedding needs both image and text");
             }
-            NDArray fused = NDArrays.concat(new NDList(
-                    imageToMmProjection.forward(img.hiddenBeforeNorm()),
-                    textToMmProjection.forward(txt.hiddenBeforeNorm())), 1);
-            mm = mmEncoder.forward(fused, maskTextPaddingInMultimodal ? multimodalMask(img, text) : null);
+            mm = multimodal(img, txt, text);
         }
         return new FlavaOutput(img, txt, mm, imageProjection, textProjection);
+    }
+
+    /** The image encoder alone: pixels (B, C, H, W) in [0, 1] -> its output, reusable with {@link #forward(EncoderOutput, NDArray)}. */
+    public EncoderOutput encodeImage(NDArray pixels) {
+        return imageEncoder.forward(pixels);
+    }
+
+    /**
+     * Hidden states that {@link #encodeImage} gave ({@code hiddenBeforeNorm()}, possibly rows of several
+     * calls stacked) as the image encoder's output again.
+     */
+    public EncoderOutput imageOutput(NDArray hiddenBeforeNorm) {
+        return imageEncoder.output(hiddenBeforeNorm);
+    }
+
+    /** The multimodal forward from an already encoded image (e.g. cached): the image encoder is not run. */
+    public FlavaOutput forward(EncoderOutput image, NDArray text) {
+        EncoderOutput txt = textEncoder.forward(text);
+        return new FlavaOutput(image, txt, multimodal(image, txt, text), imageProjection, textProjection);
+    }
+
+    private EncoderOutput multimodal(EncoderOutput img, EncoderOutput txt, NDArray text) {
+        NDArray fused = NDArrays.concat(new NDList(
+                imageToMmProjection.forward(img.hiddenBeforeNorm()),
+                textToMmProjection.forward(txt.hiddenBeforeNorm())), 1);
+        return mmEncoder.forward(fused, maskTextPaddingInMultimodal ? multimodalMask(img, text) : null);
     }
 
     /** Additive mask over [mm CLS, image tokens, text tokens] that hides text padding. */

@@ -29,7 +29,12 @@ public final class ImageEncoder extends Module {
 
     /** pixels (B, C, H, W) in [0, 1] -> hidden states (B, 1 + patches, D). */
     public EncoderOutput forward(NDArray pixels) {
-        return new EncoderOutput(encoder.forward(embeddings.forward(pixels), null), layernorm);
+        return output(encoder.forward(embeddings.forward(pixels), null));
+    }
+
+    /** Hidden states (B, 1 + patches, D) before the final norm, as this encoder's output. */
+    EncoderOutput output(NDArray hiddenBeforeNorm) {
+        return new EncoderOutput(hiddenBeforeNorm, layernorm);
     }
 
     /** {@code cls_token}, {@code position_embeddings}, {@code mask_token} and the patch projection. */

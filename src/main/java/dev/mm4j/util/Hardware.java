@@ -50,6 +50,14 @@ public final class Hardware {
         return n;
     }
 
+    /**
+     * Turns autograd off on the calling thread (libtorch's grad mode is per thread and on by default in
+     * threads the engine did not start): inference threads build no backward graph.
+     */
+    public static void noGradOnThisThread() {
+        JniUtils.setGradMode(false);
+    }
+
     /** Peak resident set size of this process so far, in bytes (Linux {@code VmHWM}), or -1. */
     public static long peakRssBytes() {
         return procStatus("VmHWM:");

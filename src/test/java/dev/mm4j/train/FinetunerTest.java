@@ -16,7 +16,8 @@ import dev.mm4j.flava.FlavaConfig;
 import dev.mm4j.flava.FlavaForClassification;
 import dev.mm4j.report.MetricsLog;
 import dev.mm4j.checkpoint.ModelBundle;
-import dev.mm4j.serve.Predictor;
+import dev.mm4j.serve.Answer;
+import dev.mm4j.serve.VqaModel;
 import java.io.ByteArrayOutputStream;
 import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
@@ -188,10 +189,13 @@ public class FinetunerTest {
             try (Stream<Path> imgs = Files.list(data.resolve("train_images"))) {
                 img = imgs.findFirst().orElseThrow();
             }
-            List<Predictor.Answer> top = Predictor.topK(b, m, Files.readAllBytes(img), img.toString(), "what does the sign say?", 3);
+            List<Answer> top;
+            try (VqaModel vm = VqaModel.load(out.resolve("model"))) {
+                top = vm.answer(Files.readAllBytes(img), "what does the sign say?", 3);
+            }
             assertEquals(3, top.size());
             assertTrue(top.get(0).probability() >= top.get(1).probability());
-            double sum = top.stream().mapToDouble(Predictor.Answer::probability).sum();
+            double sum = top.stream().mapToDouble(Answer::probability).sum();
             assertTrue(sum > 0 && sum <= 1.0 + 1e-6);
             // the exported weights are the trained ones: evaluating them again gives the same accuracy
             FlavaConfig c = b.model().config();

@@ -1,0 +1,4 @@
+package dev.mm4j.serve;
+
+/** One of a model's top answers to a question, with the probability the model gives it. */
+public record Answer(String answer, double probability) {}

@@ -1,0 +1,115 @@
+package dev.mm4j.serve;
+
+import static org.junit.jupiter.api.Assertions.*;
+
+import ai.djl.Device;
+import dev.mm4j.data.Padding;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.EnumSource;
+import org.junit.jupiter.api.Test;
+
+class VqaModelTest {
+    @TempDir Path tmp;
+
+    private static final String[] QUESTIONS = {"what does the sign say?", "colour?",
+        "what is the word written in the box at the top left of the picture?"};
+
+    /** An answer given in a batch equals the answer given alone, with and without the image cache. */
+    @ParameterizedTest
+    @EnumSource(Padding.class)
+    void batchedAnswersEqualAnswersAlone(Padding padding) throws Exception {
+        Path dir = TinyBundle.write(tmp.resolve("m"), padding);
+        List<byte[]> images = new ArrayList<>();
+        List<String> questions = new ArrayList<>();
+        for (int i = 0; i < 3; i++) {
+            images.add(TinyBundle.png(i, 64 + 16 * i, 48));
+            questions.add(QUESTIONS[i]);
+        }
+        images.add(images.get(0)); // the same image twice in one batch
+        questions.add("which brand?");
+        List<List<Answer>> alone = new ArrayList<>();
+        try (VqaModel m = VqaModel.load(dir, Device.cpu(), new VqaModel.Options(0, 1_000_000))) {
+            for (int i = 0; i < images.size(); i++) {
+                alone.add(m.answer(images.get(i), questions.get(i), 9));
+            }
+            assertSame(m.answerAll(images, questions, 9), alone, "batch without cache");
+        }
+        try (VqaModel m = VqaModel.load(dir, Device.cpu(), VqaModel.Options.defaults())) {
+            assertSame(m.answerAll(images, questions, 9), alone, "batch, images encoded and cached");
+            List<VqaModel.Result> again = m.answer(List.of(m.prepare(images.get(1), "what is it?"),
+                    m.prepare(images.get(2), questions.get(2))), 9);
+            assertTrue(again.get(0).imageCached() && again.get(1).imageCached(), "second questions hit the cache");
+            assertEquals(2, again.get(0).batchSize());
+            assertSame(List.of(again.get(1).answers()), List.of(alone.get(2)), "cached image encoding");
+            assertEquals(3, m.imageCacheEntries());
+            assertEquals(3L * (1 + 16) * 64 * 4, m.imageCacheBytes(), "three (1, 17, 64) float32 encodings");
+        }
+        for (List<Answer> a : alone) {
+            assertEquals(9, a.size());
+            double sum = a.stream().mapToDouble(Answer::probability).sum();
+            assertEquals(1.0, sum, 1e-5, "all 9 classes: probabilities sum to 1");
+            for (int i = 1; i < a.size(); i++) {
+                assertTrue(a.get(i - 1).probability() >= a.get(i).probability());
+            }
+        }
+    }
+
+    private static void assertSame(List<List<Answer>> got, List<List<Answer>> want, String what) {
+        assertEquals(want.size(), got.size());
+        for (int i = 0; i < want.size(); i++) {
+            for (int j = 0; j < want.get(i).size(); j++) {
+                Answer w = want.get(i).get(j);
+                Answer g = got.get(i).get(j);
+                assertEquals(w.probability(), g.probability(), 1e-5, what + ": question " + i + " answer " + j);
+                if (Math.abs(w.probability() - (j + 1 < want.get(i).size() ? want.get(i).get(j + 1).probability() : -1)) > 1e-4) {
+                    assertEquals(w.answer(), g.answer(), what + ": question " + i + " answer " + j);
+                }
+            }
+        }
+    }
+
+    @Test
+    void cacheEvictsLeastRecentlyUsedWithinItsBound() throws Exception {
+        Path dir = TinyBundle.write(tmp.resolve("m"), Padding.DYNAMIC);
+        long one = (1 + 16) * 64 * 4;
+        try (VqaModel m = VqaModel.load(dir, Device.cpu(), new VqaModel.Options(2 * one, 1_000_000))) {
+            byte[] a = TinyBundle.png(1, 40, 40);
+            byte[] b = TinyBundle.png(2, 40, 40);
+            byte[] c = TinyBundle.png(3, 40, 40);
+            m.answer(a, "q", 1);
+            m.answer(b, "q", 1);
+            m.answer(a, "q", 1); // a is now the most recent
+            m.answer(c, "q", 1); // evicts b
+            assertEquals(2, m.imageCacheEntries());
+            assertEquals(2 * one, m.imageCacheBytes());
+            assertTrue(m.answer(List.of(m.prepare(a, "q")), 1).get(0).imageCached(), "a kept");
+            assertFalse(m.answer(List.of(m.prepare(b, "q")), 1).get(0).imageCached(), "b evicted");
+        }
+    }
+
+    @Test
+    void refusesBadInputWithTheReason() throws Exception {
+        Path dir = TinyBundle.write(tmp.resolve("m"), Padding.DYNAMIC);
+        try (VqaModel m = VqaModel.load(dir, Device.cpu(), new VqaModel.Options(0, 10_000))) {
+            byte[] ok = TinyBundle.png(1, 50, 50);
+            assertKind(InvalidInputException.Kind.MISSING_QUESTION, () -> m.prepare(ok, "  "));
+            assertKind(InvalidInputException.Kind.NOT_AN_IMAGE, () -> m.prepare("hello".getBytes(), "q"));
+            assertKind(InvalidInputException.Kind.TOO_MANY_PIXELS, () -> m.prepare(TinyBundle.png(1, 200, 60), "q"));
+            assertKind(InvalidInputException.Kind.UNDECODABLE_IMAGE, () -> m.prepare(java.util.Arrays.copyOf(ok, 60), "q"));
+            VqaModel.Query q = m.prepare(ok, "one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen");
+            assertTrue(q.truncated());
+            assertEquals(16, q.usedTokens());
+            assertEquals(17, q.questionTokens());
+            assertEquals(3, m.answer(List.of(q), 3).get(0).answers().size(), "a truncated question is answered");
+        }
+    }
+
+    private static void assertKind(InvalidInputException.Kind kind, org.junit.jupiter.api.function.Executable e) {
+        InvalidInputException x = assertThrows(InvalidInputException.class, e);
+        assertEquals(kind, x.kind(), x.getMessage());
+    }
+}
