@@ -2,6 +2,7 @@ package dev.mm4j.cli;
 
 import dev.mm4j.spark.BatchPredictJob;
 import dev.mm4j.spark.SparkSessions;
+import dev.mm4j.util.Hardware;
 import java.nio.file.Path;
 import java.util.concurrent.Callable;
 import org.apache.spark.sql.SparkSession;
@@ -56,6 +57,9 @@ public final class BatchPredictCommand implements Callable<Integer> {
         BatchPredictJob.Settings s = new BatchPredictJob.Settings(model, data, split, out, batchSize, topK, partitions,
                 threadsPerTask, device, limit, -1);
         try (SparkSession spark = SparkSessions.open(master, "mm4j batch-predict")) {
+            if (spark.sparkContext().isLocal()) {
+                Hardware.device(device); // embedded: the executors are this JVM, so a wrong device fails here, in one line
+            }
             BatchPredictJob.Result r = BatchPredictJob.run(spark, s);
             System.out.printf("%d of %d questions predicted on %s in %d partitions, %.1f s (%.1f questions/s); written to %s and %s%n",
                     r.predicted(), r.questions(), spark.sparkContext().master(), r.partitions(), r.seconds(),

@@ -46,51 +46,9 @@ class BatchPredictJobTest {
 
     @BeforeAll
     static void setUp() throws Exception {
-        data = tmp.resolve("data");
-        SyntheticTextVqa.generate(new SyntheticTextVqa.Options(data, 4, 40, 0, 7, 64, 48, 1));
-        // bad records: an empty question, a missing image file, an undecodable image
-        Path json = data.resolve("TextVQA_0.5.1_val.json");
-        ObjectMapper om = new ObjectMapper();
-        ObjectNode root = (ObjectNode) om.readTree(json.toFile());
-        ArrayNode records = (ArrayNode) root.get("data");
-        ((ObjectNode) records.get(3)).put("question", "");
-        Files.delete(data.resolve("train_images").resolve(records.get(10).get("image_id").asText() + ".jpg"));
-        Files.write(data.resolve("train_images").resolve(records.get(21).get("image_id").asText() + ".jpg"),
-                new byte[] {1, 2, 3, 4, 5});
-        om.writeValue(json.toFile(), root);
-
-        // a tiny FLAVA with random weights, dynamic padding
-        FlavaConfig config = FlavaConfig.fromJson("{\"image_size\":32,\"patch_size\":8,\"image_hidden_size\":32,"
-                + "\"image_num_attention_heads\":4,\"image_num_hidden_layers\":1,\"image_intermediate_size\":64,"
-                + "\"text_hidden_size\":32,\"text_num_attention_heads\":4,\"text_num_hidden_layers\":1,"
-                + "\"text_intermediate_size\":64,\"max_position_embeddings\":32,\"multimodal_hidden_size\":32,"
-                + "\"multimodal_num_attention_heads\":4,\"multimodal_num_hidden_layers\":1,\"multimodal_intermediate_size\":64,"
-                + "\"text_and_image_proj_size\":16,\"classifier_hidden_sizes\":32,\"num_classes\":"
-                + SyntheticTextVqa.answerVocabulary().size() + "}");
-        config.maskTextPaddingInMultimodal = true;
-        bundle = tmp.resolve("model");
-        ai.djl.engine.Engine.getInstance().setRandomSeed(13);
-        try (NDManager m = NDManager.newBaseManager()) {
-            FlavaForClassification model = FlavaForClassification.create(config, m);
-            // random weights answer at random; a lift for the colour answers makes some answers right, so the
-            // accuracy compared below is not 0
-            List<String> vocab = SyntheticTextVqa.answerVocabulary();
-            float[] bias = new float[vocab.size()];
-            for (String c : SyntheticTextVqa.COLOURS) {
-                bias[vocab.indexOf(c)] = 2f;
-            }
-            String last = null;
-            for (String name : model.namedParameters().keySet()) {
-                if (name.startsWith("classifier.") && name.endsWith(".bias")) {
-                    last = name;
-                }
-            }
-            model.namedParameters().get(last).array().set(m.create(bias).duplicate().toFloatArray());
-            ModelBundle.Info info = new ModelBundle.Info();
-            info.padding = Padding.DYNAMIC;
-            info.maxLength = 32;
-            ModelBundle.write(bundle, model, AnswerVocab.load(data.resolve("answers.txt")), info, null);
-        }
+        SparkFixtures.Fixture f = SparkFixtures.get();
+        data = f.data();
+        bundle = f.bundle();
     }
 
     static Reference singleProcess(Path dataset, Path json) throws Exception {
