@@ -34,6 +34,9 @@ import scala.Tuple2;
  *
  * {@code position} is the question's place in the split (file order; shards in name order), the order
  * of the output and the key that puts questions into the same batches as single-process evaluation.
+ * For parquet, positions come from the footers' row counts; a row the reader drops as malformed (not a
+ * bad image or question: those are the loader's skips) leaves a gap, so the batches after it in that shard
+ * are cut one position later than in single-process evaluation (same answers up to float rounding).
  */
 public final class QuestionTable {
     private QuestionTable() {}
