@@ -9,6 +9,8 @@ import picocli.CommandLine.Command;
         mixinStandardHelpOptions = true,
         version = "Multimodal4J 0.1.0",
         description = "FLAVA on the JVM: load PyTorch checkpoints, fine-tune on TextVQA, evaluate, predict.",
+        footer = {"", "Apache Spark commands (batch-predict, bench-spark) live in the Spark build, target/mm4j-spark.jar;",
+                "./mm4j builds and uses it for them (see README, Scaling)."},
         subcommands = {CommandLine.HelpCommand.class, DemoCommand.class, FinetuneCommand.class, EvaluateCommand.class,
                 PredictCommand.class, ServeCommand.class, BenchServeCommand.class, InspectCommand.class, DownloadCommand.class, SynthCommand.class, ShowCommand.class,
                 BenchCommand.class, BenchLoadCommand.class, BenchLoaderCommand.class})
@@ -22,9 +24,21 @@ public final class Main implements Runnable {
     }
 
     public static void main(String[] args) {
+        System.exit(execute(args));
+    }
+
+    /**
+     * Runs one command line and returns its exit code (usage 2, failure 1). {@code extraCommands} are
+     * subcommands added to the core ones: the Spark jar's {@code dev.mm4j.cli.SparkMain} passes batch-predict and
+     * bench-spark, which the core jar does not have.
+     */
+    public static int execute(String[] args, Object... extraCommands) {
         System.setProperty("ai.djl.offline", System.getProperty("ai.djl.offline", "true"));
-        int rc = new CommandLine(new Main())
-                .setCaseInsensitiveEnumValuesAllowed(true)
+        CommandLine cl = new CommandLine(new Main());
+        for (Object c : extraCommands) {
+            cl.addSubcommand(c);
+        }
+        return cl.setCaseInsensitiveEnumValuesAllowed(true)
                 .setExecutionExceptionHandler((e, cmd, parsed) -> {
                     // a clear one-line message; the stack trace only when asked for
                     cmd.getErr().println("error: " + (e.getMessage() != null ? e.getMessage() : e.toString()));
@@ -36,6 +50,5 @@ public final class Main implements Runnable {
                     return e instanceof IllegalArgumentException ? 2 : 1;
                 })
                 .execute(args);
-        System.exit(rc);
     }
 }

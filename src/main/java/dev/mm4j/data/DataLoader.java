@@ -59,6 +59,7 @@ public final class DataLoader implements Iterable<Batch>, AutoCloseable {
     private final long seed;
     private final boolean dropLast;
     private final boolean requireAnswers;
+    private final boolean failWhenNothingUsable;
     private final ExecutorService pool;
     private final Set<String> warned = ConcurrentHashMap.newKeySet();
     private final Stats stats = new Stats();
@@ -87,6 +88,7 @@ public final class DataLoader implements Iterable<Batch>, AutoCloseable {
         this.seed = b.seed;
         this.dropLast = b.dropLast;
         this.requireAnswers = b.requireAnswers;
+        this.failWhenNothingUsable = b.failWhenNothingUsable;
         AtomicInteger n = new AtomicInteger();
         this.pool = Executors.newFixedThreadPool(workers, r -> {
             Thread t = new Thread(r, "mm4j-loader-" + n.incrementAndGet());
@@ -345,7 +347,7 @@ public final class DataLoader implements Iterable<Batch>, AutoCloseable {
                     }
                 }
                 lastEpochSkipped = skippedCount;
-                if (good == 0 && seen >= ALL_BAD_EARLY_LIMIT) {
+                if (failWhenNothingUsable && good == 0 && seen >= ALL_BAD_EARLY_LIMIT) {
                     cancelAll(null);
                     throw nothingUsable();
                 }
@@ -379,7 +381,7 @@ public final class DataLoader implements Iterable<Batch>, AutoCloseable {
             finished = true;
             lastEpochSkipped = skippedCount;
             lastEpochReasons = Collections.unmodifiableMap(new TreeMap<>(reasons));
-            if (seen > 0 && good == 0) {
+            if (failWhenNothingUsable && seen > 0 && good == 0) {
                 throw nothingUsable();
             }
             if (skippedCount > 0) {
@@ -483,6 +485,7 @@ public final class DataLoader implements Iterable<Batch>, AutoCloseable {
         private long seed;
         private boolean dropLast;
         private boolean requireAnswers;
+        private boolean failWhenNothingUsable = true;
 
         private Builder(List<VqaSample> list, Iterable<VqaSample> iterable) {
             this.list = list;
@@ -540,6 +543,15 @@ public final class DataLoader implements Iterable<Batch>, AutoCloseable {
         /** Training splits: records without answers are skipped. */
         public Builder requireAnswers(boolean on) {
             this.requireAnswers = on;
+            return this;
+        }
+
+        /**
+         * Whether an epoch in which no record is usable fails (default true: a whole split of bad records is
+         * a mistake). Off for a slice of a larger split (a Spark partition), where it only means "all skipped".
+         */
+        public Builder failWhenNothingUsable(boolean on) {
+            this.failWhenNothingUsable = on;
             return this;
         }
 

@@ -172,9 +172,15 @@ public final class VqaAccuracy {
         return sum / answers.size();
     }
 
-    /** Sums per-question scores into an overall accuracy (in [0, 1]). Not thread-safe. */
-    public static final class Accumulator {
-        private double sum;
+    /**
+     * Sums per-question scores into an overall accuracy (in [0, 1]). The sum is exact (each double score is
+     * added as the exact decimal it stands for), so the result does not depend on the order the scores come
+     * in: merging accumulators of parts of a split (e.g. Spark partitions) gives, bit for bit, what one
+     * sequential pass gives. Not thread-safe.
+     */
+    public static final class Accumulator implements java.io.Serializable {
+        private static final long serialVersionUID = 1L;
+        private java.math.BigDecimal sum = java.math.BigDecimal.ZERO;
         private long count;
 
         /** Scores one prediction, adds it, and returns its score. */
@@ -186,13 +192,13 @@ public final class VqaAccuracy {
 
         /** Adds an already computed score. */
         public void addScore(double s) {
-            sum += s;
+            sum = sum.add(new java.math.BigDecimal(s));
             count++;
         }
 
         /** Merges another accumulator into this one. */
         public void merge(Accumulator other) {
-            sum += other.sum;
+            sum = sum.add(other.sum);
             count += other.count;
         }
 
@@ -201,16 +207,16 @@ public final class VqaAccuracy {
         }
 
         public double sum() {
-            return sum;
+            return sum.doubleValue();
         }
 
-        /** The mean score, or 0 when nothing was added. */
+        /** The mean score (the exact sum divided by the count, rounded once to a double), or 0 when nothing was added. */
         public double accuracy() {
-            return count == 0 ? 0.0 : sum / count;
+            return count == 0 ? 0.0 : sum.divide(java.math.BigDecimal.valueOf(count), java.math.MathContext.DECIMAL128).doubleValue();
         }
 
         public void reset() {
-            sum = 0;
+            sum = java.math.BigDecimal.ZERO;
             count = 0;
         }
     }

@@ -2,6 +2,7 @@ package dev.mm4j.util;
 
 import ai.djl.Device;
 import ai.djl.engine.Engine;
+import ai.djl.engine.StandardCapabilities;
 import ai.djl.pytorch.jni.JniUtils;
 
 /**
@@ -31,8 +32,11 @@ public final class Hardware {
             int id = s.contains(":") ? Integer.parseInt(s.substring(s.indexOf(':') + 1)) : 0;
             int gpus = Engine.getInstance().getGpuCount();
             if (id >= gpus) {
-                throw new IllegalArgumentException("device " + spec + " asked for, but the engine sees " + gpus
-                        + " GPU(s); build with the GPU profile (see README) or use --device cpu");
+                boolean cuda = Engine.getInstance().hasCapability(StandardCapabilities.CUDA);
+                throw new IllegalArgumentException("device " + spec + ": " + (cuda
+                        ? "libtorch has CUDA but sees " + gpus + " GPU(s) (driver, CUDA_VISIBLE_DEVICES?); use --device cpu"
+                        : "the libtorch in use is CPU-only and sees no GPU; for a GPU build with -Pgpu and run once with "
+                                + "MM4J_OFFLINE=false on a CUDA 12.8 machine (README, Scaling), or use --device cpu"));
             }
             return Device.gpu(id);
         }

@@ -1,0 +1,78 @@
+package dev.mm4j.cli;
+
+import dev.mm4j.spark.BatchPredictJob;
+import dev.mm4j.spark.SparkSessions;
+import dev.mm4j.util.Hardware;
+import java.nio.file.Path;
+import java.util.concurrent.Callable;
+import org.apache.spark.sql.SparkSession;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+
+/** {@code mm4j batch-predict}: predictions (and VQA accuracy) for a whole split on Apache Spark. */
+@Command(name = "batch-predict", mixinStandardHelpOptions = true,
+        description = {"Answers every question of a TextVQA split with a fine-tuned model on Apache Spark: embedded "
+                + "(--master local[*], the default, no Spark installation) or on a cluster (spark-submit --class "
+                + "dev.mm4j.cli.SparkMain target/mm4j-spark.jar batch-predict ...). Writes OUT/predictions.parquet "
+                + "(question_id, answer, top_k answers with probabilities, score) and OUT/predictions.json "
+                + "([{\"question_id\", \"answer\"}], the TextVQA server's format), and prints the VQA accuracy when the "
+                + "split has answers. Bad records are skipped and counted; the model is loaded once per executor."})
+public final class BatchPredictCommand implements Callable<Integer> {
+    @Option(names = "--model", required = true, paramLabel = "DIR", description = "model folder (OUT/model of finetune), readable on every executor")
+    Path model;
+
+    @Option(names = "--data", required = true, paramLabel = "PATH", description = "dataset (official JSON / folder or parquet)")
+    Path data;
+
+    @Option(names = "--split", description = "split (default: ${DEFAULT-VALUE})")
+    String split = "val";
+
+    @Option(names = "--out", required = true, paramLabel = "DIR", description = "output folder")
+    Path out;
+
+    @Option(names = "--master", paramLabel = "URL", description = "Spark master: local[*], local[N], local[N,F] (F attempts per task), "
+            + "spark://..., yarn, k8s://...; default: spark-submit's, else local[*]")
+    String master;
+
+    @Option(names = "--batch-size", description = "(default: ${DEFAULT-VALUE})")
+    int batchSize = 8;
+
+    @Option(names = "--top-k", description = "answers kept per question with their probabilities (default: ${DEFAULT-VALUE})")
+    int topK = 5;
+
+    @Option(names = "--partitions", description = "partitions of whole batches; 0 = Spark's default parallelism (default: ${DEFAULT-VALUE})")
+    int partitions;
+
+    @Option(names = "--threads-per-task", paramLabel = "N", description = "libtorch threads per task; 0 = spark.task.cpus (default: ${DEFAULT-VALUE})")
+    int threadsPerTask;
+
+    @Option(names = "--device", paramLabel = "DEV", description = "cpu, gpu, gpu:N or auto, on the executors (default: MM4J_DEVICE, else cpu)")
+    String device;
+
+    @Option(names = "--limit", description = "at most N questions (0 = all)")
+    long limit;
+
+    @Override
+    public Integer call() throws Exception {
+        BatchPredictJob.Settings s = new BatchPredictJob.Settings(model, data, split, out, batchSize, topK, partitions,
+                threadsPerTask, device, limit, -1);
+        try (SparkSession spark = SparkSessions.open(master, "mm4j batch-predict")) {
+            if (spark.sparkContext().isLocal()) {
+                Hardware.device(device); // embedded: the executors are this JVM, so a wrong device fails here, in one line
+            }
+            BatchPredictJob.Result r = BatchPredictJob.run(spark, s);
+            System.out.printf("%d of %d questions predicted on %s in %d partitions, %.1f s (%.1f questions/s); written to %s and %s%n",
+                    r.predicted(), r.questions(), spark.sparkContext().master(), r.partitions(), r.seconds(),
+                    r.questionsPerSecond(), r.parquet(), r.json());
+            if (r.accuracy() != null) {
+                System.out.printf("VQA accuracy %.2f%% over %d questions (%s, split %s)%n", 100 * r.accuracy(), r.predicted(), data, split);
+            } else {
+                System.out.println("no human answers in this split: accuracy not computed");
+            }
+            if (r.skipped() > 0) {
+                System.out.printf("%d questions skipped (unreadable images or empty questions): %s%n", r.skipped(), r.skippedByReason());
+            }
+        }
+        return 0;
+    }
+}
