@@ -20,7 +20,9 @@ import picocli.CommandLine.Parameters;
 @Command(name = "inspect", mixinStandardHelpOptions = true,
         description = {"Lists a checkpoint's tensors (name, dtype, shape, count) — a torch.save .pt/.bin or a "
                 + ".safetensors file — and the load report for a FLAVA configuration: what would load, what is "
-                + "missing, unexpected, or of the wrong shape. Nothing is executed from the file."})
+                + "missing, unexpected, or of the wrong shape. Nothing is executed from the file.",
+                "The whole file is checked first (every zip entry's CRC-32; a safetensors header that describes the "
+                + "data exactly): a corrupt file is an error (exit 1)."})
 public final class InspectCommand implements Callable<Integer> {
     @Parameters(index = "0", paramLabel = "CHECKPOINT", description = "the checkpoint file")
     Path checkpoint;
@@ -34,6 +36,7 @@ public final class InspectCommand implements Callable<Integer> {
     @Override
     public Integer call() throws Exception {
         CheckpointFormat format = CheckpointFormat.detect(checkpoint);
+        String integrity = Checkpoints.verify(checkpoint); // the whole file; any corruption is an error (exit 1)
         try (StateDict sd = Checkpoints.read(checkpoint)) {
             long total = 0;
             if (!noTensors) {
@@ -46,7 +49,7 @@ public final class InspectCommand implements Callable<Integer> {
                     System.out.printf("%-80s %-9s %-20s %,12d%n", e.getKey(), t.dtype(), Arrays.toString(t.shape()), t.numel());
                 }
             }
-            System.out.printf("%n%s (%s): %,d tensors, %,d values%n", checkpoint, format, sd.size(), total);
+            System.out.printf("%n%s (%s): %,d tensors, %,d values%n%s%n", checkpoint, format, sd.size(), total, integrity);
             FlavaConfig config = model.load();
             FlavaForClassification flava = new FlavaForClassification(config); // names and shapes only, no memory
             StateDictLoader.Report r = StateDictLoader.check(flava, sd);
