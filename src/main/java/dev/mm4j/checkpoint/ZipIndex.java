@@ -39,6 +39,8 @@ final class ZipIndex {
     private final FileChannel channel;
     private final long fileSize;
     private final Map<String, Entry> entries = new LinkedHashMap<>();
+    private ByteBuffer whole;
+    private ByteBuffer scratch;
 
     private ZipIndex(Path file, FileChannel channel) throws IOException {
         this.file = file;
@@ -152,11 +154,11 @@ final class ZipIndex {
      * Checks that {@code e} holds exactly its declared size and CRC-32, in one streaming pass with a small
      * buffer: memory stays bounded whatever the entry claims, and inflation stops at the declared size.
      */
-    void verify(Entry e) throws IOException {
+    synchronized void verify(Entry e) throws IOException {
         CRC32 crc = new CRC32();
         long n;
         if (e.method() == STORED) {
-            ByteBuffer buf = ByteBuffer.allocateDirect((int) Math.min(CHUNK, Math.max(1, e.size())));
+            ByteBuffer buf = scratch((int) Math.min(CHUNK, Math.max(1, e.size())));
             n = 0;
             while (n < e.size()) {
                 buf.clear().limit((int) Math.min(buf.capacity(), e.size() - n));
@@ -177,11 +179,16 @@ final class ZipIndex {
      * entries, an inflated heap buffer for DEFLATED ones (grown as data arrives, never past the declared size).
      * Little-endian, position 0.
      */
-    ByteBuffer bytes(Entry e) throws IOException {
+    synchronized ByteBuffer bytes(Entry e) throws IOException {
         if (e.size() > Integer.MAX_VALUE - 16) throw bad("entry '" + e.name() + "' is larger than 2 GiB, not supported");
         if (e.method() == STORED) {
             verify(e);
             if (e.size() == 0) return ByteBuffer.allocate(0).order(ByteOrder.LITTLE_ENDIAN);
+            if (fileSize <= Integer.MAX_VALUE) {
+                // one mapping for the whole file, sliced per entry (a mapping per entry costs a kernel map each)
+                if (whole == null) whole = channel.map(FileChannel.MapMode.READ_ONLY, 0, fileSize);
+                return whole.slice((int) e.dataOffset(), (int) e.size()).order(ByteOrder.LITTLE_ENDIAN);
+            }
             return channel.map(FileChannel.MapMode.READ_ONLY, e.dataOffset(), e.size()).order(ByteOrder.LITTLE_ENDIAN);
         }
         ByteBuffer[] out = {ByteBuffer.allocate((int) Math.min(e.size(), INFLATE_CHUNK))};
@@ -189,6 +196,12 @@ final class ZipIndex {
         long n = inflate(e, out, crc);
         checkCrc(e, n, crc);
         return out[0].flip().order(ByteOrder.LITTLE_ENDIAN);
+    }
+
+    /** A reusable read buffer of at least {@code size} bytes (size at most {@link #CHUNK}). */
+    private ByteBuffer scratch(int size) {
+        if (scratch == null || scratch.capacity() < size) scratch = ByteBuffer.allocate(Math.max(size, 64 << 10));
+        return scratch;
     }
 
     private void checkCrc(Entry e, long n, CRC32 crc) throws CheckpointException {
