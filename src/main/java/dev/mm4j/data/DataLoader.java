@@ -33,8 +33,8 @@ import org.slf4j.LoggerFactory;
  * record makes its batch smaller instead of shifting later batches, so {@code startBatch} resumes exactly
  * without decoding what came before. A batch whose records were all skipped is not emitted.
  *
- * <p><b>Bad records</b> (missing/unreadable/undecodable image, empty question, no answers when
- * {@code requireAnswers}) are skipped with one warning each, counted, and summarised at the end of the
+ * <p><b>Bad records</b> (missing/unreadable/undecodable image, an image over the transform's pixel limit, empty
+ * question, no answers when {@code requireAnswers}) are skipped with one warning each, counted, and summarised at the end of the
  * epoch. If no record of an epoch is usable, iteration fails with an {@link IllegalStateException}
  * explaining why. Worker failures are rethrown on the consumer thread; nothing blocks forever.
  *
@@ -247,9 +247,11 @@ public final class DataLoader implements Iterable<Batch>, AutoCloseable {
         float[] img;
         long t2;
         try {
-            java.awt.image.BufferedImage bi = ImageTransform.decode(bytes, s.image().describe());
+            java.awt.image.BufferedImage bi = transform.decodeImage(bytes, s.image().describe());
             t2 = System.nanoTime();
             img = transform.apply(bi);
+        } catch (ImageTransform.ImageTooLargeException e) {
+            return bad(s, "image too large", e.getMessage());
         } catch (IOException | RuntimeException e) {
             return bad(s, "image undecodable", e.getMessage());
         }

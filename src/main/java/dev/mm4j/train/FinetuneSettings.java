@@ -34,6 +34,8 @@ public final class FinetuneSettings {
     /** fixed (pad to max_length, the tutorial) or dynamic (pad to the longest question, padding masked). */
     public String padding = "fixed";
     public boolean antialias = false;
+    /** Pillow's decompression-bomb rule: warn above this many pixels, skip the record above twice that (0 = no limit). */
+    public long maxImagePixels = dev.mm4j.data.ImageTransform.DEFAULT_MAX_IMAGE_PIXELS;
     public boolean shuffle = false;
     public int loaderThreads = 1;
     /** Use at most this many training / validation samples (0 = all). */

@@ -84,7 +84,8 @@ public final class Finetuner {
 
         Map<Long, Long> rss = new LinkedHashMap<>();
         List<Double> losses = new ArrayList<>();
-        ImageTransform transform = new ImageTransform(config.imageSize, config.imageSize, s.antialias);
+        ImageTransform transform = new ImageTransform(config.imageSize, config.imageSize, s.antialias)
+                .withMaxImagePixels(s.maxImagePixels);
         try (train; Split closeVal = val;
                 QuestionTokenizer tokenizer = tokenizerFile == null ? QuestionTokenizer.bertBaseUncased(s.maxLength)
                         : QuestionTokenizer.load(tokenizerFile, s.maxLength);
