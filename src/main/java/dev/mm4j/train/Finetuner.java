@@ -22,6 +22,7 @@ import dev.mm4j.report.MetricsLog;
 import dev.mm4j.report.ProgressReporter;
 import dev.mm4j.serve.ModelBundle;
 import dev.mm4j.util.AtomicFiles;
+import dev.mm4j.util.DirectoryLock;
 import dev.mm4j.util.Runtime;
 import java.io.IOException;
 import java.io.PrintStream;
@@ -59,6 +60,12 @@ public final class Finetuner {
         }
         Path outDir = Path.of(s.out);
         CheckpointStore store = new CheckpointStore(outDir, s.keepLast);
+        try (DirectoryLock lock = store.lockOutput()) { // one run per OUT; removes what killed runs left there
+            return run(resume, outDir, store);
+        }
+    }
+
+    private Result run(boolean resume, Path outDir, CheckpointStore store) throws IOException {
         Path resumeFrom = resume ? store.latest() : null;
         if (resume && resumeFrom == null) {
             throw new IOException("--resume: no checkpoint in " + store.dir() + " (nothing to resume)");

@@ -45,6 +45,29 @@ public final class AtomicFiles {
         write(target, out -> out.write(content.getBytes(java.nio.charset.StandardCharsets.UTF_8)));
     }
 
+    /** The temp files {@link #write} makes: {@code .<target name>.<random digits>.tmp}. */
+    private static final java.util.regex.Pattern TEMP = java.util.regex.Pattern.compile("\\..+\\.[0-9]+\\.tmp");
+
+    /**
+     * Deletes the temp files that {@link #write} left in {@code dir} (not below it) when its process was killed;
+     * returns how many. Only for a folder no live writer uses (see {@link DirectoryLock}).
+     */
+    public static int removeStaleTemps(Path dir) throws IOException {
+        if (!Files.isDirectory(dir)) {
+            return 0;
+        }
+        int n = 0;
+        try (java.util.stream.Stream<Path> s = Files.list(dir)) {
+            for (Path p : (Iterable<Path>) s::iterator) {
+                if (TEMP.matcher(p.getFileName().toString()).matches() && Files.isRegularFile(p)) {
+                    Files.deleteIfExists(p);
+                    n++;
+                }
+            }
+        }
+        return n;
+    }
+
     /** Renames {@code tmp} over {@code target}, atomically where the file system allows it. */
     public static void moveIntoPlace(Path tmp, Path target) throws IOException {
         try {
