@@ -199,6 +199,12 @@ class FinetunerTest {
         }
         assertTrue(bytes.toString().contains(String.format("VQA accuracy %.2f%%", 100 * r[0].valAccuracy())), bytes.toString());
         assertEquals(preds, PredictionsWriter.read(out.resolve("again.json")));
+
+        // --resume of the finished run validates and exports again; the metrics log still has each line once
+        List<MetricsLog.Entry> before = MetricsLog.read(out.resolve("metrics.jsonl"));
+        run(s, true, r);
+        assertEquals(before, MetricsLog.read(out.resolve("metrics.jsonl")));
+        assertEquals(1, before.stream().filter(e -> e.valAccuracy() != null).count(), before.toString());
     }
 
     @Test
