@@ -35,8 +35,9 @@ import org.slf4j.LoggerFactory;
  *
  * <p><b>Bad records</b> (missing/unreadable/undecodable image, an image over the transform's pixel limit, empty
  * question, no answers when {@code requireAnswers}) are skipped with one warning each, counted, and summarised at the end of the
- * epoch. If no record of an epoch is usable, iteration fails with an {@link IllegalStateException}
- * explaining why. Worker failures are rethrown on the consumer thread; nothing blocks forever.
+ * epoch. If no record of an epoch is usable, or an epoch read from its start has no records at all (an empty
+ * split), iteration fails with an {@link IllegalStateException} explaining why. Worker failures are rethrown on
+ * the consumer thread; nothing blocks forever.
  *
  * <p>{@link #iterator()} runs epoch 0, then 1, ... on successive calls; {@link #epoch(int, int)} picks one.
  * Not for concurrent iteration by several consumers.
@@ -278,6 +279,7 @@ public final class DataLoader implements Iterable<Batch>, AutoCloseable {
     private final class EpochIterator implements Iterator<Batch> {
         private final Iterator<VqaSample> source;
         private final int epoch;
+        private final int startBatch;
         private final ArrayDeque<List<Future<Item>>> inFlight = new ArrayDeque<>();
         private int nextBatchIndex; // index of the next batch to submit
         private int nextEmitIndex; // index of the batch at the head of inFlight
@@ -292,6 +294,7 @@ public final class DataLoader implements Iterable<Batch>, AutoCloseable {
         EpochIterator(Iterator<VqaSample> source, int epoch, int startBatch) {
             this.source = source;
             this.epoch = epoch;
+            this.startBatch = startBatch;
             this.nextBatchIndex = startBatch;
             this.nextEmitIndex = startBatch;
             fill();
@@ -389,6 +392,10 @@ public final class DataLoader implements Iterable<Batch>, AutoCloseable {
             finished = true;
             lastEpochSkipped = skippedCount;
             lastEpochReasons = Collections.unmodifiableMap(new TreeMap<>(reasons));
+            if (seen == 0 && startBatch == 0) {
+                throw new IllegalStateException("no records to load: " + (iterable instanceof VqaDataset ds
+                        ? ds.describe() + " is empty" : "the sample list is empty"));
+            }
             if (seen > 0 && good == 0) {
                 throw nothingUsable();
             }
