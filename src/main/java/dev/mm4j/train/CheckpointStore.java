@@ -82,7 +82,7 @@ public final class CheckpointStore {
     private Path writeFolder(FlavaForClassification model, AdamW optimizer, TrainState state, String tmpPrefix)
             throws IOException {
         Files.createDirectories(dir);
-        Path tmp = Files.createTempDirectory(dir, tmpPrefix + TMP);
+        Path tmp = AtomicFiles.createTempDirectory(dir, tmpPrefix + TMP);
         try {
             ModelBundle.writeWeights(tmp.resolve("model.safetensors"), model);
             SafeTensors.writeNDArrays(tmp.resolve("optimizer.safetensors"), optimizer.state(),

@@ -25,7 +25,7 @@ public final class AtomicFiles {
     public static void write(Path target, Writer writer) throws IOException {
         Path dir = target.toAbsolutePath().getParent();
         Files.createDirectories(dir);
-        Path tmp = Files.createTempFile(dir, "." + target.getFileName() + ".", ".tmp");
+        Path tmp = createTempFile(dir, "." + target.getFileName() + ".", ".tmp");
         try {
             try (var ch = java.nio.channels.FileChannel.open(tmp, java.nio.file.StandardOpenOption.WRITE);
                  OutputStream out = new java.io.BufferedOutputStream(java.nio.channels.Channels.newOutputStream(ch), 1 << 20)) {
@@ -37,6 +37,34 @@ public final class AtomicFiles {
         } catch (IOException | RuntimeException | Error e) {
             Files.deleteIfExists(tmp);
             throw e;
+        }
+    }
+
+    /**
+     * A new empty file {@code <prefix><random digits><suffix>} in {@code dir}, created with the permissions any
+     * new file gets (the umask applies). Unlike {@link Files#createTempFile}, which makes it owner-only (0600):
+     * these temp files become the outputs, which should be as readable as any other file the user creates.
+     */
+    public static Path createTempFile(Path dir, String prefix, String suffix) throws IOException {
+        while (true) {
+            Path p = dir.resolve(prefix + Long.toUnsignedString(java.util.concurrent.ThreadLocalRandom.current().nextLong()) + suffix);
+            try {
+                return Files.createFile(p);
+            } catch (java.nio.file.FileAlreadyExistsException e) {
+                // a name clash: draw again
+            }
+        }
+    }
+
+    /** Like {@link #createTempFile}, a new folder {@code <prefix><random digits>} whose permissions follow the umask. */
+    public static Path createTempDirectory(Path dir, String prefix) throws IOException {
+        while (true) {
+            Path p = dir.resolve(prefix + Long.toUnsignedString(java.util.concurrent.ThreadLocalRandom.current().nextLong()));
+            try {
+                return Files.createDirectory(p);
+            } catch (java.nio.file.FileAlreadyExistsException e) {
+                // a name clash: draw again
+            }
         }
     }
 

@@ -76,6 +76,18 @@ class CheckpointStoreTest {
                         s.map(p -> p.getFileName().toString()).collect(java.util.stream.Collectors.toSet()));
             }
             assertEquals(store.dir().resolve("step-00000004"), store.latest());
+            // folders and files as the umask makes them (before: rwx------ and rw-------)
+            Path plain = Files.createDirectory(out.resolve("plain"));
+            Path plainFile = Files.createFile(out.resolve("plain.txt"));
+            var perms = (java.util.function.Function<Path, Object>) p -> {
+                try {
+                    return java.nio.file.attribute.PosixFilePermissions.toString(Files.getPosixFilePermissions(p));
+                } catch (java.io.IOException e) {
+                    throw new java.io.UncheckedIOException(e);
+                }
+            };
+            assertEquals(perms.apply(plain), perms.apply(store.latest()));
+            assertEquals(perms.apply(plainFile), perms.apply(store.latest().resolve("model.safetensors")));
         }
     }
 
