@@ -115,8 +115,8 @@ public final class FinetuneCommand implements Callable<Integer> {
                     .enable(com.fasterxml.jackson.databind.DeserializationFeature.FAIL_ON_UNKNOWN_PROPERTIES);
             try {
                 yaml.readerForUpdating(s).readValue(yaml.writeValueAsString(overrides));
-            } catch (Exception e) {
-                throw new IllegalArgumentException("bad setting: " + e.getMessage().split("\n")[0], e);
+            } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
+                throw new IllegalArgumentException(FinetuneSettings.problem(e, "--set"), e);
             }
         }
         return s;

@@ -23,7 +23,12 @@ public final class Main implements Runnable {
 
     public static void main(String[] args) {
         System.setProperty("ai.djl.offline", System.getProperty("ai.djl.offline", "true"));
-        int rc = new CommandLine(new Main())
+        System.exit(commandLine().execute(args));
+    }
+
+    /** The launcher's command line: usage errors (bad options, IllegalArgumentException) exit 2, failures 1. */
+    static CommandLine commandLine() {
+        return new CommandLine(new Main())
                 .setCaseInsensitiveEnumValuesAllowed(true)
                 .setExecutionExceptionHandler((e, cmd, parsed) -> {
                     // a clear one-line message; the stack trace only when asked for
@@ -34,8 +39,6 @@ public final class Main implements Runnable {
                         cmd.getErr().println("(set MM4J_DEBUG=1 for the stack trace)");
                     }
                     return e instanceof IllegalArgumentException ? 2 : 1;
-                })
-                .execute(args);
-        System.exit(rc);
+                });
     }
 }
