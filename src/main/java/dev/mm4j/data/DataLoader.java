@@ -37,7 +37,8 @@ import org.slf4j.LoggerFactory;
  * question, no answers when {@code requireAnswers}) are skipped with one warning each, counted, and summarised at the end of the
  * epoch. If no record of an epoch is usable, or an epoch read from its start has no records at all (an empty
  * split), iteration fails with an {@link IllegalStateException} explaining why. Worker failures are rethrown on
- * the consumer thread; nothing blocks forever.
+ * the consumer thread; nothing blocks forever. Questions longer than the tokenizer's maximum length are truncated
+ * (as the tutorial's tokenizer does) and counted: one warning per epoch says how many.
  *
  * <p>{@link #iterator()} runs epoch 0, then 1, ... on successive calls; {@link #epoch(int, int)} picks one.
  * Not for concurrent iteration by several consumers.
@@ -73,6 +74,7 @@ public final class DataLoader implements Iterable<Batch>, AutoCloseable {
     private final Stats stats = new Stats();
     private int nextEpoch;
     private volatile int lastEpochSkipped;
+    private volatile int lastEpochTruncated;
     private volatile Map<String, Integer> lastEpochReasons = Map.of();
 
     private DataLoader(Builder b) {
@@ -132,6 +134,11 @@ public final class DataLoader implements Iterable<Batch>, AutoCloseable {
     /** Records skipped in the last finished (or current) epoch. */
     public int skipped() {
         return lastEpochSkipped;
+    }
+
+    /** Questions of the last finished epoch that were longer than the tokenizer's maximum length (and cut). */
+    public int truncated() {
+        return lastEpochTruncated;
     }
 
     /** Per-reason skip counts of the last finished epoch. */
@@ -222,7 +229,8 @@ public final class DataLoader implements Iterable<Batch>, AutoCloseable {
     }
 
     /** One processed sample, or the reason it was skipped. */
-    private record Item(VqaSample sample, float[] image, long[] ids, long label, String reasonKind, String reason) {}
+    private record Item(VqaSample sample, float[] image, long[] ids, long label, String reasonKind, String reason,
+            int untruncatedTokens) {}
 
     private Item process(VqaSample s) {
         String q = s.question();
@@ -257,7 +265,8 @@ public final class DataLoader implements Iterable<Batch>, AutoCloseable {
             return bad(s, "image undecodable", e.getMessage());
         }
         long t3 = System.nanoTime();
-        long[] ids = tokenizer.encode(q);
+        QuestionTokenizer.Encoded tokens = tokenizer.encoded(q);
+        long[] ids = tokens.ids();
         long t4 = System.nanoTime();
         long label = vocab == null ? 0 : Labels.label(s.answers(), vocab);
         stats.read.add(t1 - t0);
@@ -265,7 +274,7 @@ public final class DataLoader implements Iterable<Batch>, AutoCloseable {
         stats.resize.add(t3 - t2);
         stats.tokenize.add(t4 - t3);
         stats.samples.increment();
-        return new Item(s, img, ids, label, null, null);
+        return new Item(s, img, ids, label, null, null, tokens.untruncatedLength());
     }
 
     private Item bad(VqaSample s, String kind, String reason) {
@@ -273,7 +282,7 @@ public final class DataLoader implements Iterable<Batch>, AutoCloseable {
         if (!Thread.currentThread().isInterrupted() && warned.add(s.describe() + "\u0000" + kind)) {
             LOG.warn("skipping {}: {}", s.describe(), reason);
         }
-        return new Item(s, null, null, 0, kind, reason);
+        return new Item(s, null, null, 0, kind, reason, 0);
     }
 
     private final class EpochIterator implements Iterator<Batch> {
@@ -288,6 +297,8 @@ public final class DataLoader implements Iterable<Batch>, AutoCloseable {
         private int seen;
         private int good;
         private int skippedCount;
+        private int truncated;
+        private int longest;
         private final Map<String, Integer> reasons = new TreeMap<>();
         private String firstReason;
 
@@ -349,6 +360,10 @@ public final class DataLoader implements Iterable<Batch>, AutoCloseable {
                     if (it.reasonKind() == null) {
                         usable.add(it);
                         good++;
+                        if (it.untruncatedTokens() > it.ids().length) {
+                            truncated++;
+                            longest = Math.max(longest, it.untruncatedTokens());
+                        }
                     } else {
                         skippedCount++;
                         reasons.merge(it.reasonKind(), 1, Integer::sum);
@@ -398,6 +413,12 @@ public final class DataLoader implements Iterable<Batch>, AutoCloseable {
             }
             if (seen > 0 && good == 0) {
                 throw nothingUsable();
+            }
+            lastEpochTruncated = truncated;
+            if (truncated > 0) {
+                LOG.warn("epoch {}: {} of {} questions were longer than the maximum length of {} tokens and were "
+                        + "truncated (the longest had {}); raise max_length to keep them whole", epoch, truncated, good,
+                        tokenizer.maxLength(), longest);
             }
             if (skippedCount > 0) {
                 LOG.warn("epoch {}: skipped {} of {} records ({})", epoch, skippedCount, seen, reasons);

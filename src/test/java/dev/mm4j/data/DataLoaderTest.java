@@ -249,6 +249,26 @@ class DataLoaderTest {
     }
 
     @Test
+    void questionsLongerThanTheMaximumAreCountedPerEpoch() throws IOException {
+        List<VqaSample> s = new ArrayList<>(good(8)); // questions of up to 13 tokens; max length 16
+        s.set(2, sample(2, "what" + " does the sign say".repeat(10) + "?", List.of("yes"), s.get(2).image()));
+        s.set(6, sample(6, "why" + " is it red".repeat(10) + "?", List.of("no"), s.get(6).image()));
+        try (DataLoader dl = loader(s).build()) {
+            List<Batch> batches = new ArrayList<>();
+            dl.iterator().forEachRemaining(batches::add);
+            assertEquals(2, dl.truncated()); // before: cut silently
+            assertEquals(16, batches.get(0).seqLen());
+            assertEquals(8, batches.stream().mapToInt(Batch::size).sum(), "truncated questions are still used");
+            dl.iterator().forEachRemaining(b -> { });
+            assertEquals(2, dl.truncated(), "counted afresh each epoch");
+        }
+        QuestionTokenizer.Encoded e = tok.encoded("what" + " does the sign say".repeat(10) + "?");
+        assertTrue(e.truncated());
+        assertEquals(16, e.ids().length);
+        assertEquals(44, e.untruncatedLength());
+    }
+
+    @Test
     void nothingReadableIsOneClearError() {
         List<VqaSample> s = new ArrayList<>();
         for (int i = 0; i < 9; i++) {
