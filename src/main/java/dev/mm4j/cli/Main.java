@@ -23,6 +23,7 @@ public final class Main implements Runnable {
 
     public static void main(String[] args) {
         System.setProperty("ai.djl.offline", System.getProperty("ai.djl.offline", "true"));
+        dev.mm4j.util.Runtime.quietGpuProbeUnlessAsked(args);
         System.exit(commandLine().execute(args));
     }
 
