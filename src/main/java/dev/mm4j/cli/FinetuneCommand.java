@@ -93,7 +93,11 @@ public final class FinetuneCommand implements Callable<Integer> {
             if (eq <= 0) {
                 throw new IllegalArgumentException("--set expects KEY=VALUE, got '" + kv + "'");
             }
-            o.put(kv.substring(0, eq).trim(), yaml.readValue(kv.substring(eq + 1), Object.class));
+            try {
+                o.put(kv.substring(0, eq).trim(), yaml.readValue(kv.substring(eq + 1), Object.class));
+            } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
+                throw new IllegalArgumentException(FinetuneSettings.problem(e, "--set " + kv), e);
+            }
         }
         return o;
     }

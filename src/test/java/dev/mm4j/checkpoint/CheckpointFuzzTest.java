@@ -18,7 +18,6 @@ import java.util.TreeMap;
 import java.util.zip.ZipEntry;
 import java.util.zip.ZipOutputStream;
 import org.junit.jupiter.api.Test;
-import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
@@ -202,6 +201,10 @@ class CheckpointFuzzTest {
                 }
             } catch (CheckpointException e) {
                 o = Outcome.REFUSED;
+                if (e.getMessage().lines().count() != 1 || e.getMessage().length() > CheckpointException.MAX_MESSAGE + 3) {
+                    o = Outcome.OTHER;
+                    detail = "refused, but not in one line: " + e.getMessage();
+                }
                 String msg = e.getMessage().replace(p.toString(), "FILE");
                 tally.refusals.merge(msg.replaceAll("\\([^)]*\\)", "(..)").replaceAll("'[^']*'", "'X'").replaceAll("[0-9]+", "N"), 1, Integer::sum);
             } catch (Throwable e) {
@@ -287,8 +290,12 @@ class CheckpointFuzzTest {
     }
 
     @Test
-    @Timeout(180)
-    void mutantsAreRefusedOrLoadBitExact() throws IOException {
+    void mutantsAreRefusedOrLoadBitExact() {
+        // each input stops at its time budget; a mutant that hangs a reader fails the test here
+        assertTimeoutPreemptively(java.time.Duration.ofNanos(3 * BUDGET_NANOS).plusSeconds(120), this::fuzzAll);
+    }
+
+    private void fuzzAll() throws IOException {
         byte[] pt = Files.readAllBytes(TorchCheckpointsTest.fixture("flava_classification.pt"));
         byte[] deflated = deflated(TorchCheckpointsTest.fixture("flava_classification.pt"));
         Path stPath = tmp.resolve("fixture.safetensors");
@@ -309,7 +316,9 @@ class CheckpointFuzzTest {
             Tally t = e.getValue();
             total += t.counts.values().stream().mapToInt(Integer::intValue).sum();
             assertEquals(0, t.get(Outcome.OTHER), e.getKey() + ": " + t + "\n" + String.join("\n", t.others));
-            assertTrue(t.get(Outcome.REFUSED) > 0 && t.get(Outcome.BIT_EXACT) > 0, e.getKey() + ": " + t);
+            // the mutations reach both sides: structure that must be refused, and bytes that do not matter (or, in
+            // safetensors, that the format cannot check)
+            assertTrue(t.get(Outcome.REFUSED) > 0 && t.get(Outcome.BIT_EXACT) + t.get(Outcome.AS_WRITTEN) > 0, e.getKey() + ": " + t);
             if (Boolean.getBoolean("mm4j.fuzz.verbose")) t.refusals.forEach((k, v) -> System.out.printf("  %6d  %s%n", v, k));
         }
         System.out.printf("fuzz total: %d mutants in %.1f s%n", total, (System.nanoTime() - t0) / 1e9);

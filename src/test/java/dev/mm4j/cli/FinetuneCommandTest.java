@@ -65,5 +65,8 @@ class FinetuneCommandTest {
         r = run("finetune", "--data", tmp.toString(), "--set", "bach_size=8");
         assertEquals(2, r[0]);
         assertEquals("error: --set: unknown key 'bach_size' (the keys are those of OUT/settings.yaml)", firstLine(r));
+        r = run("finetune", "--data", tmp.toString(), "--set", "betas=[0.9");
+        assertEquals(2, r[0]);
+        assertTrue(firstLine(r).startsWith("error: --set betas=[0.9: "), firstLine(r));
     }
 }
