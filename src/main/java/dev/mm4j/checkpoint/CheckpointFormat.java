@@ -4,6 +4,7 @@ import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.channels.FileChannel;
+import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
@@ -17,6 +18,7 @@ public enum CheckpointFormat {
 
     /** Detects the format of {@code file}, or throws a {@link CheckpointException} saying what it is not. */
     public static CheckpointFormat detect(Path file) throws IOException {
+        if (Files.isDirectory(file)) throw new CheckpointException(file + ": is a folder, not a checkpoint file");
         try (FileChannel ch = FileChannel.open(file, StandardOpenOption.READ)) {
             long size = ch.size();
             ByteBuffer b = ByteBuffer.allocate(9).order(ByteOrder.LITTLE_ENDIAN);
@@ -33,6 +35,10 @@ public enum CheckpointFormat {
                     + " safetensors file" + hint);
         } catch (NoSuchFileException e) {
             throw new CheckpointException(file + ": no such file", e);
+        } catch (CheckpointException e) {
+            throw e;
+        } catch (IOException e) {
+            throw new CheckpointException(file + ": cannot read: " + e.getMessage(), e);
         }
     }
 }

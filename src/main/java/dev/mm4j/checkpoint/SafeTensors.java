@@ -3,6 +3,7 @@ package dev.mm4j.checkpoint;
 import ai.djl.ndarray.NDArray;
 import com.fasterxml.jackson.core.JsonParser;
 import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.databind.DeserializationFeature;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.mm4j.util.AtomicFiles;
@@ -11,12 +12,15 @@ import java.io.UncheckedIOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.channels.FileChannel;
+import java.nio.charset.CharacterCodingException;
+import java.nio.charset.CodingErrorAction;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.Comparator;
 import java.util.Iterator;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -26,10 +30,15 @@ import java.util.Map;
  * The Hugging Face safetensors format: an 8-byte little-endian header length N, N bytes of JSON
  * ({@code {"name": {"dtype": "F32", "shape": [...], "data_offsets": [begin, end]}, "__metadata__": {...}}},
  * space-padded), then the raw little-endian data; offsets are relative to the end of the header.
+ *
+ * <p>Reading validates like the reference implementation: the header is valid UTF-8 and exactly one JSON object
+ * (only whitespace padding after it), each tensor's dtype and shape need exactly its byte range, and the ranges,
+ * in offset order, tile the data section from its first to its last byte (no gap, no overlap, nothing after).
+ * A file without tensors is refused. The format has no checksum: a changed data byte cannot be detected.
  */
 public final class SafeTensors {
-    /** The largest header we accept (the reference implementation's limit). */
-    static final long MAX_HEADER = 100L << 20;
+    /** The largest header we accept (the reference implementation's limit, 100 MB). */
+    static final long MAX_HEADER = 100_000_000L;
     private static final String METADATA = "__metadata__";
     private static final ObjectMapper JSON = new ObjectMapper().enable(JsonParser.Feature.STRICT_DUPLICATE_DETECTION);
 
@@ -66,13 +75,25 @@ public final class SafeTensors {
         ByteBuffer lenBuf = readFully(ch, 0, 8);
         long n = lenBuf.getLong(0);
         if (n < 2 || n > MAX_HEADER || n > size - 8)
-            throw new CheckpointException(file + ": safetensors header length " + n + " is impossible for a file of " + size + " bytes");
+            throw new CheckpointException(file + ": safetensors header length " + Long.toUnsignedString(n)
+                    + " is impossible for a file of " + size + " bytes");
         ByteBuffer hb = readFully(ch, 8, (int) n);
+        String text;
+        try {
+            text = StandardCharsets.UTF_8.newDecoder().onMalformedInput(CodingErrorAction.REPORT)
+                    .onUnmappableCharacter(CodingErrorAction.REPORT).decode(hb).toString();
+        } catch (CharacterCodingException e) {
+            throw new CheckpointException(file + ": safetensors header is not valid UTF-8", e);
+        }
+        if (text.charAt(0) != '{')
+            throw new CheckpointException(file + ": safetensors header does not start with '{' (header length "
+                    + n + " is wrong or the file is corrupt)");
         JsonNode header;
         try {
-            header = JSON.readTree(new String(hb.array(), StandardCharsets.UTF_8));
+            // exactly one JSON object; only JSON whitespace (the writer's space padding) may follow it
+            header = JSON.readerFor(JsonNode.class).with(DeserializationFeature.FAIL_ON_TRAILING_TOKENS).readValue(text);
         } catch (JsonProcessingException e) {
-            throw new CheckpointException(file + ": safetensors header is not valid JSON: " + e.getOriginalMessage(), e);
+            throw new CheckpointException(file + ": safetensors header is not valid JSON (one object, then only whitespace): " + e.getOriginalMessage(), e);
         }
         if (header == null || !header.isObject()) throw new CheckpointException(file + ": safetensors header is not a JSON object");
         long dataStart = 8 + n, dataLen = size - dataStart;
@@ -84,6 +105,7 @@ public final class SafeTensors {
             String name = f.getKey();
             JsonNode v = f.getValue();
             if (name.equals(METADATA)) {
+                if (v.isNull()) continue;
                 if (!v.isObject()) throw new CheckpointException(file + ": __metadata__ is not an object");
                 for (Iterator<Map.Entry<String, JsonNode>> m = v.fields(); m.hasNext(); ) {
                     Map.Entry<String, JsonNode> kv = m.next();
@@ -123,13 +145,25 @@ public final class SafeTensors {
                         + " bytes but data_offsets span " + (end - begin));
             specs.add(new Spec(name, dtype, shape, begin, end));
         }
+        if (specs.isEmpty()) throw new CheckpointException(file + ": the safetensors file holds no tensors");
+        // like the reference implementation: in offset order the tensors tile the data section exactly
         List<Spec> sorted = new ArrayList<>(specs);
-        sorted.sort((a, b) -> Long.compare(a.begin(), b.begin()));
-        for (int i = 1; i < sorted.size(); i++) {
-            Spec a = sorted.get(i - 1), b = sorted.get(i);
-            if (b.begin() < a.end())
-                throw new CheckpointException(file + ": tensors '" + a.name() + "' and '" + b.name() + "' overlap in the data");
+        sorted.sort(Comparator.comparingLong(Spec::begin).thenComparingLong(Spec::end));
+        long at = 0;
+        Spec prev = null;
+        for (Spec sp : sorted) {
+            if (sp.begin() < at)
+                throw new CheckpointException(file + ": tensors '" + prev.name() + "' and '" + sp.name() + "' overlap in the data");
+            if (sp.begin() > at)
+                throw new CheckpointException(file + ": " + (sp.begin() - at) + " bytes of the data section at offset " + at
+                        + (prev == null ? " (before the first tensor)" : " (after tensor '" + prev.name() + "')")
+                        + " belong to no tensor; the header does not describe the file (corrupt?)");
+            at = sp.end();
+            prev = sp;
         }
+        if (at != dataLen)
+            throw new CheckpointException(file + ": the tensors cover " + at + " bytes but the data section holds " + dataLen
+                    + " (" + (dataLen - at) + " bytes after tensor '" + prev.name() + "'): truncated, extended or a wrong header length");
 
         ByteBuffer region = dataLen > 0 && dataLen <= Integer.MAX_VALUE
                 ? ch.map(FileChannel.MapMode.READ_ONLY, dataStart, dataLen) : null;
@@ -162,6 +196,7 @@ public final class SafeTensors {
      */
     public static void write(Path file, Map<String, HostTensor> tensors, Map<String, String> metadata) throws IOException {
         List<Map.Entry<String, HostTensor>> list = new ArrayList<>(tensors.entrySet());
+        if (list.isEmpty()) throw new IllegalArgumentException(file + ": no tensors to write (readers refuse such a file)");
         Map<String, Object> header = new LinkedHashMap<>();
         if (metadata != null && !metadata.isEmpty()) header.put(METADATA, new LinkedHashMap<>(metadata));
         long offset = 0;

@@ -5,6 +5,7 @@ import dev.mm4j.checkpoint.TorchPickle.StorageRef;
 import dev.mm4j.checkpoint.TorchPickle.TensorRef;
 import dev.mm4j.util.AtomicFiles;
 import java.io.IOException;
+import java.io.UncheckedIOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.channels.FileChannel;
@@ -17,6 +18,7 @@ import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.function.Supplier;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -99,7 +101,7 @@ public final class TorchCheckpoints {
 
         // validate every storage and tensor before handing anything out
         Map<String, StorageRef> storages = new HashMap<>();
-        Map<String, ByteBuffer> mapped = new HashMap<>();
+        Map<String, Supplier<ByteBuffer>> storageBytes = new HashMap<>();
         LinkedHashMap<String, HostTensor> tensors = new LinkedHashMap<>();
         List<String> skipped = new ArrayList<>();
         for (Map.Entry<?, ?> kv : dict.entrySet()) {
@@ -127,14 +129,54 @@ public final class TorchCheckpoints {
                 throw new CheckpointException(file + ": tensor '" + name + "': storage '" + s.key() + "' declares " + s.numel() + " "
                         + s.dtype() + " elements (" + declared + " bytes) but its zip entry holds " + e.size() + " bytes");
             checkBounds(file, name, t);
-            if (!mapped.containsKey(s.key())) mapped.put(s.key(), zip.bytes(e));
-            ByteBuffer buf = mapped.get(s.key()).asReadOnlyBuffer();
-            tensors.put(name, new HostTensor(s.dtype(), t.shape(),
-                    () -> buf.duplicate().order(java.nio.ByteOrder.LITTLE_ENDIAN), t.offset(), t.stride()));
+            tensors.put(name, new HostTensor(s.dtype(), t.shape(), storage(zip, e, storageBytes), t.offset(), t.stride()));
         }
         if (tensors.isEmpty()) throw new CheckpointException(file + ": the selected dict holds no tensors");
         if (!skipped.isEmpty()) log.warn("{}: skipped {} non-tensor entries: {}", file, skipped.size(), skipped);
         return new StateDict(tensors, Map.of(), ch);
+    }
+
+    /**
+     * The bytes of a storage entry, each entry verified (size, CRC-32) once before any tensor uses it. A STORED
+     * entry is memory-mapped; a DEFLATED one is verified by streaming it through a small buffer and inflated
+     * again (bounded by its verified size) each time a tensor's data is asked for, so that reading or inspecting
+     * a file never holds all of its inflated storages at once.
+     */
+    private static Supplier<ByteBuffer> storage(ZipIndex zip, ZipIndex.Entry e, Map<String, Supplier<ByteBuffer>> done)
+            throws IOException {
+        Supplier<ByteBuffer> s = done.get(e.name());
+        if (s != null) return s;
+        if (e.method() == ZipIndex.STORED) {
+            ByteBuffer mapped = zip.bytes(e).asReadOnlyBuffer();
+            s = () -> mapped.duplicate().order(ByteOrder.LITTLE_ENDIAN);
+        } else {
+            zip.verify(e);
+            s = () -> {
+                try {
+                    return zip.bytes(e).asReadOnlyBuffer().order(ByteOrder.LITTLE_ENDIAN);
+                } catch (IOException ex) {
+                    throw new UncheckedIOException(ex);
+                }
+            };
+        }
+        done.put(e.name(), s);
+        return s;
+    }
+
+    /**
+     * Checks every entry of a torch.save archive, whether a load would read it or not: the central directory and
+     * local headers, and each entry's size and CRC-32 (streaming, constant memory). Returns the number of entries.
+     */
+    static int verifyArchive(Path file) throws IOException {
+        try (FileChannel ch = FileChannel.open(file, StandardOpenOption.READ)) {
+            ZipIndex zip = ZipIndex.open(file, ch);
+            for (ZipIndex.Entry e : zip.entries().values()) zip.verify(e);
+            return zip.entries().size();
+        } catch (NoSuchFileException e) {
+            throw new CheckpointException(file + ": no such file", e);
+        } catch (RuntimeException e) {
+            throw new CheckpointException(file + ": unreadable checkpoint: " + e, e);
+        }
     }
 
     // ------------------------------------------------------------------ writing

@@ -96,7 +96,11 @@ public final class FinetuneCommand implements Callable<Integer> {
             if (eq <= 0) {
                 throw new IllegalArgumentException("--set expects KEY=VALUE, got '" + kv + "'");
             }
-            o.put(kv.substring(0, eq).trim(), yaml.readValue(kv.substring(eq + 1), Object.class));
+            try {
+                o.put(kv.substring(0, eq).trim(), yaml.readValue(kv.substring(eq + 1), Object.class));
+            } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
+                throw new IllegalArgumentException(FinetuneSettings.problem(e, "--set " + kv), e);
+            }
         }
         return o;
     }
@@ -118,8 +122,8 @@ public final class FinetuneCommand implements Callable<Integer> {
                     .enable(com.fasterxml.jackson.databind.DeserializationFeature.FAIL_ON_UNKNOWN_PROPERTIES);
             try {
                 yaml.readerForUpdating(s).readValue(yaml.writeValueAsString(overrides));
-            } catch (Exception e) {
-                throw new IllegalArgumentException("bad setting: " + e.getMessage().split("\n")[0], e);
+            } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
+                throw new IllegalArgumentException(FinetuneSettings.problem(e, "--set"), e);
             }
         }
         return s;

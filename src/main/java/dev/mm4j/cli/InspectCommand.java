@@ -1,5 +1,6 @@
 package dev.mm4j.cli;
 
+import dev.mm4j.checkpoint.Checkpoints;
 import dev.mm4j.checkpoint.HfFlavaLayout;
 import dev.mm4j.checkpoint.HostTensor;
 import dev.mm4j.checkpoint.PretrainedCheckpoint;
@@ -23,7 +24,9 @@ import picocli.CommandLine.Parameters;
                 + "(TorchMultimodal, or Hugging Face transformers' FLAVA: what is mapped to our names and what is "
                 + "ignored on purpose), and the load report for a FLAVA configuration (by default the HF folder's "
                 + "config.json, else full size): what would load, what is missing, unexpected, or of the wrong shape. "
-                + "Nothing is executed from the file."})
+                + "Nothing is executed from the file.",
+                "The whole file is checked first (every zip entry's CRC-32; a safetensors header that describes the "
+                + "data exactly; every shard of an index): a corrupt file is an error (exit 1)."})
 public final class InspectCommand implements Callable<Integer> {
     @Parameters(index = "0", paramLabel = "CHECKPOINT", description = "checkpoint file, *.index.json or model folder")
     Path checkpoint;
@@ -36,6 +39,7 @@ public final class InspectCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
+        String integrity = Checkpoints.verify(checkpoint); // the whole file; any corruption is an error (exit 1)
         try (PretrainedCheckpoint ck = PretrainedCheckpoint.open(checkpoint)) {
             StateDict sd = ck.tensors();
             long total = 0;
@@ -49,7 +53,7 @@ public final class InspectCommand implements Callable<Integer> {
                     System.out.printf("%-80s %-9s %-20s %,12d%n", e.getKey(), t.dtype(), Arrays.toString(t.shape()), t.numel());
                 }
             }
-            System.out.printf("%n%s (%s): %,d tensors, %,d values%n", checkpoint, ck.format(), sd.size(), total);
+            System.out.printf("%n%s (%s): %,d tensors, %,d values%n%s%n", checkpoint, ck.format(), sd.size(), total, integrity);
             System.out.printf("layout: %s%n", ck.layout());
             HfFlavaLayout.Mapping m = ck.mapping();
             if (m != null) {
@@ -64,7 +68,7 @@ public final class InspectCommand implements Callable<Integer> {
             }
             Path hfConfig = PretrainedCheckpoint.hfConfigFile(checkpoint);
             Path tokenizer = PretrainedCheckpoint.tokenizerFile(checkpoint);
-            FlavaConfig config = model.load(PretrainedCheckpoint.config(checkpoint, FlavaConfig.fullSize(3997)));
+            FlavaConfig config = model.load(PretrainedCheckpoint.config(checkpoint, FlavaConfig.fullSize(FlavaConfig.TEXTVQA_CLASSES)));
             if (hfConfig != null) {
                 System.out.printf("config: sizes and layer-norm eps from %s%s%n", hfConfig,
                         model.config != null ? " (overridden by --config)" : "");

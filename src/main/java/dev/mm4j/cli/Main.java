@@ -1,5 +1,6 @@
 package dev.mm4j.cli;
 
+import dev.mm4j.util.Hardware;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 
@@ -34,11 +35,18 @@ public final class Main implements Runnable {
      */
     public static int execute(String[] args, Object... extraCommands) {
         System.setProperty("ai.djl.offline", System.getProperty("ai.djl.offline", "true"));
-        CommandLine cl = new CommandLine(new Main());
+        Hardware.quietGpuProbeUnlessAsked(args);
+        CommandLine cl = commandLine();
         for (Object c : extraCommands) {
             cl.addSubcommand(c);
         }
-        return cl.setCaseInsensitiveEnumValuesAllowed(true)
+        return cl.execute(args);
+    }
+
+    /** The launcher's command line: usage errors (bad options, IllegalArgumentException) exit 2, failures 1. */
+    static CommandLine commandLine() {
+        return new CommandLine(new Main())
+                .setCaseInsensitiveEnumValuesAllowed(true)
                 .setExecutionExceptionHandler((e, cmd, parsed) -> {
                     // a clear one-line message; the stack trace only when asked for
                     cmd.getErr().println("error: " + (e.getMessage() != null ? e.getMessage() : e.toString()));
@@ -48,7 +56,6 @@ public final class Main implements Runnable {
                         cmd.getErr().println("(set MM4J_DEBUG=1 for the stack trace)");
                     }
                     return e instanceof IllegalArgumentException ? 2 : 1;
-                })
-                .execute(args);
+                });
     }
 }

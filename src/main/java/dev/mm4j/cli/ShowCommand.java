@@ -5,7 +5,6 @@ import dev.mm4j.data.VqaDataset;
 import dev.mm4j.data.VqaSample;
 import dev.mm4j.util.AtomicFiles;
 import java.awt.image.BufferedImage;
-import java.io.ByteArrayInputStream;
 import java.io.IOException;
 import java.io.PrintStream;
 import java.nio.file.Path;
@@ -65,10 +64,7 @@ public final class ShowCommand implements Callable<Integer> {
             }
         }
         byte[] bytes = s.image().readBytes();
-        BufferedImage img = ImageIO.read(new ByteArrayInputStream(bytes));
-        if (img == null) {
-            throw new IOException("cannot decode the image " + s.image().describe() + " (" + bytes.length + " bytes)");
-        }
+        BufferedImage img = dev.mm4j.data.ImageTransform.decode(bytes, s.image().describe()); // pixel-limited
         stdout.println("sample      " + index + "  (" + s.origin() + ")");
         stdout.println("question_id " + s.questionId());
         stdout.println("question    " + s.question());

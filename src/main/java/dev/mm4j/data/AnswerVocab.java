@@ -34,12 +34,18 @@ public final class AnswerVocab {
 
     public static AnswerVocab load(Path path) throws IOException {
         String text = Files.readString(path, StandardCharsets.UTF_8);
+        if (splitLines(text).isEmpty()) {
+            throw new IOException(path + ": the answer vocabulary is empty (expected one answer per line)");
+        }
         return fromText(text, path.toString());
     }
 
-    /** Builds a vocab from file contents; {@code source} names it in messages. */
+    /** Builds a vocab from file contents; {@code source} names it in messages. An empty text is refused. */
     public static AnswerVocab fromText(String text, String source) {
         List<String> lines = splitLines(text);
+        if (lines.isEmpty()) {
+            throw new IllegalArgumentException(source + ": the answer vocabulary is empty (expected one answer per line)");
+        }
         Map<String, Integer> index = new HashMap<>(lines.size() * 2);
         List<String> duplicates = new ArrayList<>();
         for (int i = 0; i < lines.size(); i++) {

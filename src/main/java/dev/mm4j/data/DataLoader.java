@@ -33,10 +33,12 @@ import org.slf4j.LoggerFactory;
  * record makes its batch smaller instead of shifting later batches, so {@code startBatch} resumes exactly
  * without decoding what came before. A batch whose records were all skipped is not emitted.
  *
- * <p><b>Bad records</b> (missing/unreadable/undecodable image, empty question, no answers when
- * {@code requireAnswers}) are skipped with one warning each, counted, and summarised at the end of the
- * epoch. If no record of an epoch is usable, iteration fails with an {@link IllegalStateException}
- * explaining why. Worker failures are rethrown on the consumer thread; nothing blocks forever.
+ * <p><b>Bad records</b> (missing/unreadable/undecodable image, an image over the transform's pixel limit, empty
+ * question, no answers when {@code requireAnswers}) are skipped with one warning each, counted, and summarised at the end of the
+ * epoch. If no record of an epoch is usable, or an epoch read from its start has no records at all (an empty
+ * split), iteration fails with an {@link IllegalStateException} explaining why. Worker failures are rethrown on
+ * the consumer thread; nothing blocks forever. Questions longer than the tokenizer's maximum length are truncated
+ * (as the tutorial's tokenizer does) and counted: one warning per epoch says how many.
  *
  * <p>{@link #iterator()} runs epoch 0, then 1, ... on successive calls; {@link #epoch(int, int)} picks one.
  * Not for concurrent iteration by several consumers.
@@ -65,6 +67,7 @@ public final class DataLoader implements Iterable<Batch>, AutoCloseable {
     private final Stats stats = new Stats();
     private int nextEpoch;
     private volatile int lastEpochSkipped;
+    private volatile int lastEpochTruncated;
     private volatile Map<String, Integer> lastEpochReasons = Map.of();
 
     private DataLoader(Builder b) {
@@ -125,6 +128,11 @@ public final class DataLoader implements Iterable<Batch>, AutoCloseable {
     /** Records skipped in the last finished (or current) epoch. */
     public int skipped() {
         return lastEpochSkipped;
+    }
+
+    /** Questions of the last finished epoch that were longer than the tokenizer's maximum length (and cut). */
+    public int truncated() {
+        return lastEpochTruncated;
     }
 
     /** Per-reason skip counts of the last finished epoch. */
@@ -215,7 +223,8 @@ public final class DataLoader implements Iterable<Batch>, AutoCloseable {
     }
 
     /** One processed sample, or the reason it was skipped. */
-    private record Item(VqaSample sample, float[] image, long[] ids, long label, String reasonKind, String reason) {}
+    private record Item(VqaSample sample, float[] image, long[] ids, long label, String reasonKind, String reason,
+            int untruncatedTokens) {}
 
     private Item process(VqaSample s) {
         String q = s.question();
@@ -241,14 +250,17 @@ public final class DataLoader implements Iterable<Batch>, AutoCloseable {
         float[] img;
         long t2;
         try {
-            java.awt.image.BufferedImage bi = ImageTransform.decode(bytes, s.image().describe());
+            java.awt.image.BufferedImage bi = transform.decodeImage(bytes, s.image().describe());
             t2 = System.nanoTime();
             img = transform.apply(bi);
+        } catch (ImageTransform.ImageTooLargeException e) {
+            return bad(s, "image too large", e.getMessage());
         } catch (IOException | RuntimeException e) {
             return bad(s, "image undecodable", e.getMessage());
         }
         long t3 = System.nanoTime();
-        long[] ids = tokenizer.encode(q);
+        QuestionTokenizer.Encoded tokens = tokenizer.encoded(q);
+        long[] ids = tokens.ids();
         long t4 = System.nanoTime();
         long label = vocab == null ? 0 : Labels.label(s.answers(), vocab);
         stats.read.add(t1 - t0);
@@ -256,7 +268,7 @@ public final class DataLoader implements Iterable<Batch>, AutoCloseable {
         stats.resize.add(t3 - t2);
         stats.tokenize.add(t4 - t3);
         stats.samples.increment();
-        return new Item(s, img, ids, label, null, null);
+        return new Item(s, img, ids, label, null, null, tokens.untruncatedLength());
     }
 
     private Item bad(VqaSample s, String kind, String reason) {
@@ -264,12 +276,13 @@ public final class DataLoader implements Iterable<Batch>, AutoCloseable {
         if (!Thread.currentThread().isInterrupted() && warned.add(s.describe() + "\u0000" + kind)) {
             LOG.warn("skipping {}: {}", s.describe(), reason);
         }
-        return new Item(s, null, null, 0, kind, reason);
+        return new Item(s, null, null, 0, kind, reason, 0);
     }
 
     private final class EpochIterator implements Iterator<Batch> {
         private final Iterator<VqaSample> source;
         private final int epoch;
+        private final int startBatch;
         private final ArrayDeque<List<Future<Item>>> inFlight = new ArrayDeque<>();
         private int nextBatchIndex; // index of the next batch to submit
         private int nextEmitIndex; // index of the batch at the head of inFlight
@@ -278,12 +291,15 @@ public final class DataLoader implements Iterable<Batch>, AutoCloseable {
         private int seen;
         private int good;
         private int skippedCount;
+        private int truncated;
+        private int longest;
         private final Map<String, Integer> reasons = new TreeMap<>();
         private String firstReason;
 
         EpochIterator(Iterator<VqaSample> source, int epoch, int startBatch) {
             this.source = source;
             this.epoch = epoch;
+            this.startBatch = startBatch;
             this.nextBatchIndex = startBatch;
             this.nextEmitIndex = startBatch;
             fill();
@@ -338,6 +354,10 @@ public final class DataLoader implements Iterable<Batch>, AutoCloseable {
                     if (it.reasonKind() == null) {
                         usable.add(it);
                         good++;
+                        if (it.untruncatedTokens() > it.ids().length) {
+                            truncated++;
+                            longest = Math.max(longest, it.untruncatedTokens());
+                        }
                     } else {
                         skippedCount++;
                         reasons.merge(it.reasonKind(), 1, Integer::sum);
@@ -381,8 +401,18 @@ public final class DataLoader implements Iterable<Batch>, AutoCloseable {
             finished = true;
             lastEpochSkipped = skippedCount;
             lastEpochReasons = Collections.unmodifiableMap(new TreeMap<>(reasons));
+            if (failWhenNothingUsable && seen == 0 && startBatch == 0) {
+                throw new IllegalStateException("no records to load: " + (iterable instanceof VqaDataset ds
+                        ? ds.describe() + " is empty" : "the sample list is empty"));
+            }
             if (failWhenNothingUsable && seen > 0 && good == 0) {
                 throw nothingUsable();
+            }
+            lastEpochTruncated = truncated;
+            if (truncated > 0) {
+                LOG.warn("epoch {}: {} of {} questions were longer than the maximum length of {} tokens and were "
+                        + "truncated (the longest had {}); raise max_length to keep them whole", epoch, truncated, good,
+                        tokenizer.maxLength(), longest);
             }
             if (skippedCount > 0) {
                 LOG.warn("epoch {}: skipped {} of {} records ({})", epoch, skippedCount, seen, reasons);

@@ -11,6 +11,8 @@ import javax.imageio.ImageIO;
 import javax.imageio.ImageReader;
 import javax.imageio.stream.ImageInputStream;
 import javax.imageio.stream.MemoryCacheImageInputStream;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * The tutorial's image transform: {@code Compose([ToTensor(), Resize([H, W])])} applied to
@@ -31,6 +33,12 @@ import javax.imageio.stream.MemoryCacheImageInputStream;
  */
 public final class ImageTransform {
     public static final int DEFAULT_SIZE = 224;
+    /**
+     * Pillow's {@code Image.MAX_IMAGE_PIXELS} ({@code 1024 * 1024 * 1024 // 4 // 3}): an image with more pixels is
+     * decoded with a warning, one with more than twice as many is refused before decoding (a decompression bomb).
+     */
+    public static final long DEFAULT_MAX_IMAGE_PIXELS = 1024L * 1024 * 1024 / 4 / 3;
+    private static final Logger LOG = LoggerFactory.getLogger(ImageTransform.class);
 
     /**
      * The per-channel {@code (x - mean) / std} after the resize, as torchvision's {@code Normalize} (float32).
@@ -97,6 +105,7 @@ public final class ImageTransform {
     private final int width;
     private final boolean antialias;
     private final Normalize normalize;
+    private final long maxImagePixels;
 
     public ImageTransform() {
         this(DEFAULT_SIZE, DEFAULT_SIZE, false);
@@ -107,17 +116,45 @@ public final class ImageTransform {
     }
 
     public ImageTransform(int height, int width, boolean antialias, Normalize normalize) {
+        this(height, width, antialias, normalize, DEFAULT_MAX_IMAGE_PIXELS);
+    }
+
+    private ImageTransform(int height, int width, boolean antialias, Normalize normalize, long maxImagePixels) {
         if (height <= 0 || width <= 0) {
             throw new IllegalArgumentException("output size must be positive, got " + height + "x" + width);
+        }
+        if (maxImagePixels < 0) {
+            throw new IllegalArgumentException("max_image_pixels must be >= 0 (0 = no limit), got " + maxImagePixels);
         }
         this.height = height;
         this.width = width;
         this.antialias = antialias;
         this.normalize = normalize == null ? Normalize.NONE : normalize;
+        this.maxImagePixels = maxImagePixels;
     }
 
     public Normalize normalize() {
         return normalize;
+    }
+
+    /**
+     * The same transform with another decompression-bomb limit, Pillow's rule: more than {@code maxImagePixels}
+     * pixels (width x height, read from the image header) warns, more than twice as many is refused without
+     * decoding; 0 = no limit.
+     */
+    public ImageTransform withMaxImagePixels(long maxImagePixels) {
+        return new ImageTransform(height, width, antialias, normalize, maxImagePixels);
+    }
+
+    public long maxImagePixels() {
+        return maxImagePixels;
+    }
+
+    /** An image whose header announces more pixels than the limit allows: refused before decoding. */
+    public static final class ImageTooLargeException extends IOException {
+        public ImageTooLargeException(String message) {
+            super(message);
+        }
     }
 
     public int height() {
@@ -144,11 +181,25 @@ public final class ImageTransform {
 
     /** As {@link #apply(byte[])}; {@code name} is used in error messages. */
     public float[] apply(byte[] encoded, String name) throws IOException {
-        return apply(decode(encoded, name));
+        return apply(decodeImage(encoded, name));
     }
 
-    /** Decodes encoded image bytes; throws an {@link IOException} naming {@code name} if they cannot be decoded. */
+    /** {@link #decode(byte[], String, long)} with this transform's pixel limit. */
+    public BufferedImage decodeImage(byte[] encoded, String name) throws IOException {
+        return decode(encoded, name, maxImagePixels);
+    }
+
+    /** {@link #decode(byte[], String, long)} with Pillow's default pixel limit. */
     public static BufferedImage decode(byte[] encoded, String name) throws IOException {
+        return decode(encoded, name, DEFAULT_MAX_IMAGE_PIXELS);
+    }
+
+    /**
+     * Decodes encoded image bytes; throws an {@link IOException} naming {@code name} if they cannot be decoded, an
+     * {@link ImageTooLargeException} (before decoding anything) if the header announces more than twice
+     * {@code maxImagePixels} pixels, and warns above {@code maxImagePixels} (0 = no limit).
+     */
+    public static BufferedImage decode(byte[] encoded, String name, long maxImagePixels) throws IOException {
         if (encoded == null || encoded.length == 0) {
             throw new IOException(name + ": empty image data");
         }
@@ -165,17 +216,34 @@ public final class ImageTransform {
             ImageReader reader = readers.next();
             try {
                 reader.setInput(in, true, true);
+                checkPixels(name, reader.getFormatName(), reader.getWidth(0), reader.getHeight(0), maxImagePixels);
                 BufferedImage img = reader.read(0);
                 if (img == null || img.getWidth() <= 0 || img.getHeight() <= 0) {
                     throw new IOException(name + ": decoder returned no image");
                 }
                 return img;
+            } catch (ImageTooLargeException e) {
+                throw e;
             } catch (IOException | RuntimeException e) {
                 throw new IOException(name + ": cannot decode " + reader.getFormatName() + " image: " + e.getMessage(), e);
             } finally {
                 reader.dispose();
             }
         }
+    }
+
+    private static void checkPixels(String name, String format, int w, int h, long maxImagePixels) throws ImageTooLargeException {
+        long pixels = (long) w * h;
+        if (maxImagePixels <= 0 || pixels <= maxImagePixels) {
+            return;
+        }
+        if (pixels > 2 * maxImagePixels) {
+            throw new ImageTooLargeException(String.format("%s: %s image of %dx%d = %,d pixels is over the limit of %,d "
+                    + "(twice max_image_pixels %,d, Pillow's rule); refused without decoding (a decompression bomb?)",
+                    name, format, w, h, pixels, 2 * maxImagePixels, maxImagePixels));
+        }
+        LOG.warn("{}: {} image of {}x{} = {} pixels is over max_image_pixels {} (decoded; more than twice that is refused)",
+                name, format, w, h, pixels, maxImagePixels);
     }
 
     /**

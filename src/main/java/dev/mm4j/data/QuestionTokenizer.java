@@ -157,18 +157,31 @@ public final class QuestionTokenizer implements AutoCloseable {
 
     /** {@code [CLS] tokens [SEP]} ids, unpadded, truncated to {@link #maxLength()} (the last id stays [SEP]). */
     public long[] encode(String question) {
+        return encoded(question).ids();
+    }
+
+    /** Ids as {@link #encode} gives them, and how many there were before truncation. */
+    public record Encoded(long[] ids, int untruncatedLength) {
+        /** Whether the question was longer than the maximum length and lost tokens. */
+        public boolean truncated() {
+            return untruncatedLength > ids.length;
+        }
+    }
+
+    /** {@link #encode}, saying whether (and from how many ids) the question was truncated. */
+    public Encoded encoded(String question) {
         return encode(question, maxLength);
     }
 
-    private long[] encode(String question, int limit) {
+    private Encoded encode(String question, int limit) {
         Encoding enc = tokenizer.encode(question == null ? "" : question, true, false);
         long[] ids = enc.getIds();
         if (ids.length <= limit) {
-            return ids;
+            return new Encoded(ids, ids.length);
         }
         long[] out = Arrays.copyOf(ids, limit);
         out[limit - 1] = ids[ids.length - 1]; // [SEP]
-        return out;
+        return new Encoded(out, ids.length);
     }
 
     /** {@link #encode} truncated to {@code min(length, maxLength)} and right-padded with 0 to {@code length}. */
@@ -176,7 +189,7 @@ public final class QuestionTokenizer implements AutoCloseable {
         if (length < 2) {
             throw new IllegalArgumentException("length must be at least 2, got " + length);
         }
-        long[] ids = encode(question, Math.min(length, maxLength));
+        long[] ids = encode(question, Math.min(length, maxLength)).ids();
         return ids.length == length ? ids : Arrays.copyOf(ids, length); // zero = [PAD]
     }
 

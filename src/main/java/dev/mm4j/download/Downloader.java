@@ -312,7 +312,17 @@ public final class Downloader {
             } catch (RestartException e) {
                 Files.deleteIfExists(part);
                 last = new IOException(e.getMessage() + " (" + r.uri() + ")");
+            } catch (java.net.ConnectException | java.nio.channels.UnresolvedAddressException e) {
+                // nobody listens there (or no such host): retrying will not change that
+                throw new IOException("cannot connect to " + hostPort(r.uri()) + " for " + r.uri() + ": "
+                        + (e instanceof java.nio.channels.UnresolvedAddressException ? "unknown host"
+                        : connectProblem(e)) + nothingOrPartial(part), e);
             } catch (IOException e) {
+                if (e.getCause() instanceof java.nio.channels.UnresolvedAddressException
+                        || e.getCause() instanceof java.net.UnknownHostException) {
+                    throw new IOException("cannot connect to " + hostPort(r.uri()) + " for " + r.uri() + ": unknown host"
+                            + nothingOrPartial(part), e);
+                }
                 last = e;
             }
             long have = Files.exists(part) ? Files.size(part) : 0;
@@ -321,8 +331,8 @@ public final class Downloader {
             if (attempt < options.maxAttempts()) sleep(options.retryBackoff().multipliedBy(attempt));
         }
         if (last != null) {
-            throw new IOException("download of " + r.uri() + " failed after " + options.maxAttempts()
-                    + " attempt(s); partial data kept in " + part + " for a later resume: " + last.getMessage(), last);
+            throw new IOException("download of " + r.uri() + " failed after " + options.maxAttempts() + " attempt(s): "
+                    + (last.getMessage() != null ? last.getMessage() : last.toString()) + nothingOrPartial(part), last);
         }
         long size = Files.size(part);
         long expected = r.expectedSize() >= 0 ? r.expectedSize() : serverTotal;
@@ -346,6 +356,25 @@ public final class Downloader {
         AtomicFiles.writeString(shaFileOf(target), actual + "  " + target.getFileName() + "\n");
         LOG.info("downloaded {} -> {} ({} bytes, sha256 {})", r.uri(), target, size, actual);
         return target;
+    }
+
+    /** HttpClient's ConnectException often has no message of its own: the cause says "Connection refused". */
+    private static String connectProblem(Throwable e) {
+        for (Throwable t = e; t != null; t = t.getCause()) {
+            if (t.getMessage() != null && !t.getMessage().isBlank()) return t.getMessage();
+        }
+        return "connection refused";
+    }
+
+    private static String hostPort(URI uri) {
+        return uri.getHost() + (uri.getPort() >= 0 ? ":" + uri.getPort() : "");
+    }
+
+    /** The end of a failure message: what is left for a later resume. */
+    private static String nothingOrPartial(Path part) throws IOException {
+        long have = Files.exists(part) ? Files.size(part) : 0;
+        return have > 0 ? "; the " + have + " bytes received are kept in " + part + " for a later resume"
+                : "; nothing was downloaded";
     }
 
     private boolean cacheHit(Request r, Path target) throws IOException {

@@ -2,7 +2,6 @@ package dev.mm4j.report;
 
 import dev.mm4j.util.AtomicFiles;
 import java.awt.image.BufferedImage;
-import java.io.ByteArrayInputStream;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.nio.file.Files;
@@ -249,8 +248,7 @@ public final class HtmlReport {
 
     /** Decodes an image and re-encodes it as a PNG whose longest side is at most {@code maxSide}. */
     public static byte[] thumbnailPng(byte[] encodedImage, int maxSide) throws IOException {
-        BufferedImage src = ImageIO.read(new ByteArrayInputStream(encodedImage));
-        if (src == null) throw new IOException("not a decodable image");
+        BufferedImage src = dev.mm4j.data.ImageTransform.decode(encodedImage, "image"); // pixel-limited
         double scale = Math.min(1.0, (double) maxSide / Math.max(src.getWidth(), src.getHeight()));
         int w = Math.max(1, (int) Math.round(src.getWidth() * scale));
         int hgt = Math.max(1, (int) Math.round(src.getHeight() * scale));

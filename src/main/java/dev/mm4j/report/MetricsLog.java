@@ -12,7 +12,9 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
+import java.util.HashSet;
 import java.util.List;
+import java.util.Set;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -44,6 +46,11 @@ public final class MetricsLog implements AutoCloseable {
         /** A validation entry. */
         public static Entry validation(long step, double valAccuracy, double epoch) {
             return new Entry(step, null, null, null, null, valAccuracy, epoch);
+        }
+
+        /** Identifies an entry in a log: its kind (validation or training) and step. */
+        String key() {
+            return (valAccuracy != null ? "val:" : "train:") + step;
         }
 
         /** The JSON object for this entry. */
@@ -83,11 +90,16 @@ public final class MetricsLog implements AutoCloseable {
 
     private final Path file;
     private final BufferedWriter writer;
+    /** (kind, step) of every entry in the file: an entry is written once (see {@link #append}). */
+    private final Set<String> written = new HashSet<>();
 
     private MetricsLog(Path file) throws IOException {
         this.file = file;
         Path parent = file.toAbsolutePath().getParent();
         Files.createDirectories(parent);
+        for (Entry e : read(file)) {
+            written.add(e.key());
+        }
         boolean tornTail = false;
         if (Files.exists(file) && Files.size(file) > 0) {
             try (var ch = java.nio.channels.FileChannel.open(file, StandardOpenOption.READ)) {
@@ -114,8 +126,17 @@ public final class MetricsLog implements AutoCloseable {
         return file;
     }
 
-    /** Appends one line and flushes it. */
-    public synchronized void append(Entry e) throws IOException {
+    /**
+     * Appends one line and flushes it; returns false (writing nothing) when the file already holds an entry of the
+     * same kind (training step / validation) for the same step: a resumed run that repeats work done before it was
+     * stopped (e.g. the final validation of a finished run) must not log it twice.
+     */
+    public synchronized boolean append(Entry e) throws IOException {
+        if (!written.add(e.key())) {
+            LOG.debug("{}: already holds the {} entry of step {}; not written again", file, e.valAccuracy() != null
+                    ? "validation" : "training", e.step());
+            return false;
+        }
         String line;
         try {
             line = MAPPER.writeValueAsString(e.toJson());
@@ -125,6 +146,7 @@ public final class MetricsLog implements AutoCloseable {
         writer.write(line);
         writer.write('\n');
         writer.flush();
+        return true;
     }
 
     @Override

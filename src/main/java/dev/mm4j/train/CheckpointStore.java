@@ -6,6 +6,7 @@ import dev.mm4j.checkpoint.StateDictLoader;
 import dev.mm4j.flava.FlavaForClassification;
 import dev.mm4j.checkpoint.ModelBundle;
 import dev.mm4j.util.AtomicFiles;
+import dev.mm4j.util.DirectoryLock;
 import dev.mm4j.util.FileTrees;
 import java.io.IOException;
 import java.nio.file.Files;
@@ -15,6 +16,8 @@ import java.util.Comparator;
 import java.util.List;
 import java.util.Map;
 import java.util.stream.Stream;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * Training checkpoints under {@code <out>/checkpoints/}: each {@code step-NNNNNNNN/} holds the model
@@ -24,10 +27,14 @@ import java.util.stream.Stream;
  * {@code best/} (highest validation accuracy).
  */
 public final class CheckpointStore {
+    private static final Logger LOG = LoggerFactory.getLogger(CheckpointStore.class);
     private static final String PREFIX = "step-";
     private static final String MODEL = "model.safetensors";
     private static final String OPTIMIZER = "optimizer.safetensors";
     private static final String STATE = "state.json";
+    private static final String TMP = ".tmp-";
+    private static final String OLD = ".old-";
+    private static final String PRUNED = ".pruned-";
     private final Path dir;
     private final int keep;
 
@@ -38,6 +45,26 @@ public final class CheckpointStore {
 
     public Path dir() {
         return dir;
+    }
+
+    /**
+     * Takes the run folder for this process ({@link DirectoryLock} on {@code <out>/.lock}: a second run on the same
+     * folder fails with a clear message) and then removes what killed runs left there: unfinished checkpoint
+     * folders ({@link #removeStaleTemporaries}) and temp files of {@code <out>} and {@code <out>/model}.
+     */
+    public DirectoryLock lockOutput() throws IOException {
+        Path out = dir.getParent();
+        DirectoryLock lock = DirectoryLock.acquire(out, "a fine-tuning run");
+        try {
+            int n = removeStaleTemporaries() + AtomicFiles.removeStaleTemps(out) + AtomicFiles.removeStaleTemps(out.resolve("model"));
+            if (n > 0) {
+                LOG.info("{}: removed {} leftovers of an interrupted run (temp files and unfinished checkpoints)", out, n);
+            }
+            return lock;
+        } catch (IOException | RuntimeException e) {
+            lock.close();
+            throw e;
+        }
     }
 
     /** Writes a complete checkpoint and makes it the latest; returns its folder. */
@@ -58,7 +85,7 @@ public final class CheckpointStore {
     private Path writeFolder(FlavaForClassification model, AdamW optimizer, TrainState state, String tmpPrefix)
             throws IOException {
         Files.createDirectories(dir);
-        Path tmp = Files.createTempDirectory(dir, tmpPrefix + ".tmp-");
+        Path tmp = AtomicFiles.createTempDirectory(dir, tmpPrefix + TMP);
         try {
             ModelBundle.writeWeights(tmp.resolve(MODEL), model);
             SafeTensors.writeNDArrays(tmp.resolve(OPTIMIZER), optimizer.state(),
@@ -106,15 +133,49 @@ public final class CheckpointStore {
         }
         steps.sort(Comparator.comparing(p -> p.getFileName().toString()));
         for (int i = 0; i < steps.size() - keep; i++) {
-            FileTrees.delete(steps.get(i));
+            // renamed first, so that a kill during the delete leaves a hidden leftover, never a half checkpoint
+            Path doomed = steps.get(i).resolveSibling("." + steps.get(i).getFileName() + PRUNED + System.nanoTime());
+            Files.move(steps.get(i), doomed);
+            FileTrees.delete(doomed);
         }
+    }
+
+    /**
+     * Cleans up after a killed run: deletes the temp folders of unfinished checkpoints ({@code .step-N.tmp-*},
+     * {@code .best.tmp-*}), half-pruned ones and AtomicFiles temp files; a checkpoint that was moved aside to be
+     * replaced ({@code .best.old-*}) is put back if its replacement never arrived, else deleted. Returns how many
+     * leftovers were removed or restored. Only call it while holding the run folder's
+     * {@link dev.mm4j.util.DirectoryLock}: a live writer's temp folders look the same.
+     */
+    public int removeStaleTemporaries() throws IOException {
+        if (!Files.isDirectory(dir)) {
+            return 0;
+        }
+        int n = AtomicFiles.removeStaleTemps(dir);
+        List<Path> hidden = new ArrayList<>();
+        try (Stream<Path> s = Files.list(dir)) {
+            s.filter(p -> p.getFileName().toString().startsWith(".") && Files.isDirectory(p)).forEach(hidden::add);
+        }
+        hidden.sort(Comparator.comparing(p -> p.getFileName().toString()));
+        for (Path p : hidden) {
+            String name = p.getFileName().toString();
+            int old = name.lastIndexOf(OLD);
+            if (old > 1 && !Files.exists(dir.resolve(name.substring(1, old)))) {
+                Files.move(p, dir.resolve(name.substring(1, old))); // the replacement never arrived
+                n++;
+            } else if (old > 1 || name.contains(TMP) || name.contains(PRUNED)) {
+                FileTrees.delete(p);
+                n++;
+            }
+        }
+        return n;
     }
 
     /** Renames {@code tmp} to {@code target}; an existing target is moved aside first and deleted after. */
     private static void replaceDir(Path tmp, Path target) throws IOException {
         Path old = null;
         if (Files.exists(target)) {
-            old = target.resolveSibling("." + target.getFileName() + ".old-" + System.nanoTime());
+            old = target.resolveSibling("." + target.getFileName() + OLD + System.nanoTime());
             Files.move(target, old);
         }
         AtomicFiles.moveIntoPlace(tmp, target);

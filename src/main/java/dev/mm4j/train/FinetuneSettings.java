@@ -41,6 +41,8 @@ public final class FinetuneSettings {
      * imagenet (TorchMultimodal's fine-tuning example). Stored in the model bundle for evaluate/predict.
      */
     public String normalize = "none";
+    /** Pillow's decompression-bomb rule: warn above this many pixels, skip the record above twice that (0 = no limit). */
+    public long maxImagePixels = ImageTransform.DEFAULT_MAX_IMAGE_PIXELS;
     public boolean shuffle = false;
     public int loaderThreads = 1;
     /** Use at most this many training / validation samples (0 = all). */
@@ -154,14 +156,73 @@ public final class FinetuneSettings {
                 .enable(DeserializationFeature.FAIL_ON_UNKNOWN_PROPERTIES);
     }
 
-    /** Overlays a YAML file's keys onto these settings. */
+    /**
+     * Overlays a YAML file's keys onto these settings. A mistake in the file (unknown key, wrong type, bad YAML) is
+     * an {@link IllegalArgumentException} (a usage error) with one line naming the file, the line and the key.
+     */
     public FinetuneSettings merge(Path yaml) throws IOException {
+        byte[] bytes;
         try {
-            mapper(true).readerForUpdating(this).readValue(Files.readAllBytes(yaml));
-            return this;
-        } catch (IOException e) {
-            throw new IOException("cannot read settings " + yaml + ": " + e.getMessage(), e);
+            bytes = Files.readAllBytes(yaml);
+        } catch (java.nio.file.NoSuchFileException e) {
+            throw new IllegalArgumentException("settings file " + yaml + " does not exist", e);
         }
+        try {
+            mapper(true).readerForUpdating(this).readValue(bytes);
+            return this;
+        } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
+            throw new IllegalArgumentException(problem(e, yaml.toString()), e);
+        }
+    }
+
+    /**
+     * One line for a mistake in settings: where ({@code source}, and its line for a file), which key, what is
+     * wrong, e.g. {@code run.yaml line 4: key 'batch_size': 'eight' is not an integer}.
+     */
+    public static String problem(com.fasterxml.jackson.core.JsonProcessingException e, String source) {
+        StringBuilder sb = new StringBuilder(source);
+        com.fasterxml.jackson.core.JsonLocation loc = e.getLocation();
+        if (!source.startsWith("--") && loc != null && loc.getLineNr() > 0) {
+            sb.append(" line ").append(loc.getLineNr());
+        }
+        sb.append(": ");
+        String key = "";
+        if (e instanceof com.fasterxml.jackson.databind.JsonMappingException m) {
+            StringBuilder k = new StringBuilder();
+            for (com.fasterxml.jackson.databind.JsonMappingException.Reference r : m.getPath()) {
+                if (r.getFieldName() != null) {
+                    k.append(k.length() == 0 ? "" : ".").append(r.getFieldName());
+                } else if (r.getIndex() >= 0) {
+                    k.append('[').append(r.getIndex()).append(']');
+                }
+            }
+            key = k.toString();
+        }
+        if (e instanceof com.fasterxml.jackson.databind.exc.UnrecognizedPropertyException u) {
+            return sb.append("unknown key '").append(key.isEmpty() ? u.getPropertyName() : key)
+                    .append("' (the keys are those of OUT/settings.yaml)").toString();
+        }
+        if (!key.isEmpty()) {
+            sb.append("key '").append(key).append("': ");
+        }
+        if (e instanceof com.fasterxml.jackson.databind.exc.InvalidFormatException f) {
+            return sb.append('\'').append(f.getValue()).append("' is not ").append(expected(f.getTargetType())).toString();
+        }
+        if (e instanceof com.fasterxml.jackson.databind.exc.MismatchedInputException m && m.getTargetType() != null) {
+            return sb.append("expected ").append(expected(m.getTargetType())).toString();
+        }
+        String msg = e.getOriginalMessage() == null ? e.toString() : e.getOriginalMessage();
+        return sb.append(msg.lines().findFirst().orElse(msg).strip()).toString();
+    }
+
+    private static String expected(Class<?> type) {
+        if (type == int.class || type == Integer.class || type == long.class || type == Long.class) return "an integer";
+        if (type == double.class || type == Double.class || type == float.class || type == Float.class) return "a number";
+        if (type == boolean.class || type == Boolean.class) return "true or false";
+        if (List.class.isAssignableFrom(type)) return "a list";
+        if (Map.class.isAssignableFrom(type)) return "a mapping of keys to values";
+        if (type == String.class) return "a string";
+        return "a " + type.getSimpleName();
     }
 
     public String toYaml() {

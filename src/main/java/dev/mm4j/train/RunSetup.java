@@ -60,6 +60,7 @@ final class RunSetup implements AutoCloseable {
         }
         outDir = Path.of(s.out);
         store = new CheckpointStore(outDir, s.keepLast);
+        open(store.lockOutput()); // one run per OUT; removes what killed runs left there
         resumedFrom = checkResume(resume);
         writeSettings(out);
         int threads = Hardware.configureThreads(s.threads);
@@ -73,7 +74,8 @@ final class RunSetup implements AutoCloseable {
         majorityAnswer = Evaluator.majorityAnswer(train.samples());
         out.printf("data: %d training questions (%s), %d validation; answer vocabulary %d; %d libtorch threads%n",
                 train.size(), s.trainSplit, val == null ? 0 : val.size(), vocab.size(), threads);
-        ImageTransform transform = new ImageTransform(config.imageSize, config.imageSize, s.antialias, s.normalization());
+        ImageTransform transform = new ImageTransform(config.imageSize, config.imageSize, s.antialias, s.normalization())
+                .withMaxImagePixels(s.maxImagePixels);
         QuestionTokenizer tokenizer = open(tokenizerFile == null ? QuestionTokenizer.bertBaseUncased(s.maxLength)
                 : QuestionTokenizer.load(tokenizerFile, s.maxLength));
         trainLoader = open(loader(train.samples(), transform, tokenizer, s.shuffle, true));

@@ -25,7 +25,7 @@ public final class AtomicFiles {
     public static void write(Path target, Writer writer) throws IOException {
         Path dir = target.toAbsolutePath().getParent();
         Files.createDirectories(dir);
-        Path tmp = Files.createTempFile(dir, "." + target.getFileName() + ".", ".tmp");
+        Path tmp = createTempFile(dir, "." + target.getFileName() + ".", ".tmp");
         try {
             try (var ch = java.nio.channels.FileChannel.open(tmp, java.nio.file.StandardOpenOption.WRITE);
                  OutputStream out = new java.io.BufferedOutputStream(java.nio.channels.Channels.newOutputStream(ch), 1 << 20)) {
@@ -40,9 +40,60 @@ public final class AtomicFiles {
         }
     }
 
+    /**
+     * A new empty file {@code <prefix><random digits><suffix>} in {@code dir}, created with the permissions any
+     * new file gets (the umask applies). Unlike {@link Files#createTempFile}, which makes it owner-only (0600):
+     * these temp files become the outputs, which should be as readable as any other file the user creates.
+     */
+    public static Path createTempFile(Path dir, String prefix, String suffix) throws IOException {
+        while (true) {
+            Path p = dir.resolve(prefix + Long.toUnsignedString(java.util.concurrent.ThreadLocalRandom.current().nextLong()) + suffix);
+            try {
+                return Files.createFile(p);
+            } catch (java.nio.file.FileAlreadyExistsException e) {
+                // a name clash: draw again
+            }
+        }
+    }
+
+    /** Like {@link #createTempFile}, a new folder {@code <prefix><random digits>} whose permissions follow the umask. */
+    public static Path createTempDirectory(Path dir, String prefix) throws IOException {
+        while (true) {
+            Path p = dir.resolve(prefix + Long.toUnsignedString(java.util.concurrent.ThreadLocalRandom.current().nextLong()));
+            try {
+                return Files.createDirectory(p);
+            } catch (java.nio.file.FileAlreadyExistsException e) {
+                // a name clash: draw again
+            }
+        }
+    }
+
     /** Writes a string (UTF-8) atomically. */
     public static void writeString(Path target, String content) throws IOException {
         write(target, out -> out.write(content.getBytes(java.nio.charset.StandardCharsets.UTF_8)));
+    }
+
+    /** The temp files {@link #write} makes: {@code .<target name>.<random digits>.tmp}. */
+    private static final java.util.regex.Pattern TEMP = java.util.regex.Pattern.compile("\\..+\\.[0-9]+\\.tmp");
+
+    /**
+     * Deletes the temp files that {@link #write} left in {@code dir} (not below it) when its process was killed;
+     * returns how many. Only for a folder no live writer uses (see {@link DirectoryLock}).
+     */
+    public static int removeStaleTemps(Path dir) throws IOException {
+        if (!Files.isDirectory(dir)) {
+            return 0;
+        }
+        int n = 0;
+        try (java.util.stream.Stream<Path> s = Files.list(dir)) {
+            for (Path p : (Iterable<Path>) s::iterator) {
+                if (TEMP.matcher(p.getFileName().toString()).matches() && Files.isRegularFile(p)) {
+                    Files.deleteIfExists(p);
+                    n++;
+                }
+            }
+        }
+        return n;
     }
 
     /** Renames {@code tmp} over {@code target}, atomically where the file system allows it. */

@@ -43,6 +43,51 @@ public final class Hardware {
         throw new IllegalArgumentException("unknown device '" + spec + "' (cpu, gpu, gpu:N, auto)");
     }
 
+    /** The slf4j-simple level key of DJL's CUDA probe logger. */
+    static final String CUDA_PROBE_LOG_KEY = "org.slf4j.simpleLogger.log.ai.djl.util.cuda.CudaUtils";
+
+    /**
+     * DJL probes for CUDA whenever the engine starts and, on a machine with a CUDA library but no usable GPU, warns
+     * "Failed to detect GPU count" two to four times per command. Unless a GPU was asked for, this keeps that probe
+     * quiet (its logger at error level); when one was asked for, the warning (with CUDA's reason) stays, and
+     * {@link #device} says clearly when none is usable. Call before anything starts the engine; a level the user set
+     * for that logger wins.
+     */
+    public static void quietGpuProbeUnlessAsked(String[] args) {
+        if (System.getProperty(CUDA_PROBE_LOG_KEY) == null
+                && !gpuAskedFor(args, System.getenv("MM4J_DEVICE"), System.getProperty("mm4j.device"))) {
+            System.setProperty(CUDA_PROBE_LOG_KEY, "error");
+        }
+    }
+
+    /**
+     * Whether a command line ({@code --device X}, {@code --device=X}, {@code --set device=X}), the environment
+     * ({@code MM4J_DEVICE}) or {@code -Dmm4j.device} asks for a GPU ({@code gpu}, {@code gpu:N}, {@code cuda},
+     * {@code auto}).
+     */
+    static boolean gpuAskedFor(String[] args, String env, String property) {
+        if (isGpu(env) || isGpu(property)) {
+            return true;
+        }
+        for (int i = 0; i < args.length; i++) {
+            String a = args[i];
+            if ((a.equals("--device") && i + 1 < args.length && isGpu(args[i + 1]))
+                    || (a.startsWith("--device=") && isGpu(a.substring("--device=".length())))
+                    || (a.startsWith("device=") && isGpu(a.substring("device=".length())))) {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    private static boolean isGpu(String spec) {
+        if (spec == null) {
+            return false;
+        }
+        String s = spec.trim().toLowerCase(java.util.Locale.ROOT);
+        return s.startsWith("gpu") || s.startsWith("cuda") || s.equals("auto");
+    }
+
     /**
      * Sets libtorch's intra-op threads (matrix multiplies) to {@code threads}, or to the number of
      * cores when 0; inter-op parallelism is 1 since our graphs are sequential.

@@ -133,6 +133,89 @@ class SafeTensorsTest {
         assertTrue(failure(tiny).contains("too small"));
     }
 
+    /** A valid file of two tensors (24 + 8 bytes of data) written by our writer, as bytes. */
+    private byte[] twoTensors() throws IOException {
+        Map<String, HostTensor> in = new LinkedHashMap<>();
+        in.put("w", HostTensor.ofFloats(new float[] {1, 2, 3, 4, 5, 6}, 2, 3));
+        in.put("b", HostTensor.ofFloats(new float[] {7, 8}, 2));
+        Path p = tmp.resolve("good.safetensors");
+        SafeTensors.write(p, in, Map.of("format", "pt"));
+        return Files.readAllBytes(p);
+    }
+
+    private static long headerLength(byte[] raw) {
+        return ByteBuffer.wrap(raw).order(ByteOrder.LITTLE_ENDIAN).getLong(0);
+    }
+
+    @Test
+    void refusesAHeaderLengthThatIsOffByAFewBytes() throws IOException {
+        byte[] good = twoTensors();
+        long n = headerLength(good);
+        for (int d = -7; d <= 7; d++) {
+            if (d == 0) continue;
+            byte[] bad = good.clone();
+            ByteBuffer.wrap(bad).order(ByteOrder.LITTLE_ENDIAN).putLong(0, n + d);
+            Path p = tmp.resolve("len" + d + ".safetensors");
+            Files.write(p, bad);
+            failure(p); // before: |d| <= padding loaded every tensor shifted by d bytes
+        }
+    }
+
+    @Test
+    void refusesBytesTheHeaderDoesNotDescribe() throws IOException {
+        byte[] good = twoTensors();
+        int n = (int) headerLength(good);
+        // trailing bytes after the last tensor
+        Path tail = tmp.resolve("tail.safetensors");
+        Files.write(tail, java.util.Arrays.copyOf(good, good.length + 4));
+        assertTrue(failure(tail).contains("the tensors cover 32 bytes but the data section holds 36"), failure(tail));
+        // something other than whitespace after the JSON object inside the header
+        byte[] junk = good.clone();
+        junk[8 + n - 1] = 'x';
+        String m = failure(write("junk.safetensors", junk));
+        assertTrue(m.contains("not valid JSON"), m);
+        // a gap between two tensors
+        assertTrue(failure(file("gap.st", "{\"x\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},"
+                + "\"y\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[8,12]}}", new byte[12]))
+                .contains("4 bytes of the data section at offset 4 (after tensor 'x') belong to no tensor"));
+        // data that starts after a hole
+        assertTrue(failure(file("hole.st", "{\"x\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}", new byte[8]))
+                .contains("before the first tensor"));
+        // an empty header, and one with only metadata
+        assertTrue(failure(file("empty.st", "{}", new byte[0])).contains("holds no tensors"));
+        assertTrue(failure(file("onlymeta.st", "{\"__metadata__\":{\"a\":\"b\"}}", new byte[0])).contains("holds no tensors"));
+        // a header that does not start with '{' (leading space, as a header length off by one downwards would give)
+        assertTrue(failure(file("lead.st", " {\"x\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}", new byte[4]))
+                .contains("does not start with '{'"));
+    }
+
+    @Test
+    void refusesNamesThatAreNotUtf8() throws IOException {
+        byte[] good = twoTensors();
+        String header = new String(good, 8, (int) headerLength(good), StandardCharsets.UTF_8);
+        int at = 8 + header.indexOf("\"w\"") + 1;
+        byte[] bad = good.clone();
+        bad[at] = (byte) 0xC3; // a lone lead byte: before, decoded to U+FFFD and loaded as tensor '\uFFFD'
+        assertTrue(failure(write("utf8.safetensors", bad)).contains("not valid UTF-8"));
+        // valid non-ASCII names load
+        Path ok = tmp.resolve("unicode.safetensors");
+        SafeTensors.write(ok, Map.of("gewicht.äöü", HostTensor.ofFloats(new float[] {1}, 1)), Map.of());
+        try (StateDict sd = SafeTensors.read(ok)) {
+            assertTrue(sd.contains("gewicht.äöü"));
+        }
+    }
+
+    @Test
+    void writerRefusesToWriteNoTensors() {
+        assertThrows(IllegalArgumentException.class, () -> SafeTensors.write(tmp.resolve("none.safetensors"), Map.of(), Map.of()));
+    }
+
+    private Path write(String name, byte[] bytes) throws IOException {
+        Path p = tmp.resolve(name);
+        Files.write(p, bytes);
+        return p;
+    }
+
     @Test
     void failedWriteLeavesTheOldFileAndNoTempFile() throws IOException {
         Path p = tmp.resolve("model.safetensors");

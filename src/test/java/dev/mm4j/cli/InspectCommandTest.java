@@ -44,6 +44,7 @@ class InspectCommandTest {
         assertTrue(out.contains("unexpected (ignored by a non-strict load): 3"), out);
         assertTrue(out.contains("loss.mlm_loss.cls.predictions.decoder.weight"), out);
         assertTrue(out.contains("loads non-strictly"), out);
+        assertTrue(out.contains("integrity: all 132 zip entries pass their CRC-32 check"), out);
 
         String mismatch = run(1, fixtures.resolve("flava_classification.pt").toString(), "--config", config.toString(),
                 "--num-classes", "9", "--no-tensors");
@@ -73,5 +74,39 @@ class InspectCommandTest {
         assertTrue(out.contains("would load: 127 of 131 tensors"), out);
         assertTrue(out.contains("missing (stay at their initial values): 4"), out);
         assertTrue(out.contains("unexpected (ignored by a non-strict load): 0"), out);
+    }
+
+    @Test
+    void failsOnAnyCorruptionInTheWholeFile() throws Exception {
+        Path fixtures = Path.of(getClass().getResource("/fixtures/flava-tiny/expected.json").toURI()).getParent();
+        byte[] raw = Files.readAllBytes(fixtures.resolve("flava_classification.pt"));
+        // one bit of the 'version' entry, which a load never reads (before: exit 0)
+        String text = new String(raw, StandardCharsets.ISO_8859_1);
+        int name = text.indexOf("flava_classification/version");
+        int data = name + "flava_classification/version".length()
+                + (raw[name - 2] & 0xff | (raw[name - 1] & 0xff) << 8); // the local header's extra length precedes the name
+        raw[data] ^= 1;
+        Path bad = tmp.resolve("bad.pt");
+        Files.write(bad, raw);
+        String err = runErr(1, bad.toString(), "--no-tensors");
+        assertTrue(err.contains("entry 'flava_classification/version' fails its CRC-32 check"), err);
+        Path folder = Files.createDirectories(tmp.resolve("no-checkpoint-here"));
+        String dir = runErr(1, folder.toString());
+        assertTrue(dir.contains(folder + ": a folder without model.safetensors"), dir);
+    }
+
+    String runErr(int expectedExit, String... args) {
+        java.io.StringWriter err = new java.io.StringWriter();
+        CommandLine cl = new CommandLine(new InspectCommand());
+        cl.setErr(new java.io.PrintWriter(err, true));
+        ByteArrayOutputStream bytes = new ByteArrayOutputStream();
+        PrintStream old = System.out;
+        System.setOut(new PrintStream(bytes, true, StandardCharsets.UTF_8));
+        try {
+            assertEquals(expectedExit, cl.execute(args));
+        } finally {
+            System.setOut(old);
+        }
+        return err.toString();
     }
 }

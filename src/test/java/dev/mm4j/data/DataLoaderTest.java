@@ -2,6 +2,7 @@ package dev.mm4j.data;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTimeoutPreemptively;
@@ -229,6 +230,42 @@ class DataLoaderTest {
             assertEquals(46, ids(dl.iterator()).size());
             assertEquals(4, dl.skipped());
         }
+    }
+
+    @Test
+    void anImageOverThePixelLimitIsSkippedAndCounted() throws IOException {
+        List<VqaSample> s = new ArrayList<>(good(8));
+        BufferedImage big = new BufferedImage(100, 80, BufferedImage.TYPE_INT_RGB); // 8,000 pixels
+        ByteArrayOutputStream bos = new ByteArrayOutputStream();
+        ImageIO.write(big, "png", bos);
+        s.set(5, sample(5, "q?", List.of("yes"), new VqaSample.BytesImage(bos.toByteArray(), "big5.png")));
+        // limit 3,000 pixels: up to 6,000 decodes (with a warning), 8,000 is refused; the small images are ~150 pixels
+        try (DataLoader dl = loader(s).transform(SMALL.withMaxImagePixels(3_000)).requireAnswers(true).build()) {
+            List<Long> got = ids(dl.iterator());
+            assertEquals(7, got.size());
+            assertFalse(got.contains(5L));
+            assertEquals(Map.of("image too large", 1), dl.skippedByReason());
+        }
+    }
+
+    @Test
+    void questionsLongerThanTheMaximumAreCountedPerEpoch() throws IOException {
+        List<VqaSample> s = new ArrayList<>(good(8)); // questions of up to 13 tokens; max length 16
+        s.set(2, sample(2, "what" + " does the sign say".repeat(10) + "?", List.of("yes"), s.get(2).image()));
+        s.set(6, sample(6, "why" + " is it red".repeat(10) + "?", List.of("no"), s.get(6).image()));
+        try (DataLoader dl = loader(s).build()) {
+            List<Batch> batches = new ArrayList<>();
+            dl.iterator().forEachRemaining(batches::add);
+            assertEquals(2, dl.truncated()); // before: cut silently
+            assertEquals(16, batches.get(0).seqLen());
+            assertEquals(8, batches.stream().mapToInt(Batch::size).sum(), "truncated questions are still used");
+            dl.iterator().forEachRemaining(b -> { });
+            assertEquals(2, dl.truncated(), "counted afresh each epoch");
+        }
+        QuestionTokenizer.Encoded e = tok.encoded("what" + " does the sign say".repeat(10) + "?");
+        assertTrue(e.truncated());
+        assertEquals(16, e.ids().length);
+        assertEquals(44, e.untruncatedLength());
     }
 
     @Test

@@ -283,4 +283,55 @@ class ImageTransformTest {
         var e = assertThrows(IllegalArgumentException.class, () -> ImageTransform.Normalize.parse("openai"));
         assertEquals("normalize must be none, clip or imagenet, got 'openai'", e.getMessage());
     }
+
+    /** A PNG whose header says {@code w x h} (8-bit RGB) followed by a tiny, truncated IDAT: decoding it would
+     * allocate the whole raster first. */
+    static byte[] pngHeaderOnly(int w, int h) throws IOException {
+        ByteArrayOutputStream out = new ByteArrayOutputStream();
+        out.write(new byte[] {(byte) 0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'});
+        java.nio.ByteBuffer ihdr = java.nio.ByteBuffer.allocate(13).putInt(w).putInt(h).put((byte) 8).put((byte) 2)
+                .put((byte) 0).put((byte) 0).put((byte) 0);
+        chunk(out, "IHDR", ihdr.array());
+        chunk(out, "IDAT", new byte[] {0x78, (byte) 0x9c, 0x63, 0x60});
+        chunk(out, "IEND", new byte[0]);
+        return out.toByteArray();
+    }
+
+    private static void chunk(ByteArrayOutputStream out, String type, byte[] data) throws IOException {
+        java.io.DataOutputStream d = new java.io.DataOutputStream(out);
+        d.writeInt(data.length);
+        byte[] t = type.getBytes(java.nio.charset.StandardCharsets.US_ASCII);
+        d.write(t);
+        d.write(data);
+        java.util.zip.CRC32 crc = new java.util.zip.CRC32();
+        crc.update(t);
+        crc.update(data);
+        d.writeInt((int) crc.getValue());
+    }
+
+    @Test
+    void refusesImagesOverTwicePillowsPixelLimitBeforeDecoding() throws IOException {
+        assertEquals(89_478_485L, ImageTransform.DEFAULT_MAX_IMAGE_PIXELS); // PIL.Image.MAX_IMAGE_PIXELS
+        // 20000 x 20000 = 400 MP in a few bytes: before, decoding allocated a 1.2 GB raster first
+        byte[] bomb = pngHeaderOnly(20_000, 20_000);
+        long before = allocated();
+        ImageTransform.ImageTooLargeException e = assertThrows(ImageTransform.ImageTooLargeException.class,
+                () -> new ImageTransform().apply(bomb, "bomb.png"));
+        assertTrue(allocated() - before < 50_000_000, "refused without allocating the raster");
+        assertTrue(e.getMessage().startsWith("bomb.png: png image of 20000x20000 = 400,000,000 pixels is over the limit of "
+                + "178,956,970"), e.getMessage());
+        // the limit is a setting; twice the setting is refused, the setting itself only warns
+        BufferedImage img = new BufferedImage(30, 20, BufferedImage.TYPE_INT_RGB);
+        ByteArrayOutputStream bos = new ByteArrayOutputStream();
+        ImageIO.write(img, "png", bos);
+        assertEquals(3 * 4 * 4, new ImageTransform(4, 4, false).withMaxImagePixels(300).apply(bos.toByteArray(), "ok.png").length);
+        assertThrows(ImageTransform.ImageTooLargeException.class,
+                () -> new ImageTransform(4, 4, false).withMaxImagePixels(299).apply(bos.toByteArray(), "big.png"));
+        assertEquals(48, new ImageTransform(4, 4, false).withMaxImagePixels(0).apply(bos.toByteArray(), "nolimit.png").length);
+    }
+
+    private static long allocated() {
+        return ((com.sun.management.ThreadMXBean) java.lang.management.ManagementFactory.getThreadMXBean())
+                .getCurrentThreadAllocatedBytes();
+    }
 }

@@ -75,4 +75,13 @@ class LabelsAndVocabTest {
         assertEquals(2, log.lines().filter(l -> l.contains("WARN")).count(), log);
         assertTrue(log.contains("'yes' appears on line 2 and again on line 4"), log);
     }
+
+    @Test
+    void anEmptyVocabularyFileIsNamed(@org.junit.jupiter.api.io.TempDir Path dir) throws Exception {
+        Path f = dir.resolve("answers.txt");
+        Files.writeString(f, "");
+        // before: loaded with 0 classes, and the model later said "num_classes must be positive"
+        IOException e = assertThrows(IOException.class, () -> AnswerVocab.load(f));
+        assertEquals(f + ": the answer vocabulary is empty (expected one answer per line)", e.getMessage());
+    }
 }

@@ -181,6 +181,25 @@ class DownloaderTest {
     }
 
     @Test
+    void aRefusedConnectionFailsAtOnceInOneClearLine() throws Exception {
+        int port;
+        try (java.net.ServerSocket free = new java.net.ServerSocket(0)) {
+            port = free.getLocalPort(); // closed again: nobody listens there
+        }
+        String url = "http://127.0.0.1:" + port + "/files/x.bin";
+        Downloader d = new Downloader(cache, Downloader.Options.defaults().withProgress(ProgressReporter.Mode.OFF)); // 5 attempts, 2 s backoff
+        long t0 = System.nanoTime();
+        var e = assertThrows(IOException.class, () -> d.fetch(Downloader.Request.of(url)));
+        long ms = (System.nanoTime() - t0) / 1_000_000;
+        // before: 5 attempts over ~21 s, then "...partial data kept in x.bin.part for a later resume: null"
+        assertTrue(ms < 5000, "took " + ms + " ms");
+        assertEquals(1, d.requestCount());
+        assertEquals("cannot connect to 127.0.0.1:" + port + " for " + url + ": connection refused; nothing was downloaded",
+                e.getMessage().toLowerCase(java.util.Locale.ROOT));
+        assertFalse(Files.exists(cache.resolve("x.bin.part")));
+    }
+
+    @Test
     void stalledServerHitsTheReadTimeout() {
         var r = server.put("/slow/i.bin", data);
         r.dropAfter = 1000;

@@ -1,6 +1,7 @@
 package dev.mm4j.report;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -62,5 +63,21 @@ class MetricsLogTest {
         assertEquals(List.of(1L, 2L, 3L), MetricsLog.read(f).stream().map(MetricsLog.Entry::step).toList());
         assertTrue(Files.readString(f).endsWith("\n"));
         assertEquals(List.of(), MetricsLog.read(dir.resolve("absent.jsonl")));
+    }
+
+    @Test
+    void anEntryIsWrittenOncePerKindAndStepAcrossReopens() throws Exception {
+        Path f = dir.resolve("once.jsonl");
+        try (var log = MetricsLog.open(f)) {
+            assertTrue(log.append(MetricsLog.Entry.train(9, 1.5, 1e-4, 1, 10, 1)));
+            assertTrue(log.append(MetricsLog.Entry.validation(9, 0.25, 1)));
+        }
+        // a resumed finished run validates again at the same step: before, a second line
+        try (var log = MetricsLog.open(f)) {
+            assertFalse(log.append(MetricsLog.Entry.validation(9, 0.25, 1)));
+            assertTrue(log.append(MetricsLog.Entry.train(10, 1.25, 1e-4, 1, 10, 1)));
+        }
+        assertEquals(List.of("9 null", "9 0.25", "10 null"), MetricsLog.read(f).stream()
+                .map(e -> e.step() + " " + e.valAccuracy()).toList());
     }
 }

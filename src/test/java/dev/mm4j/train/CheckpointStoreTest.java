@@ -76,6 +76,58 @@ class CheckpointStoreTest {
                         s.map(p -> p.getFileName().toString()).collect(java.util.stream.Collectors.toSet()));
             }
             assertEquals(store.dir().resolve("step-00000004"), store.latest());
+            // folders and files as the umask makes them (before: rwx------ and rw-------)
+            Path plain = Files.createDirectory(out.resolve("plain"));
+            Path plainFile = Files.createFile(out.resolve("plain.txt"));
+            var perms = (java.util.function.Function<Path, Object>) p -> {
+                try {
+                    return java.nio.file.attribute.PosixFilePermissions.toString(Files.getPosixFilePermissions(p));
+                } catch (java.io.IOException e) {
+                    throw new java.io.UncheckedIOException(e);
+                }
+            };
+            assertEquals(perms.apply(plain), perms.apply(store.latest()));
+            assertEquals(perms.apply(plainFile), perms.apply(store.latest().resolve("model.safetensors")));
+        }
+    }
+
+    @Test
+    void aNewRunRemovesWhatKilledRunsLeftAndOnlyOneRunHoldsTheFolder() throws Exception {
+        try (NDManager m = NDManager.newBaseManager()) {
+            FlavaForClassification model = FlavaForClassification.create(tiny(), m);
+            CheckpointStore store = new CheckpointStore(out, 2);
+            try (AdamW opt = new AdamW(model.namedParameters(), AdamW.Settings.torchDefaults(), m)) {
+                TrainState st = new TrainState();
+                st.step = 1;
+                store.save(model, opt, st);
+                store.saveBest(model, opt, st);
+            }
+            Path cp = store.dir();
+            // what kills at various moments leave: unfinished checkpoint folders, a best moved aside whose
+            // replacement never arrived, a half-pruned old checkpoint, temp files of atomic writes
+            Files.createDirectories(cp.resolve(".step-00000002.tmp-123").resolve("x"));
+            Files.createDirectories(cp.resolve(".best.tmp-456"));
+            Files.move(cp.resolve("best"), cp.resolve(".best.old-789"));
+            Files.createDirectories(cp.resolve(".step-00000000.pruned-5"));
+            Files.writeString(cp.resolve(".latest.8234234.tmp"), "step-0000");
+            Files.writeString(out.resolve(".settings.yaml.9912.tmp"), "half");
+            Files.createDirectories(out.resolve("model"));
+            Files.writeString(out.resolve("model").resolve(".model.safetensors.77.tmp"), "half");
+            Files.writeString(out.resolve("notes.tmp"), "a user's file: not ours");
+            try (dev.mm4j.util.DirectoryLock lock = store.lockOutput()) {
+                try (Stream<Path> s = Files.list(cp)) {
+                    assertEquals(java.util.Set.of("step-00000001", "latest", "best"),
+                            s.map(p -> p.getFileName().toString()).collect(java.util.stream.Collectors.toSet()));
+                }
+                assertTrue(Files.isRegularFile(cp.resolve("best").resolve("model.safetensors")), "best was put back");
+                assertFalse(Files.exists(out.resolve(".settings.yaml.9912.tmp")));
+                assertFalse(Files.exists(out.resolve("model").resolve(".model.safetensors.77.tmp")));
+                assertTrue(Files.exists(out.resolve("notes.tmp")));
+                // a second run on the same folder (here: in the same process) is refused, naming the folder
+                java.io.IOException e = assertThrows(java.io.IOException.class, store::lockOutput);
+                assertTrue(e.getMessage().startsWith(out + " is in use by a fine-tuning run"), e.getMessage());
+            }
+            store.lockOutput().close(); // released: the next run may go
         }
     }
 }

@@ -220,6 +220,29 @@ public class FinetunerTest {
             assertEquals(32, kw.get("classifier_in_dim").asInt(), kw.toString());
             kw.fields().forEachRemaining(f -> assertFalse(f.getValue().isNull(), f.getKey() + " is null"));
         }
+
+        // an empty split is an error (before: "VQA accuracy 0.00% over 0 questions", exit 0)
+        Path empty = tmp.resolve("empty-data");
+        Files.createDirectories(empty);
+        Files.writeString(empty.resolve("TextVQA_0.5.1_val.json"), "{\"dataset_name\": \"textvqa\", \"data\": []}");
+        java.io.StringWriter err = new java.io.StringWriter();
+        picocli.CommandLine cl = new picocli.CommandLine(new dev.mm4j.cli.EvaluateCommand());
+        cl.setErr(new java.io.PrintWriter(err, true));
+        System.setOut(new PrintStream(new ByteArrayOutputStream(), true, StandardCharsets.UTF_8));
+        try {
+            assertEquals(1, cl.execute("--model", out.resolve("model").toString(), "--data", empty.toString(), "--split", "val",
+                    "--predictions", out.resolve("none.json").toString()));
+        } finally {
+            System.setOut(old);
+        }
+        assertTrue(err.toString().contains("no records to load: ") && err.toString().contains("TextVQA_0.5.1_val.json"), err.toString());
+        assertFalse(Files.exists(out.resolve("none.json")));
+
+        // --resume of the finished run validates and exports again; the metrics log still has each line once
+        List<MetricsLog.Entry> before = MetricsLog.read(out.resolve("metrics.jsonl"));
+        run(s, true, r);
+        assertEquals(before, MetricsLog.read(out.resolve("metrics.jsonl")));
+        assertEquals(1, before.stream().filter(e -> e.valAccuracy() != null).count(), before.toString());
     }
 
     @Test
