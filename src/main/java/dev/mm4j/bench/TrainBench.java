@@ -140,7 +140,7 @@ public final class TrainBench {
                     loss.getFloat();
                     b = System.nanoTime();
                     rss[0] = Hardware.rssBytes();
-                    gc.backward(loss);
+                    model.backward(gc, loss);
                 }
                 long c = System.nanoTime();
                 rss[1] = Hardware.rssBytes();
