@@ -165,7 +165,7 @@ public final class TrainBench {
      * for backward per encoder, data, JVM heap, allocator slack), and each encoder's inference forward.
      */
     private void breakdown(FlavaForClassification model, AdamW optimizer, NDManager manager, Batch batch, TrainingStep step) {
-        int n = Math.max(2, o.repeats());
+        int n = Math.max(1, o.repeats());
         double[][] t = new double[4][n];
         long gradBytes = 0;
         long slack = 0;
