@@ -3,7 +3,10 @@ package dev.mm4j.bench;
 import ai.djl.engine.Engine;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.index.NDIndex;
 import ai.djl.ndarray.types.Shape;
+import ai.djl.pytorch.engine.PtNDArray;
+import ai.djl.pytorch.jni.JniUtils;
 import ai.djl.training.GradientCollector;
 import dev.mm4j.data.Batch;
 import dev.mm4j.data.Padding;
@@ -15,6 +18,7 @@ import dev.mm4j.flava.RequiredEmbedding;
 import dev.mm4j.train.AdamW;
 import dev.mm4j.train.TrainingStep;
 import dev.mm4j.util.Hardware;
+import dev.mm4j.util.NativeHeap;
 import java.io.PrintStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -22,11 +26,19 @@ import java.util.Arrays;
 import java.util.Collections;
 import java.util.List;
 import java.util.Random;
+import dev.mm4j.nn.Parameter;
 
 /**
- * The training/inference benchmark: this machine's float32 matmul peak through libtorch, then FLAVA train
- * steps (forward + backward + AdamW, the production {@link TrainingStep}) and inference per padding mode
- * and batch size, with FLOP rates against the peak and peak RSS; optionally where a step's time goes.
+ * The training/inference benchmark: this machine's float32 matmul peak and memory bandwidth through
+ * libtorch, then FLAVA train steps (forward + backward + AdamW, the production {@link TrainingStep}) and
+ * inference per padding mode, variant and batch size, with FLOP rates against the peak and peak RSS;
+ * optionally where a step's time and memory go.
+ *
+ * <p>Variants run side by side, each with its own model and optimizer, one after the other (the freed
+ * memory is returned to the system in between, so each peak RSS is that variant's own): {@code baseline}
+ * (the previous behaviour: AdamW as a decay pass plus libtorch's Adam op, gradients kept and zeroed),
+ * {@code default} (one-pass AdamW, gradients released after the step) and {@code checkpointing} (default
+ * plus activation checkpointing per transformer layer).
  */
 public final class TrainBench {
 
@@ -36,7 +48,12 @@ public final class TrainBench {
      * @param sweep dynamic-mode training batch sizes for a samples/s sweep (may be empty)
      */
     public record Options(FlavaConfig config, List<String> modes, List<Integer> batchSizes, List<Integer> sweep,
-            int repeats, int questionTokens, boolean skipTrain, boolean breakdown) {}
+            int repeats, int questionTokens, boolean skipTrain, boolean breakdown, List<String> variants) {}
+
+    /** The variants a bench can compare; see the class comment. */
+    public static final List<String> VARIANTS = List.of("baseline", "default", "checkpointing");
+
+    private double copyGbPerS;
 
     private final Options o;
     private final PrintStream out;
@@ -50,22 +67,33 @@ public final class TrainBench {
         out.printf("libtorch %s, %d intra-op threads, %d cores%n", Engine.getInstance().getVersion(), threads,
                 Runtime.getRuntime().availableProcessors());
         double peak = matmulPeak(manager);
-        out.printf("float32 matmul 2048x2048x2048: %.1f GFLOP/s (best of 5)%n%n", peak);
+        out.printf("float32 matmul 2048x2048x2048: %.1f GFLOP/s (best of 5)%n", peak);
+        copyGbPerS = copyBandwidth(manager);
+        out.printf("memory bandwidth, libtorch copy of 512 MiB: %.1f GB/s read + written (best of 5)%n%n", copyGbPerS);
         out.printf("model: %,d parameters%n%n", new FlavaForClassification(o.config()).parameterCount());
-        out.printf("%-9s %5s %5s %6s %9s %9s %10s %10s %9s %6s %8s%n", "mode", "batch", "text", "phase",
+        for (String v : o.variants()) {
+            if (!VARIANTS.contains(v)) {
+                throw new IllegalArgumentException("unknown variant " + v + " " + VARIANTS);
+            }
+        }
+        out.printf("%-9s %-13s %5s %5s %6s %9s %9s %10s %10s %9s %6s %8s%n", "mode", "variant", "batch", "text", "phase",
                 "s/step", "min s", "samples/s", "GFLOP/step", "GFLOP/s", "%peak", "peakRSS");
         for (String mode : o.modes()) {
-            runMode(manager, mode, o.batchSizes(), peak, !o.skipTrain());
+            for (String variant : o.variants()) {
+                runMode(manager, mode, variant, o.batchSizes(), peak, !o.skipTrain());
+            }
         }
         if (!o.sweep().isEmpty() && !o.skipTrain()) {
             out.println();
             out.println("dynamic-mode training sweep:");
-            runMode(manager, "dynamic", o.sweep(), peak, true);
+            for (String variant : o.variants()) {
+                runMode(manager, "dynamic", variant, o.sweep(), peak, true);
+            }
         }
     }
 
     /** One model (and optimizer) per mode, since masking the padding is part of the model's configuration. */
-    private void runMode(NDManager manager, String mode, List<Integer> batches, double peak, boolean train) {
+    private void runMode(NDManager manager, String mode, String variant, List<Integer> batches, double peak, boolean train) {
         Padding padding = switch (mode) {
             case "tutorial" -> Padding.FIXED;
             case "dynamic" -> Padding.DYNAMIC;
@@ -73,20 +101,28 @@ public final class TrainBench {
         };
         FlavaConfig cfg = o.config().copy();
         cfg.maskTextPaddingInMultimodal = padding.masksTextInMultimodal();
+        cfg.activationCheckpointing = variant.equals("checkpointing");
+        AdamW.Mode adamw = variant.equals("baseline") ? AdamW.Mode.BASELINE : AdamW.Mode.ONE_PASS;
+        // inference is the same in every variant: measured once, with the default one when it runs
+        boolean infer = variant.equals(o.variants().contains("default") ? "default" : o.variants().get(0));
+        NativeHeap.trim(); // the previous variant's freed memory back to the system: each peak is this variant's
         int textLen = padding == Padding.DYNAMIC ? o.questionTokens() : cfg.maxPositionEmbeddings;
         try (NDManager m = manager.newSubManager()) {
             FlavaForClassification model = FlavaForClassification.create(cfg, m);
-            try (AdamW optimizer = train ? new AdamW(model.namedParameters(), AdamW.Settings.torchDefaults(), m) : null) {
+            try (AdamW optimizer = train ? new AdamW(model.namedParameters(), AdamW.Settings.torchDefaults(), m, adamw) : null) {
                 for (int b : batches) {
                     Batch batch = batch(cfg, b, textLen);
                     if (train) {
                         TrainingStep step = new TrainingStep(model, optimizer, m);
                         resetPeakRss();
                         double[] t = time(() -> step.run(List.of(batch), 1e-5, 0, false, true));
-                        print(mode, b, textLen, "train", t, FlavaFlops.trainStep(cfg, b, textLen), peak);
+                        print(mode, variant, b, textLen, "train", t, FlavaFlops.trainStep(cfg, b, textLen), peak);
                         if (o.breakdown()) {
-                            breakdown(model, optimizer, m, batch);
+                            breakdown(model, optimizer, m, batch, step);
                         }
+                    }
+                    if (!infer) {
+                        continue;
                     }
                     model.setTraining(false);
                     resetPeakRss();
@@ -96,7 +132,7 @@ public final class TrainBench {
                             model.forward(in.image(), in.text(), null).logits().toFloatArray();
                         }
                     });
-                    print(mode, b, textLen, "infer", t, FlavaFlops.forward(cfg, b, textLen), peak);
+                    print(mode, variant, b, textLen, "infer", t, FlavaFlops.forward(cfg, b, textLen), peak);
                 }
             }
         }
@@ -123,15 +159,20 @@ public final class TrainBench {
         return new Batch(images, ids, textLen, labels, Collections.nCopies(batch, null), cfg.imageSize, cfg.imageSize, 0, 0);
     }
 
-    /** Median seconds of forward, backward and optimizer phases, and of each encoder's forward. */
-    private void breakdown(FlavaForClassification model, AdamW optimizer, NDManager manager, Batch batch) {
-        int n = Math.max(2, o.repeats());
+    /**
+     * Where a train step's time goes (forward, backward including recomputation, AdamW against the memory
+     * bandwidth, clearing gradients), where its memory goes (weights, gradients, moments, activations kept
+     * for backward per encoder, data, JVM heap, allocator slack), and each encoder's inference forward.
+     */
+    private void breakdown(FlavaForClassification model, AdamW optimizer, NDManager manager, Batch batch, TrainingStep step) {
+        int n = Math.max(1, o.repeats());
         double[][] t = new double[4][n];
-        long[] rss = new long[3];
+        long gradBytes = 0;
+        long slack = 0;
         model.setTraining(true);
         for (int i = 0; i < n; i++) {
-            try (ModelStep step = ModelStep.open(manager)) {
-                ModelStep.Inputs in = step.inputs(batch);
+            try (ModelStep s = ModelStep.open(manager)) {
+                ModelStep.Inputs in = s.inputs(batch);
                 long a;
                 long b;
                 try (GradientCollector gc = Engine.getInstance().newGradientCollector()) {
@@ -139,14 +180,13 @@ public final class TrainBench {
                     NDArray loss = model.forward(in.image(), in.text(), in.labels()).loss();
                     loss.getFloat();
                     b = System.nanoTime();
-                    rss[0] = Hardware.rssBytes();
-                    gc.backward(loss);
+                    model.backward(gc, loss);
                 }
                 long c = System.nanoTime();
-                rss[1] = Hardware.rssBytes();
+                gradBytes = gradientBytes(model);
+                slack = NativeHeap.stats().freeHeld();
                 optimizer.step(1e-5, 1.0);
                 long d = System.nanoTime();
-                rss[2] = Hardware.rssBytes();
                 optimizer.zeroGrad();
                 long e = System.nanoTime();
                 t[0][i] = (b - a) / 1e9;
@@ -155,16 +195,40 @@ public final class TrainBench {
                 t[3][i] = (e - d) / 1e9;
             }
         }
-        out.printf("    train step: forward %.3f s, backward %.3f s, AdamW %.3f s, zero grads %.3f s%n",
-                med(t[0]), med(t[1]), med(t[2]), med(t[3]));
-        out.printf("    RSS after forward %.2f GB, after backward %.2f GB, after AdamW %.2f GB (weights %.2f GB, grads %.2f GB, "
-                + "AdamW moments %.2f GB)%n", rss[0] / 1e9, rss[1] / 1e9, rss[2] / 1e9, model.parameterCount() * 4 / 1e9,
-                model.parameterCount() * 4 / 1e9, model.parameterCount() * 8 / 1e9);
+        double adamw = med(t[2]);
+        double floor = optimizer.bytesPerStep() / 1e9 / copyGbPerS;
+        out.printf("    train step: forward %.3f s, backward %.3f s, AdamW %.3f s (%.1f GB/s; bandwidth floor %.3f s, %.2fx), "
+                + "clear gradients %.3f s%n", med(t[0]), med(t[1]), adamw, optimizer.bytesPerStep() / 1e9 / adamw, floor,
+                adamw / floor, med(t[3]));
+
+        // peak of one whole step above what is resident before it: gradients + activations + temporaries
+        NativeHeap.trim();
+        long before = Hardware.rssBytes();
+        resetPeakRss();
+        step.run(List.of(batch), 1e-5, 0, false, true);
+        long stepPeak = Hardware.peakRssBytes() - before;
+
+        // activations kept for backward: allocator bytes in use after a recorded forward, per encoder
+        long image = keptByForward(model, manager, batch, RequiredEmbedding.IMAGE);
+        long text = keptByForward(model, manager, batch, RequiredEmbedding.TEXT);
+        long all = keptByForward(model, manager, batch, null);
+        long data = (long) batch.images().length * 4 + (long) batch.inputIds().length * 8 + batch.labels().length * 8L;
+        Runtime rt = Runtime.getRuntime();
+        long params = model.parameterCount();
+        out.printf("    memory (GB): weights %.2f, gradients %.2f (released after the step: %s), AdamW moments %.2f, "
+                + "activations kept for backward %.2f (image encoder %.2f, text encoder %.2f, multimodal encoder + head %.2f), "
+                + "data %.3f, JVM heap %.2f used / %.2f committed, allocator slack %.2f%n", params * 4 / 1e9, gradBytes / 1e9,
+                optimizer.mode() == AdamW.Mode.BASELINE ? "no" : "yes", params * 8 / 1e9, all / 1e9, image / 1e9, text / 1e9,
+                (all - image - text) / 1e9, data / 1e9, (rt.totalMemory() - rt.freeMemory()) / 1e9, rt.totalMemory() / 1e9,
+                slack / 1e9);
+        out.printf("    step peak above the resident state: %.2f GB (gradients %.2f + peak activations and temporaries %.2f)%n",
+                stepPeak / 1e9, gradBytes / 1e9, (stepPeak - gradBytes) / 1e9);
+
         model.setTraining(false);
         double[][] e = new double[3][n];
         for (int i = 0; i < n; i++) {
-            try (ModelStep step = ModelStep.open(manager)) {
-                ModelStep.Inputs in = step.unlabelled(batch);
+            try (ModelStep s = ModelStep.open(manager)) {
+                ModelStep.Inputs in = s.unlabelled(batch);
                 long a = System.nanoTime();
                 model.flava().forward(in.image(), null, RequiredEmbedding.IMAGE).image().hiddenBeforeNorm().getFloat(0, 0, 0);
                 long b = System.nanoTime();
@@ -180,6 +244,59 @@ public final class TrainBench {
         }
         out.printf("    inference forward: image encoder %.3f s, text encoder %.3f s, multimodal encoder (+projections) %.3f s%n",
                 med(e[0]), med(e[1]), med(e[2]));
+    }
+
+    /** Allocator bytes a recorded forward holds until the backward pass (IMAGE, TEXT or the whole model when null). */
+    private static long keptByForward(FlavaForClassification model, NDManager manager, Batch batch, RequiredEmbedding only) {
+        model.setTraining(true);
+        try (ModelStep s = ModelStep.open(manager)) {
+            ModelStep.Inputs in = s.inputs(batch);
+            try (GradientCollector gc = Engine.getInstance().newGradientCollector()) {
+                long before = NativeHeap.stats().inUse();
+                if (only == null) {
+                    model.forward(in.image(), in.text(), in.labels()).loss().getFloat();
+                } else {
+                    // libtorch runs eagerly on the CPU: the encoder's activations exist once forward returns
+                    model.flava().forward(only == RequiredEmbedding.IMAGE ? in.image() : null,
+                            only == RequiredEmbedding.TEXT ? in.text() : null, only);
+                }
+                return NativeHeap.stats().inUse() - before;
+            }
+        }
+    }
+
+    /** Bytes of the gradients that exist now. */
+    private static long gradientBytes(FlavaForClassification model) {
+        long bytes = 0;
+        for (Parameter p : model.namedParameters().values()) {
+            NDArray g = JniUtils.getGradient((PtNDArray) p.array());
+            if (g != null) {
+                bytes += g.size() * 4;
+                g.close();
+            }
+        }
+        return bytes;
+    }
+
+    /** Best-of-5 copy rate of a 512 MiB float32 tensor through libtorch ({@code dst[:] = src}), bytes read + written per second. */
+    static double copyBandwidth(NDManager manager) {
+        try (ModelStep step = ModelStep.open(manager)) {
+            long n = 128L << 20;
+            NDArray src = step.manager().ones(new Shape(n));
+            NDArray dst = step.manager().zeros(new Shape(n));
+            NDIndex all = new NDIndex(":");
+            double best = Double.MAX_VALUE;
+            for (int i = 0; i < 6; i++) {
+                long s = System.nanoTime();
+                dst.set(all, src); // libtorch's copy_ into existing memory: no allocation, no page faults
+                dst.getFloat(n - 1);
+                double dt = (System.nanoTime() - s) / 1e9;
+                if (i > 0) {
+                    best = Math.min(best, dt);
+                }
+            }
+            return 2.0 * n * 4 / best / 1e9;
+        }
     }
 
     static double med(double[] v) {
@@ -200,10 +317,11 @@ public final class TrainBench {
         return t;
     }
 
-    private void print(String mode, int batch, int textLen, String phase, double[] sorted, double flop, double peak) {
+    private void print(String mode, String variant, int batch, int textLen, String phase, double[] sorted, double flop,
+            double peak) {
         double median = sorted[sorted.length / 2];
         double gflops = flop / 1e9 / median;
-        out.printf("%-9s %5d %5d %6s %9.3f %9.3f %10.2f %10.1f %9.1f %5.0f%% %7.2fG%n", mode, batch, textLen,
+        out.printf("%-9s %-13s %5d %5d %6s %9.3f %9.3f %10.2f %10.1f %9.1f %5.0f%% %7.2fG%n", mode, variant, batch, textLen,
                 phase, median, sorted[0], batch / median, flop / 1e9, gflops, 100 * gflops / peak,
                 Hardware.peakRssBytes() / 1e9);
     }

@@ -36,8 +36,16 @@ public final class BenchCommand implements Callable<Integer> {
     @Option(names = "--skip-train", description = "inference only")
     boolean skipTrain;
 
-    @Option(names = "--breakdown", description = "also print where a train step's time goes: forward / backward / optimizer, and forward per encoder")
+    @Option(names = "--breakdown", description = "also print where a train step's time and memory go: forward / backward / "
+            + "AdamW (against the memory bandwidth), weights / gradients / moments / activations per encoder / JVM heap / "
+            + "allocator slack, and inference forward per encoder")
     boolean breakdown;
+
+    @Option(names = "--variants", split = ",", description = "side by side, each with its own model: baseline (the previous "
+            + "optimizer: decay pass + libtorch Adam op, gradients kept and zeroed), default (one-pass AdamW, gradients "
+            + "released after the step), checkpointing (default + activation checkpointing per transformer layer) "
+            + "(default: ${DEFAULT-VALUE})")
+    List<String> variants = List.of("default");
 
     @Mixin ModelOptions model = new ModelOptions();
     @Mixin EngineOptions engine = new EngineOptions();
@@ -46,7 +54,7 @@ public final class BenchCommand implements Callable<Integer> {
     public Integer call() throws Exception {
         int threads = engine.configureThreads();
         var options = new TrainBench.Options(model.load(), modes, batchSizes, sweep, repeats, questionTokens, skipTrain,
-                breakdown);
+                breakdown, variants);
         try (NDManager manager = NDManager.newBaseManager(engine.device())) {
             new TrainBench(options, System.out).run(manager, threads);
         }

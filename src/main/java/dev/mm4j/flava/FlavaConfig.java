@@ -74,6 +74,15 @@ public final class FlavaConfig {
     @JsonIgnore
     public boolean maskTextPaddingInMultimodal;
 
+    /**
+     * Whether training recomputes each transformer layer in the backward pass instead of keeping its
+     * activations ({@code nn.ActivationCheckpointing}): much less memory for about one more forward pass of
+     * the layers; outputs and gradients are the same. Not a TorchMultimodal kwarg: it follows from the run's
+     * {@code activation_checkpointing} setting and is not part of a saved model.
+     */
+    @JsonIgnore
+    public boolean activationCheckpointing;
+
     /** FLAVA's full size (the defaults) with {@code numClasses} answers. */
     public static FlavaConfig fullSize(int numClasses) {
         FlavaConfig c = new FlavaConfig();
@@ -174,6 +183,7 @@ public final class FlavaConfig {
         try {
             FlavaConfig c = fromJson(toJson());
             c.maskTextPaddingInMultimodal = maskTextPaddingInMultimodal;
+            c.activationCheckpointing = activationCheckpointing;
             return c;
         } catch (IOException e) {
             throw new IllegalStateException(e);

@@ -3,6 +3,7 @@ package dev.mm4j.flava;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.index.NDIndex;
+import ai.djl.training.GradientCollector;
 import dev.mm4j.nn.Activation;
 import dev.mm4j.nn.Linear;
 import dev.mm4j.nn.Mlp;
@@ -64,6 +65,15 @@ public final class FlavaForClassification extends Module {
     public Output forward(EncoderOutput image, NDArray text) {
         FlavaOutput out = model.forward(image, text);
         return new Output(classifier.forward(out.multimodal().lastHiddenState().get(new NDIndex(":, 0"))), null, out);
+    }
+
+    /**
+     * The backward pass of {@code loss} from this model's last forward, inside {@code gc}: gradients of every
+     * parameter, including the layers that ran checkpointed ({@link FlavaConfig#activationCheckpointing}).
+     */
+    public void backward(GradientCollector gc, NDArray loss) {
+        gc.backward(loss);
+        model.backwardCheckpointed();
     }
 
     public Output forward(NDArray image, NDArray text, NDArray labels) {

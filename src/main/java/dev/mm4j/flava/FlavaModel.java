@@ -5,6 +5,7 @@ import ai.djl.ndarray.NDArrays;
 import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
+import dev.mm4j.nn.ActivationCheckpointing;
 import dev.mm4j.nn.Linear;
 import dev.mm4j.nn.Module;
 
@@ -25,12 +26,14 @@ public final class FlavaModel extends Module {
     private final Linear textProjection;
     private final Linear imageProjection;
     private final boolean maskTextPaddingInMultimodal;
+    private final ActivationCheckpointing checkpointing;
 
     public FlavaModel(FlavaConfig c) {
         this.maskTextPaddingInMultimodal = c.maskTextPaddingInMultimodal;
-        this.imageEncoder = child("image_encoder", new ImageEncoder(c));
-        this.textEncoder = child("text_encoder", new TextEncoder(c));
-        this.mmEncoder = child("mm_encoder", new MultimodalEncoder(c));
+        this.checkpointing = c.activationCheckpointing ? new ActivationCheckpointing() : null;
+        this.imageEncoder = child("image_encoder", new ImageEncoder(c, checkpointing));
+        this.textEncoder = child("text_encoder", new TextEncoder(c, checkpointing));
+        this.mmEncoder = child("mm_encoder", new MultimodalEncoder(c, checkpointing));
         this.imageToMmProjection = child("image_to_mm_projection",
                 Linear.torchDefault(c.imageHiddenSize, c.multimodalHiddenSize));
         this.textToMmProjection = child("text_to_mm_projection",
@@ -49,6 +52,9 @@ public final class FlavaModel extends Module {
         if (required == null) {
             required = image != null && text != null ? RequiredEmbedding.MM
                     : image != null ? RequiredEmbedding.IMAGE : RequiredEmbedding.TEXT;
+        }
+        if (checkpointing != null) {
+            checkpointing.clear(); // one forward, then at most one backward()
         }
         EncoderOutput img = image != null && required != RequiredEmbedding.TEXT ? imageEncoder.forward(image) : null;
         EncoderOutput txt = text != null && required != RequiredEmbedding.IMAGE ? textEncoder.forward(text) : null;
@@ -86,6 +92,17 @@ public final class FlavaModel extends Module {
                 imageToMmProjection.forward(img.hiddenBeforeNorm()),
                 textToMmProjection.forward(txt.hiddenBeforeNorm())), 1);
         return mmEncoder.forward(fused, maskTextPaddingInMultimodal ? multimodalMask(img, text) : null);
+    }
+
+    /**
+     * With activation checkpointing, the rest of the backward pass after the loss's ({@code
+     * gc.backward(loss)}): recomputes the checkpointed layers and back-propagates through them. A no-op
+     * without checkpointing, or when the forward did not record (outside a gradient collector).
+     */
+    public void backwardCheckpointed() {
+        if (checkpointing != null) {
+            checkpointing.backward();
+        }
     }
 
     /** Additive mask over [mm CLS, image tokens, text tokens] that hides text padding. */

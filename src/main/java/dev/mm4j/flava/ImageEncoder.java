@@ -4,6 +4,7 @@ import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDArrays;
 import ai.djl.ndarray.NDList;
 import dev.mm4j.nn.Activation;
+import dev.mm4j.nn.ActivationCheckpointing;
 import dev.mm4j.nn.Conv2d;
 import dev.mm4j.nn.Init;
 import dev.mm4j.nn.LayerNorm;
@@ -18,11 +19,12 @@ public final class ImageEncoder extends Module {
     private final TransformerEncoder encoder;
     private final LayerNorm layernorm;
 
-    public ImageEncoder(FlavaConfig c) {
+    /** @param checkpointing shared by the model's encoders when layers are checkpointed, else null */
+    public ImageEncoder(FlavaConfig c, ActivationCheckpointing checkpointing) {
         this.embeddings = child("embeddings", new Embeddings(c));
         this.encoder = child("encoder", new TransformerEncoder(c.imageNumHiddenLayers, c.imageHiddenSize,
                 c.imageNumAttentionHeads, c.imageIntermediateSize, Activation.GELU, c.imageLayerNormEps,
-                c.initializerRange));
+                c.initializerRange, checkpointing));
         this.layernorm = child("layernorm", new LayerNorm(c.imageHiddenSize, c.imageLayerNormEps));
         child("pooler", new Pooler(c.imageHiddenSize, c.initializerRange));
     }

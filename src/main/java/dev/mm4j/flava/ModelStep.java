@@ -1,10 +1,16 @@
 package dev.mm4j.flava;
 
+import ai.djl.Device;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.NDScope;
+import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
+import ai.djl.pytorch.engine.PtNDArray;
+import ai.djl.pytorch.engine.PtNDManager;
+import ai.djl.pytorch.jni.JniUtils;
 import dev.mm4j.data.Batch;
+import java.nio.ByteBuffer;
 
 /**
  * The native memory of one model step: a training step, an evaluation batch, a served batch or a
@@ -13,7 +19,7 @@ import dev.mm4j.data.Batch;
  * activations, gradients' temporaries, logits — belongs to it and is freed when it closes. This is the
  * one owner of per-step memory in the project; nothing else opens scopes around model calls.
  *
- * <p>Why inputs are copied: DJL's {@code manager.create(javaArray)} wraps a Java direct buffer that only
+ * <p>Why inputs are copied into libtorch's memory (on the CPU written straight into a fresh tensor): DJL's {@code manager.create(javaArray)} wraps a Java direct buffer that only
  * the Java wrapper keeps alive, while autograd may keep the tensor for the backward pass (gather keeps the
  * labels, the patch convolution the image); after a GC the backward pass would read freed memory. A copy
  * made by libtorch lives as long as any tensor refers to it. For the same reason, model code makes its
@@ -62,17 +68,46 @@ public final class ModelStep implements AutoCloseable {
 
     /** {@code n} images, NCHW floats with 3 channels of {@code height x width}. */
     public NDArray images(float[] pixels, int n, int height, int width) {
-        return nativeCopy(manager.create(pixels, new Shape(n, 3, height, width)));
+        Shape shape = new Shape(n, 3, height, width);
+        if (onCpu()) {
+            NDArray t = manager.create(shape, DataType.FLOAT32);
+            memory(t).asFloatBuffer().put(pixels);
+            return t;
+        }
+        return nativeCopy(manager.create(pixels, shape));
     }
 
     /** {@code n} rows of {@code length} token ids, row-major, 0 = padding. */
     public NDArray tokens(long[] ids, int n, int length) {
-        return nativeCopy(manager.create(ids, new Shape(n, length)));
+        return int64(ids, new Shape(n, length));
     }
 
     /** Class ids, one per sample. */
     public NDArray labels(long[] labels) {
-        return nativeCopy(manager.create(labels, new Shape(labels.length)));
+        return int64(labels, new Shape(labels.length));
+    }
+
+    private NDArray int64(long[] values, Shape shape) {
+        if (onCpu()) {
+            NDArray t = manager.create(shape, DataType.INT64);
+            memory(t).asLongBuffer().put(values);
+            return t;
+        }
+        return nativeCopy(manager.create(values, shape));
+    }
+
+    private boolean onCpu() {
+        return manager.getDevice().equals(Device.cpu()) && manager instanceof PtNDManager;
+    }
+
+    /**
+     * The memory of a fresh contiguous CPU tensor made by libtorch, seen directly (no copy): host data is
+     * written into it once, and no Java direct buffer is made. (DJL's {@code create(javaArray)} allocates
+     * a direct buffer per call, off the Java heap and freed only by a garbage collection, which a training
+     * loop that allocates little on the heap seldom triggers: the process grew by the inputs of every step.)
+     */
+    private static ByteBuffer memory(NDArray fresh) {
+        return JniUtils.getByteBuffer((PtNDArray) fresh, true);
     }
 
     /**

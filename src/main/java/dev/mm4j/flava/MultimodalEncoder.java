@@ -4,6 +4,7 @@ import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDArrays;
 import ai.djl.ndarray.NDList;
 import dev.mm4j.nn.Activation;
+import dev.mm4j.nn.ActivationCheckpointing;
 import dev.mm4j.nn.Init;
 import dev.mm4j.nn.LayerNorm;
 import dev.mm4j.nn.Module;
@@ -17,11 +18,12 @@ public final class MultimodalEncoder extends Module {
     private final TransformerEncoder encoder;
     private final LayerNorm layernorm;
 
-    public MultimodalEncoder(FlavaConfig c) {
+    /** @param checkpointing shared by the model's encoders when layers are checkpointed, else null */
+    public MultimodalEncoder(FlavaConfig c, ActivationCheckpointing checkpointing) {
         this.clsToken = parameter("cls_token", Init.zeros(), 1, 1, c.multimodalHiddenSize);
         this.encoder = child("encoder", new TransformerEncoder(c.multimodalNumHiddenLayers, c.multimodalHiddenSize,
                 c.multimodalNumAttentionHeads, c.multimodalIntermediateSize, Activation.GELU,
-                c.multimodalLayerNormEps, c.initializerRange));
+                c.multimodalLayerNormEps, c.initializerRange, checkpointing));
         this.layernorm = child("layernorm", new LayerNorm(c.multimodalHiddenSize, c.multimodalLayerNormEps));
         child("pooler", new Pooler(c.multimodalHiddenSize, c.initializerRange));
     }

@@ -4,6 +4,7 @@ import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
 import dev.mm4j.nn.Activation;
+import dev.mm4j.nn.ActivationCheckpointing;
 import dev.mm4j.nn.Embedding;
 import dev.mm4j.nn.LayerNorm;
 import dev.mm4j.nn.Module;
@@ -17,11 +18,12 @@ public final class TextEncoder extends Module {
     private final LayerNorm layernorm;
     private final int padTokenId;
 
-    public TextEncoder(FlavaConfig c) {
+    /** @param checkpointing shared by the model's encoders when layers are checkpointed, else null */
+    public TextEncoder(FlavaConfig c, ActivationCheckpointing checkpointing) {
         this.embeddings = child("embeddings", new Embeddings(c));
         this.encoder = child("encoder", new TransformerEncoder(c.textNumHiddenLayers, c.textHiddenSize,
                 c.textNumAttentionHeads, c.textIntermediateSize, Activation.GELU, c.textLayerNormEps,
-                c.initializerRange));
+                c.initializerRange, checkpointing));
         this.layernorm = child("layernorm", new LayerNorm(c.textHiddenSize, c.textLayerNormEps));
         child("pooler", new Pooler(c.textHiddenSize, c.initializerRange));
         this.padTokenId = c.padTokenId;

@@ -39,7 +39,10 @@ public final class MultiHeadAttention extends Module {
         // a Java buffer and frees it right after the call, while autograd keeps it for the backward pass.
         // Scaling q (B,H,L,Dh) costs L/Dh times less than scaling the scores (B,H,L,L).
         NDArray scaleTensor = x.getManager().full(new Shape(), scale, x.getDataType());
-        NDArray q = splitHeads(query.forward(x), b, l).mul(scaleTensor);
+        NDArray projected = query.forward(x);
+        NDArray q = splitHeads(projected, b, l).mul(scaleTensor);
+        // the unscaled projection is not saved for the backward pass (only the scale is): free it now
+        projected.close();
         NDArray k = splitHeads(key.forward(x), b, l);
         NDArray v = splitHeads(value.forward(x), b, l);
         NDArray scores = q.matMul(k.transpose(0, 1, 3, 2));

@@ -69,6 +69,21 @@ public final class Parameter {
         array.setRequiresGradient(true);
     }
 
+    /**
+     * Drops the gradient (PyTorch's {@code p.grad = None}): the array is replaced by an alias of the same
+     * memory without one, so the gradient's memory is freed once nothing refers to the old array (the
+     * step's autograd graph refers to it until the step closes). The next backward pass allocates a fresh
+     * gradient instead of adding into zeros.
+     */
+    public void releaseGradient() {
+        NDArray old = array();
+        NDArray alias = old.stopGradient(); // libtorch detach(): same storage, no autograd state
+        NDScope.unregister(alias); // owned by the model, not by an enclosing step scope
+        alias.setRequiresGradient(true);
+        array = alias;
+        old.close();
+    }
+
     public long size() {
         return shape.size();
     }

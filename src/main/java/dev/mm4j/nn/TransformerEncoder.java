@@ -7,9 +7,12 @@ import java.util.List;
 /** A stack of {@link TransformerEncoderLayer}s, named {@code layer.0 ... layer.N-1}. */
 public final class TransformerEncoder extends Module {
     private final List<TransformerEncoderLayer> layers = new ArrayList<>();
+    private final ActivationCheckpointing checkpointing;
 
+    /** @param checkpointing where the layers record when checkpointed, or null to keep all activations */
     public TransformerEncoder(int numLayers, long dim, int heads, long intermediate, Activation activation,
-            double eps, double initStd) {
+            double eps, double initStd, ActivationCheckpointing checkpointing) {
+        this.checkpointing = checkpointing;
         LayerList list = child("layer", new LayerList());
         for (int i = 0; i < numLayers; i++) {
             layers.add(list.add(i, new TransformerEncoderLayer(dim, heads, intermediate, activation, eps, initStd)));
@@ -18,6 +21,9 @@ public final class TransformerEncoder extends Module {
 
     /** Returns the last layer's output (before any final layer norm). */
     public NDArray forward(NDArray x, NDArray additiveMask) {
+        if (checkpointing != null && checkpointing.recording()) {
+            return checkpointing.forward(layers, x, additiveMask);
+        }
         NDArray h = x;
         for (TransformerEncoderLayer layer : layers) {
             h = layer.forward(h, additiveMask);

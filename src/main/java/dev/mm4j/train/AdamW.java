@@ -1,5 +1,6 @@
 package dev.mm4j.train;
 
+import ai.djl.Device;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDArrays;
 import ai.djl.ndarray.NDList;
@@ -10,15 +11,26 @@ import ai.djl.pytorch.jni.JniUtils;
 import dev.mm4j.checkpoint.HostTensor;
 import dev.mm4j.checkpoint.StateDict;
 import dev.mm4j.nn.Parameter;
+import java.nio.FloatBuffer;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.concurrent.ForkJoinPool;
+import java.util.stream.IntStream;
 
 /**
- * {@code torch.optim.AdamW}: decoupled weight decay, bias-corrected moments, applied to every
- * parameter. Each parameter's update is one fused libtorch call (decay, both moments and the step,
- * in place), so the optimizer over FLAVA's 245M parameters costs a few whole-tensor passes.
+ * {@code torch.optim.AdamW}: decoupled weight decay, bias-corrected moments, applied to every parameter
+ * that has a gradient (like PyTorch, a parameter whose gradient is none is skipped).
+ *
+ * <p>On the CPU the update is one pass over memory: each parameter's weight, gradient and both moments
+ * are read once and the weight and moments written once (7 x 4 bytes per parameter, the floor for
+ * AdamW), in place in libtorch's memory, the weight decay folded into the same pass, on as many threads
+ * as cores. libtorch's per-op path (a decay pass, then DJL's Adam op: a gradient copy and about ten more
+ * whole-tensor passes) is kept for other devices and as {@link Mode#BASELINE}, the benchmark's "before".
+ *
+ * <p>Gradients are released after each step ({@link #zeroGrad()}, PyTorch's {@code set_to_none}), so they
+ * exist only between a backward pass and the update and the first backward writes them without a read.
  */
 public final class AdamW implements AutoCloseable {
 
@@ -29,16 +41,33 @@ public final class AdamW implements AutoCloseable {
         }
     }
 
+    /**
+     * ONE_PASS: the one-pass update and gradients released after the step (the default). BASELINE: the
+     * previous behaviour, for side-by-side benchmarks: a decay pass plus DJL's Adam op per parameter, and
+     * gradients kept allocated and zeroed between steps.
+     */
+    public enum Mode { ONE_PASS, BASELINE }
+
     private record Slot(String name, Parameter param, NDArray expAvg, NDArray expAvgSq) {}
+
+    /** Elements per task of the one-pass update: large enough to amortize scheduling, small enough to balance. */
+    private static final int BLOCK = 1 << 16;
 
     private final List<Slot> slots = new ArrayList<>();
     private final NDManager stateManager;
     private final Settings settings;
+    private final Mode mode;
+    private final ForkJoinPool pool;
     private long step;
 
     /** @param manager parent of the optimizer's state (moments live on its device) */
     public AdamW(Map<String, Parameter> params, Settings settings, NDManager manager) {
+        this(params, settings, manager, Mode.ONE_PASS);
+    }
+
+    public AdamW(Map<String, Parameter> params, Settings settings, NDManager manager, Mode mode) {
         this.settings = settings;
+        this.mode = mode;
         this.stateManager = manager.newSubManager();
         params.forEach((name, p) -> {
             NDArray m = stateManager.zeros(p.shape());
@@ -46,15 +75,26 @@ public final class AdamW implements AutoCloseable {
             NDScope.unregister(m, v);
             slots.add(new Slot(name, p, m, v));
         });
+        boolean onePass = mode == Mode.ONE_PASS && manager.getDevice().equals(Device.cpu());
+        this.pool = onePass ? new ForkJoinPool(Math.max(1, Runtime.getRuntime().availableProcessors())) : null;
     }
 
     public Settings settings() {
         return settings;
     }
 
+    public Mode mode() {
+        return mode;
+    }
+
     /** Steps taken so far (PyTorch's {@code state['step']}). */
     public long stepCount() {
         return step;
+    }
+
+    /** Bytes one step reads and writes at the least: weight, gradient, two moments read; weight, moments written. */
+    public long bytesPerStep() {
+        return 7L * 4 * slots.stream().mapToLong(s -> s.param.size()).sum();
     }
 
     /**
@@ -66,26 +106,89 @@ public final class AdamW implements AutoCloseable {
         double bc1 = 1 - Math.pow(settings.beta1, step);
         double bc2 = 1 - Math.pow(settings.beta2, step);
         double sqrtBc2 = Math.sqrt(bc2);
-        // PyTorch's AdamW:  w *= 1 - lr*wd;  m, v moments;  w -= (lr/bc1) * m / (sqrt(v)/sqrt(bc2) + eps).
-        // The decay is one in-place pass here; libtorch's fused Adam update (run without its own decay) then
-        // computes  w -= m * a / (sqrt(v) + e)  with a = lr*sqrt(bc2)/bc1 and e = eps*sqrt(bc2): the same
-        // arithmetic, term by term, in one call per parameter.
+        // PyTorch's AdamW:  w *= 1 - lr*wd;  m, v moments;  w -= (lr/bc1) * m / (sqrt(v)/sqrt(bc2) + eps),
+        // computed as  w = w*decay - m * a / (sqrt(v) + e)  with a = lr*sqrt(bc2)/bc1 and e = eps*sqrt(bc2).
         float a = (float) (lr * sqrtBc2 / bc1);
         float e = (float) (settings.eps * sqrtBc2);
         float decay = (float) (1 - lr * settings.weightDecay);
         boolean gradMode = JniUtils.isGradMode();
         JniUtils.setGradMode(false); // an update is not part of any graph, even when called inside a collector
         try {
-            update(a, e, decay, lr, gradScale);
+            if (pool != null) {
+                onePass(a, e, decay, (float) gradScale);
+            } else {
+                libtorchOps(a, e, decay, lr, gradScale);
+            }
         } finally {
             JniUtils.setGradMode(gradMode);
         }
     }
 
-    private void update(float a, float e, float decay, double lr, double gradScale) {
+    /** The gradient of {@code w}, or null when none (PyTorch's {@code p.grad is None}). */
+    private static NDArray gradient(NDArray w) {
+        if (w instanceof PtNDArray pt) {
+            return JniUtils.getGradient(pt); // null when undefined (DJL's getGradient would make zeros)
+        }
+        return w.getGradient();
+    }
+
+    /** One read of w, g, m, v and one write of w, m, v per element, in blocks over the pool's threads. */
+    private void onePass(float a, float e, float decay, float scale) {
+        List<FloatBuffer[]> buffers = new ArrayList<>();
+        List<long[]> blocks = new ArrayList<>(); // {buffers index, start, end}
+        List<NDArray> grads = new ArrayList<>();
         for (Slot s : slots) {
             NDArray w = s.param.array();
-            NDArray g = w.getGradient();
+            NDArray g = gradient(w);
+            if (g == null) {
+                continue;
+            }
+            grads.add(g);
+            // Direct views of libtorch's memory: parameters, moments and gradients are contiguous CPU tensors
+            // (made so by libtorch), for which DJL returns the tensor's own memory, not a copy.
+            FloatBuffer[] b = {view(w), view(g), view(s.expAvg), view(s.expAvgSq)};
+            int idx = buffers.size();
+            buffers.add(b);
+            long n = s.param.size();
+            for (long start = 0; start < n; start += BLOCK) {
+                blocks.add(new long[] {idx, start, Math.min(n, start + BLOCK)});
+            }
+        }
+        float b1 = (float) settings.beta1;
+        float b2 = (float) settings.beta2;
+        float c1 = 1 - b1;
+        float c2 = 1 - b2;
+        try {
+            pool.submit(() -> IntStream.range(0, blocks.size()).parallel().forEach(i -> {
+                long[] blk = blocks.get(i);
+                FloatBuffer[] b = buffers.get((int) blk[0]);
+                FloatBuffer w = b[0];
+                FloatBuffer g = b[1];
+                FloatBuffer m = b[2];
+                FloatBuffer v = b[3];
+                for (int j = (int) blk[1], end = (int) blk[2]; j < end; j++) {
+                    float gj = g.get(j) * scale;
+                    float mj = b1 * m.get(j) + c1 * gj;
+                    float vj = b2 * v.get(j) + c2 * gj * gj;
+                    m.put(j, mj);
+                    v.put(j, vj);
+                    w.put(j, w.get(j) * decay - a * mj / ((float) Math.sqrt(vj) + e));
+                }
+            })).join();
+        } finally {
+            grads.forEach(NDArray::close);
+        }
+    }
+
+    private static FloatBuffer view(NDArray array) {
+        return JniUtils.getByteBuffer((PtNDArray) array, true).asFloatBuffer();
+    }
+
+    /** The previous path: one in-place decay pass, then DJL's Adam op (run without its own decay). */
+    private void libtorchOps(float a, float e, float decay, double lr, double gradScale) {
+        for (Slot s : slots) {
+            NDArray w = s.param.array();
+            NDArray g = gradient(w);
             if (g == null) {
                 continue;
             }
@@ -104,11 +207,17 @@ public final class AdamW implements AutoCloseable {
         try (NDManager tmp = stateManager.newSubManager()) {
             NDList norms = new NDList();
             for (Slot s : slots) {
-                NDArray g = s.param.array().getGradient();
+                NDArray g = gradient(s.param.array());
+                if (g == null) {
+                    continue;
+                }
                 NDArray n = g.norm();
                 n.attach(tmp);
                 g.close();
                 norms.add(n);
+            }
+            if (norms.isEmpty()) {
+                return 0;
             }
             NDArray total = NDArrays.stack(norms).norm();
             total.attach(tmp);
@@ -116,16 +225,16 @@ public final class AdamW implements AutoCloseable {
         }
     }
 
-    /** Sets every gradient to zero (gradients accumulate over backward calls otherwise). */
+    /**
+     * Clears every gradient (gradients accumulate over backward calls otherwise): releases them, like
+     * PyTorch's {@code zero_grad()} (set_to_none), or in {@link Mode#BASELINE} sets them to zero and keeps them.
+     */
     public void zeroGrad() {
         for (Slot s : slots) {
-            NDArray w = s.param.array();
-            if (w instanceof PtNDArray pt) {
+            if (mode == Mode.BASELINE && s.param.array() instanceof PtNDArray pt) {
                 JniUtils.zeroGrad(pt);
             } else {
-                NDArray g = w.getGradient();
-                g.subi(g);
-                g.close();
+                s.param.releaseGradient();
             }
         }
     }
@@ -156,6 +265,9 @@ public final class AdamW implements AutoCloseable {
 
     @Override
     public void close() {
+        if (pool != null) {
+            pool.shutdown();
+        }
         stateManager.close();
     }
 }

@@ -78,6 +78,11 @@ public final class FinetuneSettings {
     public double maxGradNorm = 0;
     /** Train mode (classifier dropout active), as in the tutorial. */
     public boolean dropout = true;
+    /**
+     * Recompute each transformer layer in the backward pass instead of keeping its activations: much less
+     * memory (room for larger batches) for about one more forward pass of the layers; same numbers.
+     */
+    public boolean activationCheckpointing = false;
     public long seed = 0;
     public int threads = 0;
     public String device;
@@ -252,6 +257,7 @@ public final class FinetuneSettings {
             c.numClasses = vocabSize;
         }
         c.maskTextPaddingInMultimodal = padding.masksTextInMultimodal();
+        c.activationCheckpointing = activationCheckpointing;
         return c.validate();
     }
 

@@ -59,7 +59,7 @@ public final class TrainingStep {
                         optimizer.zeroGrad();
                         return new Result(value, Double.NaN, false);
                     }
-                    gc.backward(loss);
+                    model.backward(gc, loss);
                 }
             }
             double norm = maxGradNorm > 0 || measureNorm ? optimizer.gradNorm() : Double.NaN;

@@ -1,0 +1,113 @@
+package dev.mm4j.nn;
+
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDScope;
+import ai.djl.pytorch.engine.PtNDArray;
+import ai.djl.pytorch.jni.JniUtils;
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * Activation checkpointing per transformer layer ({@code torch.utils.checkpoint}, built from what DJL
+ * offers): while gradients are recorded, each layer runs without recording, and only its input is kept;
+ * {@link #backward()}, called after the loss's backward pass, goes through the layers in reverse, runs
+ * each one again with recording on its kept input (a leaf that requires a gradient) and back-propagates
+ * the gradient of its output into the layer's parameters and its input. Peak activation memory drops to
+ * the layers' inputs plus one layer's activations, for about one more forward pass of the layers.
+ *
+ * <p>One instance serves a whole model: the encoders record into it in forward order, so going through
+ * it in reverse also carries gradients from one encoder into the next ({@code Bridge}: an encoder's
+ * first input is a node of the recorded graph, e.g. the embeddings, which is back-propagated once its
+ * gradient is known). Recomputation is exact: the layers are deterministic (encoder dropout is 0).
+ *
+ * <p>Memory: each layer's no-grad forward and each recomputation run in their own {@link NDScope}, so
+ * their intermediates are freed at once instead of at the end of the step; kept inputs belong to the step.
+ */
+public final class ActivationCheckpointing {
+
+    private sealed interface Entry permits Bridge, Layer {}
+
+    /** {@code leaf} is a detached copy of {@code graphOutput} (a recorded node) that the first layer ran on. */
+    private record Bridge(NDArray graphOutput, NDArray leaf) implements Entry {}
+
+    /** A layer that ran on {@code input} (a leaf) and gave {@code output} (a leaf, the next layer's input). */
+    private record Layer(TransformerEncoderLayer layer, NDArray input, NDArray mask, NDArray output, boolean last)
+            implements Entry {}
+
+    private final List<Entry> tape = new ArrayList<>();
+
+    /** True while gradients are recorded (inside a gradient collector): layers then run checkpointed. */
+    public boolean recording() {
+        return JniUtils.isGradMode();
+    }
+
+    /** Forgets what an earlier forward recorded (its arrays belong to a step that has ended or will end). */
+    public void clear() {
+        tape.clear();
+    }
+
+    /** Runs {@code layers} on {@code x} checkpointed; returns the last output, a leaf that requires a gradient. */
+    NDArray forward(List<TransformerEncoderLayer> layers, NDArray x, NDArray mask) {
+        NDArray in = x.stopGradient();
+        in.setRequiresGradient(true);
+        tape.add(new Bridge(x, in));
+        for (int i = 0; i < layers.size(); i++) {
+            TransformerEncoderLayer layer = layers.get(i);
+            NDArray out;
+            JniUtils.setGradMode(false);
+            try (NDScope scope = new NDScope()) {
+                out = layer.forward(in, mask);
+                NDScope.unregister(out); // stays with the step's manager; everything else made here is freed now
+            } finally {
+                JniUtils.setGradMode(true);
+            }
+            out.setRequiresGradient(true);
+            tape.add(new Layer(layer, in, mask, out, i == layers.size() - 1));
+            in = out;
+        }
+        return in;
+    }
+
+    /**
+     * Back-propagates through everything recorded since the last forward, in reverse: call it after the
+     * loss's backward pass, inside the same gradient collector. Parameter gradients accumulate as they do
+     * over micro-batches.
+     */
+    public void backward() {
+        try {
+            for (int i = tape.size() - 1; i >= 0; i--) {
+                Entry e = tape.get(i);
+                if (e instanceof Layer l) {
+                    NDArray gradOut = JniUtils.getGradient((PtNDArray) l.output());
+                    if (gradOut != null) {
+                        try (NDScope scope = new NDScope()) {
+                            NDArray out = l.layer().forward(l.input(), l.mask());
+                            JniUtils.backward((PtNDArray) out, (PtNDArray) gradOut, false, false);
+                        }
+                        gradOut.close();
+                    }
+                    if (!l.last()) {
+                        l.output().close(); // an inner leaf: its value and gradient are no longer needed
+                    }
+                } else if (e instanceof Bridge b) {
+                    NDArray grad = JniUtils.getGradient((PtNDArray) b.leaf());
+                    if (grad != null && recorded(b.graphOutput())) {
+                        JniUtils.backward((PtNDArray) b.graphOutput(), (PtNDArray) grad, false, false);
+                    }
+                    if (grad != null) {
+                        grad.close();
+                    }
+                    b.leaf().close();
+                }
+            }
+        } finally {
+            tape.clear();
+        }
+    }
+
+    /** Whether {@code x} is a node of the recorded graph (DJL's requiresGradient reports only leaves). */
+    private static boolean recorded(NDArray x) {
+        String fn = JniUtils.getGradientFunctionNames((PtNDArray) x);
+        return fn != null && !fn.isEmpty();
+    }
+}

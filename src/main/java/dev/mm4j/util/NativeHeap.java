@@ -1,0 +1,69 @@
+package dev.mm4j.util;
+
+import com.sun.jna.Library;
+import com.sun.jna.Native;
+import com.sun.jna.Structure;
+
+/**
+ * glibc's allocator, where libtorch's CPU tensors live: how many bytes are in use, how many it holds
+ * freed without returning them to the system, and a way to return them ({@code malloc_trim}). On other
+ * C libraries (or systems) every figure is -1 and {@link #trim()} does nothing.
+ */
+public final class NativeHeap {
+    private NativeHeap() {}
+
+    /** Bytes allocated and in use, and bytes freed but still held by the allocator (its slack). */
+    public record Stats(long inUse, long freeHeld) {
+        static final Stats UNKNOWN = new Stats(-1, -1);
+    }
+
+    /** glibc's {@code struct mallinfo2} (2.33+): all size_t. */
+    @Structure.FieldOrder({"arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks",
+            "fordblks", "keepcost"})
+    public static class MallInfo2 extends Structure implements Structure.ByValue {
+        public long arena;
+        public long ordblks;
+        public long smblks;
+        public long hblks;
+        public long hblkhd;
+        public long usmblks;
+        public long fsmblks;
+        public long uordblks;
+        public long fordblks;
+        public long keepcost;
+    }
+
+    interface LibC extends Library {
+        MallInfo2 mallinfo2();
+
+        int malloc_trim(long pad);
+    }
+
+    private static final LibC LIBC = load();
+
+    private static LibC load() {
+        try {
+            LibC c = Native.load("c", LibC.class);
+            c.mallinfo2(); // absent before glibc 2.33 / outside glibc
+            return c;
+        } catch (Throwable e) {
+            return null;
+        }
+    }
+
+    /** Current statistics over all of the allocator's arenas and its mmapped blocks. */
+    public static Stats stats() {
+        if (LIBC == null) {
+            return Stats.UNKNOWN;
+        }
+        MallInfo2 m = LIBC.mallinfo2();
+        return new Stats(m.uordblks + m.hblkhd, m.fordblks);
+    }
+
+    /** Returns the freed memory the allocator holds to the system ({@code malloc_trim(0)}). */
+    public static void trim() {
+        if (LIBC != null) {
+            LIBC.malloc_trim(0);
+        }
+    }
+}

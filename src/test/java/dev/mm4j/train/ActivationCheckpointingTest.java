@@ -1,0 +1,114 @@
+package dev.mm4j.train;
+
+import static org.junit.jupiter.api.Assertions.*;
+
+import ai.djl.engine.Engine;
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDManager;
+import ai.djl.pytorch.engine.PtNDArray;
+import ai.djl.pytorch.jni.JniUtils;
+import ai.djl.training.GradientCollector;
+import dev.mm4j.data.Batch;
+import dev.mm4j.flava.FlavaConfig;
+import dev.mm4j.flava.FlavaForClassification;
+import dev.mm4j.flava.ModelStep;
+import dev.mm4j.nn.Parameter;
+import java.util.List;
+import java.util.Map;
+import java.util.Random;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
+
+/**
+ * Activation checkpointing changes memory and time, never numbers: the same weights give the same loss and
+ * the same gradient for every parameter (within 1e-6 of each tensor's largest magnitude) with and without
+ * it, with the text padding attended (the reference) or masked, and over optimizer steps with accumulation.
+ */
+class ActivationCheckpointingTest {
+    static final double REL = 1e-6;
+
+    /** Two models with the same weights: without and with checkpointing. */
+    static FlavaForClassification[] pair(NDManager m, boolean maskPadding) throws Exception {
+        FlavaConfig c = TrainingStepTest.small();
+        c.maskTextPaddingInMultimodal = maskPadding;
+        FlavaForClassification plain = FlavaForClassification.create(c, m);
+        FlavaConfig cc = c.copy();
+        cc.activationCheckpointing = true;
+        assertTrue(cc.activationCheckpointing && !c.activationCheckpointing);
+        FlavaForClassification checkpointed = FlavaForClassification.create(cc, m);
+        Map<String, Parameter> to = checkpointed.namedParameters();
+        plain.namedParameters().forEach((n, p) -> to.get(n).copyFrom(p.array()));
+        return new FlavaForClassification[] {plain, checkpointed};
+    }
+
+    @ParameterizedTest
+    @ValueSource(booleans = {false, true})
+    void lossAndEveryGradientEqualThoseWithoutCheckpointing(boolean maskPadding) throws Exception {
+        try (NDManager m = NDManager.newBaseManager()) {
+            FlavaForClassification[] models = pair(m, maskPadding);
+            Batch batch = TrainingStepTest.batch(new Random(3), 3, 12);
+            double[] loss = new double[2];
+            for (int k = 0; k < 2; k++) {
+                models[k].setTraining(false);
+                try (ModelStep step = ModelStep.open(m)) {
+                    ModelStep.Inputs in = step.inputs(batch);
+                    try (GradientCollector gc = Engine.getInstance().newGradientCollector()) {
+                        NDArray l = models[k].forward(in.image(), in.text(), in.labels()).loss();
+                        loss[k] = l.getFloat();
+                        models[k].backward(gc, l);
+                    }
+                }
+            }
+            assertEquals(loss[0], loss[1], REL * Math.abs(loss[0]), "loss");
+            Map<String, Parameter> b = models[1].namedParameters();
+            int compared = 0;
+            for (var e : models[0].namedParameters().entrySet()) {
+                NDArray ga = JniUtils.getGradient((PtNDArray) e.getValue().array());
+                NDArray gb = JniUtils.getGradient((PtNDArray) b.get(e.getKey()).array());
+                assertEquals(ga == null, gb == null, e.getKey() + ": gradient present in one model only");
+                if (ga != null) {
+                    assertRelClose(e.getKey(), ga.toFloatArray(), gb.toFloatArray());
+                    compared++;
+                }
+            }
+            // every encoder layer, embeddings, projections and head have a gradient; poolers etc. do not
+            assertTrue(compared > 100, "compared " + compared + " gradients");
+        }
+    }
+
+    @ParameterizedTest
+    @ValueSource(booleans = {false, true})
+    void threeAccumulatedAdamWStepsGiveTheSameWeights(boolean maskPadding) throws Exception {
+        try (NDManager m = NDManager.newBaseManager()) {
+            FlavaForClassification[] models = pair(m, maskPadding);
+            double[][] losses = new double[2][3];
+            for (int k = 0; k < 2; k++) {
+                Random r = new Random(11);
+                try (AdamW opt = new AdamW(models[k].namedParameters(), AdamW.Settings.torchDefaults(), m)) {
+                    TrainingStep step = new TrainingStep(models[k], opt, m);
+                    for (int s = 0; s < 3; s++) {
+                        List<Batch> micro = List.of(TrainingStepTest.batch(r, 2, 10), TrainingStepTest.batch(r, 2, 10));
+                        losses[k][s] = step.run(micro, 1e-3, 1.0, false, false).loss();
+                    }
+                }
+            }
+            for (int s = 0; s < 3; s++) {
+                assertEquals(losses[0][s], losses[1][s], REL * Math.abs(losses[0][s]), "loss of step " + s);
+            }
+            Map<String, Parameter> b = models[1].namedParameters();
+            models[0].namedParameters().forEach((n, p) ->
+                    assertRelClose(n, p.array().toFloatArray(), b.get(n).array().toFloatArray()));
+        }
+    }
+
+    static void assertRelClose(String name, float[] expected, float[] actual) {
+        assertEquals(expected.length, actual.length, name);
+        double scale = 0;
+        double max = 0;
+        for (int i = 0; i < expected.length; i++) {
+            scale = Math.max(scale, Math.abs(expected[i]));
+            max = Math.max(max, Math.abs(expected[i] - actual[i]));
+        }
+        assertTrue(max <= REL * scale, name + ": max difference " + max + " > 1e-6 x " + scale);
+    }
+}
