@@ -57,10 +57,16 @@ public final class Parameter {
             // A real copy: libtorch's to(device) returns an alias when the device and type already match (DJL
             // ignores toDevice's copy flag), and an alias of an array made from Java data shares that data's
             // direct buffer, which the GC frees once the value is gone, leaving the parameter dangling.
+            // Flattened first, so that the copy is contiguous whatever the value's strides (a clone keeps a
+            // transposed tensor's strides): the optimizer updates parameters in their own memory, row-major.
+            NDArray flat = value.reshape(-1);
+            flat.attach(tmp);
             NDArray onDevice = value.getDevice().equals(owner.getDevice())
-                    ? value.duplicate() : value.toDevice(owner.getDevice(), true);
+                    ? flat.duplicate() : flat.toDevice(owner.getDevice(), true);
             onDevice.attach(tmp);
-            copy = onDevice.getDataType() == DataType.FLOAT32 ? onDevice : onDevice.toType(DataType.FLOAT32, true);
+            NDArray typed = onDevice.getDataType() == DataType.FLOAT32 ? onDevice : onDevice.toType(DataType.FLOAT32, true);
+            typed.attach(tmp);
+            copy = typed.reshape(shape);
             copy.attach(owner); // survives tmp; everything else made here is closed with it
         }
         NDScope.unregister(copy); // owned by the model, not by an enclosing step scope
