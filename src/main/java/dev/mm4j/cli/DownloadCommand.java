@@ -1,24 +1,17 @@
 package dev.mm4j.cli;
 
-import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.ObjectMapper;
-import dev.mm4j.download.Archives;
 import dev.mm4j.download.CacheLayout;
 import dev.mm4j.download.Downloader;
 import dev.mm4j.download.HubRepository;
+import dev.mm4j.download.Sources;
 import dev.mm4j.report.ProgressReporter;
-import dev.mm4j.train.FinetuneSettings;
 import java.io.IOException;
 import java.io.PrintWriter;
-import java.net.URI;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
-import java.util.Iterator;
 import java.util.List;
 import java.util.Locale;
-import java.util.Map;
 import java.util.concurrent.Callable;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
@@ -38,11 +31,6 @@ import picocli.CommandLine.Option;
                 "The cache mirrors each URL (<host>/<path>; hub files under hf/ORG/NAME/REVISION/), so finetune "
                         + "--checkpoint URL or hf:ORG/NAME finds what was downloaded here, offline too."})
 public final class DownloadCommand implements Callable<Integer> {
-
-    public static final String CHECKPOINT_URL = FinetuneSettings.DEFAULT_CHECKPOINT;
-    public static final String VOCAB_URL = "http://dl.fbaipublicfiles.com/pythia/data/vocab.tar.gz";
-    public static final String HF_URL = "https://huggingface.co";
-    public static final String ANSWERS_FILE = "answers_textvqa_more_than_1.txt";
 
     /** What to download. */
     public enum What { CHECKPOINT, VOCAB, TEXTVQA, ALL }
@@ -65,13 +53,13 @@ public final class DownloadCommand implements Callable<Integer> {
             description = "replace scheme://host[:port] of every source URL (mirrors, tests), keeping the paths")
     String baseUrl;
 
-    @Option(names = "--checkpoint-url", defaultValue = CHECKPOINT_URL, description = "default: ${DEFAULT-VALUE}")
+    @Option(names = "--checkpoint-url", defaultValue = Sources.CHECKPOINT_URL, description = "default: ${DEFAULT-VALUE}")
     String checkpointUrl;
 
     @Option(names = "--checkpoint-sha256", description = "expected SHA-256 of the checkpoint (hex)")
     String checkpointSha256;
 
-    @Option(names = "--vocab-url", defaultValue = VOCAB_URL, description = "default: ${DEFAULT-VALUE}")
+    @Option(names = "--vocab-url", defaultValue = Sources.VOCAB_URL, description = "default: ${DEFAULT-VALUE}")
     String vocabUrl;
 
     @Option(names = "--vocab-sha256", description = "expected SHA-256 of vocab.tar.gz (hex)")
@@ -135,15 +123,15 @@ public final class DownloadCommand implements Callable<Integer> {
             if (hubModel != null) {
                 out.println("hf model: " + new HubRepository(d, baseUrl).download(hubModel));
             }
+            Sources sources = new Sources(d, baseUrl);
             if (w == What.CHECKPOINT || w == What.ALL) {
-                Path p = d.fetch(request(checkpointUrl, checkpointSha256));
-                out.println("checkpoint: " + p);
+                out.println("checkpoint: " + sources.checkpoint(checkpointUrl, checkpointSha256));
             }
             if (w == What.VOCAB || w == What.ALL) {
-                out.println("answers vocab: " + fetchVocab(d));
+                out.println("answers vocab: " + sources.answerVocabulary(vocabUrl, vocabSha256));
             }
             if (w == What.TEXTVQA || w == What.ALL) {
-                for (Path p : fetchTextVqa(d)) out.println("textvqa: " + p);
+                for (Path p : sources.textVqa(hfRepo, hfRevision, shards, config, splits)) out.println("textvqa: " + p);
             }
             out.flush();
             return 0;
@@ -153,103 +141,5 @@ public final class DownloadCommand implements Callable<Integer> {
             err.flush();
             return 1;
         }
-    }
-
-    /** Fetches vocab.tar.gz and extracts it (once); returns the answers file. */
-    Path fetchVocab(Downloader d) throws IOException {
-        Path archive = d.fetch(request(vocabUrl, vocabSha256));
-        Path dir = archive.getParent();
-        Path found = findAnswers(dir);
-        if (found != null && Files.getLastModifiedTime(found).compareTo(Files.getLastModifiedTime(archive)) >= 0) {
-            return found;
-        }
-        Archives.extractTarGz(archive, dir);
-        found = findAnswers(dir);
-        if (found == null) {
-            throw new IOException(archive + " has no " + ANSWERS_FILE + " (expected data/vocabs/" + ANSWERS_FILE + ")");
-        }
-        return found;
-    }
-
-    private static Path findAnswers(Path dir) throws IOException {
-        Path expected = dir.resolve("data/vocabs/" + ANSWERS_FILE);
-        if (Files.isRegularFile(expected)) return expected;
-        try (var s = Files.walk(dir, 6)) {
-            return s.filter(p -> p.getFileName().toString().equals(ANSWERS_FILE) && Files.isRegularFile(p))
-                    .findFirst().orElse(null);
-        }
-    }
-
-    /** Fetches the named shards, or those the hub listing names. */
-    List<Path> fetchTextVqa(Downloader d) throws IOException {
-        List<Path> got = new ArrayList<>();
-        String hf = HF_URL;
-        if (!shards.isEmpty()) {
-            for (String shard : shards) {
-                String s = shard.strip();
-                while (s.startsWith("/")) s = s.substring(1);
-                String url = hf + "/datasets/" + hfRepo + "/resolve/" + hfRevision + "/" + s;
-                got.add(d.fetch(request(url, null)));
-            }
-            return got;
-        }
-        ObjectMapper json = new ObjectMapper();
-        String api = hf + "/api/datasets/" + hfRepo + "/parquet";
-        String cfg = config;
-        Map<String, List<String>> urlsBySplit = new java.util.LinkedHashMap<>();
-        if (cfg != null) {
-            for (String split : splits) {
-                JsonNode arr = json.readTree(d.getText(URI.create(rebase(api + "/" + cfg + "/" + split))));
-                urlsBySplit.put(split, textList(arr, api));
-            }
-        } else {
-            JsonNode all = json.readTree(d.getText(URI.create(rebase(api))));
-            if (!all.isObject() || all.isEmpty()) throw new IOException(api + ": expected {config: {split: [urls]}}");
-            List<String> configs = new ArrayList<>();
-            all.fieldNames().forEachRemaining(configs::add);
-            if (configs.size() == 1) cfg = configs.get(0);
-            else if (configs.contains("default")) cfg = "default";
-            else throw new IOException(api + " lists several configs " + configs + "; pick one with --config");
-            JsonNode byConfig = all.get(cfg);
-            for (String split : splits) {
-                JsonNode arr = byConfig.get(split);
-                if (arr == null) throw new IOException(api + ": config '" + cfg + "' has no split '" + split + "'");
-                urlsBySplit.put(split, textList(arr, api));
-            }
-        }
-        for (var e : urlsBySplit.entrySet()) {
-            for (String url : e.getValue()) {
-                got.add(d.fetch(request(url, null)));
-            }
-        }
-        return got;
-    }
-
-    private static List<String> textList(JsonNode arr, String what) throws IOException {
-        if (arr == null || !arr.isArray()) throw new IOException(what + ": expected a JSON array of URLs");
-        List<String> out = new ArrayList<>();
-        for (Iterator<JsonNode> it = arr.elements(); it.hasNext(); ) out.add(it.next().asText());
-        return out;
-    }
-
-    /** {@code url}, kept where {@link CacheLayout} puts it, fetched from {@code --base-url} when given. */
-    private Downloader.Request request(String url, String sha256) {
-        Downloader.Request r = Downloader.Request.of(url).from(URI.create(rebase(url)));
-        return sha256 == null ? r : r.withSha256(sha256);
-    }
-
-    /** {@code url} with its scheme://host[:port] replaced by {@code --base-url} (when given). */
-    String rebase(String url) {
-        if (baseUrl == null) return url;
-        URI u = URI.create(url);
-        String rest = u.getRawPath() == null ? "" : u.getRawPath();
-        if (u.getRawQuery() != null) rest += "?" + u.getRawQuery();
-        return stripSlash(baseUrl) + rest;
-    }
-
-    private static String stripSlash(String s) {
-        String t = s.strip();
-        while (t.endsWith("/")) t = t.substring(0, t.length() - 1);
-        return t;
     }
 }

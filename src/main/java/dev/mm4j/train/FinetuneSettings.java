@@ -8,6 +8,7 @@ import com.fasterxml.jackson.databind.annotation.JsonNaming;
 import com.fasterxml.jackson.dataformat.yaml.YAMLFactory;
 import dev.mm4j.data.ImageTransform;
 import dev.mm4j.data.Padding;
+import dev.mm4j.download.Sources;
 import dev.mm4j.flava.FlavaConfig;
 import java.io.IOException;
 import java.nio.file.Files;
@@ -153,8 +154,7 @@ public final class FinetuneSettings {
     }
 
     /** TorchMultimodal's published FLAVA pretraining checkpoint, what the tutorial loads. */
-    public static final String DEFAULT_CHECKPOINT =
-            "https://download.pytorch.org/models/multimodal/flava/flava_for_pretraining_unified_text_encoder.pt";
+    public static final String DEFAULT_CHECKPOINT = Sources.CHECKPOINT_URL;
 
     private static ObjectMapper mapper(boolean yaml) {
         return (yaml ? new ObjectMapper(new YAMLFactory()) : new ObjectMapper())
