@@ -1,16 +1,8 @@
 package dev.mm4j.cli;
 
-import ai.djl.ndarray.NDManager;
-import dev.mm4j.data.DataLoader;
-import dev.mm4j.data.TextVqaDatasets;
-import dev.mm4j.data.VqaDataset;
-import dev.mm4j.data.VqaSample;
-import dev.mm4j.eval.Evaluator;
+import dev.mm4j.eval.BundleEvaluation;
 import dev.mm4j.eval.PredictionsWriter;
-import dev.mm4j.checkpoint.ModelBundle;
 import java.nio.file.Path;
-import java.util.ArrayList;
-import java.util.List;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
@@ -45,33 +37,14 @@ public final class EvaluateCommand implements Callable<Integer> {
     @Override
     public Integer call() throws Exception {
         engine.configureThreads();
-        try (VqaDataset ds = TextVqaDatasets.open(data, split);
-                NDManager manager = NDManager.newBaseManager(engine.device());
-                ModelBundle.Loaded b = ModelBundle.load(model, manager);
-                DataLoader loader = DataLoader.builder(limit > 0 ? first(ds, limit) : ds).transform(b.transform())
-                        .tokenizer(b.tokenizer()).vocab(b.vocab()).batchSize(batchSize)
-                        .padding(b.info().padding)
-                        .requireAnswers(false).build()) {
-            Evaluator.Result r = Evaluator.evaluate(b.model(), loader.epoch(0, 0), b.vocab(), manager, 0);
-            PredictionsWriter.write(predictions, r.predictions());
-            System.out.printf("VQA accuracy %.2f%% over %d questions (%s, split %s); predictions written to %s%n",
-                    100 * r.accuracy(), r.count(), data, split, predictions);
-            if (loader.skipped() > 0) {
-                System.out.printf("%d questions skipped (unreadable images or empty questions): %s%n", loader.skipped(),
-                        loader.skippedByReason());
-            }
+        BundleEvaluation e = BundleEvaluation.run(model, data, split, batchSize, limit, engine.device());
+        PredictionsWriter.write(predictions, e.result().predictions());
+        System.out.printf("VQA accuracy %.2f%% over %d questions (%s, split %s); predictions written to %s%n",
+                100 * e.result().accuracy(), e.result().count(), data, split, predictions);
+        if (e.skipped() > 0) {
+            System.out.printf("%d questions skipped (unreadable images or empty questions): %s%n", e.skipped(),
+                    e.skippedByReason());
         }
         return 0;
-    }
-
-    private static List<VqaSample> first(Iterable<VqaSample> ds, int n) {
-        List<VqaSample> out = new ArrayList<>();
-        for (VqaSample s : ds) {
-            out.add(s);
-            if (out.size() >= n) {
-                break;
-            }
-        }
-        return out;
     }
 }

@@ -1,16 +1,9 @@
 package dev.mm4j.spark;
 
-import ai.djl.ndarray.NDManager;
-import dev.mm4j.checkpoint.ModelBundle;
-import dev.mm4j.data.DataLoader;
-import dev.mm4j.data.TextVqaDatasets;
-import dev.mm4j.data.VqaDataset;
-import dev.mm4j.data.VqaSample;
-import dev.mm4j.eval.Evaluator;
+import dev.mm4j.eval.BundleEvaluation;
 import dev.mm4j.util.Hardware;
 import java.io.IOException;
 import java.nio.file.Path;
-import java.util.ArrayList;
 import java.util.List;
 import org.apache.spark.sql.SparkSession;
 
@@ -32,16 +25,9 @@ public final class SparkBench {
     public static Row singleProcess(Path model, Path data, String split, int batchSize, int limit) throws IOException {
         long t0 = System.nanoTime();
         int threads = Hardware.configureThreads(0);
-        try (VqaDataset ds = TextVqaDatasets.open(data, split);
-                NDManager manager = NDManager.newBaseManager(Hardware.device(null));
-                ModelBundle.Loaded b = ModelBundle.load(model, manager);
-                DataLoader loader = DataLoader.builder(limit > 0 ? first(ds, limit) : ds).transform(b.transform())
-                        .tokenizer(b.tokenizer()).vocab(b.vocab()).batchSize(batchSize).padding(b.info().padding)
-                        .requireAnswers(false).build()) {
-            Evaluator.Result r = Evaluator.evaluate(b.model(), loader.epoch(0, 0), b.vocab(), manager, 0);
-            return new Row("evaluate (1 JVM, " + threads + " libtorch threads)", r.count(), (System.nanoTime() - t0) / 1e9, 1,
-                    r.accuracy());
-        }
+        BundleEvaluation e = BundleEvaluation.run(model, data, split, batchSize, limit, Hardware.device(null));
+        return new Row("evaluate (1 JVM, " + threads + " libtorch threads)", e.result().count(),
+                (System.nanoTime() - t0) / 1e9, 1, e.result().accuracy());
     }
 
     /** The Spark job on {@code master}, timed from session start to the written outputs. */
@@ -66,16 +52,5 @@ public final class SparkBench {
                     r.questionsPerSecond(), r.modelLoads(), 100 * r.accuracy()));
         }
         return sb.toString();
-    }
-
-    private static List<VqaSample> first(Iterable<VqaSample> ds, int n) {
-        List<VqaSample> out = new ArrayList<>();
-        for (VqaSample s : ds) {
-            out.add(s);
-            if (out.size() >= n) {
-                break;
-            }
-        }
-        return out;
     }
 }
