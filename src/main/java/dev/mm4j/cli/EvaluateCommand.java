@@ -14,20 +14,10 @@ import picocli.CommandLine.Option;
                 + "VQA accuracy (normalized answers; mean over the 10 leave-one-out subsets of min(1, matches/3)) and writes "
                 + "predictions as [{\"question_id\", \"answer\"}], the format of the TextVQA evaluation server."})
 public final class EvaluateCommand implements Callable<Integer> {
-    @Option(names = "--model", required = true, paramLabel = "DIR", description = "model folder (OUT/model of finetune)")
-    Path model;
-
-    @Option(names = "--data", required = true, paramLabel = "PATH", description = "dataset (official JSON / folder or parquet)")
-    Path data;
-
-    @Option(names = "--split", description = "split (default: ${DEFAULT-VALUE})")
-    String split = "val";
+    @Mixin SplitOptions target = new SplitOptions();
 
     @Option(names = "--predictions", paramLabel = "FILE", description = "where to write predictions (default: ${DEFAULT-VALUE})")
     Path predictions = Path.of("predictions.json");
-
-    @Option(names = "--batch-size", description = "(default: ${DEFAULT-VALUE})")
-    int batchSize = 8;
 
     @Option(names = "--limit", description = "at most N questions (0 = all)")
     int limit;
@@ -37,10 +27,10 @@ public final class EvaluateCommand implements Callable<Integer> {
     @Override
     public Integer call() throws Exception {
         engine.configureThreads();
-        BundleEvaluation e = BundleEvaluation.run(model, data, split, batchSize, limit, engine.device());
+        BundleEvaluation e = BundleEvaluation.run(target.model(), target.data(), target.split(), target.batchSize(), limit, engine.device());
         PredictionsWriter.write(predictions, e.result().predictions());
         System.out.printf("VQA accuracy %.2f%% over %d questions (%s, split %s); predictions written to %s%n",
-                100 * e.result().accuracy(), e.result().count(), data, split, predictions);
+                100 * e.result().accuracy(), e.result().count(), target.data(), target.split(), predictions);
         if (e.skipped() > 0) {
             System.out.printf("%d questions skipped (unreadable images or empty questions): %s%n", e.skipped(),
                     e.skippedByReason());

@@ -7,6 +7,7 @@ import java.nio.file.Path;
 import java.util.concurrent.Callable;
 import org.apache.spark.sql.SparkSession;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
 /** {@code mm4j batch-predict}: predictions (and VQA accuracy) for a whole split on Apache Spark. */
@@ -18,14 +19,7 @@ import picocli.CommandLine.Option;
                 + "([{\"question_id\", \"answer\"}], the TextVQA server's format), and prints the VQA accuracy when the "
                 + "split has answers. Bad records are skipped and counted; the model is loaded once per executor."})
 public final class BatchPredictCommand implements Callable<Integer> {
-    @Option(names = "--model", required = true, paramLabel = "DIR", description = "model folder (OUT/model of finetune), readable on every executor")
-    Path model;
-
-    @Option(names = "--data", required = true, paramLabel = "PATH", description = "dataset (official JSON / folder or parquet)")
-    Path data;
-
-    @Option(names = "--split", description = "split (default: ${DEFAULT-VALUE})")
-    String split = "val";
+    @Mixin SplitOptions target = new SplitOptions();
 
     @Option(names = "--out", required = true, paramLabel = "DIR", description = "output folder")
     Path out;
@@ -33,9 +27,6 @@ public final class BatchPredictCommand implements Callable<Integer> {
     @Option(names = "--master", paramLabel = "URL", description = "Spark master: local[*], local[N], local[N,F] (F attempts per task), "
             + "spark://..., yarn, k8s://...; default: spark-submit's, else local[*]")
     String master;
-
-    @Option(names = "--batch-size", description = "(default: ${DEFAULT-VALUE})")
-    int batchSize = 8;
 
     @Option(names = "--top-k", description = "answers kept per question with their probabilities (default: ${DEFAULT-VALUE})")
     int topK = 5;
@@ -54,7 +45,7 @@ public final class BatchPredictCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
-        BatchPredictJob.Settings s = new BatchPredictJob.Settings(model, data, split, out, batchSize, topK, partitions,
+        BatchPredictJob.Settings s = new BatchPredictJob.Settings(target.model(), target.data(), target.split(), out, target.batchSize(), topK, partitions,
                 threadsPerTask, device, limit, -1);
         try (SparkSession spark = SparkSessions.open(master, "mm4j batch-predict")) {
             if (spark.sparkContext().isLocal()) {
@@ -65,7 +56,7 @@ public final class BatchPredictCommand implements Callable<Integer> {
                     r.predicted(), r.questions(), spark.sparkContext().master(), r.partitions(), r.seconds(),
                     r.questionsPerSecond(), r.parquet(), r.json());
             if (r.accuracy() != null) {
-                System.out.printf("VQA accuracy %.2f%% over %d questions (%s, split %s)%n", 100 * r.accuracy(), r.predicted(), data, split);
+                System.out.printf("VQA accuracy %.2f%% over %d questions (%s, split %s)%n", 100 * r.accuracy(), r.predicted(), target.data(), target.split());
             } else {
                 System.out.println("no human answers in this split: accuracy not computed");
             }
