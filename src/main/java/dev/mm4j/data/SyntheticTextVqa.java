@@ -123,6 +123,66 @@ public final class SyntheticTextVqa {
         public Look withOneTextStyle(boolean one) {
             return new Look(textScaleMin, textScaleMax, maxDistractors, positionJitter, one);
         }
+
+        /**
+         * The demo's scene, easier than the default so that a small ViT trained from scratch learns to read in a
+         * few minutes: a big sign (font 30-40% of the image height, so the word stays legible at the model's
+         * input size), near the centre (within 20% of the free room, so the word lands on about the same patches
+         * and the ViT need not learn translation invariance first), no distractor shapes (a plain background
+         * where the default draws 3-8 shapes) and one text style (upper case, bold sans-serif: thick strokes, so
+         * "what colour is the word?" is learned as well as the sign's colour).
+         */
+        public static final Look DEMO = DEFAULT.withTextScale(0.30, 0.40).withMaxDistractors(0).withPositionJitter(0.2)
+                .withOneTextStyle(true);
+    }
+
+    /**
+     * The kinds of question the generator asks, each with its templates ({@code %s} is the object: sign, label or
+     * plate). {@link #of} tells the kind of a question text, so that results can be broken down by kind.
+     */
+    public enum QuestionKind {
+        /** The word itself: "what does the sign say?" */
+        READING("reading", "what does the %s say?", "what word is written on the %s?", "what is written on the %s?",
+                "what does the text on the %s read?"),
+        /** The colour of the word. */
+        TEXT_COLOUR("text colour", "what colour is the word?", "what color is the text?", "what colour is the writing on the %s?"),
+        /** The colour of the sign. */
+        SIGN_COLOUR("sign colour", "what colour is the %s?", "what color is the %s?");
+
+        private final String label;
+        private final List<String> templates;
+        private final java.util.regex.Pattern pattern;
+
+        QuestionKind(String label, String... templates) {
+            this.label = label;
+            this.templates = List.of(templates);
+            StringBuilder re = new StringBuilder();
+            for (String t : templates) {
+                re.append(re.length() == 0 ? "" : "|").append(java.util.regex.Pattern.quote(t)
+                        .replace("%s", "\\E(?:" + String.join("|", OBJECTS) + ")\\Q"));
+            }
+            this.pattern = java.util.regex.Pattern.compile(re.toString());
+        }
+
+        /** A short name for tables: reading, text colour, sign colour. */
+        public String label() {
+            return label;
+        }
+
+        /** The question texts of this kind, {@code %s} standing for the object. */
+        public List<String> templates() {
+            return templates;
+        }
+
+        /** The kind of a question this generator writes, or empty for any other question. */
+        public static java.util.Optional<QuestionKind> of(String question) {
+            for (QuestionKind k : values()) {
+                if (k.pattern.matcher(question).matches()) {
+                    return java.util.Optional.of(k);
+                }
+            }
+            return java.util.Optional.empty();
+        }
     }
 
     /** What to generate. */
@@ -327,34 +387,17 @@ public final class SyntheticTextVqa {
         String secret = String.format(Locale.ROOT, "%010x", r.nextLong() >>> 24);
 
         // distinct kinds of question when an image gets two
-        List<Integer> kinds = new ArrayList<>(List.of(0, 1, 2));
+        List<QuestionKind> kinds = new ArrayList<>(List.of(QuestionKind.values()));
         List<Question> qs = new ArrayList<>();
         for (int i = 0; i < questions; i++) {
-            int kind = kinds.remove(r.nextInt(10) < 6 ? 0 : r.nextInt(kinds.size()));
-            String q;
-            String truth;
-            List<String> confusers;
-            switch (kind) {
-                case 0 -> {
-                    String[] t = {"what does the %s say?", "what word is written on the %s?", "what is written on the %s?",
-                        "what does the text on the %s read?"};
-                    q = String.format(Locale.ROOT, t[r.nextInt(t.length)], object);
-                    truth = word;
-                    confusers = WORDS;
-                }
-                case 1 -> {
-                    String[] t = {"what colour is the word?", "what color is the text?", "what colour is the writing on the %s?"};
-                    q = String.format(Locale.ROOT, t[r.nextInt(t.length)], object);
-                    truth = COLOURS.get(text);
-                    confusers = COLOURS;
-                }
-                default -> {
-                    String[] t = {"what colour is the %s?", "what color is the %s?"};
-                    q = String.format(Locale.ROOT, t[r.nextInt(t.length)], object);
-                    truth = COLOURS.get(sign);
-                    confusers = COLOURS;
-                }
-            }
+            QuestionKind kind = kinds.remove(r.nextInt(10) < 6 ? 0 : r.nextInt(kinds.size()));
+            String q = String.format(Locale.ROOT, kind.templates.get(r.nextInt(kind.templates.size())), object);
+            String truth = switch (kind) {
+                case READING -> word;
+                case TEXT_COLOUR -> COLOURS.get(text);
+                case SIGN_COLOUR -> COLOURS.get(sign);
+            };
+            List<String> confusers = kind == QuestionKind.READING ? WORDS : COLOURS;
             List<String> answers = split == TextVqaSplit.TEST ? List.of() : noisyAnswers(r, truth, confusers);
             qs.add(new Question(firstQuestionId + i, q, answers));
         }
