@@ -12,14 +12,17 @@ import dev.mm4j.data.TextVqaDatasets;
 import dev.mm4j.data.VqaDataset;
 import dev.mm4j.data.VqaSample;
 import dev.mm4j.download.Downloader;
+import dev.mm4j.eval.AccuracyByType;
 import dev.mm4j.eval.Evaluator;
 import dev.mm4j.eval.PredictionsWriter;
+import dev.mm4j.eval.QuestionTypes;
 import dev.mm4j.flava.FlavaConfig;
 import dev.mm4j.flava.FlavaForClassification;
 import dev.mm4j.report.Charts;
 import dev.mm4j.report.HtmlReport;
 import dev.mm4j.report.MetricsLog;
 import dev.mm4j.report.ProgressReporter;
+import dev.mm4j.report.TextTable;
 import dev.mm4j.serve.ModelBundle;
 import dev.mm4j.util.AtomicFiles;
 import dev.mm4j.util.Runtime;
@@ -43,7 +46,8 @@ public final class Finetuner {
 
     /** What a run did. */
     public record Result(long steps, List<Double> losses, Double valAccuracy, Double baselineAccuracy,
-            String baselineAnswer, boolean stoppedOnNonFinite, Path outDir, Map<Long, Long> rssAtStep) {}
+            String baselineAnswer, boolean stoppedOnNonFinite, Path outDir, Map<Long, Long> rssAtStep,
+            AccuracyByType byType) {}
 
     private final FinetuneSettings s;
     private final PrintStream out;
@@ -200,7 +204,7 @@ public final class Finetuner {
                     }
                 }
                 if (stopped) {
-                    return new Result(st.step, losses, null, null, majority, true, outDir, rss);
+                    return new Result(st.step, losses, null, null, majority, true, outDir, rss, null);
                 }
                 if (lastSaved != st.step) {
                     lastCheckpoint = store.save(model, optimizer, st);
@@ -208,12 +212,14 @@ public final class Finetuner {
                 Double valAcc = null;
                 Double baseline = null;
                 Evaluator.Result ev = null;
+                AccuracyByType byType = null;
                 if (valLoader != null) {
                     ev = validate(model, valLoader, vocab, manager, metrics, st, store, optimizer, batchesPerEpoch);
                     valAcc = ev.accuracy();
                     baseline = Evaluator.constantAnswerAccuracy(val.samples(), majority);
+                    byType = AccuracyByType.of(val.samples(), ev.predictions(), majority, QuestionTypes.detect(val.samples()), 8);
                     PredictionsWriter.write(outDir.resolve("predictions.json"), ev.predictions());
-                    writeReport(outDir, ev, valAcc, baseline, majority, st, model, rss);
+                    writeReport(outDir, ev, valAcc, baseline, majority, st, model, rss, byType);
                 }
                 ModelBundle.Info info = new ModelBundle.Info();
                 info.maxLength = s.maxLength;
@@ -228,8 +234,9 @@ public final class Finetuner {
                 if (valAcc != null) {
                     out.printf("validation VQA accuracy %.2f%% (majority-answer baseline \"%s\": %.2f%%) over %d questions%n",
                             100 * valAcc, majority, 100 * baseline, ev.count());
+                    out.print(TextTable.format("  ", AccuracyByType.header(), byType.cells()));
                 }
-                return new Result(st.step, losses, valAcc, baseline, majority, false, outDir, rss);
+                return new Result(st.step, losses, valAcc, baseline, majority, false, outDir, rss, byType);
             }
         }
     }
@@ -253,7 +260,7 @@ public final class Finetuner {
     }
 
     private void writeReport(Path outDir, Evaluator.Result ev, double acc, double baseline, String majority,
-            TrainState st, FlavaForClassification model, Map<Long, Long> rss) throws IOException {
+            TrainState st, FlavaForClassification model, Map<Long, Long> rss, AccuracyByType byType) throws IOException {
         HtmlReport r = HtmlReport.create("Multimodal4J fine-tuning report");
         r.summary("dataset", s.data);
         r.summary("steps", st.step);
@@ -263,6 +270,8 @@ public final class Finetuner {
         r.summary("model parameters", String.format("%,d", model.parameterCount()));
         rss.forEach((k, v) -> r.summary("RSS after step " + k, String.format("%.1f MB", v / 1e6)));
         r.summary("settings", "settings.yaml");
+        r.table(new HtmlReport.Table("VQA accuracy by question type", "types from " + byType.grouping(),
+                AccuracyByType.header(), byType.cells()));
         Path chart = outDir.resolve("curves.png");
         Charts.writeLossAccuracyPng(MetricsLog.read(outDir.resolve("metrics.jsonl")), chart);
         r.chart(chart);
