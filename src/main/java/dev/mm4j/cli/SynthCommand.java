@@ -61,12 +61,15 @@ public final class SynthCommand implements Callable<Integer> {
     @Option(names = "--one-text-style", description = "write every word in upper case, bold sans-serif (default: 4 fonts x 4 styles x 3 cases)")
     boolean oneTextStyle;
 
+    @Option(names = "--white-panel", description = "write the word on a white panel in a coloured sign (default: straight on the sign's colour)")
+    boolean whitePanel;
+
     @Override
     public Integer call() throws Exception {
         int t = threads != null ? threads : Runtime.getRuntime().availableProcessors();
         SyntheticTextVqa.Summary s = SyntheticTextVqa.generate(
                 new SyntheticTextVqa.Options(out, train, val, test, seed, width, height, t,
-                        new SyntheticTextVqa.Look(textScaleMin, textScaleMax, maxDistractors, positionJitter, oneTextStyle)));
+                        new SyntheticTextVqa.Look(textScaleMin, textScaleMax, maxDistractors, positionJitter, oneTextStyle, whitePanel)));
         System.out.printf(Locale.ROOT, "wrote %d questions on %d images (%.1f MB of JPEG) to %s in %.1f s (%.0f images/s)%n",
                 s.questions(), s.images(), s.jpegBytes() / 1e6, out, s.seconds(), s.imagesPerSecond());
         return 0;

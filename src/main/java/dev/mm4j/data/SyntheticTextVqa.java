@@ -64,6 +64,9 @@ public final class SyntheticTextVqa {
     /** Colour names (answers of the colour questions) and their RGB. */
     public static final List<String> COLOURS = List.of("red", "green", "blue", "yellow", "white", "black", "orange", "purple");
 
+    /** The index of white in {@link #COLOURS}: the colour of the panel that {@link Look#whitePanel} writes on. */
+    private static final int WHITE = 4;
+
     private static final Color[] RGB = {
         new Color(0xD0, 0x20, 0x20), new Color(0x20, 0x9A, 0x30), new Color(0x20, 0x40, 0xD0), new Color(0xF0, 0xD8, 0x20),
         new Color(0xF8, 0xF8, 0xF8), new Color(0x10, 0x10, 0x10), new Color(0xF0, 0x80, 0x10), new Color(0x80, 0x28, 0xA0)
@@ -90,11 +93,15 @@ public final class SyntheticTextVqa {
      *                       1 = anywhere in the image (default), 0 = always centred
      * @param oneTextStyle   write every word in upper case, bold sans-serif, instead of one of 4 fonts x 4 styles x
      *                       3 cases (default false); the other random draws stay as they are
+     * @param whitePanel     write the word on a white panel set in the sign (a coloured board with a white face, as on
+     *                       many shop and street signs) instead of straight on the sign's colour (default false): the
+     *                       letters always stand on the same colour, the text colour is one that stands out on white
+     *                       (red, green, blue, black, orange, purple) and the sign's colour is the board's
      */
     public record Look(double textScaleMin, double textScaleMax, int maxDistractors, double positionJitter,
-                       boolean oneTextStyle) {
+                       boolean oneTextStyle, boolean whitePanel) {
         /** The original scene. */
-        public static final Look DEFAULT = new Look(0.10, 0.24, -1, 1.0, false);
+        public static final Look DEFAULT = new Look(0.10, 0.24, -1, 1.0, false, false);
 
         public Look {
             if (!(textScaleMin > 0) || !(textScaleMax >= textScaleMin) || textScaleMax > 1) {
@@ -109,19 +116,83 @@ public final class SyntheticTextVqa {
         }
 
         public Look withTextScale(double min, double max) {
-            return new Look(min, max, maxDistractors, positionJitter, oneTextStyle);
+            return new Look(min, max, maxDistractors, positionJitter, oneTextStyle, whitePanel);
         }
 
         public Look withMaxDistractors(int n) {
-            return new Look(textScaleMin, textScaleMax, n, positionJitter, oneTextStyle);
+            return new Look(textScaleMin, textScaleMax, n, positionJitter, oneTextStyle, whitePanel);
         }
 
         public Look withPositionJitter(double j) {
-            return new Look(textScaleMin, textScaleMax, maxDistractors, j, oneTextStyle);
+            return new Look(textScaleMin, textScaleMax, maxDistractors, j, oneTextStyle, whitePanel);
         }
 
         public Look withOneTextStyle(boolean one) {
-            return new Look(textScaleMin, textScaleMax, maxDistractors, positionJitter, one);
+            return new Look(textScaleMin, textScaleMax, maxDistractors, positionJitter, one, whitePanel);
+        }
+
+        public Look withWhitePanel(boolean panel) {
+            return new Look(textScaleMin, textScaleMax, maxDistractors, positionJitter, oneTextStyle, panel);
+        }
+
+        /**
+         * The demo's scene, easier than the default so that a small ViT trained from scratch learns to read in a
+         * few minutes: a big sign (font 30-40% of the image height, so the word stays legible at the model's
+         * input size), near the centre (within 20% of the free room, so the word lands on about the same patches
+         * and the ViT need not learn translation invariance first), no distractor shapes (a plain background
+         * where the default draws 3-8 shapes) and one text style (upper case, bold sans-serif: thick strokes, so
+         * "what colour is the word?" is learned as well as the sign's colour).
+         */
+        public static final Look DEMO = DEFAULT.withTextScale(0.30, 0.40).withMaxDistractors(0).withPositionJitter(0.2)
+                .withOneTextStyle(true);
+    }
+
+    /**
+     * The kinds of question the generator asks, each with its templates ({@code %s} is the object: sign, label or
+     * plate). {@link #of} tells the kind of a question text, so that results can be broken down by kind.
+     */
+    public enum QuestionKind {
+        /** The word itself: "what does the sign say?" */
+        READING("reading", "what does the %s say?", "what word is written on the %s?", "what is written on the %s?",
+                "what does the text on the %s read?"),
+        /** The colour of the word. */
+        TEXT_COLOUR("text colour", "what colour is the word?", "what color is the text?", "what colour is the writing on the %s?"),
+        /** The colour of the sign. */
+        SIGN_COLOUR("sign colour", "what colour is the %s?", "what color is the %s?");
+
+        private final String label;
+        private final List<String> templates;
+        private final java.util.regex.Pattern pattern;
+
+        QuestionKind(String label, String... templates) {
+            this.label = label;
+            this.templates = List.of(templates);
+            StringBuilder re = new StringBuilder();
+            for (String t : templates) {
+                re.append(re.length() == 0 ? "" : "|").append(java.util.regex.Pattern.quote(t)
+                        .replace("%s", "\\E(?:" + String.join("|", OBJECTS) + ")\\Q"));
+            }
+            this.pattern = java.util.regex.Pattern.compile(re.toString());
+        }
+
+        /** A short name for tables: reading, text colour, sign colour. */
+        public String label() {
+            return label;
+        }
+
+        /** The question texts of this kind, {@code %s} standing for the object. */
+        public List<String> templates() {
+            return templates;
+        }
+
+        /** The kind of a question this generator writes, or empty for any other question. */
+        public static java.util.Optional<QuestionKind> of(String question) {
+            for (QuestionKind k : values()) {
+                if (k.pattern.matcher(question).matches()) {
+                    return java.util.Optional.of(k);
+                }
+            }
+            return java.util.Optional.empty();
         }
     }
 
@@ -311,7 +382,7 @@ public final class SyntheticTextVqa {
         int text;
         do {
             text = r.nextInt(COLOURS.size());
-        } while (!contrasts(sign, text));
+        } while (!contrasts(opts.look().whitePanel() ? WHITE : sign, text));
         String object = OBJECTS[r.nextInt(OBJECTS.length)];
         byte[] jpeg = render(r, opts.width(), opts.height(), opts.look(), word, RGB[sign], RGB[text]);
 
@@ -327,34 +398,17 @@ public final class SyntheticTextVqa {
         String secret = String.format(Locale.ROOT, "%010x", r.nextLong() >>> 24);
 
         // distinct kinds of question when an image gets two
-        List<Integer> kinds = new ArrayList<>(List.of(0, 1, 2));
+        List<QuestionKind> kinds = new ArrayList<>(List.of(QuestionKind.values()));
         List<Question> qs = new ArrayList<>();
         for (int i = 0; i < questions; i++) {
-            int kind = kinds.remove(r.nextInt(10) < 6 ? 0 : r.nextInt(kinds.size()));
-            String q;
-            String truth;
-            List<String> confusers;
-            switch (kind) {
-                case 0 -> {
-                    String[] t = {"what does the %s say?", "what word is written on the %s?", "what is written on the %s?",
-                        "what does the text on the %s read?"};
-                    q = String.format(Locale.ROOT, t[r.nextInt(t.length)], object);
-                    truth = word;
-                    confusers = WORDS;
-                }
-                case 1 -> {
-                    String[] t = {"what colour is the word?", "what color is the text?", "what colour is the writing on the %s?"};
-                    q = String.format(Locale.ROOT, t[r.nextInt(t.length)], object);
-                    truth = COLOURS.get(text);
-                    confusers = COLOURS;
-                }
-                default -> {
-                    String[] t = {"what colour is the %s?", "what color is the %s?"};
-                    q = String.format(Locale.ROOT, t[r.nextInt(t.length)], object);
-                    truth = COLOURS.get(sign);
-                    confusers = COLOURS;
-                }
-            }
+            QuestionKind kind = kinds.remove(r.nextInt(10) < 6 ? 0 : r.nextInt(kinds.size()));
+            String q = String.format(Locale.ROOT, kind.templates.get(r.nextInt(kind.templates.size())), object);
+            String truth = switch (kind) {
+                case READING -> word;
+                case TEXT_COLOUR -> COLOURS.get(text);
+                case SIGN_COLOUR -> COLOURS.get(sign);
+            };
+            List<String> confusers = kind == QuestionKind.READING ? WORDS : COLOURS;
             List<String> answers = split == TextVqaSplit.TEST ? List.of() : noisyAnswers(r, truth, confusers);
             qs.add(new Question(firstQuestionId + i, q, answers));
         }
@@ -436,24 +490,31 @@ public final class SyntheticTextVqa {
             FontMetrics fm = g.getFontMetrics();
             int tw = fm.stringWidth(shown);
             int pad = Math.max(4, (int) (size * 0.35f));
-            int sw = Math.min(w - 4, tw + 2 * pad);
+            // with a white panel, the sign is a board around it: a margin of its colour on every side
+            int mx = look.whitePanel() ? Math.max(3, (int) (size * 0.15f)) : 0;
+            int my = look.whitePanel() ? Math.max(3, (int) (size * 0.40f)) : 0;
+            int sw = Math.min(w - 4 - 2 * mx, tw + 2 * pad);
             int sh = fm.getAscent() + fm.getDescent() + pad;
-            if (tw + 2 * pad > w - 4) { // too wide: shrink the font to fit
-                font = font.deriveFont(size * (w - 4 - 2 * pad) / (float) tw);
+            if (tw + 2 * pad > w - 4 - 2 * mx) { // too wide: shrink the font to fit
+                font = font.deriveFont(size * (w - 4 - 2 * mx - 2 * pad) / (float) tw);
                 g.setFont(font);
                 fm = g.getFontMetrics();
                 tw = fm.stringWidth(shown);
                 sh = fm.getAscent() + fm.getDescent() + pad;
             }
-            int sx = 2 + position(r, w - sw - 3, look.positionJitter());
-            int sy = 2 + position(r, h - sh - 3, look.positionJitter());
+            int sx = 2 + mx + position(r, w - sw - 2 * mx - 3, look.positionJitter());
+            int sy = 2 + my + position(r, h - sh - 2 * my - 3, look.positionJitter());
             double angle = Math.toRadians(r.nextGaussian() * 4);
             AffineTransform saved = g.getTransform();
             g.rotate(angle, sx + sw / 2.0, sy + sh / 2.0);
             g.setColor(new Color(0, 0, 0, 70)); // shadow
-            g.fillRoundRect(sx + 3, sy + 3, sw, sh, pad, pad);
+            g.fillRoundRect(sx - mx + 3, sy - my + 3, sw + 2 * mx, sh + 2 * my, pad, pad);
             g.setColor(signColour);
-            g.fillRoundRect(sx, sy, sw, sh, pad, pad);
+            g.fillRoundRect(sx - mx, sy - my, sw + 2 * mx, sh + 2 * my, pad, pad);
+            if (look.whitePanel()) {
+                g.setColor(RGB[WHITE]);
+                g.fillRoundRect(sx, sy, sw, sh, pad / 2, pad / 2);
+            }
             if (r.nextBoolean()) {
                 g.setColor(textColour);
                 g.setStroke(new BasicStroke(Math.max(1f, size / 14f)));

@@ -67,6 +67,7 @@ public final class HtmlReport {
     private final String title;
     private final Map<String, String> summary = new LinkedHashMap<>();
     private final List<Sample> samples = new ArrayList<>();
+    private final List<Table> tables = new ArrayList<>();
     private Path chart;
     private boolean embedChart;
 
@@ -87,6 +88,20 @@ public final class HtmlReport {
     /** Adds all entries, in iteration order. */
     public HtmlReport summary(Map<String, ?> entries) {
         entries.forEach(this::summary);
+        return this;
+    }
+
+    /** A titled table of text cells (e.g. accuracy by question type), shown after the summary. */
+    public record Table(String title, String caption, List<String> header, List<List<String>> rows) {
+        public Table {
+            header = List.copyOf(header);
+            rows = rows.stream().map(List::copyOf).toList();
+        }
+    }
+
+    /** Adds a table after the summary (tables keep the order they were added in). */
+    public HtmlReport table(Table t) {
+        tables.add(t);
         return this;
     }
 
@@ -139,6 +154,26 @@ public final class HtmlReport {
             for (var e : summary.entrySet()) {
                 h.append("<tr><th>").append(escape(e.getKey())).append("</th><td>").append(escape(e.getValue()))
                         .append("</td></tr>\n");
+            }
+            h.append("</table>\n");
+        }
+
+        for (Table t : tables) {
+            h.append("<h2>").append(escape(t.title())).append("</h2>\n");
+            if (t.caption() != null && !t.caption().isEmpty()) {
+                h.append("<p>").append(escape(t.caption())).append("</p>\n");
+            }
+            h.append("<table class=\"data\">\n<tr>");
+            for (String c : t.header()) {
+                h.append("<th>").append(escape(c)).append("</th>");
+            }
+            h.append("</tr>\n");
+            for (List<String> row : t.rows()) {
+                h.append("<tr>");
+                for (String c : row) {
+                    h.append("<td>").append(escape(c)).append("</td>");
+                }
+                h.append("</tr>\n");
             }
             h.append("</table>\n");
         }

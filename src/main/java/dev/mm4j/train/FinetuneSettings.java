@@ -146,11 +146,26 @@ public final class FinetuneSettings {
                 s.printLoss = false;
                 s.loaderThreads = 1;
                 s.threads = 1;
+                s.model = demoModel();
             }
             case "default", "none" -> { }
             default -> throw new IllegalArgumentException("unknown preset '" + name + "' (tutorial, torchmultimodal, demo)");
         }
         return s;
+    }
+
+    /** The demo's small FLAVA: the kwargs of {@code demo-model.yaml} (a resource next to this class). */
+    public static Map<String, Object> demoModel() {
+        try (java.io.InputStream in = FinetuneSettings.class.getResourceAsStream("/dev/mm4j/demo-model.yaml")) {
+            if (in == null) {
+                throw new IllegalStateException("resource /dev/mm4j/demo-model.yaml is missing from the jar");
+            }
+            @SuppressWarnings("unchecked")
+            Map<String, Object> kw = new ObjectMapper(new YAMLFactory()).readValue(in, Map.class);
+            return kw;
+        } catch (IOException e) {
+            throw new java.io.UncheckedIOException("cannot read the demo model configuration", e);
+        }
     }
 
     /** TorchMultimodal's published FLAVA pretraining checkpoint, what the tutorial loads. */

@@ -1,7 +1,9 @@
 package dev.mm4j.train;
 
+import dev.mm4j.eval.AccuracyByType;
 import dev.mm4j.eval.Evaluator;
 import dev.mm4j.report.MetricsLog;
+import dev.mm4j.report.TextTable;
 import java.io.IOException;
 import java.io.PrintStream;
 import java.nio.file.Path;
@@ -19,7 +21,8 @@ public final class Finetuner {
 
     /** What a run did. */
     public record Result(long steps, List<Double> losses, Double valAccuracy, Double baselineAccuracy,
-            String baselineAnswer, boolean stoppedOnNonFinite, Path outDir, Map<Long, Long> rssAtStep) {}
+            String baselineAnswer, boolean stoppedOnNonFinite, Path outDir, Map<Long, Long> rssAtStep,
+            AccuracyByType byType) {}
 
     /** Step counts after which the process's RSS is printed and reported (memory must stay flat). */
     static final Set<Long> RSS_AT_STEPS = Set.of(100L, 1000L);
@@ -43,20 +46,22 @@ public final class Finetuner {
             progress.close();
             if (o.stoppedOnNonFinite()) {
                 return new Result(run.state.step, o.losses(), null, null, run.majorityAnswer, true, run.outDir,
-                        memory.rssAtStep());
+                        memory.rssAtStep(), null);
             }
             Path last = loop.checkpoint();
             Evaluator.Result ev = run.valLoader != null ? loop.validate() : null;
             metrics.close();
-            Double baseline = RunOutputs.write(run, ev, memory.rssAtStep());
+            RunOutputs.Scores scores = RunOutputs.write(run, ev, memory.rssAtStep());
             out.printf("%ndone: %d steps; final loss %.4f; model exported to %s; last checkpoint %s%n", run.state.step,
                     run.state.lastLoss, RunOutputs.modelDir(run), last);
             if (ev != null) {
                 out.printf("validation VQA accuracy %.2f%% (majority-answer baseline \"%s\": %.2f%%) over %d questions%n",
-                        100 * ev.accuracy(), run.majorityAnswer, 100 * baseline, ev.count());
+                        100 * ev.accuracy(), run.majorityAnswer, 100 * scores.baseline(), ev.count());
+                out.print(TextTable.format("  ", AccuracyByType.header(), scores.byType().cells()));
             }
-            return new Result(run.state.step, o.losses(), ev == null ? null : ev.accuracy(), baseline,
-                    run.majorityAnswer, false, run.outDir, memory.rssAtStep());
+            return new Result(run.state.step, o.losses(), ev == null ? null : ev.accuracy(),
+                    scores == null ? null : scores.baseline(), run.majorityAnswer, false, run.outDir, memory.rssAtStep(),
+                    scores == null ? null : scores.byType());
         }
     }
 }

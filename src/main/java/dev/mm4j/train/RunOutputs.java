@@ -1,8 +1,10 @@
 package dev.mm4j.train;
 
 import dev.mm4j.checkpoint.ModelBundle;
+import dev.mm4j.eval.AccuracyByType;
 import dev.mm4j.eval.Evaluator;
 import dev.mm4j.eval.PredictionsWriter;
+import dev.mm4j.eval.QuestionTypes;
 import dev.mm4j.report.Charts;
 import dev.mm4j.report.HtmlReport;
 import dev.mm4j.report.MetricsLog;
@@ -24,6 +26,8 @@ final class RunOutputs {
     static final String MODEL = "model";
     /** Questions with their images shown in the report. */
     static final int REPORT_SAMPLES = 24;
+    /** At most this many question types in the by-type table (the rest are grouped as "other"). */
+    static final int BY_TYPE_ROWS = 8;
 
     private RunOutputs() {}
 
@@ -42,18 +46,23 @@ final class RunOutputs {
         return run.outDir.resolve(MODEL);
     }
 
+    /** The final validation's summary: the majority-answer baseline and the accuracy by question type. */
+    record Scores(double baseline, AccuracyByType byType) {}
+
     /**
      * Writes curves, predictions, report and the model bundle after the final validation {@code ev}
-     * (null without a validation split); returns the majority-answer baseline's accuracy (null likewise).
+     * (null without a validation split); returns its scores (null likewise).
      */
-    static Double write(RunSetup run, Evaluator.Result ev, Map<Long, Long> rss) throws IOException {
+    static Scores write(RunSetup run, Evaluator.Result ev, Map<Long, Long> rss) throws IOException {
         Path chart = run.outDir.resolve(CURVES);
         Charts.writeLossAccuracyPng(MetricsLog.read(run.outDir.resolve(METRICS)), chart);
-        Double baseline = null;
+        Scores scores = null;
         if (ev != null) {
-            baseline = Evaluator.constantAnswerAccuracy(run.val.samples(), run.majorityAnswer);
+            double baseline = Evaluator.constantAnswerAccuracy(run.val.samples(), run.majorityAnswer);
+            scores = new Scores(baseline, AccuracyByType.of(run.val.samples(), ev.predictions(), run.majorityAnswer,
+                    QuestionTypes.detect(run.val.samples()), BY_TYPE_ROWS));
             PredictionsWriter.write(run.outDir.resolve(PREDICTIONS), ev.predictions());
-            report(run, ev, baseline, rss, chart);
+            report(run, ev, scores, rss, chart);
         }
         ModelBundle.Info info = new ModelBundle.Info();
         info.maxLength = run.s.maxLength;
@@ -62,11 +71,12 @@ final class RunOutputs {
         info.normalize = run.s.normalization().key();
         info.trainedSteps = run.state.step;
         ModelBundle.write(modelDir(run), run.model, run.vocab, info, run.tokenizerFile);
-        return baseline;
+        return scores;
     }
 
-    private static void report(RunSetup run, Evaluator.Result ev, double baseline, Map<Long, Long> rss, Path chart)
+    private static void report(RunSetup run, Evaluator.Result ev, Scores scores, Map<Long, Long> rss, Path chart)
             throws IOException {
+        double baseline = scores.baseline();
         HtmlReport r = HtmlReport.create("Multimodal4J fine-tuning report");
         r.summary("dataset", run.s.data);
         r.summary("steps", run.state.step);
@@ -76,6 +86,8 @@ final class RunOutputs {
         r.summary("model parameters", String.format("%,d", run.model.parameterCount()));
         rss.forEach((k, v) -> r.summary("RSS after step " + k, String.format("%.1f MB", v / 1e6)));
         r.summary("settings", "settings.yaml");
+        r.table(new HtmlReport.Table("VQA accuracy by question type", "types from " + scores.byType().grouping(),
+                AccuracyByType.header(), scores.byType().cells()));
         r.chart(chart);
         for (Evaluator.Answered a : ev.answered()) {
             byte[] img;

@@ -78,9 +78,9 @@ class SyntheticTextVqaTest {
         assertEquals(a.keySet(), e.keySet());
         assertArrayEquals(a.get("answers.txt"), e.get("answers.txt"));
         assertTrue(a.keySet().stream().filter(k -> k.endsWith(".jpg")).anyMatch(k -> !java.util.Arrays.equals(a.get(k), e.get(k))));
-        assertEquals(SyntheticTextVqa.Look.DEFAULT, new SyntheticTextVqa.Look(0.10, 0.24, -1, 1.0, false));
-        org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class, () -> new SyntheticTextVqa.Look(0.3, 0.2, 0, 1.0, false));
-        org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class, () -> new SyntheticTextVqa.Look(0.1, 0.2, -2, 1.0, false));
+        assertEquals(SyntheticTextVqa.Look.DEFAULT, new SyntheticTextVqa.Look(0.10, 0.24, -1, 1.0, false, false));
+        org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class, () -> new SyntheticTextVqa.Look(0.3, 0.2, 0, 1.0, false, false));
+        org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class, () -> new SyntheticTextVqa.Look(0.1, 0.2, -2, 1.0, false, false));
     }
 
     @Test
@@ -145,6 +145,66 @@ class SyntheticTextVqaTest {
             all.forEach(s -> assertTrue(s.answers().isEmpty()));
             all.forEach(s -> assertTrue(Files.isRegularFile(out.resolve("test_images").resolve(s.imageId() + ".jpg"))));
         }
+    }
+
+    @Test
+    void whitePanelWritesEveryWordOnWhiteInAColourThatStandsOutThereAndIsDeterministic() throws IOException {
+        SyntheticTextVqa.Look panel = SyntheticTextVqa.Look.DEFAULT.withTextScale(0.35, 0.35).withMaxDistractors(0)
+                .withPositionJitter(0).withOneTextStyle(true).withWhitePanel(true);
+        SyntheticTextVqa.generate(new SyntheticTextVqa.Options(tmp.resolve("p1"), 300, 0, 0, 11L, 256, 192, 1, panel));
+        SyntheticTextVqa.generate(new SyntheticTextVqa.Options(tmp.resolve("p2"), 300, 0, 0, 11L, 256, 192, 3, panel));
+        SyntheticTextVqa.generate(new SyntheticTextVqa.Options(tmp.resolve("np"), 300, 0, 0, 11L, 256, 192, 2,
+                panel.withWhitePanel(false)));
+        Map<String, byte[]> a = files(tmp.resolve("p1"));
+        Map<String, byte[]> b = files(tmp.resolve("p2"));
+        assertEquals(a.keySet(), b.keySet());
+        for (String k : a.keySet()) {
+            assertArrayEquals(a.get(k), b.get(k), k);
+        }
+        Map<String, Integer> textColours = new TreeMap<>();
+        Map<String, Integer> signColours = new TreeMap<>();
+        int images = 0;
+        int whiteCentre = 0;
+        int whiteCentreWithout = 0;
+        try (VqaDataset ds = TextVqaDatasets.open(tmp.resolve("p1"), "train")) {
+            Set<String> seen = new HashSet<>();
+            for (VqaSample s : ds) {
+                String truth = Labels.majority(s.answers());
+                switch (SyntheticTextVqa.QuestionKind.of(s.question()).orElseThrow()) {
+                    case TEXT_COLOUR -> textColours.merge(truth, 1, Integer::sum);
+                    case SIGN_COLOUR -> signColours.merge(truth, 1, Integer::sum);
+                    case READING -> assertTrue(SyntheticTextVqa.WORDS.contains(truth));
+                }
+                if (seen.add(s.imageId())) {
+                    images++;
+                    whiteCentre += whiteMiddle(tmp.resolve("p1/train_images/" + s.imageId() + ".jpg")) ? 1 : 0;
+                    whiteCentreWithout += whiteMiddle(tmp.resolve("np/train_images/" + s.imageId() + ".jpg")) ? 1 : 0;
+                }
+            }
+        }
+        // text colours stand out on white: never white or yellow; the sign (the board) takes any colour
+        assertEquals(Set.of("black", "blue", "green", "orange", "purple", "red"), textColours.keySet(), textColours.toString());
+        assertTrue(signColours.size() >= 7, signColours.toString());
+        // the panel: the middle of the picture, around the word, is mostly white on nearly every image
+        assertTrue(whiteCentre > 0.9 * images, whiteCentre + " of " + images);
+        assertTrue(whiteCentreWithout < 0.5 * images, whiteCentreWithout + " of " + images);
+    }
+
+    /** Whether at least a third of the pixels in the middle of the image (half its width, a fifth of its height) are near white. */
+    private static boolean whiteMiddle(Path jpg) throws IOException {
+        BufferedImage img = ImageIO.read(jpg.toFile());
+        int w = img.getWidth();
+        int h = img.getHeight();
+        int white = 0;
+        int n = 0;
+        for (int y = h / 2 - h / 10; y < h / 2 + h / 10; y++) {
+            for (int x = w / 4; x < 3 * w / 4; x++) {
+                int rgb = img.getRGB(x, y);
+                n++;
+                white += ((rgb >> 16) & 0xff) > 215 && ((rgb >> 8) & 0xff) > 215 && (rgb & 0xff) > 215 ? 1 : 0;
+            }
+        }
+        return white * 3 >= n;
     }
 
     @Test

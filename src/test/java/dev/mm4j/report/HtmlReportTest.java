@@ -81,6 +81,21 @@ class HtmlReportTest {
     }
 
     @Test
+    void tablesComeAfterTheSummaryInOrderAndEscaped() throws Exception {
+        String s = HtmlReport.create("t").summary("steps", 5)
+                .table(new HtmlReport.Table("VQA accuracy by question type", "types from <templates>",
+                        List.of("question type", "VQA accuracy"), List.of(List.of("reading", "81.50%"), List.of("a<b", "9%"))))
+                .table(new HtmlReport.Table("second", null, List.of("x"), List.of(List.of("1"))))
+                .render(dir);
+        int summary = s.indexOf("<h2>Summary</h2>");
+        int first = s.indexOf("<h2>VQA accuracy by question type</h2>\n<p>types from &lt;templates&gt;</p>");
+        int second = s.indexOf("<h2>second</h2>\n<table");
+        assertTrue(summary >= 0 && first > summary && second > first, s);
+        assertTrue(s.contains("<tr><th>question type</th><th>VQA accuracy</th></tr>\n<tr><td>reading</td><td>81.50%</td></tr>\n"
+                + "<tr><td>a&lt;b</td><td>9%</td></tr>\n</table>"), s);
+    }
+
+    @Test
     void embeddedChartStandsAlone() throws Exception {
         Path png = dir.resolve("c.png");
         Charts.writeLossAccuracyPng(ChartsTest.fakeRun(), png, 300, 200);

@@ -177,6 +177,19 @@ public class FinetunerTest {
         }
         List<PredictionsWriter.Prediction> preds = PredictionsWriter.read(out.resolve("predictions.json"));
         assertEquals(12, preds.size(), "one prediction per validation question");
+        // accuracy by question type: the generator's kinds, adding up to the overall figure; printed and in the report
+        dev.mm4j.eval.AccuracyByType byType = r[0].byType();
+        assertEquals(12, byType.overall().questions());
+        assertEquals(r[0].valAccuracy(), byType.overall().accuracy(), 1e-9);
+        assertEquals(r[0].baselineAccuracy(), byType.overall().baseline(), 1e-9);
+        assertEquals(12, byType.rows().stream().mapToLong(dev.mm4j.eval.AccuracyByType.Row::questions).sum());
+        assertTrue(byType.rows().stream().allMatch(row -> List.of("reading", "text colour", "sign colour").contains(row.type())),
+                byType.toString());
+        assertTrue(java.util.regex.Pattern.compile(String.format("(?m)^ +all +12 +%.2f%% +%.2f%%$", 100 * r[0].valAccuracy(),
+                100 * r[0].baselineAccuracy())).matcher(printed).find(), printed);
+        String report = Files.readString(out.resolve("report.html"));
+        assertTrue(report.contains("<h2>VQA accuracy by question type</h2>"), report);
+        assertTrue(report.contains(String.format("<td>all</td><td>12</td><td>%.2f%%</td>", 100 * r[0].valAccuracy())), report);
         try (Stream<Path> tmpLeft = Files.walk(out)) {
             assertTrue(tmpLeft.noneMatch(p -> p.getFileName().toString().contains(".tmp")), "no temp files left");
         }
