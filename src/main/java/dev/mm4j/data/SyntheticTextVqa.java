@@ -140,11 +140,13 @@ public final class SyntheticTextVqa {
          * few minutes: a big sign (font 30-40% of the image height, so the word stays legible at the model's
          * input size), near the centre (within 20% of the free room, so the word lands on about the same patches
          * and the ViT need not learn translation invariance first), no distractor shapes (a plain background
-         * where the default draws 3-8 shapes) and one text style (upper case, bold sans-serif: thick strokes, so
-         * "what colour is the word?" is learned as well as the sign's colour).
+         * where the default draws 3-8 shapes), one text style (upper case, bold sans-serif: thick strokes, so
+         * "what colour is the word?" is learned as well as the sign's colour) and the word on a white panel (so
+         * that the letters always stand on the same colour: with the sign's colour behind them, which changes the
+         * look of every letter, the demo's model does not learn to read in its budget; see the README).
          */
         public static final Look DEMO = DEFAULT.withTextScale(0.30, 0.40).withMaxDistractors(0).withPositionJitter(0.2)
-                .withOneTextStyle(true);
+                .withOneTextStyle(true).withWhitePanel(true);
     }
 
     /**
@@ -490,9 +492,9 @@ public final class SyntheticTextVqa {
             FontMetrics fm = g.getFontMetrics();
             int tw = fm.stringWidth(shown);
             int pad = Math.max(4, (int) (size * 0.35f));
-            // with a white panel, the sign is a board around it: a margin of its colour on every side
+            // with a white panel, the sign is a board around it: a margin of its colour on every side, thin at the
+            // sides (the width is what long words need) and broad above and below (so that its colour is plain to see)
             int mx = look.whitePanel() ? Math.max(3, (int) (size * 0.15f)) : 0;
-            int my = look.whitePanel() ? Math.max(3, (int) (size * 0.40f)) : 0;
             int sw = Math.min(w - 4 - 2 * mx, tw + 2 * pad);
             int sh = fm.getAscent() + fm.getDescent() + pad;
             if (tw + 2 * pad > w - 4 - 2 * mx) { // too wide: shrink the font to fit
@@ -502,6 +504,7 @@ public final class SyntheticTextVqa {
                 tw = fm.stringWidth(shown);
                 sh = fm.getAscent() + fm.getDescent() + pad;
             }
+            int my = look.whitePanel() ? Math.max(3, Math.min((int) (size * 0.6f), (h - 4 - sh) / 2)) : 0;
             int sx = 2 + mx + position(r, w - sw - 2 * mx - 3, look.positionJitter());
             int sy = 2 + my + position(r, h - sh - 2 * my - 3, look.positionJitter());
             double angle = Math.toRadians(r.nextGaussian() * 4);
