@@ -143,7 +143,7 @@ public final class SyntheticTextVqa {
          * where the default draws 3-8 shapes), one text style (upper case, bold sans-serif: thick strokes, so
          * "what colour is the word?" is learned as well as the sign's colour) and the word on a white panel (so
          * that the letters always stand on the same colour: with the sign's colour behind them, which changes the
-         * look of every letter, the demo's model does not learn to read in its budget; see the README).
+         * look of every letter, the demo's model does not learn to read in its budget; see the README's demo section).
          */
         public static final Look DEMO = DEFAULT.withTextScale(0.30, 0.40).withMaxDistractors(0).withPositionJitter(0.2)
                 .withOneTextStyle(true).withWhitePanel(true);

@@ -127,7 +127,7 @@ public final class FinetuneSettings {
             case "demo" -> {
                 // the demo's small model (demo-model.yaml) from scratch, batch 96 of 16x16-patch images. On the demo's
                 // data, batch 96 learns to read within these 1200 steps where batch 32 (3x the steps for the same
-                // samples) is still at ~50% (README: "What the demo's recipe is made of")
+                // samples) is still at ~50% (README, demo section)
                 s.lr = 1e-3;
                 s.betas = List.of(0.9, 0.98);
                 s.eps = 1e-6;
