@@ -54,10 +54,10 @@ public final class ActivationCheckpointing {
         for (int i = 0; i < layers.size(); i++) {
             TransformerEncoderLayer layer = layers.get(i);
             NDArray out;
+            NDArray layerIn = in;
             JniUtils.setGradMode(false);
-            try (NDScope scope = new NDScope()) {
-                out = layer.forward(in, mask);
-                NDScope.unregister(out); // stays with the step's manager; everything else made here is freed now
+            try {
+                out = Transients.keepResult(() -> layer.forward(layerIn, mask));
             } finally {
                 JniUtils.setGradMode(true);
             }

@@ -24,9 +24,15 @@ public final class TransformerEncoder extends Module {
         if (checkpointing != null && checkpointing.recording()) {
             return checkpointing.forward(layers, x, additiveMask);
         }
+        // each layer's intermediates are dropped when it returns, and each layer's output once the next layer
+        // has run on it: autograd keeps what the backward pass needs (see Transients)
         NDArray h = x;
         for (TransformerEncoderLayer layer : layers) {
-            h = layer.forward(h, additiveMask);
+            NDArray in = h;
+            h = Transients.keepResult(() -> layer.forward(in, additiveMask));
+            if (in != x) {
+                in.close();
+            }
         }
         return h;
     }
