@@ -12,10 +12,12 @@ import dev.mm4j.data.Batch;
 import dev.mm4j.flava.FlavaConfig;
 import dev.mm4j.flava.FlavaForClassification;
 import dev.mm4j.flava.ModelStep;
+import dev.mm4j.flava.RequiredEmbedding;
 import dev.mm4j.nn.Parameter;
 import java.util.List;
 import java.util.Map;
 import java.util.Random;
+import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
 
@@ -94,6 +96,49 @@ class ActivationCheckpointingTest {
             }
             for (int s = 0; s < 3; s++) {
                 assertEquals(losses[0][s], losses[1][s], REL * Math.abs(losses[0][s]), "loss of step " + s);
+            }
+            Map<String, Parameter> b = models[1].namedParameters();
+            models[0].namedParameters().forEach((n, p) ->
+                    assertRelClose(n, p.array().toFloatArray(), b.get(n).array().toFloatArray()));
+        }
+    }
+
+    /**
+     * What the benchmark's memory probe does between training steps: recorded forwards that are never
+     * back-propagated (the whole model, one encoder alone) and an inference forward, each in its own step.
+     * The next steps must neither read what those forwards recorded (their arrays are freed with their
+     * step) nor differ from the plain model's.
+     */
+    @Test
+    void forwardsWithoutABackwardPassDoNotDisturbTheNextSteps() throws Exception {
+        try (NDManager m = NDManager.newBaseManager()) {
+            FlavaForClassification[] models = pair(m, true);
+            for (int k = 0; k < 2; k++) {
+                FlavaForClassification model = models[k];
+                Random r = new Random(5);
+                try (AdamW opt = new AdamW(model.namedParameters(), AdamW.Settings.torchDefaults(), m)) {
+                    TrainingStep step = new TrainingStep(model, opt, m);
+                    for (int s = 0; s < 2; s++) {
+                        Batch batch = TrainingStepTest.batch(r, 2, 10);
+                        try (ModelStep probe = ModelStep.open(m)) {
+                            ModelStep.Inputs in = probe.inputs(batch);
+                            try (GradientCollector gc = Engine.getInstance().newGradientCollector()) {
+                                model.forward(in.image(), in.text(), in.labels()).loss().getFloat();
+                            }
+                        }
+                        try (ModelStep probe = ModelStep.open(m)) {
+                            ModelStep.Inputs in = probe.inputs(batch);
+                            try (GradientCollector gc = Engine.getInstance().newGradientCollector()) {
+                                model.flava().forward(in.image(), null, RequiredEmbedding.IMAGE);
+                            }
+                        }
+                        try (ModelStep probe = ModelStep.open(m)) {
+                            ModelStep.Inputs in = probe.unlabelled(batch);
+                            model.forward(in.image(), in.text(), null).logits().toFloatArray();
+                        }
+                        step.run(List.of(batch), 1e-3, 1.0, false, false);
+                    }
+                }
             }
             Map<String, Parameter> b = models[1].namedParameters();
             models[0].namedParameters().forEach((n, p) ->
