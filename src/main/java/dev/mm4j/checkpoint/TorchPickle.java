@@ -47,6 +47,13 @@ final class TorchPickle {
             "torch.device",
             "torch.Size");
 
+    /**
+     * Operations one pickle may run. Each makes at most one small object, so this bounds the heap a hostile
+     * pickle can take (a few hundred MB) far below what its size allows (a 512 MB data.pkl of empty dicts
+     * would be tens of GB); a state dict takes about 30 per tensor, so even 100,000 tensors stay far below.
+     */
+    static final int MAX_OPERATIONS = 5_000_000;
+
     private final String file;
     private final ByteBuffer in;
     private final List<Object> stack = new ArrayList<>();
@@ -69,8 +76,11 @@ final class TorchPickle {
     }
 
     private Object run() throws CheckpointException {
-        while (true) {
+        for (int ops = 1; ; ops++) {
             if (!in.hasRemaining()) throw bad("pickle ends without STOP (truncated?)");
+            if (ops > MAX_OPERATIONS) {
+                throw bad("more than " + MAX_OPERATIONS + " pickle operations, far more than a state dict needs; refused");
+            }
             int at = in.position();
             int op = in.get() & 0xff;
             switch (op) {

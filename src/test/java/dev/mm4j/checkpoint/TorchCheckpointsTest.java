@@ -306,4 +306,15 @@ class TorchCheckpointsTest {
         byte[] bigStr = PickleBytes.proto2().op('X').op(0xff).op(0xff).op(0xff).op(0x7f).stop().bytes();
         assertTrue(failure(archive("bigstr.pt", bigStr, Map.of(), false)).contains("runs past the end"));
     }
+
+    @Test
+    void refusesPicklesOfMoreOperationsThanAStateDictNeeds() throws IOException {
+        // a small file that would run millions of operations (each may build an object): refused by count
+        PickleBytes many = PickleBytes.proto2();
+        for (int i = 0; i < TorchPickle.MAX_OPERATIONS / 2 + 1; i++) {
+            many.op('N').op('0'); // NONE, POP
+        }
+        String m = failure(archive("many.pt", many.emptyDict().stop().bytes(), Map.of(), true));
+        assertTrue(m.contains("many.pt") && m.contains("more than 5000000 pickle operations"), m);
+    }
 }
