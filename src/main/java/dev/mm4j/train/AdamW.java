@@ -61,6 +61,8 @@ public final class AdamW implements AutoCloseable {
     private final Settings settings;
     private final Mode mode;
     private final ForkJoinPool pool;
+    /** Each thread's chunk arrays (w, g, m, v), made once rather than per block of every step. */
+    private final ThreadLocal<float[][]> scratch = ThreadLocal.withInitial(() -> new float[4][CHUNK]);
     private long step;
 
     /** @param manager parent of the optimizer's state (moments live on its device) */
@@ -168,10 +170,11 @@ public final class AdamW implements AutoCloseable {
                 // Each chunk is copied into arrays, updated there and copied back: the same bytes cross the
                 // memory bus, and the loop over plain arrays is one the JIT compiles to vector instructions
                 // (over the buffers it is element by element), so the update runs at memory speed.
-                float[] w = new float[CHUNK];
-                float[] g = new float[CHUNK];
-                float[] m = new float[CHUNK];
-                float[] v = new float[CHUNK];
+                float[][] chunk = scratch.get();
+                float[] w = chunk[0];
+                float[] g = chunk[1];
+                float[] m = chunk[2];
+                float[] v = chunk[3];
                 for (int start = (int) blk[1], end = (int) blk[2]; start < end; start += CHUNK) {
                     int n = Math.min(CHUNK, end - start);
                     b[0].get(start, w, 0, n);
