@@ -4,13 +4,7 @@ import java.awt.image.BufferedImage;
 import java.awt.image.ColorModel;
 import java.awt.image.IndexColorModel;
 import java.awt.image.Raster;
-import java.io.ByteArrayInputStream;
 import java.io.IOException;
-import java.util.Iterator;
-import javax.imageio.ImageIO;
-import javax.imageio.ImageReader;
-import javax.imageio.stream.ImageInputStream;
-import javax.imageio.stream.MemoryCacheImageInputStream;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -200,22 +194,11 @@ public final class ImageTransform {
      * {@code maxImagePixels} pixels, and warns above {@code maxImagePixels} (0 = no limit).
      */
     public static BufferedImage decode(byte[] encoded, String name, long maxImagePixels) throws IOException {
-        if (encoded == null || encoded.length == 0) {
-            throw new IOException(name + ": empty image data");
-        }
         // Pillow ignores embedded ICC profiles; the JPEG readers (JDK and TwelveMonkeys) convert colours with
         // them. Dropping the profile segments gives the stored pixel values, as Pillow sees them.
-        byte[] data = stripJpegIccProfile(encoded);
-        // an in-memory stream: ImageIO.createImageInputStream would spool the bytes to a temp file
-        try (ImageInputStream in = new MemoryCacheImageInputStream(new ByteArrayInputStream(data))) {
-            Iterator<ImageReader> readers = ImageIO.getImageReaders(in);
-            if (!readers.hasNext()) {
-                throw new IOException(name + ": not a recognised image format (" + encoded.length + " bytes, starts with "
-                        + hexPrefix(encoded) + ")");
-            }
-            ImageReader reader = readers.next();
+        byte[] data = encoded == null ? null : stripJpegIccProfile(encoded);
+        return ImageHeader.withReader(data, name, reader -> {
             try {
-                reader.setInput(in, true, true);
                 checkPixels(name, reader.getFormatName(), reader.getWidth(0), reader.getHeight(0), maxImagePixels);
                 BufferedImage img = reader.read(0);
                 if (img == null || img.getWidth() <= 0 || img.getHeight() <= 0) {
@@ -226,10 +209,8 @@ public final class ImageTransform {
                 throw e;
             } catch (IOException | RuntimeException e) {
                 throw new IOException(name + ": cannot decode " + reader.getFormatName() + " image: " + e.getMessage(), e);
-            } finally {
-                reader.dispose();
             }
-        }
+        });
     }
 
     private static void checkPixels(String name, String format, int w, int h, long maxImagePixels) throws ImageTooLargeException {
@@ -294,14 +275,6 @@ public final class ImageTransform {
         }
         out.write(b, copied, b.length - copied);
         return out.toByteArray();
-    }
-
-    private static String hexPrefix(byte[] b) {
-        StringBuilder sb = new StringBuilder();
-        for (int i = 0; i < Math.min(8, b.length); i++) {
-            sb.append(String.format("%02x", b[i] & 0xff));
-        }
-        return sb.toString();
     }
 
     /**
