@@ -151,6 +151,13 @@ public final class ImageTransform {
         }
     }
 
+    /** Image data that ends before the image does (Pillow: "image file is truncated"): refused, never half decoded. */
+    public static final class TruncatedImageException extends IOException {
+        public TruncatedImageException(String message) {
+            super(message);
+        }
+    }
+
     public int height() {
         return height;
     }
@@ -200,17 +207,46 @@ public final class ImageTransform {
         return ImageHeader.withReader(data, name, reader -> {
             try {
                 checkPixels(name, reader.getFormatName(), reader.getWidth(0), reader.getHeight(0), maxImagePixels);
+                java.util.List<String> warnings = new java.util.ArrayList<>();
+                reader.addIIOReadWarningListener((source, warning) -> warnings.add(warning));
                 BufferedImage img = reader.read(0);
                 if (img == null || img.getWidth() <= 0 || img.getHeight() <= 0) {
                     throw new IOException(name + ": decoder returned no image");
                 }
+                String truncated = truncationWarning(warnings);
+                if (truncated != null) {
+                    throw new TruncatedImageException(name + ": " + reader.getFormatName().toLowerCase(java.util.Locale.ROOT)
+                            + " image file is truncated (" + encoded.length + " bytes; " + truncated + ")");
+                }
                 return img;
-            } catch (ImageTooLargeException e) {
+            } catch (ImageTooLargeException | TruncatedImageException e) {
                 throw e;
             } catch (IOException | RuntimeException e) {
+                for (Throwable c = e.getCause(); c != null; c = c.getCause()) {
+                    if (c instanceof java.io.EOFException) { // e.g. PNG: "Unexpected end of ZLIB input stream"
+                        throw new TruncatedImageException(name + ": " + reader.getFormatName().toLowerCase(java.util.Locale.ROOT)
+                                + " image file is truncated (" + encoded.length + " bytes; " + c.getMessage() + ")");
+                    }
+                }
                 throw new IOException(name + ": cannot decode " + reader.getFormatName() + " image: " + e.getMessage(), e);
             }
         });
+    }
+
+    /**
+     * The decoder's warning that says the data ended before the image did, or null: a JPEG without its end-of-image
+     * marker ("Missing EOI"), or whose scan data stops early ("premature end"). Such images are refused, as Pillow
+     * refuses them by default ({@code LOAD_TRUNCATED_IMAGES = False}: "image file is truncated") instead of
+     * answering from a partly decoded (grey-filled) image; other warnings (e.g. extraneous bytes) are tolerated.
+     */
+    private static String truncationWarning(java.util.List<String> warnings) {
+        for (String w : warnings) {
+            String l = w.toLowerCase(java.util.Locale.ROOT);
+            if (l.contains("missing eoi") || l.contains("premature end") || l.contains("truncated")) {
+                return w;
+            }
+        }
+        return null;
     }
 
     private static void checkPixels(String name, String format, int w, int h, long maxImagePixels) throws ImageTooLargeException {

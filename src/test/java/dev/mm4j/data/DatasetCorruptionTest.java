@@ -105,6 +105,10 @@ class DatasetCorruptionTest {
                 byte[] b = Files.readAllBytes(file);
                 Files.write(file, Arrays.copyOf(b, i == 41 ? 3 : 12));
                 reason = "image undecodable";
+            } else if (i % 50 == 24) { // a real JPEG cut to a third of its bytes: decodable in part, but truncated
+                byte[] b = Files.readAllBytes(file);
+                Files.write(file, Arrays.copyOf(b, b.length / 3));
+                reason = "image undecodable";
             } else if (i % 50 == 9) { // random bytes (first two fixed so no image format's magic can match)
                 byte[] b = new byte[400];
                 rnd.nextBytes(b);

@@ -130,6 +130,38 @@ class ImageTransformTest {
         assertThrows(IOException.class, () -> new ImageTransform().apply(new byte[0], "empty.jpg"));
     }
 
+    /** A 160x120 photo-like image (gradients and noise), encoded as {@code format}. */
+    static byte[] noisy(String format) throws IOException {
+        BufferedImage img = new BufferedImage(160, 120, BufferedImage.TYPE_INT_RGB);
+        java.util.Random r = new java.util.Random(5);
+        for (int y = 0; y < 120; y++) {
+            for (int x = 0; x < 160; x++) {
+                img.setRGB(x, y, (x * 3 / 2) << 16 | (y * 2) << 8 | r.nextInt(64));
+            }
+        }
+        ByteArrayOutputStream bos = new ByteArrayOutputStream();
+        ImageIO.write(img, format, bos);
+        return bos.toByteArray();
+    }
+
+    @Test
+    void truncatedImagesAreRefusedLikePillowsLoadTruncatedImagesFalse() throws IOException {
+        for (String format : List.of("jpeg", "png")) {
+            byte[] whole = noisy(format);
+            assertEquals(160, ImageTransform.decode(whole, "whole." + format).getWidth(), "a whole image decodes");
+            // a JPEG without its end-of-image marker; a PNG cut inside its image data (a PNG missing only its IEND
+            // trailer has every pixel)
+            int first = format.equals("jpeg") ? whole.length - 2 : whole.length * 9 / 10;
+            for (int len : new int[] {first, whole.length * 2 / 3, whole.length / 3}) {
+                byte[] cut = java.util.Arrays.copyOf(whole, len);
+                IOException e = assertThrows(IOException.class, () -> new ImageTransform().apply(cut, "cut." + format),
+                        format + " cut to " + len + " of " + whole.length + " bytes");
+                assertTrue(e.getMessage().startsWith("cut." + format + ": " + format + " image file is truncated ("), e.getMessage());
+                assertTrue(e instanceof ImageTransform.TruncatedImageException, e.toString());
+            }
+        }
+    }
+
     @Test
     void paletteAndGrayAlphaPngs() throws IOException {
         // palette PNG: values come from the palette, alpha ignored
