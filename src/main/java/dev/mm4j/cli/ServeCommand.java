@@ -37,6 +37,14 @@ public final class ServeCommand implements Callable<Integer> {
     @Option(names = "--max-body-mb", paramLabel = "MB", description = "larger request bodies get 413 (default: ${DEFAULT-VALUE})")
     long maxBodyMb = VqaServer.Settings.defaults().maxBodyBytes() >> 20;
 
+    @Option(names = "--max-connections", paramLabel = "N", description = "connections held open at once; more wait to be "
+            + "accepted, so slow clients cannot take every server thread (default: ${DEFAULT-VALUE})")
+    int maxConnections = VqaServer.Settings.MAX_CONNECTIONS;
+
+    @Option(names = "--idle-timeout-ms", paramLabel = "MS", description = "a connection that sends nothing for this long "
+            + "(half a header or body, an idle keep-alive) is closed; a stalled body gets 408 (default: ${DEFAULT-VALUE})")
+    long idleTimeoutMs = VqaServer.Settings.IDLE_TIMEOUT_MS;
+
     @Option(names = "--cache-mb", paramLabel = "MB", description = "image-encoder cache; 0 = off (default: ${DEFAULT-VALUE})")
     long cacheMb = VqaModel.Options.defaults().imageCacheBytes() >> 20;
 
@@ -50,7 +58,7 @@ public final class ServeCommand implements Callable<Integer> {
     public Integer call() throws Exception {
         engine.configureThreads();
         VqaServer.Settings settings = new VqaServer.Settings(host, port, maxBatch, maxWaitMs, maxQueue, timeoutMs,
-                maxBodyMb << 20, 100);
+                maxBodyMb << 20, 100).withConnections(maxConnections, idleTimeoutMs);
         VqaModel.Options options = new VqaModel.Options(cacheMb << 20, maxPixels);
         try (VqaServer server = VqaServer.start(() -> VqaModel.load(model, engine.device(), options), settings)) {
             System.err.println("listening on " + server.uri() + " (loading " + model + ")");

@@ -5,6 +5,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import io.javalin.Javalin;
 import io.javalin.config.SizeUnit;
 import io.javalin.http.Context;
+import io.javalin.http.HandlerType;
 import io.javalin.http.HttpResponseException;
 import io.javalin.http.UploadedFile;
 import io.micrometer.core.instrument.Counter;
@@ -15,6 +16,18 @@ import io.micrometer.prometheusmetrics.PrometheusConfig;
 import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
 import java.io.IOException;
 import java.io.InputStream;
+import java.nio.ByteBuffer;
+import jakarta.servlet.http.HttpServletRequest;
+import jakarta.servlet.http.HttpServletResponse;
+import org.eclipse.jetty.http.HttpFields;
+import org.eclipse.jetty.http.HttpHeader;
+import org.eclipse.jetty.http.HttpStatus;
+import org.eclipse.jetty.server.AbstractConnector;
+import org.eclipse.jetty.server.ConnectionLimit;
+import org.eclipse.jetty.server.Connector;
+import org.eclipse.jetty.server.Request;
+import org.eclipse.jetty.server.Server;
+import org.eclipse.jetty.server.handler.ErrorHandler;
 import java.net.URI;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -32,6 +45,7 @@ import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicLong;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -62,24 +76,51 @@ public final class VqaServer implements AutoCloseable {
      * @param requestTimeoutMs a request not answered by then gets 504
      * @param maxBodyBytes larger request bodies get 413
      * @param maxK largest {@code k} accepted
+     * @param maxConnections connections held open at once; beyond it new ones wait to be accepted (slow clients
+     *     cannot exhaust the server's threads: a request holds a thread only while its connection is open)
+     * @param idleTimeoutMs a connection that sends nothing for this long (half a request header or body, an idle
+     *     keep-alive) is closed
      */
     public record Settings(String host, int port, int maxBatch, long maxWaitMs, int maxQueue, long requestTimeoutMs,
-            long maxBodyBytes, int maxK) {
-        /** 127.0.0.1:8080, batches of up to 8 gathered for 10 ms, 64 queued, 60 s timeout, 10 MB bodies. */
+            long maxBodyBytes, int maxK, int maxConnections, long idleTimeoutMs) {
+        /** Default connection limit and idle timeout. */
+        public static final int MAX_CONNECTIONS = 200;
+        public static final long IDLE_TIMEOUT_MS = 10_000;
+
+        /** With the default connection limit and idle timeout. */
+        public Settings(String host, int port, int maxBatch, long maxWaitMs, int maxQueue, long requestTimeoutMs,
+                long maxBodyBytes, int maxK) {
+            this(host, port, maxBatch, maxWaitMs, maxQueue, requestTimeoutMs, maxBodyBytes, maxK, MAX_CONNECTIONS, IDLE_TIMEOUT_MS);
+        }
+
+        /**
+         * 127.0.0.1:8080, batches of up to 8 gathered for 10 ms, 64 queued, 60 s timeout, 10 MB bodies, 200 connections,
+         * 10 s idle timeout.
+         */
         public static Settings defaults() {
             return new Settings("127.0.0.1", 8080, 8, 10, 64, 60_000, 10L << 20, 100);
         }
 
         public Settings withPort(int p) {
-            return new Settings(host, p, maxBatch, maxWaitMs, maxQueue, requestTimeoutMs, maxBodyBytes, maxK);
+            return new Settings(host, p, maxBatch, maxWaitMs, maxQueue, requestTimeoutMs, maxBodyBytes, maxK, maxConnections,
+                    idleTimeoutMs);
         }
 
         public Settings withBatching(int batch, long waitMs) {
-            return new Settings(host, port, batch, waitMs, maxQueue, requestTimeoutMs, maxBodyBytes, maxK);
+            return new Settings(host, port, batch, waitMs, maxQueue, requestTimeoutMs, maxBodyBytes, maxK, maxConnections,
+                    idleTimeoutMs);
         }
 
         public Settings withLimits(int queue, long timeoutMs, long bodyBytes) {
-            return new Settings(host, port, maxBatch, maxWaitMs, queue, timeoutMs, bodyBytes, maxK);
+            return new Settings(host, port, maxBatch, maxWaitMs, queue, timeoutMs, bodyBytes, maxK, maxConnections, idleTimeoutMs);
+        }
+
+        public Settings withConnections(int connections, long idleMs) {
+            if (connections < 1 || idleMs < 1) {
+                throw new IllegalArgumentException("max connections and idle timeout must be >= 1, got " + connections
+                        + " and " + idleMs + " ms");
+            }
+            return new Settings(host, port, maxBatch, maxWaitMs, maxQueue, requestTimeoutMs, maxBodyBytes, maxK, connections, idleMs);
         }
     }
 
@@ -113,6 +154,15 @@ public final class VqaServer implements AutoCloseable {
     private volatile VqaModel model;
     private volatile Batcher batcher;
     private volatile Throwable loadError;
+    private volatile ConnectionLimit connectionLimit;
+    private volatile Server jetty;
+    private final AtomicLong lastClientErrorLog = new AtomicLong(System.nanoTime() - CLIENT_ERROR_LOG_EVERY_NANOS);
+    private final AtomicInteger clientErrorsNotLogged = new AtomicInteger();
+    /** Client errors (a malformed body) are logged at most once per minute: any client could otherwise fill the disk. */
+    private static final long CLIENT_ERROR_LOG_EVERY_NANOS = TimeUnit.MINUTES.toNanos(1);
+    /** Methods answered 405 on {@code /v1/answer}. */
+    private static final List<HandlerType> NOT_ALLOWED = List.of(HandlerType.GET, HandlerType.HEAD, HandlerType.PUT,
+            HandlerType.PATCH, HandlerType.DELETE, HandlerType.OPTIONS);
 
     private VqaServer(Settings settings, boolean ownsModel) {
         this.settings = settings;
@@ -126,9 +176,12 @@ public final class VqaServer implements AutoCloseable {
                 .description("requests waiting for a forward pass").register(registry);
         Gauge.builder("mm4j.image.cache.bytes", () -> model == null ? 0 : model.imageCacheBytes())
                 .description("bytes of image-encoder outputs cached").register(registry);
+        Gauge.builder("mm4j.connections.open", () -> connectionLimit == null ? 0 : connectionLimit.getConnections())
+                .description("HTTP connections open (at most --max-connections)").register(registry);
         for (String r : List.of("hit", "miss")) {
             cacheCounter(r);
         }
+        JsonErrorHandler jsonErrors = new JsonErrorHandler();
         this.app = Javalin.create(cfg -> {
             cfg.showJavalinBanner = false;
             cfg.startupWatcherEnabled = false;
@@ -137,12 +190,28 @@ public final class VqaServer implements AutoCloseable {
             cfg.jetty.multipartConfig.maxFileSize(settings.maxBodyBytes(), SizeUnit.BYTES);
             cfg.jetty.multipartConfig.maxInMemoryFileSize((int) Math.min(Integer.MAX_VALUE, settings.maxBodyBytes()),
                     SizeUnit.BYTES);
+            cfg.jetty.modifyServer(server -> {
+                jetty = server;
+                connectionLimit = new ConnectionLimit(settings.maxConnections(), server);
+                connectionLimit.setIdleTimeout(settings.idleTimeoutMs());
+                server.addBean(connectionLimit);
+                server.setErrorHandler(jsonErrors); // Jetty-level rejects (bad URI, bad header): JSON, not an HTML page
+                server.setRequestLog((req, resp) -> countResponse(resp.getCommittedMetaData() != null
+                        ? resp.getCommittedMetaData().getStatus() : resp.getStatus()));
+            });
+            cfg.jetty.modifyServletContextHandler(h -> h.setErrorHandler(jsonErrors));
         });
         app.get("/", ctx -> ctx.contentType("text/html; charset=utf-8").result(page));
         app.get("/healthz", ctx -> json(ctx, 200, Map.of("status", "ok")));
         app.get("/readyz", this::readyz);
         app.get("/metrics", ctx -> ctx.contentType("text/plain; version=0.0.4; charset=utf-8").result(registry.scrape()));
         app.post("/v1/answer", this::answer);
+        for (HandlerType t : NOT_ALLOWED) {
+            app.addHttpHandler(t, "/v1/answer", ctx -> {
+                ctx.header("Allow", "POST");
+                error(ctx, 405, "method not allowed: " + ctx.method() + " /v1/answer (use POST)", null);
+            });
+        }
         app.exception(Exception.class, (e, ctx) -> {
             if (e instanceof HttpResponseException h) {
                 error(ctx, h.getStatus(), h.getMessage(), null);
@@ -161,7 +230,7 @@ public final class VqaServer implements AutoCloseable {
     /** Starts listening now and loads the model in the background ({@code /readyz} says when); the server owns and closes the model. */
     public static VqaServer start(Callable<VqaModel> loader, Settings settings) {
         VqaServer s = new VqaServer(settings, true);
-        s.app.start(settings.host(), settings.port());
+        s.listen();
         Thread t = new Thread(() -> {
             try {
                 s.ready(loader.call());
@@ -182,8 +251,63 @@ public final class VqaServer implements AutoCloseable {
         VqaServer s = new VqaServer(settings, false);
         s.ready(model);
         s.loaded.countDown();
-        s.app.start(settings.host(), settings.port());
+        s.listen();
         return s;
+    }
+
+    private void listen() {
+        app.start(settings.host(), settings.port());
+        for (Connector c : jetty.getConnectors()) {
+            if (c instanceof AbstractConnector ac) {
+                ac.setIdleTimeout(settings.idleTimeoutMs()); // Jetty's default is 30 s
+            }
+        }
+    }
+
+    private void countResponse(int status) {
+        Counter.builder("mm4j.requests").description("HTTP responses by status (every endpoint, Jetty-level rejects included)")
+                .tag("status", Integer.toString(status)).register(registry).increment();
+    }
+
+    /** One line for a client's malformed request, at most once a minute (with how many were not logged). */
+    private void logClientError(String what) {
+        long now = System.nanoTime();
+        long last = lastClientErrorLog.get();
+        if (now - last >= CLIENT_ERROR_LOG_EVERY_NANOS && lastClientErrorLog.compareAndSet(last, now)) {
+            int more = clientErrorsNotLogged.getAndSet(0);
+            log.warn("bad request: {}{}", what, more > 0 ? " (and " + more + " more client errors since the last such line)" : "");
+        } else {
+            clientErrorsNotLogged.incrementAndGet();
+        }
+    }
+
+    /** Jetty's own error responses (requests that never reach the routes: bad URI, bad headers) as JSON errors. */
+    private static final class JsonErrorHandler extends ErrorHandler {
+        @Override
+        protected void generateAcceptableResponse(Request baseRequest, HttpServletRequest request, HttpServletResponse response,
+                int code, String message) throws IOException {
+            baseRequest.setHandled(true);
+            response.setContentType("application/json");
+            response.getOutputStream().write(errorJson(code, message));
+        }
+
+        @Override
+        public ByteBuffer badMessageError(int status, String reason, HttpFields.Mutable fields) {
+            fields.put(HttpHeader.CONTENT_TYPE, "application/json");
+            return ByteBuffer.wrap(errorJson(status, reason));
+        }
+
+        private static byte[] errorJson(int status, String reason) {
+            Map<String, Object> body = new LinkedHashMap<>();
+            String text = HttpStatus.getMessage(status);
+            body.put("error", reason == null || reason.isBlank() || reason.equals(text) ? text : text + ": " + reason);
+            body.put("status", status);
+            try {
+                return JSON.writeValueAsBytes(body);
+            } catch (IOException e) {
+                throw new IllegalStateException(e);
+            }
+        }
     }
 
     private void ready(VqaModel m) {
@@ -226,27 +350,19 @@ public final class VqaServer implements AutoCloseable {
 
     private void answer(Context ctx) {
         long t0 = System.nanoTime();
-        int status = 500;
         inFlight.incrementAndGet();
         try {
-            Map<String, Object> body = answerBody(ctx, t0);
-            status = 200;
-            json(ctx, 200, body);
+            json(ctx, 200, answerBody(ctx, t0));
         } catch (HttpError e) {
-            status = e.status;
             error(ctx, e.status, e.getMessage(), e.retryAfter);
         } catch (InvalidInputException e) {
-            status = e.kind() == InvalidInputException.Kind.NOT_AN_IMAGE ? 415 : 400;
-            error(ctx, status, e.getMessage(), null);
+            error(ctx, e.kind() == InvalidInputException.Kind.NOT_AN_IMAGE ? 415 : 400, e.getMessage(), null);
         } catch (RuntimeException e) {
             log.error("POST /v1/answer failed", e);
-            status = 500;
             error(ctx, 500, "internal error (" + e.getClass().getSimpleName() + "); see the server log", null);
         } finally {
             inFlight.decrementAndGet();
             latency.record(System.nanoTime() - t0, TimeUnit.NANOSECONDS);
-            Counter.builder("mm4j.requests").description("POST /v1/answer requests by status")
-                    .tag("status", Integer.toString(status)).register(registry).increment();
         }
     }
 
@@ -267,13 +383,21 @@ public final class VqaServer implements AutoCloseable {
         String question;
         String kText;
         if (type.startsWith("multipart/form-data")) {
+            if (!type.contains("boundary=")) {
+                logClientError("multipart without a boundary");
+                throw new HttpError(400, "body: not valid multipart/form-data (the Content-Type has no boundary parameter)");
+            }
             UploadedFile file;
             try {
                 file = ctx.uploadedFile("image");
                 question = ctx.formParam("question");
                 kText = ctx.formParam("k");
-            } catch (RuntimeException e) {
-                throw multipartError(e);
+            } catch (Exception e) { // Jetty's parser throws (undeclared) IOExceptions for a malformed body
+                HttpError h = multipartError(e);
+                if (h.status == 400) {
+                    logClientError(h.getMessage());
+                }
+                throw h;
             }
             if (file == null) {
                 throw new HttpError(400, "image: missing (multipart file field 'image')");
@@ -365,9 +489,12 @@ public final class VqaServer implements AutoCloseable {
         return out;
     }
 
-    private static HttpError multipartError(RuntimeException e) {
-        String msg = String.valueOf(e.getMessage());
+    private static HttpError multipartError(Exception e) {
+        String msg = e.getMessage() == null ? e.getClass().getSimpleName() : e.getMessage();
         for (Throwable c = e; c != null; c = c.getCause()) {
+            if (c instanceof TimeoutException) { // the client stopped sending: the connection's idle timeout
+                return new HttpError(408, "body: the rest of the request did not arrive in time (" + c.getMessage() + ")");
+            }
             String cm = String.valueOf(c.getMessage()).toLowerCase(Locale.ROOT);
             if (cm.contains("exceed") || cm.contains("too large") || cm.contains("max")) {
                 return new HttpError(413, "request body over the size limit: " + c.getMessage());
