@@ -47,6 +47,8 @@ class CheckpointKillTest {
                         st.step = ++step;
                         store.save(model, opt, st);
                         if (step % 2 == 0) store.saveBest(model, opt, st);
+                        System.out.println("saved step " + step); // the parent kills only after reading this
+                        System.out.flush();
                     }
                 }
             }
@@ -61,14 +63,15 @@ class CheckpointKillTest {
         return pb.start();
     }
 
-    private static void awaitReady(Process p, Path log) throws Exception {
-        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
+    /** Waits (however slow the machine) until the child's log holds {@code count} lines starting with {@code prefix}. */
+    private static void await(Process p, Path log, String prefix, int count) throws Exception {
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(240);
         while (System.nanoTime() < deadline) {
-            if (Files.exists(log) && Files.readString(log).contains("ready at step")) return;
+            if (Files.exists(log) && Files.readString(log).lines().filter(l -> l.startsWith(prefix)).count() >= count) return;
             if (!p.isAlive()) fail("the child died: " + Files.readString(log));
-            Thread.sleep(20);
+            Thread.sleep(10);
         }
-        fail("the child did not start: " + Files.readString(log));
+        fail("the child did not log " + count + " x '" + prefix + "' in 240 s: " + Files.readString(log));
     }
 
     /** Hidden leftovers in the checkpoint folder (temp folders, folders moved aside, temp files). */
@@ -107,7 +110,7 @@ class CheckpointKillTest {
     }
 
     @Test
-    @Timeout(300)
+    @Timeout(900)
     void killedWritersLeaveAConsistentStoreAndTheNextRunCleansUp() throws Exception {
         CheckpointStore store = new CheckpointStore(out, 2);
         Random rnd = new Random(11);
@@ -118,7 +121,7 @@ class CheckpointKillTest {
                 Path log = out.resolve("child" + k + ".log.txt");
                 Process p = start(log);
                 try {
-                    awaitReady(p, log);
+                    await(p, log, "ready at step", 1);
                     assertTrue(Files.readString(log).contains("ready at step " + lastStep), "resumed where the last one was killed");
                     if (k == 0) {
                         // a second run on the same folder gets a clear error, and never touches the live temp folders
@@ -127,7 +130,10 @@ class CheckpointKillTest {
                         assertTrue(e.getMessage().contains(out + " is in use by a fine-tuning run in another process (pid "
                                 + p.pid()), e.getMessage());
                     }
-                    Thread.sleep(100 + rnd.nextInt(500));
+                    // the kill comes at a seeded moment after a seeded number of completed checkpoints (at least
+                    // one, so there is always one to check): within the save after them, or between saves
+                    await(p, log, "saved step", 1 + rnd.nextInt(3));
+                    Thread.sleep(rnd.nextInt(300));
                 } finally {
                     p.destroyForcibly(); // SIGKILL
                     p.waitFor(30, TimeUnit.SECONDS);
