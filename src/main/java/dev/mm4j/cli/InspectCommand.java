@@ -64,7 +64,6 @@ public final class InspectCommand implements Callable<Integer> {
                     names.stream().limit(3).forEach(n -> System.out.println("      " + n));
                     if (names.size() > 3) System.out.printf("      ... and %d more%n", names.size() - 3);
                 });
-                print("not understood (unexpected in the load)", m.unknown());
             }
             Path hfConfig = PretrainedCheckpoint.hfConfigFile(checkpoint);
             Path tokenizer = PretrainedCheckpoint.tokenizerFile(checkpoint);
@@ -77,6 +76,11 @@ public final class InspectCommand implements Callable<Integer> {
                 System.out.printf("tokenizer: %s%n", tokenizer);
             }
             FlavaForClassification flava = new FlavaForClassification(config); // names and shapes only, no memory
+            if (m != null) { // names the mapping leaves alone are loaded as they are: TorchMultimodal's own load
+                java.util.Set<String> ours = flava.namedParameters().keySet();
+                print("already TorchMultimodal names (pass through and load)", m.unknown().stream().filter(ours::contains).toList());
+                print("not understood (unexpected in the load)", m.unknown().stream().filter(n -> !ours.contains(n)).toList());
+            }
             StateDictLoader.Report r = ck.check(flava).load();
             System.out.printf("%nagainst FLAVA for classification (%,d parameters, num_classes %d):%n", flava.parameterCount(),
                     config.numClasses);

@@ -77,6 +77,31 @@ class InspectCommandTest {
     }
 
     @Test
+    void classifierTensorsSavedBesideTheHfOnesPassThroughUnderTheirTorchMultimodalNames() throws Exception {
+        Path fixtures = Path.of(getClass().getResource("/fixtures/flava-tiny/expected.json").toURI()).getParent();
+        var expected = new ObjectMapper().readTree(fixtures.resolve("expected.json").toFile());
+        Path dir;
+        try (StateDict tm = TorchCheckpoints.read(fixtures.resolve("flava_classification.pt"))) {
+            java.util.Map<String, dev.mm4j.checkpoint.HostTensor> tensors = new java.util.LinkedHashMap<>(HfFlavaCheckpoints.hfTensors(tm));
+            tm.asMap().forEach((n, t) -> {
+                if (n.startsWith("classifier.")) tensors.put(n, t); // the TorchMultimodal head, saved beside the HF body
+            });
+            tensors.put("something.else.weight", tm.get("classifier.model.0.bias"));
+            dir = HfFlavaCheckpoints.writeFolder(tmp.resolve("flava-hf-head"), HfFlavaCheckpoints.Form.SAFETENSORS, tensors,
+                    HfFlavaCheckpoints.hfConfig(expected.get("config")));
+        }
+        Path config = tmp.resolve("tiny-head.json");
+        Files.writeString(config, expected.get("config").toString());
+        String out = run(0, dir.toString(), "--no-tensors", "--config", config.toString());
+        System.out.println("inspect on HF + TorchMultimodal classifier:\n" + out);
+        assertTrue(out.contains("already TorchMultimodal names (pass through and load): 4"), out);
+        assertTrue(out.contains("not understood (unexpected in the load): 1"), out);
+        assertTrue(out.contains("    something.else.weight"), out);
+        assertTrue(out.contains("would load: 131 of 131 tensors"), out);
+        assertTrue(out.contains("unexpected (ignored by a non-strict load): 1"), out);
+    }
+
+    @Test
     void failsOnAnyCorruptionInTheWholeFile() throws Exception {
         Path fixtures = Path.of(getClass().getResource("/fixtures/flava-tiny/expected.json").toURI()).getParent();
         byte[] raw = Files.readAllBytes(fixtures.resolve("flava_classification.pt"));
