@@ -42,8 +42,9 @@ import javax.imageio.ImageIO;
  * The serving benchmark: writes a bundle with random weights (FLAVA full size unless a config says
  * otherwise), serves it on 127.0.0.1 and drives {@code POST /v1/answer} over HTTP with 1, 4, 16, ...
  * concurrent clients, with batching off and on (every image new: image-cache misses), then one client
- * asking about new images vs. an image already seen (cache miss vs. hit). Prints throughput and latency
- * percentiles per row of one table.
+ * asking about new images vs. an image already seen (cache miss vs. hit), and one client while 100 others
+ * have sent half a request and wait. Every row is run quiet and then contended (one spinning thread per core
+ * beside the server); the table prints both side by side.
  */
 public final class ServeBench {
 
@@ -57,6 +58,40 @@ public final class ServeBench {
 
     private record Row(String mode, int clients, int requests, double seconds, double[] latMs, double meanBatch,
             double meanForwardMs, int errors) {}
+
+    /**
+     * A competing CPU load while it is open: one thread per core spinning in this JVM (as another job on the
+     * machine would), so that the contended figure shows what libtorch's threads do when the cores are not theirs.
+     */
+    private static final class Competition implements AutoCloseable {
+        private volatile boolean stop;
+        private final List<Thread> threads = new ArrayList<>();
+
+        Competition(int n) {
+            for (int i = 0; i < n; i++) {
+                Thread t = new Thread(() -> {
+                    long x = 0;
+                    while (!stop) {
+                        x += System.nanoTime() % 7;
+                    }
+                    if (x == 42) {
+                        System.out.print("");
+                    }
+                }, "mm4j-bench-competitor-" + i);
+                t.setDaemon(true);
+                t.start();
+                threads.add(t);
+            }
+        }
+
+        @Override
+        public void close() throws InterruptedException {
+            stop = true;
+            for (Thread t : threads) {
+                t.join();
+            }
+        }
+    }
 
     private static final ObjectMapper JSON = new ObjectMapper();
     private static final String[] QUESTIONS = {"what does the sign say?", "what colour is the text?",
@@ -79,47 +114,93 @@ public final class ServeBench {
             out.printf("bundle with random weights: %s (%d MB, %.1f s); libtorch %d threads, %d cores%n", dir,
                     Files.size(dir.resolve(ModelBundle.WEIGHTS)) >> 20, (System.nanoTime() - t0) / 1e9, threads,
                     Runtime.getRuntime().availableProcessors());
+            int cores = Runtime.getRuntime().availableProcessors();
+            out.printf("OMP_WAIT_POLICY=%s; each row quiet, then contended (%d spinning threads beside the server)%n",
+                    System.getenv().getOrDefault("OMP_WAIT_POLICY", "(unset: libgomp spins)"), cores);
             try (VqaModel model = VqaModel.load(dir, device, VqaModel.Options.defaults())) {
-                List<Row> rows = new ArrayList<>();
-                for (boolean batching : new boolean[] {false, true}) {
-                    VqaServer.Settings s = VqaServer.Settings.defaults().withPort(0)
-                            .withBatching(batching ? o.maxBatch() : 1, batching ? o.maxWaitMs() : 0)
-                            .withLimits(1024, 600_000, 10L << 20);
-                    try (VqaServer server = VqaServer.start(model, s)) {
-                        HttpClient http = client();
-                        drive(http, server.uri(), List.of(body(image(-1), 0)), 1, 2); // warm-up
-                        for (int c : o.clients()) {
-                            List<byte[]> bodies = new ArrayList<>();
-                            for (int i = 0; i < o.requests(); i++) {
-                                bodies.add(body(image(random.nextInt()), i));
-                            }
-                            rows.add(row("batching " + (batching ? "on (max " + o.maxBatch() + ")" : "off"), c,
-                                    drive(http, server.uri(), bodies, c, o.requests())));
-                            out.println(format(rows.get(rows.size() - 1)));
-                        }
-                        if (batching) {
-                            List<byte[]> misses = new ArrayList<>();
-                            List<byte[]> hits = new ArrayList<>();
-                            byte[] seen = image(-2);
-                            drive(http, server.uri(), List.of(body(seen, 0)), 1, 1); // now cached
-                            for (int i = 0; i < o.cacheRequests(); i++) {
-                                misses.add(body(image(random.nextInt()), i));
-                                hits.add(body(seen, i));
-                            }
-                            rows.add(row("image cache miss", 1, drive(http, server.uri(), misses, 1, o.cacheRequests())));
-                            out.println(format(rows.get(rows.size() - 1)));
-                            rows.add(row("image cache hit", 1, drive(http, server.uri(), hits, 1, o.cacheRequests())));
-                            out.println(format(rows.get(rows.size() - 1)));
-                        }
-                    }
+                List<Row> quiet = rows(model, false);
+                List<Row> contended;
+                try (Competition c = new Competition(cores)) {
+                    contended = rows(model, true);
                 }
                 out.println();
                 out.println(header());
-                rows.forEach(r -> out.println(format(r)));
+                for (int i = 0; i < quiet.size(); i++) {
+                    out.println(format(quiet.get(i), contended.get(i)));
+                }
             }
         } finally {
             FileTrees.delete(dir);
         }
+    }
+
+    private List<Row> rows(VqaModel model, boolean contended) throws Exception {
+        String tag = contended ? " contended" : " quiet";
+        List<Row> rows = new ArrayList<>();
+        for (boolean batching : new boolean[] {false, true}) {
+            VqaServer.Settings s = VqaServer.Settings.defaults().withPort(0)
+                    .withBatching(batching ? o.maxBatch() : 1, batching ? o.maxWaitMs() : 0)
+                    .withLimits(1024, 600_000, 10L << 20);
+            try (VqaServer server = VqaServer.start(model, s)) {
+                HttpClient http = client();
+                drive(http, server.uri(), List.of(body(image(-1), 0)), 1, 2); // warm-up
+                for (int c : o.clients()) {
+                    List<byte[]> bodies = new ArrayList<>();
+                    for (int i = 0; i < o.requests(); i++) {
+                        bodies.add(body(image(random.nextInt()), i));
+                    }
+                    rows.add(row("batching " + (batching ? "on (max " + o.maxBatch() + ")" : "off"), c,
+                            drive(http, server.uri(), bodies, c, o.requests())));
+                    out.println(tag + ": " + format(rows.get(rows.size() - 1)));
+                }
+                if (batching) {
+                    List<byte[]> misses = new ArrayList<>();
+                    List<byte[]> hits = new ArrayList<>();
+                    byte[] seen = image(-2);
+                    drive(http, server.uri(), List.of(body(seen, 0)), 1, 1); // now cached
+                    for (int i = 0; i < o.cacheRequests(); i++) {
+                        misses.add(body(image(random.nextInt()), i));
+                        hits.add(body(seen, i));
+                    }
+                    rows.add(row("image cache miss", 1, drive(http, server.uri(), misses, 1, o.cacheRequests())));
+                    out.println(tag + ": " + format(rows.get(rows.size() - 1)));
+                    rows.add(row("image cache hit", 1, drive(http, server.uri(), hits, 1, o.cacheRequests())));
+                    out.println(tag + ": " + format(rows.get(rows.size() - 1)));
+                    List<byte[]> fresh = new ArrayList<>();
+                    for (int i = 0; i < o.cacheRequests(); i++) {
+                        fresh.add(body(image(random.nextInt()), i));
+                    }
+                    List<java.net.Socket> slow = halfSentRequests(server.uri(), SLOW_CLIENTS);
+                    try {
+                        rows.add(row(SLOW_CLIENTS + " slow clients hang", 1, drive(http, server.uri(), fresh, 1, o.cacheRequests())));
+                    } finally {
+                        for (java.net.Socket c : slow) {
+                            c.close();
+                        }
+                    }
+                    out.println(tag + ": " + format(rows.get(rows.size() - 1)));
+                }
+            }
+        }
+        return rows;
+    }
+
+    /** Connections that send half a request and wait, beside the measured client (below the connection limit). */
+    private static final int SLOW_CLIENTS = 100;
+
+    /** {@code n} connections to {@code base}: half send half a header, half a whole header and half a body; then wait. */
+    private static List<java.net.Socket> halfSentRequests(URI base, int n) throws IOException {
+        List<java.net.Socket> out = new ArrayList<>();
+        String head = "POST /v1/answer HTTP/1.1\r\nHost: " + base.getHost() + "\r\nContent-Type: application/json\r\n";
+        for (int i = 0; i < n; i++) {
+            java.net.Socket c = new java.net.Socket(base.getHost(), base.getPort());
+            String half = i % 2 == 0 ? head.substring(0, head.length() / 2)
+                    : head + "Content-Length: 1000\r\n\r\n{\"image\": \"iVBORw0KGgo";
+            c.getOutputStream().write(half.getBytes(java.nio.charset.StandardCharsets.ISO_8859_1));
+            c.getOutputStream().flush();
+            out.add(c);
+        }
+        return out;
     }
 
     /** A bundle of {@code config} with random weights and answers {@code answer_0..N-1}, dynamic padding. */
@@ -191,8 +272,15 @@ public final class ServeBench {
     }
 
     private static String header() {
-        return String.format("%-22s %7s %8s %8s %9s %9s %9s %10s %12s %6s", "mode", "clients", "requests", "req/s",
-                "p50 ms", "p95 ms", "p99 ms", "mean batch", "forward ms", "errors");
+        return String.format("%-22s %7s %8s %17s %17s %17s %12s %16s %6s", "mode", "clients", "requests", "req/s quiet|cont.",
+                "p50 ms quiet|cont.", "p95 ms quiet|cont.", "batch q|c", "forward ms q|c", "errors");
+    }
+
+    private static String format(Row q, Row c) {
+        return String.format("%-22s %7d %8d %8.2f|%-8.2f %8.0f|%-8.0f %8.0f|%-8.0f %5.2f|%-6.2f %7.0f|%-8.0f %6d", q.mode(), q.clients(),
+                q.requests(), q.requests() / q.seconds(), c.requests() / c.seconds(), pct(q.latMs(), 0.50), pct(c.latMs(), 0.50),
+                pct(q.latMs(), 0.95), pct(c.latMs(), 0.95), q.meanBatch(), c.meanBatch(), q.meanForwardMs(), c.meanForwardMs(),
+                q.errors() + c.errors());
     }
 
     private static String format(Row r) {

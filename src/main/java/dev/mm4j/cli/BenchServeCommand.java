@@ -11,7 +11,9 @@ import picocli.CommandLine.Option;
 @Command(name = "bench-serve", mixinStandardHelpOptions = true,
         description = {"Serves a model with random weights (FLAVA full size unless --config) on 127.0.0.1 and drives "
                 + "POST /v1/answer with concurrent clients: throughput and p50/p95/p99 latency with batching off vs on, "
-                + "and one client's latency for a new image (cache miss) vs an image already seen (cache hit)."})
+                + "one client's latency for a new image (cache miss) vs an image already seen (cache hit), and one client's "
+                + "while 100 others have sent half a request and wait. Each row quiet and contended (one spinning thread "
+                + "per core beside the server), side by side."})
 public final class BenchServeCommand implements Callable<Integer> {
     @Option(names = "--clients", split = ",", description = "concurrent clients per row (default: ${DEFAULT-VALUE})")
     List<Integer> clients = List.of(1, 4, 16);
@@ -33,7 +35,7 @@ public final class BenchServeCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
-        int threads = engine.configureThreads();
+        int threads = engine.configureServingThreads();
         new ServeBench(new ServeBench.Options(model.load(), clients, requests, maxBatch, maxWaitMs, cacheRequests), System.out)
                 .run(engine.device(), threads);
         return 0;

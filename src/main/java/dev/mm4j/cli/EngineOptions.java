@@ -22,6 +22,15 @@ public final class EngineOptions {
         return device;
     }
 
+    /**
+     * For serving: sets libtorch's threads, with 0 meaning half the cores (at least 1): the other half decode
+     * images and answer HTTP beside the forward passes, and libtorch's threads do not fight other processes for
+     * every core (all cores lost 2-3x under a competing load on 2 cores; README, Serve). Returns how many.
+     */
+    public int configureServingThreads() {
+        return Hardware.configureThreads(threads > 0 ? threads : Math.max(1, Runtime.getRuntime().availableProcessors() / 2));
+    }
+
     /** Sets libtorch's threads; returns how many. */
     public int configureThreads() {
         return Hardware.configureThreads(threads);

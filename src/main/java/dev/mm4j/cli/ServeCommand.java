@@ -11,7 +11,8 @@ import picocli.CommandLine.Option;
 /** {@code mm4j serve}: a fine-tuned model behind HTTP (API, web page, health and metrics). */
 @Command(name = "serve", mixinStandardHelpOptions = true,
         description = {"Serves a fine-tuned model over HTTP until SIGTERM/Ctrl-C: POST /v1/answer (multipart or JSON),",
-                "the web page at /, /healthz, /readyz, /metrics (Prometheus)."})
+                "the web page at /, /healthz, /readyz, /metrics (Prometheus).",
+                "--threads 0 (the default) serves with half the cores (at least 1); ./mm4j runs libtorch with OMP_WAIT_POLICY=PASSIVE unless set."})
 public final class ServeCommand implements Callable<Integer> {
     @Option(names = "--model", required = true, paramLabel = "DIR", description = "model folder (OUT/model of finetune)")
     Path model;
@@ -56,7 +57,7 @@ public final class ServeCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
-        engine.configureThreads();
+        engine.configureServingThreads();
         VqaServer.Settings settings = new VqaServer.Settings(host, port, maxBatch, maxWaitMs, maxQueue, timeoutMs,
                 maxBodyMb << 20, 100).withConnections(maxConnections, idleTimeoutMs);
         VqaModel.Options options = new VqaModel.Options(cacheMb << 20, maxPixels);
