@@ -13,8 +13,9 @@ import picocli.CommandLine.Option;
 /** {@code mm4j batch-predict}: predictions (and VQA accuracy) for a whole split on Apache Spark. */
 @Command(name = "batch-predict", mixinStandardHelpOptions = true,
         description = {"Answers every question of a TextVQA split with a fine-tuned model on Apache Spark: embedded "
-                + "(--master local[*], the default, no Spark installation) or on a cluster (spark-submit --class "
-                + "dev.mm4j.cli.SparkMain target/mm4j-spark.jar batch-predict ...). Writes OUT/predictions.parquet "
+                + "(--master local[*], the default, no Spark installation) or on a cluster (--master spark://HOST:7077, "
+                + "which ships target/mm4j-spark-app.jar to the executors, or spark-submit --class dev.mm4j.cli.SparkMain "
+                + "target/mm4j-spark-app.jar batch-predict ...). Writes OUT/predictions.parquet "
                 + "(question_id, answer, top_k answers with probabilities, score) and OUT/predictions.json "
                 + "([{\"question_id\", \"answer\"}], the TextVQA server's format), and prints the VQA accuracy when the "
                 + "split has answers. Bad records are skipped and counted; the model is loaded once per executor."})
@@ -24,9 +25,11 @@ public final class BatchPredictCommand implements Callable<Integer> {
     @Option(names = "--out", required = true, paramLabel = "DIR", description = "output folder")
     Path out;
 
-    @Option(names = "--master", paramLabel = "URL", description = "Spark master: local[*], local[N], local[N,F] (F attempts per task), "
+    @Option(names = "--master", paramLabel = "URL", description = "Spark master: local[*], local[N], local[N,F] (F attempts per task), local-cluster[W,C,MB] (W workers with executor JVMs of their own), "
             + "spark://..., yarn, k8s://...; default: spark-submit's, else local[*]")
     String master;
+
+    @Mixin SparkConfOptions sparkConf = new SparkConfOptions();
 
     @Option(names = "--top-k", description = "answers kept per question with their probabilities (default: ${DEFAULT-VALUE})")
     int topK = 5;
@@ -47,7 +50,7 @@ public final class BatchPredictCommand implements Callable<Integer> {
     public Integer call() throws Exception {
         BatchPredictJob.Settings s = new BatchPredictJob.Settings(target.model(), target.data(), target.split(), out, target.batchSize(), topK, partitions,
                 threadsPerTask, device, limit, -1);
-        try (SparkSession spark = SparkSessions.open(master, "mm4j batch-predict")) {
+        try (SparkSession spark = SparkSessions.open(master, "mm4j batch-predict", sparkConf.settings())) {
             if (spark.sparkContext().isLocal()) {
                 Hardware.device(device); // embedded: the executors are this JVM, so a wrong device fails here, in one line
             }

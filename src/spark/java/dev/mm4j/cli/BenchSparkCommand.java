@@ -23,6 +23,8 @@ public final class BenchSparkCommand implements Callable<Integer> {
     @Option(names = "--masters", split = ",", description = "Spark masters to time (default: ${DEFAULT-VALUE})")
     List<String> masters = List.of("local[1]", "local[2]");
 
+    @Mixin SparkConfOptions sparkConf = new SparkConfOptions();
+
     @Option(names = "--limit", description = "at most N questions (0 = all)")
     int limit;
 
@@ -39,7 +41,7 @@ public final class BenchSparkCommand implements Callable<Integer> {
             for (String m : masters) {
                 BatchPredictJob.Settings s = new BatchPredictJob.Settings(target.model(), target.data(), target.split(),
                         out.resolve(m.replaceAll("[^A-Za-z0-9]+", "_")), target.batchSize(), 5, 0, 0, null, limit, -1);
-                these.add(SparkBench.spark(m, s));
+                these.add(SparkBench.spark(m, sparkConf.settings(), s));
             }
             System.out.printf("round %d: %s%n", round + 1, these.stream()
                     .map(r -> String.format("%s %.1f q/s", r.mode(), r.questionsPerSecond())).toList());

@@ -138,7 +138,7 @@ public final class BatchPredictJob {
         spark.sparkContext().register(skips, "mm4j skipped records");
 
         Task task = new Task(s.model().toAbsolutePath().toString(), s.device(), s.batchSize(), s.topK(), s.threadsPerTask(),
-                s.failOnceInPartition());
+                s.failOnceInPartition(), System.getProperty(DJL_OFFLINE, "true"));
         JavaRDD<Row> predictions = table.rows().javaRDD()
                 .keyBy(r -> r.getLong(0))
                 .repartitionAndSortWithinPartitions(new BatchRanges(parts, batches, s.batchSize()))
@@ -166,9 +166,16 @@ public final class BatchPredictJob {
                 parquet, jsonFile);
     }
 
-    /** What a task needs of the settings (shipped to the executors). */
-    record Task(String model, String device, int batchSize, int topK, int threadsPerTask, int failOnceInPartition)
-            implements Serializable {}
+    /**
+     * What a task needs of the settings (shipped to the executors).
+     *
+     * @param djlOffline the driver's {@code ai.djl.offline} (default true: the bundled libtorch, no download), set on
+     *     an executor whose JVM has none (spark-submit's executors, a worker's) before the engine loads
+     */
+    record Task(String model, String device, int batchSize, int topK, int threadsPerTask, int failOnceInPartition,
+            String djlOffline) implements Serializable {}
+
+    static final String DJL_OFFLINE = "ai.djl.offline";
 
     /** The accuracy's exact sum and whether any question had answers (aggregated over partitions). */
     static final class Tally implements Serializable {
@@ -237,6 +244,9 @@ public final class BatchPredictJob {
         }
         if (samples.isEmpty()) {
             return List.<Row>of().iterator();
+        }
+        if (System.getProperty(DJL_OFFLINE) == null) {
+            System.setProperty(DJL_OFFLINE, s.djlOffline()); // before the first use of the engine in this JVM
         }
         TaskContext task = TaskContext.get();
         Hardware.configureThreads(s.threadsPerTask() > 0 ? s.threadsPerTask() : task == null ? 1 : task.cpus());

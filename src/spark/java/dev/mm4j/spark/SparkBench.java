@@ -5,6 +5,7 @@ import dev.mm4j.util.Hardware;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.util.List;
+import java.util.Map;
 import org.apache.spark.sql.SparkSession;
 
 /**
@@ -30,11 +31,11 @@ public final class SparkBench {
                 (System.nanoTime() - t0) / 1e9, 1, e.result().accuracy());
     }
 
-    /** The Spark job on {@code master}, timed from session start to the written outputs. */
-    public static Row spark(String master, BatchPredictJob.Settings settings) throws IOException {
+    /** The Spark job on {@code master} (with spark-submit-style {@code conf}), timed from session start to the written outputs. */
+    public static Row spark(String master, Map<String, String> conf, BatchPredictJob.Settings settings) throws IOException {
         BundleCache.clear();
         long t0 = System.nanoTime();
-        try (SparkSession spark = SparkSessions.open(master, "mm4j bench-spark")) {
+        try (SparkSession spark = SparkSessions.open(master, "mm4j bench-spark", conf)) {
             BatchPredictJob.Result r = BatchPredictJob.run(spark, settings);
             return new Row("spark " + master + " (" + r.partitions() + " partitions)", r.predicted(),
                     (System.nanoTime() - t0) / 1e9, BundleCache.loads(), r.accuracy() == null ? 0 : r.accuracy());
