@@ -54,7 +54,7 @@ public final class BenchCommand implements Callable<Integer> {
     public Integer call() throws Exception {
         int threads = engine.configureThreads();
         var options = new TrainBench.Options(model.load(), modes, batchSizes, sweep, repeats, questionTokens, skipTrain,
-                breakdown, variants);
+                breakdown, variants, engine.precisions(engine.device()));
         try (NDManager manager = NDManager.newBaseManager(engine.device())) {
             new TrainBench(options, System.out).run(manager, threads);
         }

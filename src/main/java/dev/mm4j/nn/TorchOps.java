@@ -106,7 +106,7 @@ public final class TorchOps {
     }
 
     /** {@code x W^T + b} with the product in {@code precision}; float32 in and out. */
-    NDArray linear(Precision precision, NDArray x, NDArray w, NDArray b) {
+    public NDArray linear(Precision precision, NDArray x, NDArray w, NDArray b) {
         return call("linear_" + precision.code(), new NDList(x, w, b));
     }
 
