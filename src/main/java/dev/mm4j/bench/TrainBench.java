@@ -96,6 +96,11 @@ public final class TrainBench {
                 }
             }
         }
+        if (o.precisions().contains(Precision.FP32) && o.precisions().contains(Precision.BF16)) {
+            for (String mode : o.modes()) {
+                fidelity(manager, mode);
+            }
+        }
         if (!o.sweep().isEmpty() && !o.skipTrain()) {
             out.println();
             out.println("dynamic-mode training sweep:");
@@ -152,6 +157,40 @@ public final class TrainBench {
                     print(mode, variant, precision, b, textLen, "infer", t, FlavaFlops.forward(cfg, b, textLen), peak);
                 }
             }
+        }
+    }
+
+    /**
+     * bf16 against fp32 on the same model and batch (batch 2, random weights): the logits' largest difference
+     * relative to the largest fp32 logit.
+     */
+    private void fidelity(NDManager manager, String mode) {
+        Padding padding = mode.equals("dynamic") ? Padding.DYNAMIC : Padding.FIXED;
+        FlavaConfig cfg = o.config().copy();
+        cfg.maskTextPaddingInMultimodal = padding.masksTextInMultimodal();
+        int textLen = padding == Padding.DYNAMIC ? o.questionTokens() : cfg.maxPositionEmbeddings;
+        try (NDManager m = manager.newSubManager()) {
+            Engine.getInstance().setRandomSeed(0);
+            FlavaForClassification model = FlavaForClassification.create(cfg, m);
+            model.setTraining(false);
+            Batch batch = batch(cfg, 2, textLen);
+            float[][] logits = new float[2][];
+            Precision[] both = {Precision.FP32, Precision.BF16};
+            for (int k = 0; k < 2; k++) {
+                model.setPrecision(both[k]);
+                try (ModelStep step = ModelStep.open(m)) {
+                    ModelStep.Inputs in = step.unlabelled(batch);
+                    logits[k] = model.forward(in.image(), in.text(), null).logits().toFloatArray();
+                }
+            }
+            double scale = 0;
+            double diff = 0;
+            for (int i = 0; i < logits[0].length; i++) {
+                scale = Math.max(scale, Math.abs(logits[0][i]));
+                diff = Math.max(diff, Math.abs(logits[0][i] - logits[1][i]));
+            }
+            out.printf("%nbf16 fidelity, %s mode, batch 2: logits differ from fp32 by at most %.3g = %.2e x the largest fp32 "
+                    + "logit (%.3g)%n", mode, diff, diff / scale, scale);
         }
     }
 

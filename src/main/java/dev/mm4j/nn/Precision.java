@@ -35,13 +35,4 @@ public enum Precision {
             default -> throw new IllegalArgumentException("unknown precision '" + setting + "' (" + CHOICES + ")");
         };
     }
-
-    /** Checks a setting's value without resolving it; returns it in lower case. */
-    public static String validate(String setting) {
-        String s = setting.trim().toLowerCase(Locale.ROOT);
-        if (!s.equals("fp32") && !s.equals("bf16") && !s.equals("auto")) {
-            throw new IllegalArgumentException("unknown precision '" + setting + "' (" + CHOICES + ")");
-        }
-        return s;
-    }
 }
