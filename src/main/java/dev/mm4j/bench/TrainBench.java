@@ -27,6 +27,10 @@ import java.util.Collections;
 import java.util.List;
 import java.util.Random;
 import dev.mm4j.nn.Parameter;
+import dev.mm4j.nn.Precision;
+import dev.mm4j.nn.TorchOps;
+import java.util.EnumMap;
+import java.util.Map;
 
 /**
  * The training/inference benchmark: this machine's float32 matmul peak and memory bandwidth through
@@ -48,7 +52,8 @@ public final class TrainBench {
      * @param sweep dynamic-mode training batch sizes for a samples/s sweep (may be empty)
      */
     public record Options(FlavaConfig config, List<String> modes, List<Integer> batchSizes, List<Integer> sweep,
-            int repeats, int questionTokens, boolean skipTrain, boolean breakdown, List<String> variants) {}
+            int repeats, int questionTokens, boolean skipTrain, boolean breakdown, List<String> variants,
+            List<Precision> precisions) {}
 
     /** The variants a bench can compare; see the class comment. */
     public static final List<String> VARIANTS = List.of("baseline", "default", "checkpointing");
@@ -66,8 +71,14 @@ public final class TrainBench {
     public void run(NDManager manager, int threads) {
         out.printf("libtorch %s, %d intra-op threads, %d cores%n", Engine.getInstance().getVersion(), threads,
                 Runtime.getRuntime().availableProcessors());
-        double peak = matmulPeak(manager);
-        out.printf("float32 matmul 2048x2048x2048: %.1f GFLOP/s (best of 5)%n", peak);
+        Map<Precision, Double> peaks = new EnumMap<>(Precision.class);
+        for (Precision p : o.precisions()) {
+            if (!peaks.containsKey(p)) {
+                peaks.put(p, matmulPeak(manager, p));
+                out.printf("%s matmul 2048x2048x2048: %.1f GFLOP/s (best of 5%s)%n", p == Precision.BF16 ? "bfloat16" : "float32",
+                        peaks.get(p), p == Precision.BF16 ? ", float32 in and out through the op library" : "");
+            }
+        }
         copyGbPerS = copyBandwidth(manager);
         out.printf("memory bandwidth, libtorch copy of 512 MiB: %.1f GB/s read + written (best of 5)%n%n", copyGbPerS);
         out.printf("model: %,d parameters%n%n", new FlavaForClassification(o.config()).parameterCount());
@@ -76,24 +87,34 @@ public final class TrainBench {
                 throw new IllegalArgumentException("unknown variant " + v + " " + VARIANTS);
             }
         }
-        out.printf("%-9s %-13s %5s %5s %6s %9s %9s %10s %10s %9s %6s %8s%n", "mode", "variant", "batch", "text", "phase",
+        out.printf("%-9s %-13s %-5s %5s %5s %6s %9s %9s %10s %10s %9s %6s %8s%n", "mode", "variant", "prec", "batch", "text", "phase",
                 "s/step", "min s", "samples/s", "GFLOP/step", "GFLOP/s", "%peak", "peakRSS");
         for (String mode : o.modes()) {
             for (String variant : o.variants()) {
-                runMode(manager, mode, variant, o.batchSizes(), peak, !o.skipTrain());
+                for (Precision p : o.precisions()) {
+                    runMode(manager, mode, variant, p, o.batchSizes(), peaks.get(p), !o.skipTrain());
+                }
+            }
+        }
+        if (o.precisions().contains(Precision.FP32) && o.precisions().contains(Precision.BF16)) {
+            for (String mode : o.modes()) {
+                fidelity(manager, mode);
             }
         }
         if (!o.sweep().isEmpty() && !o.skipTrain()) {
             out.println();
             out.println("dynamic-mode training sweep:");
             for (String variant : o.variants()) {
-                runMode(manager, "dynamic", variant, o.sweep(), peak, true);
+                for (Precision p : o.precisions()) {
+                    runMode(manager, "dynamic", variant, p, o.sweep(), peaks.get(p), true);
+                }
             }
         }
     }
 
     /** One model (and optimizer) per mode, since masking the padding is part of the model's configuration. */
-    private void runMode(NDManager manager, String mode, String variant, List<Integer> batches, double peak, boolean train) {
+    private void runMode(NDManager manager, String mode, String variant, Precision precision, List<Integer> batches,
+            double peak, boolean train) {
         Padding padding = switch (mode) {
             case "tutorial" -> Padding.FIXED;
             case "dynamic" -> Padding.DYNAMIC;
@@ -102,6 +123,7 @@ public final class TrainBench {
         FlavaConfig cfg = o.config().copy();
         cfg.maskTextPaddingInMultimodal = padding.masksTextInMultimodal();
         cfg.activationCheckpointing = variant.equals("checkpointing");
+        cfg.precision = precision;
         AdamW.Mode adamw = variant.equals("baseline") ? AdamW.Mode.BASELINE : AdamW.Mode.ONE_PASS;
         // inference is the same in every variant: measured once, with the default one when it runs
         boolean infer = variant.equals(o.variants().contains("default") ? "default" : o.variants().get(0));
@@ -116,7 +138,7 @@ public final class TrainBench {
                         TrainingStep step = new TrainingStep(model, optimizer, m);
                         resetPeakRss();
                         double[] t = time(() -> step.run(List.of(batch), 1e-5, 0, false, true));
-                        print(mode, variant, b, textLen, "train", t, FlavaFlops.trainStep(cfg, b, textLen), peak);
+                        print(mode, variant, precision, b, textLen, "train", t, FlavaFlops.trainStep(cfg, b, textLen), peak);
                         if (o.breakdown()) {
                             breakdown(model, optimizer, m, batch, step);
                         }
@@ -132,9 +154,43 @@ public final class TrainBench {
                             model.forward(in.image(), in.text(), null).logits().toFloatArray();
                         }
                     });
-                    print(mode, variant, b, textLen, "infer", t, FlavaFlops.forward(cfg, b, textLen), peak);
+                    print(mode, variant, precision, b, textLen, "infer", t, FlavaFlops.forward(cfg, b, textLen), peak);
                 }
             }
+        }
+    }
+
+    /**
+     * bf16 against fp32 on the same model and batch (batch 2, random weights): the logits' largest difference
+     * relative to the largest fp32 logit.
+     */
+    private void fidelity(NDManager manager, String mode) {
+        Padding padding = mode.equals("dynamic") ? Padding.DYNAMIC : Padding.FIXED;
+        FlavaConfig cfg = o.config().copy();
+        cfg.maskTextPaddingInMultimodal = padding.masksTextInMultimodal();
+        int textLen = padding == Padding.DYNAMIC ? o.questionTokens() : cfg.maxPositionEmbeddings;
+        try (NDManager m = manager.newSubManager()) {
+            Engine.getInstance().setRandomSeed(0);
+            FlavaForClassification model = FlavaForClassification.create(cfg, m);
+            model.setTraining(false);
+            Batch batch = batch(cfg, 2, textLen);
+            float[][] logits = new float[2][];
+            Precision[] both = {Precision.FP32, Precision.BF16};
+            for (int k = 0; k < 2; k++) {
+                model.setPrecision(both[k]);
+                try (ModelStep step = ModelStep.open(m)) {
+                    ModelStep.Inputs in = step.unlabelled(batch);
+                    logits[k] = model.forward(in.image(), in.text(), null).logits().toFloatArray();
+                }
+            }
+            double scale = 0;
+            double diff = 0;
+            for (int i = 0; i < logits[0].length; i++) {
+                scale = Math.max(scale, Math.abs(logits[0][i]));
+                diff = Math.max(diff, Math.abs(logits[0][i] - logits[1][i]));
+            }
+            out.printf("%nbf16 fidelity, %s mode, batch 2: logits differ from fp32 by at most %.3g = %.2e x the largest fp32 "
+                    + "logit (%.3g)%n", mode, diff, diff / scale, scale);
         }
     }
 
@@ -317,24 +373,27 @@ public final class TrainBench {
         return t;
     }
 
-    private void print(String mode, String variant, int batch, int textLen, String phase, double[] sorted, double flop,
+    private void print(String mode, String variant, Precision precision, int batch, int textLen, String phase, double[] sorted, double flop,
             double peak) {
         double median = sorted[sorted.length / 2];
         double gflops = flop / 1e9 / median;
-        out.printf("%-9s %-13s %5d %5d %6s %9.3f %9.3f %10.2f %10.1f %9.1f %5.0f%% %7.2fG%n", mode, variant, batch, textLen,
+        out.printf("%-9s %-13s %-5s %5d %5d %6s %9.3f %9.3f %10.2f %10.1f %9.1f %5.0f%% %7.2fG%n", mode, variant,
+                precision.code(), batch, textLen,
                 phase, median, sorted[0], batch / median, flop / 1e9, gflops, 100 * gflops / peak,
                 Hardware.peakRssBytes() / 1e9);
     }
 
     /** Best-of-5 float32 matmul rate (GFLOP/s) through libtorch on {@code manager}'s device. */
-    public static double matmulPeak(NDManager manager) {
+    /** The 2048-cube matmul rate in {@code precision} (bfloat16: through the op library, float32 in and out). */
+    public static double matmulPeak(NDManager manager, Precision precision) {
         try (ModelStep step = ModelStep.open(manager)) {
             NDArray a = step.manager().randomUniform(-1f, 1f, new Shape(2048, 2048));
             NDArray b = step.manager().randomUniform(-1f, 1f, new Shape(2048, 2048));
+            NDArray zero = step.manager().zeros(new Shape(2048));
             double best = Double.MAX_VALUE;
             for (int i = 0; i < 6; i++) {
                 long s = System.nanoTime();
-                a.matMul(b).getFloat(0, 0);
+                (precision == Precision.BF16 ? TorchOps.on(a).linear(Precision.BF16, a, b, zero) : a.matMul(b)).getFloat(0, 0);
                 double dt = (System.nanoTime() - s) / 1e9;
                 if (i > 0) {
                     best = Math.min(best, dt);

@@ -15,7 +15,8 @@ import picocli.CommandLine.Option;
                 + "(" + FlavaConfig.TEXTVQA_CLASSES + " classes) train steps (forward + backward + AdamW) and inference in "
                 + "the tutorial mode (text padded to 512, multimodal encoder attends padding) and the dynamic mode (padded "
                 + "to the longest question, padding masked), and prints s/step, samples/s, GFLOP/step, GFLOP/s, %% of peak "
-                + "and peak RSS per mode."})
+                + "and peak RSS per mode. With --precision fp32,bf16: one row per precision, each against its own matmul peak, and "
+                + "the bf16 logits' difference from fp32 on the same model and batch."})
 public final class BenchCommand implements Callable<Integer> {
 
     @Option(names = "--modes", split = ",", description = "tutorial and/or dynamic (default: ${DEFAULT-VALUE})")
@@ -54,7 +55,7 @@ public final class BenchCommand implements Callable<Integer> {
     public Integer call() throws Exception {
         int threads = engine.configureThreads();
         var options = new TrainBench.Options(model.load(), modes, batchSizes, sweep, repeats, questionTokens, skipTrain,
-                breakdown, variants);
+                breakdown, variants, engine.precisions(engine.device()));
         try (NDManager manager = NDManager.newBaseManager(engine.device())) {
             new TrainBench(options, System.out).run(manager, threads);
         }

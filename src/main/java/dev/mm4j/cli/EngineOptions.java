@@ -1,7 +1,9 @@
 package dev.mm4j.cli;
 
 import ai.djl.Device;
+import dev.mm4j.nn.Precision;
 import dev.mm4j.util.Hardware;
+import java.util.List;
 import picocli.CommandLine.Option;
 
 /** Where the model runs: the options every command that runs a model shares (a picocli mixin). */
@@ -11,6 +13,35 @@ public final class EngineOptions {
 
     @Option(names = "--threads", paramLabel = "N", description = "libtorch intra-op threads; 0 = all cores (default: ${DEFAULT-VALUE})")
     int threads = 0;
+
+    @Option(names = "--precision", paramLabel = "P", split = ",", description = "fp32, bf16 (bfloat16 matrix products, "
+            + "float32 weights, as torch.autocast) or auto (bf16 where the CPU has avx512_bf16/AMX or on a GPU, else fp32); "
+            + "bench takes a list, e.g. fp32,bf16 (default: fp32; finetune: the preset's)")
+    List<String> precision;
+
+    /** The one precision asked for on {@code device} (fp32 when none), printed when auto chose it. */
+    public Precision precision(Device device) {
+        if (precision != null && precision.size() > 1) {
+            throw new IllegalArgumentException("--precision takes one value here, got " + precision);
+        }
+        String spec = precisionSpec();
+        Precision p = Precision.resolve(spec == null ? "fp32" : spec, device);
+        if ("auto".equalsIgnoreCase(spec)) {
+            System.out.println("precision: auto chose " + p.code() + " on " + device);
+        }
+        return p;
+    }
+
+    /** The precision setting as given (null: the default). */
+    public String precisionSpec() {
+        return precision == null || precision.isEmpty() ? null : String.join(",", precision);
+    }
+
+    /** Every precision of a list (bench compares them side by side), each resolved on {@code device}. */
+    public List<Precision> precisions(Device device) {
+        List<String> specs = precision == null || precision.isEmpty() ? List.of("fp32") : precision;
+        return specs.stream().map(p -> Precision.resolve(p, device)).distinct().toList();
+    }
 
     /** The device asked for (a clear error when it is not there). */
     public Device device() {

@@ -27,7 +27,8 @@ public final class EvaluateCommand implements Callable<Integer> {
     @Override
     public Integer call() throws Exception {
         engine.configureThreads();
-        BundleEvaluation e = BundleEvaluation.run(target.model(), target.data(), target.split(), target.batchSize(), limit, engine.device());
+        BundleEvaluation e = BundleEvaluation.run(target.model(), target.data(), target.split(), target.batchSize(), limit, engine.device(),
+                engine.precision(engine.device()));
         PredictionsWriter.write(predictions, e.result().predictions());
         System.out.printf("VQA accuracy %.2f%% over %d questions (%s, split %s); predictions written to %s%n",
                 100 * e.result().accuracy(), e.result().count(), target.data(), target.split(), predictions);

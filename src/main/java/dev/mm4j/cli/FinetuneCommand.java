@@ -86,6 +86,7 @@ public final class FinetuneCommand implements Callable<Integer> {
         put(o, "batch_size", batchSize);
         put(o, "lr", lr);
         put(o, "device", engine.deviceSpec());
+        put(o, "precision", engine.precisionSpec());
         put(o, "threads", engine.threads > 0 ? engine.threads : null);
         if (modelConfig != null) {
             o.put("model", new ObjectMapper(new YAMLFactory()).readValue(modelConfig.toFile(), Map.class));

@@ -3,6 +3,7 @@ package dev.mm4j.eval;
 import ai.djl.Device;
 import ai.djl.ndarray.NDManager;
 import dev.mm4j.checkpoint.ModelBundle;
+import dev.mm4j.nn.Precision;
 import dev.mm4j.data.DataLoader;
 import dev.mm4j.data.TextVqaDatasets;
 import dev.mm4j.data.VqaDataset;
@@ -28,12 +29,19 @@ public record BundleEvaluation(Evaluator.Result result, long skipped, Map<String
      */
     public static BundleEvaluation run(Path bundle, Path data, String split, int batchSize, int limit, Device device)
             throws IOException {
+        return run(bundle, data, split, batchSize, limit, device, Precision.FP32);
+    }
+
+    /** As {@link #run(Path, Path, String, int, int, Device)} with the matrix products in {@code precision}. */
+    public static BundleEvaluation run(Path bundle, Path data, String split, int batchSize, int limit, Device device,
+            Precision precision) throws IOException {
         try (VqaDataset ds = TextVqaDatasets.open(data, split);
                 NDManager manager = NDManager.newBaseManager(device);
                 ModelBundle.Loaded b = ModelBundle.load(bundle, manager);
                 DataLoader loader = DataLoader.builder(limit > 0 ? first(ds, limit) : ds).transform(b.transform())
                         .tokenizer(b.tokenizer()).vocab(b.vocab()).batchSize(batchSize).padding(b.info().padding)
                         .requireAnswers(false).build()) {
+            b.model().setPrecision(precision);
             Evaluator.Result r = Evaluator.evaluate(b.model(), loader.epoch(0, 0), b.vocab(), manager, 0);
             return new BundleEvaluation(r, loader.skipped(), loader.skippedByReason());
         }

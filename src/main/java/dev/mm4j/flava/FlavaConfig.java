@@ -7,6 +7,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.PropertyNamingStrategies;
 import com.fasterxml.jackson.databind.annotation.JsonNaming;
 import com.fasterxml.jackson.dataformat.yaml.YAMLFactory;
+import dev.mm4j.nn.Precision;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -82,6 +83,14 @@ public final class FlavaConfig {
      */
     @JsonIgnore
     public boolean activationCheckpointing;
+
+    /**
+     * The arithmetic of the matrix products ({@code nn.Precision}: float32, or bfloat16 with float32 master
+     * weights). Not a TorchMultimodal kwarg: it follows from the run's resolved {@code precision} setting and is
+     * not part of a saved model's weights (they stay float32).
+     */
+    @JsonIgnore
+    public Precision precision = Precision.FP32;
 
     /** FLAVA's full size (the defaults) with {@code numClasses} answers. */
     public static FlavaConfig fullSize(int numClasses) {
@@ -184,6 +193,7 @@ public final class FlavaConfig {
             FlavaConfig c = fromJson(toJson());
             c.maskTextPaddingInMultimodal = maskTextPaddingInMultimodal;
             c.activationCheckpointing = activationCheckpointing;
+            c.precision = precision;
             return c;
         } catch (IOException e) {
             throw new IllegalStateException(e);

@@ -25,6 +25,7 @@ public final class FlavaForClassification extends Module {
         this.classifier = child("classifier", new Mlp(config.classifierInputDim(), config.numClasses,
                 config.classifierHiddenSizes.stream().map(Integer::longValue).toList(), Activation.RELU,
                 config.classifierDropout, Linear::torchDefault));
+        setPrecision(config.precision);
     }
 
     /** Builds the model and allocates its parameters, randomly initialized, on {@code manager}'s device. */

@@ -15,6 +15,7 @@ public abstract class Module {
     private final Map<String, Parameter> parameters = new LinkedHashMap<>();
     private final Map<String, Module> children = new LinkedHashMap<>();
     private boolean training = true;
+    private Precision precision = Precision.FP32;
 
     /** Declares a parameter of this module. */
     protected final Parameter parameter(String name, Init init, long... shape) {
@@ -65,5 +66,15 @@ public abstract class Module {
 
     public final boolean isTraining() {
         return training;
+    }
+
+    /** The arithmetic of the matrix products ({@link Precision}), for this module and all children. */
+    public final void setPrecision(Precision precision) {
+        this.precision = precision;
+        children.values().forEach(c -> c.setPrecision(precision));
+    }
+
+    public final Precision precision() {
+        return precision;
     }
 }

@@ -10,6 +10,7 @@ import dev.mm4j.checkpoint.ModelBundle;
 import dev.mm4j.data.ImageHeader;
 import dev.mm4j.data.Padding;
 import dev.mm4j.flava.ModelStep;
+import dev.mm4j.nn.Precision;
 import dev.mm4j.util.Hardware;
 import java.io.IOException;
 import java.nio.file.Path;
@@ -152,6 +153,12 @@ public final class VqaModel implements AutoCloseable {
             manager.close();
             throw e;
         }
+    }
+
+    /** This model with its matrix products in {@code precision} ({@link Precision}); returns this. */
+    public VqaModel withPrecision(Precision precision) {
+        bundle.model().setPrecision(precision);
+        return this;
     }
 
     /** A short name for the model (its folder). */

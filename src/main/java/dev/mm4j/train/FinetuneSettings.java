@@ -84,6 +84,11 @@ public final class FinetuneSettings {
      * memory (room for larger batches) for about one more forward pass of the layers; same numbers.
      */
     public boolean activationCheckpointing = false;
+    /**
+     * The matrix products' arithmetic: fp32, bf16 (bfloat16 products, float32 master weights, as
+     * {@code torch.autocast}) or auto (bf16 where the CPU has avx512_bf16/AMX or on a GPU, else fp32).
+     */
+    public String precision = "fp32";
     public long seed = 0;
     public int threads = 0;
     public String device;
@@ -123,6 +128,7 @@ public final class FinetuneSettings {
                 s.shuffle = true;
                 s.normalize = "imagenet";
                 s.checkpoint = DEFAULT_CHECKPOINT;
+                s.precision = "auto";
             }
             case "demo" -> {
                 // the demo's small model (demo-model.yaml) from scratch, batch 96 of 16x16-patch images. On the demo's
@@ -148,6 +154,7 @@ public final class FinetuneSettings {
                 s.loaderThreads = 1;
                 s.threads = 1;
                 s.model = demoModel();
+                s.precision = "auto";
             }
             case "default", "none" -> { }
             default -> throw new IllegalArgumentException("unknown preset '" + name + "' (tutorial, torchmultimodal, demo)");

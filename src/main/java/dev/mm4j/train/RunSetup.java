@@ -12,6 +12,7 @@ import dev.mm4j.data.VqaSample;
 import dev.mm4j.download.PretrainedWeights;
 import dev.mm4j.eval.Evaluator;
 import dev.mm4j.flava.FlavaConfig;
+import dev.mm4j.nn.Precision;
 import dev.mm4j.flava.FlavaForClassification;
 import dev.mm4j.util.AtomicFiles;
 import dev.mm4j.util.Hardware;
@@ -82,6 +83,8 @@ final class RunSetup implements AutoCloseable {
         valLoader = val == null ? null : open(loader(val.samples(), transform, tokenizer, false, false));
 
         manager = open(NDManager.newBaseManager(Hardware.device(s.device)));
+        config.precision = Precision.resolve(s.precision, manager.getDevice());
+        out.printf("precision: %s (setting %s)%n", config.precision.code(), s.precision);
         Engine.getInstance().setRandomSeed(Long.hashCode(s.seed));
         model = FlavaForClassification.create(config, manager);
         out.printf("model: FLAVA for classification, %,d parameters, %d classes, on %s%n", model.parameterCount(),

@@ -129,4 +129,28 @@ public final class Hardware {
         }
         return -1;
     }
+
+    /** Whether this CPU multiplies bfloat16 natively: avx512_bf16 or AMX (amx_bf16) in {@code /proc/cpuinfo}'s flags. */
+    public static boolean cpuHasBf16() {
+        try {
+            for (String line : java.nio.file.Files.readAllLines(java.nio.file.Path.of("/proc/cpuinfo"))) {
+                if (line.startsWith("flags")) {
+                    return hasBf16Flag(line);
+                }
+            }
+        } catch (java.io.IOException | RuntimeException e) {
+            // not Linux: no way to tell, so no bf16
+        }
+        return false;
+    }
+
+    /** Whether a {@code /proc/cpuinfo} flags line names avx512_bf16 or amx_bf16. */
+    static boolean hasBf16Flag(String flagsLine) {
+        for (String f : flagsLine.substring(flagsLine.indexOf(':') + 1).trim().split("\\s+")) {
+            if (f.equals("avx512_bf16") || f.equals("amx_bf16")) {
+                return true;
+            }
+        }
+        return false;
+    }
 }

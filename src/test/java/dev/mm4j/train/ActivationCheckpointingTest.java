@@ -14,6 +14,7 @@ import dev.mm4j.flava.FlavaForClassification;
 import dev.mm4j.flava.ModelStep;
 import dev.mm4j.flava.RequiredEmbedding;
 import dev.mm4j.nn.Parameter;
+import dev.mm4j.nn.Precision;
 import java.util.List;
 import java.util.Map;
 import java.util.Random;
@@ -31,8 +32,13 @@ class ActivationCheckpointingTest {
 
     /** Two models with the same weights: without and with checkpointing. */
     static FlavaForClassification[] pair(NDManager m, boolean maskPadding) throws Exception {
+        return pair(m, maskPadding, Precision.FP32);
+    }
+
+    static FlavaForClassification[] pair(NDManager m, boolean maskPadding, Precision precision) throws Exception {
         FlavaConfig c = TrainingStepTest.small();
         c.maskTextPaddingInMultimodal = maskPadding;
+        c.precision = precision;
         FlavaForClassification plain = FlavaForClassification.create(c, m);
         FlavaConfig cc = c.copy();
         cc.activationCheckpointing = true;
@@ -46,8 +52,20 @@ class ActivationCheckpointingTest {
     @ParameterizedTest
     @ValueSource(booleans = {false, true})
     void lossAndEveryGradientEqualThoseWithoutCheckpointing(boolean maskPadding) throws Exception {
+        lossAndEveryGradientEqual(maskPadding, Precision.FP32);
+    }
+
+    /** Recomputation in bf16 runs the same bfloat16 products: the same numbers as without checkpointing. */
+    @ParameterizedTest
+    @ValueSource(booleans = {false, true})
+    void inBf16TooLossAndEveryGradientEqualThoseWithoutCheckpointing(boolean maskPadding) throws Exception {
+        lossAndEveryGradientEqual(maskPadding, Precision.BF16);
+    }
+
+    private void lossAndEveryGradientEqual(boolean maskPadding, Precision precision) throws Exception {
         try (NDManager m = NDManager.newBaseManager()) {
-            FlavaForClassification[] models = pair(m, maskPadding);
+            FlavaForClassification[] models = pair(m, maskPadding, precision);
+            assertEquals(precision, models[1].precision());
             Batch batch = TrainingStepTest.batch(new Random(3), 3, 12);
             double[] loss = new double[2];
             for (int k = 0; k < 2; k++) {

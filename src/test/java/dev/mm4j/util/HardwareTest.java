@@ -15,4 +15,12 @@ class HardwareTest {
         assertTrue(Hardware.gpuAskedFor(new String[] {"predict"}, "gpu", null));
         assertTrue(Hardware.gpuAskedFor(new String[] {"predict"}, null, "GPU"));
     }
+
+    @Test
+    void bf16InstructionsAreReadFromTheCpuFlags() {
+        assertTrue(Hardware.hasBf16Flag("flags\t\t: fpu avx512f avx512_bf16 avx512_vnni"));
+        assertTrue(Hardware.hasBf16Flag("flags\t\t: fpu amx_bf16 amx_tile"));
+        assertFalse(Hardware.hasBf16Flag("flags\t\t: fpu avx2 avx512f avx512_vnni"));
+        assertFalse(Hardware.hasBf16Flag("flags\t\t: fpu avx512_bf16x"));
+    }
 }

@@ -1,0 +1,232 @@
+package dev.mm4j.nn;
+
+import ai.djl.Device;
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDList;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.DataType;
+import ai.djl.ndarray.types.Shape;
+import ai.djl.pytorch.engine.PtNDManager;
+import ai.djl.pytorch.engine.PtSymbolBlock;
+import ai.djl.pytorch.jni.JniUtils;
+import ai.djl.training.ParameterStore;
+import java.io.IOException;
+import java.io.OutputStream;
+import java.io.UncheckedIOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.zip.CRC32;
+import java.util.zip.ZipEntry;
+import java.util.zip.ZipOutputStream;
+
+/**
+ * The fused and mixed-precision ops that DJL does not offer, as a stateless TorchScript module that this
+ * class writes (TorchScript source in a zip, no Python anywhere) and libtorch compiles when it loads it,
+ * once per device. Its methods run with autograd like any libtorch op, so training, inference and
+ * activation checkpointing use them unchanged.
+ *
+ * <p>Every cast between float32 and bfloat16 happens here, inside the module: callers hand in float32
+ * arrays (the master weights, layer-norm outputs) and get float32 back. DJL cannot hold a bfloat16 dtype
+ * safely (its JNI has no code for it: {@code toType(BFLOAT16)} and a softmax on a bfloat16 array abort
+ * the JVM), so no bfloat16 array ever reaches Java. These are {@code torch.autocast}'s semantics: the
+ * matrix products run in bfloat16, the rest (layer norm, residual sums, loss) in float32.
+ */
+public final class TorchOps {
+
+    /** The archive's top folder and the TorchScript class name. */
+    static final String NAME = "mm4j_ops";
+
+    /** TorchScript dtype codes. */
+    private static final int FLOAT32 = 6;
+    private static final int BFLOAT16 = 15;
+
+    private static final Map<Device, TorchOps> LOADED = new ConcurrentHashMap<>();
+
+    private final PtSymbolBlock module;
+    private final NDManager manager;
+    private final Map<String, NDArray> selectors = new ConcurrentHashMap<>();
+    private final ParameterStore store = new ParameterStore();
+
+    private TorchOps(PtSymbolBlock module, NDManager manager) {
+        this.module = module;
+        this.manager = manager;
+    }
+
+    /** The op library on {@code x}'s device, loaded on first use. */
+    public static TorchOps on(NDArray x) {
+        return LOADED.computeIfAbsent(x.getDevice(), TorchOps::load);
+    }
+
+    private static TorchOps load(Device device) {
+        NDManager manager = NDManager.newBaseManager(device, "PyTorch");
+        try {
+            Path dir = Files.createTempDirectory("mm4j-ops");
+            Path file = dir.resolve(NAME + ".pt");
+            try {
+                try (OutputStream out = Files.newOutputStream(file)) {
+                    writeArchive(out);
+                }
+                PtSymbolBlock block = JniUtils.loadModule((PtNDManager) manager, file, true, new String[0],
+                        new String[0], false);
+                return new TorchOps(block, manager);
+            } finally {
+                Files.deleteIfExists(file);
+                Files.deleteIfExists(dir);
+            }
+        } catch (IOException e) {
+            manager.close();
+            throw new UncheckedIOException("cannot write the op library to the temporary directory", e);
+        }
+    }
+
+    /**
+     * Pre-norm attention block's core: {@code out(SDPA(q(x), k(x), v(x), mask))} for {@code heads} heads, the
+     * products in {@code precision}; float32 in and out. {@code mask} is additive (0 / -inf), broadcastable to
+     * (B, heads, L, L), or null to attend to every key. {@code w} holds q, k, v, output weight and bias pairs.
+     */
+    NDArray attention(Precision precision, NDArray x, NDArray mask, int heads, NDArray... w) {
+        NDList in = new NDList(12);
+        in.add(x);
+        in.add(headsCarrier(x, heads));
+        for (NDArray a : w) {
+            in.add(a);
+        }
+        if (mask != null) {
+            in.add(mask);
+        }
+        return call((mask != null ? "attention_masked_" : "attention_") + precision.code(), in);
+    }
+
+    /** {@code Linear -> GELU -> Linear} (PyTorch's exact GELU), the products in {@code precision}. */
+    NDArray mlpGelu(Precision precision, NDArray x, NDArray w1, NDArray b1, NDArray w2, NDArray b2) {
+        return call("mlp_gelu_" + precision.code(), new NDList(x, w1, b1, w2, b2));
+    }
+
+    /** {@code x W^T + b} with the product in {@code precision}; float32 in and out. */
+    public NDArray linear(Precision precision, NDArray x, NDArray w, NDArray b) {
+        return call("linear_" + precision.code(), new NDList(x, w, b));
+    }
+
+    /** Calls a method of the module; records autograd when gradients are recorded on this thread. */
+    NDArray call(String method, NDList in) {
+        in.add(selectors.computeIfAbsent(method, this::selector));
+        NDList out = module.forward(store, in, JniUtils.isGradMode());
+        return out.singletonOrThrow();
+    }
+
+    private NDArray selector(String method) {
+        NDArray a = manager.zeros(new Shape(1), DataType.FLOAT32);
+        a.setName("module_method:" + method);
+        return a;
+    }
+
+    /** An empty (heads, 0) array: TorchScript reads the head count from its shape (DJL passes only tensors). */
+    private static NDArray headsCarrier(NDArray x, int heads) {
+        return x.getManager().create(new Shape(heads, 0), DataType.FLOAT32);
+    }
+
+    /** The TorchScript source of the op library's class. */
+    static String source() {
+        StringBuilder s = new StringBuilder();
+        s.append("class Ops(Module):\n")
+                .append("  __parameters__ = []\n")
+                .append("  __buffers__ = []\n")
+                .append("  training : bool\n")
+                .append("  def forward(self: __torch__.Ops,\n    x: Tensor) -> Tensor:\n    return x\n");
+        for (Precision p : Precision.values()) {
+            int t = p == Precision.BF16 ? BFLOAT16 : FLOAT32;
+            String c = p.code();
+            s.append("  def linear_").append(c).append("(self: __torch__.Ops,\n")
+                    .append("    x: Tensor, w: Tensor, b: Tensor) -> Tensor:\n")
+                    .append("    y = torch.linear(torch.to(x, ").append(t).append("), torch.to(w, ").append(t)
+                    .append("), torch.to(b, ").append(t).append("))\n")
+                    .append("    return torch.to(y, 6)\n");
+            s.append("  def mlp_gelu_").append(c).append("(self: __torch__.Ops,\n")
+                    .append("    x: Tensor, w1: Tensor, b1: Tensor, w2: Tensor, b2: Tensor) -> Tensor:\n")
+                    .append("    h = torch.linear(torch.to(x, ").append(t).append("), torch.to(w1, ").append(t)
+                    .append("), torch.to(b1, ").append(t).append("))\n")
+                    .append("    y = torch.linear(torch.gelu(h), torch.to(w2, ").append(t)
+                    .append("), torch.to(b2, ").append(t).append("))\n")
+                    .append("    return torch.to(y, 6)\n");
+            for (boolean masked : new boolean[] {false, true}) {
+                s.append("  def attention_").append(masked ? "masked_" : "").append(c)
+                        .append("(self: __torch__.Ops,\n")
+                        .append("    x: Tensor, heads: Tensor, wq: Tensor, bq: Tensor, wk: Tensor, bk: Tensor,\n")
+                        .append("    wv: Tensor, bv: Tensor, wo: Tensor, bo: Tensor")
+                        .append(masked ? ", mask: Tensor" : "").append(") -> Tensor:\n")
+                        .append("    b = torch.size(x, 0)\n")
+                        .append("    n = torch.size(x, 1)\n")
+                        .append("    d = torch.size(x, 2)\n")
+                        .append("    h = torch.size(heads, 0)\n")
+                        .append("    xc = torch.to(x, ").append(t).append(")\n")
+                        .append("    q = torch.transpose(torch.view(torch.linear(xc, torch.to(wq, ").append(t)
+                        .append("), torch.to(bq, ").append(t).append(")), [b, n, h, torch.floordiv(d, h)]), 1, 2)\n")
+                        .append("    k = torch.transpose(torch.view(torch.linear(xc, torch.to(wk, ").append(t)
+                        .append("), torch.to(bk, ").append(t).append(")), [b, n, h, torch.floordiv(d, h)]), 1, 2)\n")
+                        .append("    v = torch.transpose(torch.view(torch.linear(xc, torch.to(wv, ").append(t)
+                        .append("), torch.to(bv, ").append(t).append(")), [b, n, h, torch.floordiv(d, h)]), 1, 2)\n")
+                        .append("    o = torch.scaled_dot_product_attention(q, k, v")
+                        .append(masked ? ", torch.to(mask, " + t + ")" : "").append(")\n")
+                        .append("    c = torch.reshape(torch.transpose(o, 1, 2), [b, n, d])\n")
+                        .append("    y = torch.linear(c, torch.to(wo, ").append(t).append("), torch.to(bo, ")
+                        .append(t).append("))\n")
+                        .append("    return torch.to(y, 6)\n");
+            }
+        }
+        return s.toString();
+    }
+
+    /**
+     * Writes the TorchScript archive: a zip of STORED entries under {@code NAME/}: {@code version},
+     * {@code constants.pkl} (an empty tuple), {@code data.pkl} (an {@code Ops} object with {@code training})
+     * and {@code code/__torch__.py} (the source). libtorch compiles the source when it loads the archive.
+     */
+    static void writeArchive(OutputStream out) throws IOException {
+        ZipOutputStream zip = new ZipOutputStream(out);
+        stored(zip, NAME + "/version", "3\n".getBytes(StandardCharsets.US_ASCII));
+        stored(zip, NAME + "/constants.pkl", new byte[] {(byte) 0x80, 2, ')', '.'});
+        stored(zip, NAME + "/data.pkl", dataPickle());
+        stored(zip, NAME + "/code/__torch__.py", source().getBytes(StandardCharsets.UTF_8));
+        zip.finish();
+    }
+
+    /** Protocol 2: GLOBAL __torch__ Ops, EMPTY_TUPLE, NEWOBJ, {"training": True}, BUILD, STOP. */
+    private static byte[] dataPickle() {
+        java.io.ByteArrayOutputStream b = new java.io.ByteArrayOutputStream();
+        b.write(0x80);
+        b.write(2);
+        b.writeBytes("c__torch__\nOps\n".getBytes(StandardCharsets.US_ASCII));
+        b.write(')');
+        b.write(0x81);
+        b.write('}');
+        b.write('(');
+        byte[] key = "training".getBytes(StandardCharsets.US_ASCII);
+        b.write('X');
+        b.write(key.length);
+        b.write(0);
+        b.write(0);
+        b.write(0);
+        b.writeBytes(key);
+        b.write(0x88);
+        b.write('u');
+        b.write('b');
+        b.write('.');
+        return b.toByteArray();
+    }
+
+    private static void stored(ZipOutputStream zip, String name, byte[] data) throws IOException {
+        ZipEntry e = new ZipEntry(name);
+        e.setMethod(ZipEntry.STORED);
+        e.setSize(data.length);
+        e.setCompressedSize(data.length);
+        CRC32 crc = new CRC32();
+        crc.update(data);
+        e.setCrc(crc.getValue());
+        zip.putNextEntry(e);
+        zip.write(data);
+        zip.closeEntry();
+    }
+}

@@ -1,0 +1,174 @@
+package dev.mm4j.nn;
+
+import static org.junit.jupiter.api.Assertions.*;
+
+import ai.djl.engine.Engine;
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDArrays;
+import ai.djl.ndarray.NDList;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.DataType;
+import ai.djl.ndarray.types.Shape;
+import ai.djl.training.GradientCollector;
+import java.util.ArrayList;
+import java.util.List;
+import org.junit.jupiter.api.Test;
+
+/** The op library against DJL's unfused float32 math: values and gradients, in float32 and bfloat16. */
+class TorchOpsTest {
+    private static final long B = 2;
+    private static final long L = 7;
+    private static final long D = 16;
+    private static final int H = 4;
+
+    /** Unfused attention with DJL ops: projections, q k^T / sqrt(dh) + mask, softmax, @ v, output projection. */
+    private static NDArray unfusedAttention(NDArray x, NDArray mask, NDArray[] w) {
+        long dh = D / H;
+        NDArray q = lin(x, w[0], w[1]).reshape(B, L, H, dh).transpose(0, 2, 1, 3);
+        NDArray k = lin(x, w[2], w[3]).reshape(B, L, H, dh).transpose(0, 2, 1, 3);
+        NDArray v = lin(x, w[4], w[5]).reshape(B, L, H, dh).transpose(0, 2, 1, 3);
+        NDArray scores = q.matMul(k.transpose(0, 1, 3, 2)).div(x.getManager().full(new Shape(), (float) Math.sqrt(dh)));
+        if (mask != null) {
+            scores = scores.add(mask);
+        }
+        NDArray ctx = scores.softmax(-1).matMul(v).transpose(0, 2, 1, 3).reshape(B, L, D);
+        return lin(ctx, w[6], w[7]);
+    }
+
+    private static NDArray lin(NDArray x, NDArray w, NDArray b) {
+        return ai.djl.nn.core.Linear.linear(x, w, b).singletonOrThrow();
+    }
+
+    private static NDArray[] weights(NDManager m) {
+        NDArray[] w = new NDArray[8];
+        for (int i = 0; i < 4; i++) {
+            w[2 * i] = m.randomNormal(0, 0.3f, new Shape(D, D), DataType.FLOAT32);
+            w[2 * i + 1] = m.randomNormal(0, 0.1f, new Shape(D), DataType.FLOAT32);
+        }
+        return w;
+    }
+
+    /** Padding of the second sample's last 3 tokens, as an additive (B, 1, 1, L) mask of 0 / -inf. */
+    private static NDArray mask(NDManager m) {
+        float[] v = new float[(int) (B * L)];
+        for (int t = (int) L - 3; t < L; t++) {
+            v[(int) L + t] = Float.NEGATIVE_INFINITY;
+        }
+        return m.create(v, new Shape(B, 1, 1, L));
+    }
+
+    private static float maxAbsDiff(NDArray a, NDArray b) {
+        return a.sub(b).abs().max().getFloat();
+    }
+
+    private static float maxAbs(NDArray a) {
+        return a.abs().max().getFloat();
+    }
+
+    /** Values and the gradients of x and all weights for a loss sum(out * r), fused vs unfused. */
+    private static void compareAttention(Precision p, boolean masked, float valueTol, float gradTol) {
+        try (NDManager m = NDManager.newBaseManager()) {
+            Engine.getInstance().setRandomSeed(7);
+            NDArray x = m.randomNormal(new Shape(B, L, D));
+            NDArray[] w = weights(m);
+            NDArray mask = masked ? mask(m) : null;
+            NDArray r = m.randomNormal(new Shape(B, L, D));
+            List<NDArray> leaves = new ArrayList<>(List.of(w));
+            leaves.add(0, x);
+            NDArray[] gradsFused = new NDArray[leaves.size()];
+            NDArray fused;
+            NDArray reference;
+            for (NDArray a : leaves) {
+                a.setRequiresGradient(true);
+            }
+            try (GradientCollector gc = Engine.getInstance().newGradientCollector()) {
+                fused = TorchOps.on(x).attention(p, x, mask, H, w);
+                gc.backward(fused.mul(r).sum());
+            }
+            List<NDArray> copies = new ArrayList<>();
+            for (int i = 0; i < leaves.size(); i++) {
+                gradsFused[i] = leaves.get(i).getGradient().duplicate();
+                NDArray c = leaves.get(i).stopGradient().duplicate();
+                c.setRequiresGradient(true);
+                copies.add(c);
+            }
+            try (GradientCollector gc = Engine.getInstance().newGradientCollector()) {
+                reference = unfusedAttention(copies.get(0), mask, copies.subList(1, copies.size()).toArray(new NDArray[0]));
+                gc.backward(reference.mul(r).sum());
+            }
+            assertEquals(DataType.FLOAT32, fused.getDataType());
+            assertEquals(reference.getShape(), fused.getShape());
+            float scale = maxAbs(reference);
+            assertTrue(maxAbsDiff(fused, reference) <= valueTol * scale,
+                    p + " attention differs by " + maxAbsDiff(fused, reference) + " (max |y| " + scale + ")");
+            for (int i = 0; i < leaves.size(); i++) {
+                NDArray g = copies.get(i).getGradient();
+                float d = maxAbsDiff(gradsFused[i], g);
+                // at least 1 as the scale: the key bias's true gradient is 0 (softmax ignores a shift shared by all keys)
+                assertTrue(d <= gradTol * Math.max(1f, maxAbs(g)), p + " gradient " + i + " differs by " + d + " (max " + maxAbs(g) + ")");
+            }
+            if (masked) {
+                // a masked key changes nothing: the padded tokens' values do not reach the real ones
+                NDArray x2 = x.duplicate();
+                x2.set(new ai.djl.ndarray.index.NDIndex("1, " + (L - 3) + ":, :"), 100f);
+                NDArray again = TorchOps.on(x).attention(p, x2.stopGradient(), mask, H, w);
+                NDArray realRows = again.get("1, :" + (L - 3) + ", :");
+                assertTrue(maxAbsDiff(realRows, fused.get("1, :" + (L - 3) + ", :")) <= valueTol * scale);
+            }
+        }
+    }
+
+    @Test
+    void fp32AttentionEqualsUnfusedMath() {
+        compareAttention(Precision.FP32, false, 1e-5f, 1e-5f);
+        compareAttention(Precision.FP32, true, 1e-5f, 1e-5f);
+    }
+
+    @Test
+    void bf16AttentionIsCloseToFloat32() {
+        // bfloat16 keeps 8 significant bits: about 0.4% per rounding, a few roundings deep
+        compareAttention(Precision.BF16, false, 3e-2f, 5e-2f);
+        compareAttention(Precision.BF16, true, 3e-2f, 5e-2f);
+    }
+
+    @Test
+    void linearAndMlpMatchDjlInFloat32AndAreCloseInBf16() {
+        try (NDManager m = NDManager.newBaseManager()) {
+            Engine.getInstance().setRandomSeed(3);
+            NDArray x = m.randomNormal(new Shape(3, 5, D));
+            NDArray w1 = m.randomNormal(0, 0.3f, new Shape(4 * D, D), DataType.FLOAT32);
+            NDArray b1 = m.randomNormal(0, 0.1f, new Shape(4 * D), DataType.FLOAT32);
+            NDArray w2 = m.randomNormal(0, 0.3f, new Shape(D, 4 * D), DataType.FLOAT32);
+            NDArray b2 = m.randomNormal(0, 0.1f, new Shape(D), DataType.FLOAT32);
+            NDArray lin = lin(x, w1, b1);
+            NDArray mlp = lin(ai.djl.nn.Activation.gelu(lin), w2, b2);
+            TorchOps ops = TorchOps.on(x);
+            assertEquals(0f, maxAbsDiff(ops.linear(Precision.FP32, x, w1, b1), lin), 1e-6f);
+            assertEquals(0f, maxAbsDiff(ops.mlpGelu(Precision.FP32, x, w1, b1, w2, b2), mlp), 1e-5f);
+            NDArray linBf16 = ops.linear(Precision.BF16, x, w1, b1);
+            NDArray mlpBf16 = ops.mlpGelu(Precision.BF16, x, w1, b1, w2, b2);
+            assertEquals(DataType.FLOAT32, linBf16.getDataType());
+            float dl = maxAbsDiff(linBf16, lin);
+            float dm = maxAbsDiff(mlpBf16, mlp);
+            assertTrue(dl <= 2e-2f * maxAbs(lin) && dl > 0, "bf16 linear differs by " + dl);
+            assertTrue(dm <= 3e-2f * maxAbs(mlp) && dm > 0, "bf16 mlp differs by " + dm);
+        }
+    }
+
+    @Test
+    void archiveHoldsTheSourceStoredUnderOneFolder() throws Exception {
+        java.io.ByteArrayOutputStream bytes = new java.io.ByteArrayOutputStream();
+        TorchOps.writeArchive(bytes);
+        List<String> names = new ArrayList<>();
+        try (java.util.zip.ZipInputStream zip = new java.util.zip.ZipInputStream(
+                new java.io.ByteArrayInputStream(bytes.toByteArray()))) {
+            for (java.util.zip.ZipEntry e; (e = zip.getNextEntry()) != null; ) {
+                names.add(e.getName());
+                assertEquals(java.util.zip.ZipEntry.STORED, e.getMethod(), e.getName());
+            }
+        }
+        assertEquals(List.of("mm4j_ops/version", "mm4j_ops/constants.pkl", "mm4j_ops/data.pkl",
+                "mm4j_ops/code/__torch__.py"), names);
+        assertTrue(TorchOps.source().contains("def attention_masked_bf16("));
+    }
+}
