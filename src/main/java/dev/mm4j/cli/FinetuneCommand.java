@@ -70,8 +70,8 @@ public final class FinetuneCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
-        FinetuneSettings s = settings(preset, settingsFile, overrides());
-        Finetuner.Result r = new Finetuner(s, System.out).run(resume);
+        Finetuner.Result r = Finetuner.builder().settings(settings(preset, settingsFile, overrides())).resume(resume)
+                .log(System.out).progressBar(true).build().run();
         return r.stoppedOnNonFinite() ? 3 : 0;
     }
 
@@ -117,15 +117,6 @@ public final class FinetuneCommand implements Callable<Integer> {
         if (file != null) {
             s.merge(file);
         }
-        if (!overrides.isEmpty()) {
-            ObjectMapper yaml = new ObjectMapper(new YAMLFactory())
-                    .enable(com.fasterxml.jackson.databind.DeserializationFeature.FAIL_ON_UNKNOWN_PROPERTIES);
-            try {
-                yaml.readerForUpdating(s).readValue(yaml.writeValueAsString(overrides));
-            } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
-                throw new IllegalArgumentException(FinetuneSettings.problem(e, "--set"), e);
-            }
-        }
-        return s;
+        return s.apply(overrides, "--set");
     }
 }

@@ -201,9 +201,13 @@ public final class FinetuneSettings {
      * wrong, e.g. {@code run.yaml line 4: key 'batch_size': 'eight' is not an integer}.
      */
     public static String problem(com.fasterxml.jackson.core.JsonProcessingException e, String source) {
+        return problem(e, source, !source.startsWith("--"));
+    }
+
+    private static String problem(com.fasterxml.jackson.core.JsonProcessingException e, String source, boolean isFile) {
         StringBuilder sb = new StringBuilder(source);
         com.fasterxml.jackson.core.JsonLocation loc = e.getLocation();
-        if (!source.startsWith("--") && loc != null && loc.getLineNr() > 0) {
+        if (isFile && loc != null && loc.getLineNr() > 0) {
             sb.append(" line ").append(loc.getLineNr());
         }
         sb.append(": ");
@@ -244,6 +248,33 @@ public final class FinetuneSettings {
         if (Map.class.isAssignableFrom(type)) return "a mapping of keys to values";
         if (type == String.class) return "a string";
         return "a " + type.getSimpleName();
+    }
+
+    /**
+     * Overlays {@code values} (settings keys as in OUT/settings.yaml, e.g. {@code batch_size}) onto these settings. A
+     * mistake (unknown key, wrong type) is an {@link IllegalArgumentException} with one line naming {@code source}
+     * and the key.
+     */
+    public FinetuneSettings apply(Map<String, Object> values, String source) {
+        if (values.isEmpty()) {
+            return this;
+        }
+        ObjectMapper yaml = mapper(true);
+        try {
+            yaml.readerForUpdating(this).readValue(yaml.writeValueAsString(values));
+            return this;
+        } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
+            throw new IllegalArgumentException(problem(e, source, false), e);
+        }
+    }
+
+    /** An independent copy (through the YAML form, so nothing is shared with this one). */
+    public FinetuneSettings copy() {
+        try {
+            return mapper(true).readValue(toYaml(), FinetuneSettings.class);
+        } catch (IOException e) {
+            throw new IllegalStateException(e);
+        }
     }
 
     public String toYaml() {
