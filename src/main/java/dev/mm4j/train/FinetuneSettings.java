@@ -29,8 +29,13 @@ public final class FinetuneSettings {
     public String trainSplit = "train";
     /** Validation split (null or "none": no validation). */
     public String valSplit = "val";
-    /** Answer vocabulary (one answer per line); default {@code <data>/answers.txt} when present. */
+    /**
+     * Answer vocabulary (one answer per line); default {@code <data>/answers.txt} when present. {@code build}: built
+     * from the training split's answers (those given at least {@code vocab_min_count} times) into OUT/answers.txt.
+     */
     public String vocab;
+    /** With {@code vocab: build}, how often an answer must be given in the training split to become a class. */
+    public int vocabMinCount = 1;
     /** tokenizer.json or vocab.txt; default: the Hugging Face checkpoint folder's, else the bundled bert-base-uncased. */
     public String tokenizer;
     public int maxLength = 512;
@@ -317,6 +322,11 @@ public final class FinetuneSettings {
             throw new IllegalArgumentException("betas must be two numbers, got " + betas);
         }
         return new AdamW.Settings(lr, betas.get(0), betas.get(1), eps, weightDecay);
+    }
+
+    /** Whether the answer vocabulary is built from the training split ({@code vocab: build}). */
+    public boolean buildsVocab() {
+        return "build".equals(vocab);
     }
 
     public boolean hasValidation() {

@@ -265,6 +265,15 @@ public final class Finetuner {
             return set("vocab", answers.toString());
         }
 
+        /**
+         * Build the answer vocabulary from the training split: the answers given at least {@code minCount} times,
+         * most frequent first, after {@code <unk>} on line 0; written to OUT/answers.txt.
+         */
+        public Builder buildVocabulary(int minCount) {
+            set("vocab", "build");
+            return set("vocab_min_count", minCount);
+        }
+
         /** Pretrained weights from a file or folder (.pt, .bin, .safetensors, *.index.json, Hugging Face folder). */
         public Builder checkpoint(Path weights) {
             return set("checkpoint", weights.toString());

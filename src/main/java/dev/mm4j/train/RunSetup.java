@@ -51,6 +51,9 @@ final class RunSetup implements AutoCloseable {
     final long totalSteps;
     final LrSchedule schedule;
 
+    /** Where {@code vocab: build} writes the vocabulary it built, in the output folder. */
+    static final String BUILT_VOCAB = "answers.txt";
+
     private final Deque<AutoCloseable> opened;
 
     private RunSetup(FinetuneSettings s, boolean resume, PrintStream out, VqaDataset trainData, VqaDataset valData,
@@ -67,14 +70,15 @@ final class RunSetup implements AutoCloseable {
         writeSettings(out);
         int threads = Hardware.configureThreads(s.threads);
 
-        vocab = AnswerVocab.load(vocabPath());
+        AnswerVocab given = s.buildsVocab() ? null : AnswerVocab.load(vocabPath());
         PretrainedWeights pretrained = PretrainedWeights.resolve(s.checkpoint);
-        FlavaConfig config = s.flavaConfig(vocab.size(), pretrained.config(new FlavaConfig()));
         tokenizerFile = s.tokenizer == null ? pretrained.tokenizerFile() : Path.of(s.tokenizer);
         train = open(trainData != null ? Split.of(trainData, s.trainLimit, false)
                 : Split.open(Path.of(s.data), s.trainSplit, s.trainLimit));
         val = valData != null ? open(Split.of(valData, s.valLimit, false))
                 : s.hasValidation() && s.data != null ? open(Split.open(Path.of(s.data), s.valSplit, s.valLimit)) : null;
+        vocab = given != null ? given : builtVocab(out);
+        FlavaConfig config = s.flavaConfig(vocab.size(), pretrained.config(new FlavaConfig()));
         majorityAnswer = Evaluator.majorityAnswer(train.samples());
         out.printf("data: %d training questions (%s), %d validation; answer vocabulary %d; %d libtorch threads%n",
                 train.size(), s.trainSplit, val == null ? 0 : val.size(), vocab.size(), threads);
@@ -194,19 +198,36 @@ final class RunSetup implements AutoCloseable {
                 .build();
     }
 
+    /**
+     * {@code vocab: build}: the vocabulary built from the training split into {@code OUT/answers.txt}; a resumed run
+     * reads the one its first part built (its classes are the checkpoint's).
+     */
+    private AnswerVocab builtVocab(PrintStream out) throws IOException {
+        Path file = outDir.resolve(BUILT_VOCAB);
+        if (resumedFrom != null && Files.exists(file)) {
+            return AnswerVocab.load(file);
+        }
+        AnswerVocab built = AnswerVocab.build(train.samples(), s.vocabMinCount, dataName());
+        AtomicFiles.writeString(file, built.toText());
+        out.printf("answer vocabulary built from the training split: %d answers given at least %d time(s), plus %s; "
+                + "written to %s%n", built.size() - 1, s.vocabMinCount, AnswerVocab.UNKNOWN, file);
+        return built;
+    }
+
     private Path vocabPath() throws IOException {
         if (s.vocab != null) {
             return Path.of(s.vocab);
         }
         if (s.data == null) {
-            throw new IOException("no answer vocabulary: set vocab (--vocab FILE, one answer per line)");
+            throw new IOException("no answer vocabulary: set vocab (--vocab FILE, one answer per line, or --vocab build)");
         }
         Path data = Path.of(s.data);
         Path candidate = (Files.isDirectory(data) ? data : data.toAbsolutePath().getParent()).resolve("answers.txt");
         if (Files.exists(candidate)) {
             return candidate;
         }
-        throw new IOException("no answer vocabulary: pass --vocab FILE (one answer per line; looked for " + candidate + ")");
+        throw new IOException("no answer vocabulary: pass --vocab FILE (one answer per line; looked for " + candidate
+                + "), or --vocab build to build one from the training split");
     }
 
     @Override

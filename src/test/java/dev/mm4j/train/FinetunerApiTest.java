@@ -2,7 +2,12 @@ package dev.mm4j.train;
 
 import static org.junit.jupiter.api.Assertions.*;
 
+import dev.mm4j.data.AnswerVocab;
 import dev.mm4j.data.SyntheticTextVqa;
+import dev.mm4j.data.TextVqaDatasets;
+import dev.mm4j.data.VqaDataset;
+import dev.mm4j.data.VqaManifestReaderTest;
+import dev.mm4j.data.VqaSample;
 import dev.mm4j.report.MetricsLog;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -28,16 +33,20 @@ class FinetunerApiTest {
 
     /** A tiny FLAVA from scratch on the generated data, shuffled, with classifier dropout (seeded per step). */
     static Finetuner.Builder tiny(Path out) {
-        java.util.Map<String, Object> model = new java.util.LinkedHashMap<>(FinetunerTest.TINY);
-        model.put("classifier_dropout", 0.3);
         return Finetuner.builder()
                 .data(data)
                 .noCheckpoint()
-                .model(model)
+                .model(tinyModel())
                 .set("max_length", 32)
                 .set("shuffle", true)
                 .threads(1)
                 .outputDir(out);
+    }
+
+    static java.util.Map<String, Object> tinyModel() {
+        java.util.Map<String, Object> model = new java.util.LinkedHashMap<>(FinetunerTest.TINY);
+        model.put("classifier_dropout", 0.3);
+        return model;
     }
 
     /** Records every event, in order. */
@@ -180,5 +189,45 @@ class FinetunerApiTest {
         assertEquals("Finetuner.Builder: unknown key 'bach_size' (the keys are those of OUT/settings.yaml)", e.getMessage());
         e = assertThrows(IllegalArgumentException.class, () -> Finetuner.builder().set("batch_size", "eight").build());
         assertEquals("Finetuner.Builder: key 'batch_size': 'eight' is not an integer", e.getMessage());
+    }
+
+    /** A split of the generated data as a caller's in-memory store: images as bytes, no file paths. */
+    static List<VqaSample> inMemory(String split) throws Exception {
+        List<VqaSample> out = new ArrayList<>();
+        try (VqaDataset ds = TextVqaDatasets.open(data, split)) {
+            for (VqaSample s : ds) {
+                out.add(VqaSample.of(s.questionId(), s.question(), s.answers(),
+                        new VqaSample.BytesImage(s.image().readBytes(), s.imageId() + ".jpg")));
+            }
+        }
+        return out;
+    }
+
+    @Test
+    void aManifestAndACallersDatasetTrainLikeTheTextVqaFilesWithABuiltVocabulary() throws Exception {
+        Path manifests = VqaManifestReaderTest.writeManifests(data, tmp.resolve("manifests"));
+        Finetuner.Result fromManifest = tiny(tmp.resolve("m")).data(manifests).buildVocabulary(2).maxSteps(3).batchSize(4)
+                .build().run();
+        List<VqaSample> train = inMemory("train");
+        List<VqaSample> val = inMemory("val");
+        try (VqaDataset trainDs = VqaDataset.of("train store", train::stream);
+                VqaDataset valDs = VqaDataset.of("val store", val::stream)) {
+            Finetuner.Result mine = Finetuner.builder().trainingData(trainDs).validationData(valDs).noCheckpoint()
+                    .model(tinyModel()).set("max_length", 32).set("shuffle", true).threads(1)
+                    .buildVocabulary(2).maxSteps(3).batchSize(4).outputDir(tmp.resolve("c")).build().run();
+            assertEquals(Finetuner.Status.COMPLETED, mine.status());
+            assertEquals(fromManifest.losses(), mine.losses(), "the same samples in the same order: the same run");
+            assertEquals(fromManifest.valAccuracy(), mine.valAccuracy());
+            assertNotNull(mine.valAccuracy());
+            assertEquals(12, mine.byType().overall().questions());
+            trainDs.iterator().close(); // the run did not close the caller's datasets
+        }
+        String built = AnswerVocab.build(train, 2, "train").toText();
+        assertTrue(built.startsWith("<unk>\n"), built);
+        assertEquals(built, Files.readString(tmp.resolve("m/answers.txt")));
+        assertEquals(built, Files.readString(tmp.resolve("c/answers.txt")));
+        assertEquals(built, Files.readString(tmp.resolve("c/model/answers.txt")), "the model's classes are the built vocabulary");
+        String settings = Files.readString(tmp.resolve("c/settings.yaml"));
+        assertTrue(settings.contains("vocab: \"build\"") && settings.contains("vocab_min_count: 2"), settings);
     }
 }
