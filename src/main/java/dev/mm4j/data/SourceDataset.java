@@ -2,7 +2,6 @@ package dev.mm4j.data;
 
 import java.io.IOException;
 import java.util.Iterator;
-import java.util.NoSuchElementException;
 import java.util.OptionalLong;
 import java.util.stream.Stream;
 import org.slf4j.Logger;
@@ -59,69 +58,41 @@ final class SourceDataset extends AbstractVqaDataset {
         return null;
     }
 
-    private final class Pass implements SampleIterator {
-        private final boolean detailed = firstPass();
+    private final class Pass extends CheckedPass {
         private final Stream<VqaSample> stream;
         private final Iterator<VqaSample> it;
-        private VqaSample next;
         private long index = -1;
-        private long skipped;
-        private boolean closed;
 
         Pass(Stream<VqaSample> stream) {
+            super(LOG, "unusable record(s)");
             this.stream = stream;
             this.it = stream.iterator();
         }
 
         @Override
-        public boolean hasNext() {
-            if (next != null) {
-                return true;
-            }
-            if (closed) {
-                return false;
-            }
+        protected VqaSample readNext() {
             while (it.hasNext()) {
                 VqaSample s = it.next();
                 index++;
                 String problem = problem(s);
                 if (problem != null) {
-                    skipped++;
-                    if (detailed) {
-                        LOG.warn("{} record {}{}: skipped, {}", name, index,
-                                s == null || s.origin() == null ? "" : " (" + s.origin() + ")", problem);
-                    }
+                    skip(name + " record " + index + (s == null || s.origin() == null ? "" : " (" + s.origin() + ")"), problem);
                     continue;
                 }
-                next = s.origin() != null ? s : new VqaSample(s.questionId(), s.question(), s.imageId(), s.answers(),
+                return s.origin() != null ? s : new VqaSample(s.questionId(), s.question(), s.imageId(), s.answers(),
                         s.image(), s.extras(), name + " record " + index);
-                return true;
             }
-            finished(skipped);
-            if (skipped > 0) {
-                LOG.warn("{}: skipped {} unusable record(s) of {}", name, skipped, index + 1);
-            }
-            close();
-            return false;
+            return null;
         }
 
         @Override
-        public VqaSample next() {
-            if (!hasNext()) {
-                throw new NoSuchElementException();
-            }
-            VqaSample s = next;
-            next = null;
-            return s;
+        protected void closeSource() {
+            stream.close();
         }
 
         @Override
-        public void close() {
-            if (!closed) {
-                closed = true;
-                stream.close();
-                released(this);
-            }
+        protected String describe() {
+            return name;
         }
     }
 }

@@ -18,7 +18,6 @@ import java.util.HashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
-import java.util.NoSuchElementException;
 import java.util.OptionalLong;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -134,93 +133,40 @@ public final class VqaManifestReader extends AbstractVqaDataset {
     }
 
     /** Reads rows and hands out the good ones; subclasses read the next row of their format. */
-    private abstract class Pass implements SampleIterator {
-        private final boolean detailed = firstPass();
-        private VqaSample next;
-        private long rows;
-        private long skipped;
-        private boolean done;
-        private boolean closed;
+    private abstract class Pass extends CheckedPass {
+        Pass() {
+            super(LOG, "malformed row(s)");
+        }
 
-        /** The next row, or null at the end; a row that cannot even be parsed is skipped via {@link #skip}. */
+        /** The next row, or null at the end; a row that cannot even be parsed is skipped via {@link #skip(long, String)}. */
         abstract Row nextRow() throws IOException;
 
-        abstract void closeFile() throws IOException;
-
         final void skip(long line, String why) {
-            skipped++;
-            if (detailed) {
-                LOG.warn("{} line {}: skipped, {}", file, line, why);
-            }
+            skip(file + " line " + line, why);
         }
 
         @Override
-        public boolean hasNext() {
-            if (next != null) {
-                return true;
-            }
-            if (done) {
-                return false;
-            }
-            try {
-                Row r;
-                while ((r = nextRow()) != null) {
-                    rows++;
-                    String p = problem(r);
-                    if (p == null) {
-                        next = toSample(r);
-                        return true;
-                    }
-                    skip(r.line, p);
+        protected final VqaSample readNext() throws IOException {
+            Row r;
+            while ((r = nextRow()) != null) {
+                String p = problem(r);
+                if (p == null) {
+                    return toSample(r);
                 }
-            } catch (IOException e) {
-                close();
-                throw VqaDataset.unchecked(e.getMessage() != null && e.getMessage().contains(file.toString())
-                        ? e : new IOException(file + ": " + e.getMessage(), e));
+                skip(r.line, p);
             }
-            done = true;
-            finished(skipped);
-            if (skipped > 0) {
-                LOG.warn("{}: skipped {} malformed row(s) of {}", file, skipped, rows + skippedUnparsed());
-            }
-            close();
-            return false;
-        }
-
-        /** Rows skipped before they became a {@link Row} (counted in {@code skipped} already). */
-        long skippedUnparsed() {
-            return 0;
+            return null;
         }
 
         @Override
-        public VqaSample next() {
-            if (!hasNext()) {
-                throw new NoSuchElementException();
-            }
-            VqaSample s = next;
-            next = null;
-            return s;
-        }
-
-        @Override
-        public void close() {
-            if (closed) {
-                return;
-            }
-            closed = true;
-            try {
-                closeFile();
-            } catch (IOException e) {
-                LOG.debug("closing {}", file, e);
-            }
-            released(this);
+        protected final String describe() {
+            return file.toString();
         }
     }
 
     private final class JsonLinesPass extends Pass {
         private final BufferedReader in;
         private long line;
-        private long unparsed;
 
         JsonLinesPass() throws IOException {
             in = Files.newBufferedReader(file, StandardCharsets.UTF_8);
@@ -238,13 +184,11 @@ public final class VqaManifestReader extends AbstractVqaDataset {
                 try {
                     n = JSON.readTree(text);
                 } catch (JsonProcessingException e) {
-                    unparsed++;
                     skip(line, "not valid JSON: " + e.getOriginalMessage().lines().findFirst().orElse("")
                             .replaceAll("\\s*\\(?(start marker )?at \\[Source.*$", ""));
                     continue;
                 }
                 if (n == null || !n.isObject()) {
-                    unparsed++;
                     skip(line, "not a JSON object");
                     continue;
                 }
@@ -274,12 +218,7 @@ public final class VqaManifestReader extends AbstractVqaDataset {
         }
 
         @Override
-        long skippedUnparsed() {
-            return unparsed;
-        }
-
-        @Override
-        void closeFile() throws IOException {
+        protected void closeSource() throws IOException {
             in.close();
         }
     }
@@ -288,7 +227,6 @@ public final class VqaManifestReader extends AbstractVqaDataset {
         private final MappingIterator<String[]> rows;
         private final Map<String, Integer> columns = new HashMap<>();
         private int width;
-        private long unparsed;
 
         CsvPass() throws IOException {
             rows = CSV.readerFor(String[].class).with(CsvParser.Feature.WRAP_AS_ARRAY)
@@ -325,7 +263,6 @@ public final class VqaManifestReader extends AbstractVqaDataset {
                     continue; // an empty line
                 }
                 if (cells.length != width) {
-                    unparsed++;
                     skip(line, cells.length + " cells where the header has " + width);
                     continue;
                 }
@@ -353,12 +290,7 @@ public final class VqaManifestReader extends AbstractVqaDataset {
         }
 
         @Override
-        long skippedUnparsed() {
-            return unparsed;
-        }
-
-        @Override
-        void closeFile() throws IOException {
+        protected void closeSource() throws IOException {
             rows.close();
         }
     }
