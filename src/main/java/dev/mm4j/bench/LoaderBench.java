@@ -25,6 +25,7 @@ import java.util.List;
  */
 public final class LoaderBench {
 
+    /** What to measure: the generated images, the loader's workers, batch and prefetch, and the transform. */
     public record Options(int count, Path dir, int imageWidth, int imageHeight, int workers, int batchSize, int prefetch,
             int size, boolean antialias, Padding padding, int maxLength, int warmup, long seed) {}
 

@@ -66,7 +66,7 @@ public final class DemoCommand implements Callable<Integer> {
             s.maxSteps = steps;
         }
         System.out.println("2/3 fine-tuning a small FLAVA from scratch (" + s.maxSteps + " steps) ...");
-        Finetuner.Result r = new Finetuner(s, System.out).run(false);
+        Finetuner.Result r = Finetuner.builder().settings(s).log(System.out).progressBar(true).build().run();
         if (r.stoppedOnNonFinite() || r.valAccuracy() == null) {
             return 3;
         }

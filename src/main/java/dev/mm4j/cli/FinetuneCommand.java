@@ -16,7 +16,8 @@ import picocli.CommandLine.Option;
 
 /** {@code mm4j finetune}: fine-tune FLAVA for classification on a TextVQA-format dataset. */
 @Command(name = "finetune", mixinStandardHelpOptions = true, sortOptions = false,
-        description = {"Fine-tunes FLAVA for classification on TextVQA (official JSON + images, or Hugging Face parquet).",
+        description = {"Fine-tunes FLAVA for classification on TextVQA (official JSON + images, or Hugging Face parquet) or on "
+                + "your own data (a JSON Lines or CSV manifest of image, question, answers; image paths relative to it).",
                 "Settings come from a preset, then a YAML file (--settings), then the options below and --set KEY=VALUE "
                         + "(any key of the settings file). The effective settings are printed and saved to OUT/settings.yaml.",
                 "Outputs in OUT: metrics.jsonl, checkpoints/ (step-N, latest, best), model/ (exported safetensors + answers), "
@@ -31,11 +32,17 @@ public final class FinetuneCommand implements Callable<Integer> {
     @Option(names = "--settings", paramLabel = "YAML", description = "settings file (keys as in OUT/settings.yaml)")
     Path settingsFile;
 
-    @Option(names = "--data", paramLabel = "PATH", description = "dataset: official JSON / folder, or parquet file / folder")
+    @Option(names = "--data", paramLabel = "PATH", description = "dataset: official JSON / folder, parquet file / folder, "
+            + "or a JSON Lines / CSV manifest (image, question, answers) / folder of <split>.jsonl|csv")
     String data;
 
-    @Option(names = "--vocab", paramLabel = "FILE", description = "answer vocabulary (default: DATA/answers.txt)")
+    @Option(names = "--vocab", paramLabel = "FILE|build", description = "answer vocabulary, one answer per line "
+            + "(default: DATA/answers.txt); build: from the training split's answers, written to OUT/answers.txt")
     String vocab;
+
+    @Option(names = "--vocab-min-count", paramLabel = "N", description = "with --vocab build: answers given at least N times "
+            + "become classes (default 1)")
+    Integer vocabMinCount;
 
     @Option(names = "--checkpoint", paramLabel = "PATH|URL|hf:ORG/NAME|none",
             description = "pretrained weights, loaded non-strictly: a .pt/.bin/.safetensors file, *.index.json or Hugging Face "
@@ -70,8 +77,8 @@ public final class FinetuneCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
-        FinetuneSettings s = settings(preset, settingsFile, overrides());
-        Finetuner.Result r = new Finetuner(s, System.out).run(resume);
+        Finetuner.Result r = Finetuner.builder().settings(settings(preset, settingsFile, overrides())).resume(resume)
+                .log(System.out).progressBar(true).build().run();
         return r.stoppedOnNonFinite() ? 3 : 0;
     }
 
@@ -79,6 +86,7 @@ public final class FinetuneCommand implements Callable<Integer> {
         Map<String, Object> o = new LinkedHashMap<>();
         put(o, "data", data);
         put(o, "vocab", vocab);
+        put(o, "vocab_min_count", vocabMinCount);
         put(o, "checkpoint", checkpoint);
         put(o, "out", out);
         put(o, "max_steps", maxSteps);
@@ -118,15 +126,6 @@ public final class FinetuneCommand implements Callable<Integer> {
         if (file != null) {
             s.merge(file);
         }
-        if (!overrides.isEmpty()) {
-            ObjectMapper yaml = new ObjectMapper(new YAMLFactory())
-                    .enable(com.fasterxml.jackson.databind.DeserializationFeature.FAIL_ON_UNKNOWN_PROPERTIES);
-            try {
-                yaml.readerForUpdating(s).readValue(yaml.writeValueAsString(overrides));
-            } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
-                throw new IllegalArgumentException(FinetuneSettings.problem(e, "--set"), e);
-            }
-        }
-        return s;
+        return s.apply(overrides, "--set");
     }
 }

@@ -32,6 +32,48 @@ public final class AnswerVocab {
         this.duplicates = duplicates;
     }
 
+    /** Line 0 of a built vocabulary: the class of every answer not in it. */
+    public static final String UNKNOWN = "<unk>";
+
+    /**
+     * Builds a vocabulary from training data, as people do for new VQA data: every human answer of every question is
+     * counted; those given at least {@code minCount} times become classes, most frequent first, ties in the order
+     * they first occur. Line 0 is {@value #UNKNOWN}. Empty answers, answers holding a line break and
+     * {@value #UNKNOWN} itself are not counted.
+     *
+     * @param source names the data in messages
+     * @throws IllegalArgumentException when {@code minCount < 1}, or no answer reaches it
+     */
+    public static AnswerVocab build(Iterable<VqaSample> samples, int minCount, String source) {
+        if (minCount < 1) {
+            throw new IllegalArgumentException("vocab_min_count must be at least 1, got " + minCount);
+        }
+        Map<String, Integer> counts = new java.util.LinkedHashMap<>();
+        for (VqaSample s : samples) {
+            for (String a : s.answers()) {
+                if (!a.isEmpty() && !a.equals(UNKNOWN) && a.indexOf('\n') < 0 && a.indexOf('\r') < 0) {
+                    counts.merge(a, 1, Integer::sum);
+                }
+            }
+        }
+        List<String> lines = new ArrayList<>();
+        lines.add(UNKNOWN);
+        counts.entrySet().stream()
+                .filter(e -> e.getValue() >= minCount)
+                .sorted(Map.Entry.<String, Integer>comparingByValue().reversed()) // stable: ties keep first-seen order
+                .forEach(e -> lines.add(e.getKey()));
+        if (lines.size() == 1) {
+            throw new IllegalArgumentException(source + ": no answer is given at least " + minCount + " time(s) ("
+                    + counts.size() + " distinct answers); lower vocab_min_count");
+        }
+        return fromText(String.join("\n", lines) + "\n", source);
+    }
+
+    /** The vocabulary as its file holds it: one answer per line, line index = class id. */
+    public String toText() {
+        return answers.isEmpty() ? "" : String.join("\n", answers) + "\n";
+    }
+
     public static AnswerVocab load(Path path) throws IOException {
         String text = Files.readString(path, StandardCharsets.UTF_8);
         if (splitLines(text).isEmpty()) {

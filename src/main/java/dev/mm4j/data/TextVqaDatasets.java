@@ -22,7 +22,9 @@ import org.slf4j.LoggerFactory;
  *   <li>a {@code .parquet} file (Hugging Face schema);
  *   <li>a folder holding {@code TextVQA_0.5.1_<split>.json} (official layout);
  *   <li>a folder holding parquet shards {@code <split>-*.parquet}, directly or under {@code data/}
- *       (the hub's layout), where the hub calls val "validation".
+ *       (the hub's layout), where the hub calls val "validation";
+ *   <li>a {@code .jsonl} or {@code .csv} manifest of the caller's own data ({@link VqaManifestReader}), or a folder
+ *       holding {@code <split>.jsonl} / {@code <split>.csv}.
  * </ul>
  *
  * Split names: train, val | validation, test. When nothing matches, the IOException lists every
@@ -59,7 +61,11 @@ public final class TextVqaDatasets {
             if (lower.endsWith(".parquet")) {
                 return new TextVqaParquetReader(List.of(path));
             }
-            throw new IOException(path + " is neither a .json (official TextVQA) nor a .parquet (Hugging Face) file");
+            if (VqaManifestReader.Format.of(path) != null) {
+                return new VqaManifestReader(path);
+            }
+            throw new IOException(path + " is neither a .json (official TextVQA), a .parquet (Hugging Face) nor a .jsonl / "
+                    + ".csv (manifest) file");
         }
         if (!Files.isDirectory(path)) {
             throw new IOException(path + " is neither a file nor a folder");
@@ -82,6 +88,15 @@ public final class TextVqaDatasets {
 
         List<String> prefixes = wanted.hubName().equals(wanted.officialName())
                 ? List.of(wanted.hubName()) : List.of(wanted.hubName(), wanted.officialName());
+        for (String prefix : prefixes) {
+            for (String ext : List.of(".jsonl", ".csv")) {
+                Path manifest = path.resolve(prefix + ext);
+                lookedFor.add(manifest.toString());
+                if (Files.isRegularFile(manifest)) {
+                    return new VqaManifestReader(manifest);
+                }
+            }
+        }
         for (Path dir : List.of(path, path.resolve("data"))) {
             for (String prefix : prefixes) {
                 String pattern = prefix + "-*.parquet";

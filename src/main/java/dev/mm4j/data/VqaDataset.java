@@ -10,10 +10,11 @@ import java.util.stream.Stream;
 import java.util.stream.StreamSupport;
 
 /**
- * A TextVQA split read from disk, one {@link VqaSample} at a time. Every {@link #iterator()} call starts
- * a fresh pass over the file(s); the iterator holds the open file until it is exhausted or closed.
- * Closing the dataset closes any iterator still open. Read errors during iteration surface as
- * {@link UncheckedIOException} naming the file.
+ * A VQA split, one {@link VqaSample} at a time: TextVQA's JSON or parquet and manifests from disk
+ * ({@link TextVqaDatasets#open}), or the caller's own store ({@link #of(String, VqaSource)}). Every {@link #iterator()}
+ * call starts a fresh pass; the iterator holds the open file until it is exhausted or closed. Closing the dataset
+ * closes any iterator still open. Read errors during iteration surface as {@link UncheckedIOException} naming the
+ * file.
  */
 public interface VqaDataset extends Iterable<VqaSample>, AutoCloseable {
 
@@ -61,6 +62,16 @@ public interface VqaDataset extends Iterable<VqaSample>, AutoCloseable {
     /** Closes every iterator still open. */
     @Override
     void close();
+
+    /**
+     * The caller's own data as a dataset: each pass opens {@code source} again; records it cannot use are skipped and
+     * counted. Closing the dataset closes the passes still open, not the caller's store.
+     *
+     * @param name what the data is, for messages (e.g. {@code "orders-db questions"})
+     */
+    static VqaDataset of(String name, VqaSource source) {
+        return new SourceDataset(name, source);
+    }
 
     /** Wraps an IOException for iteration. */
     static UncheckedIOException unchecked(IOException e) {

@@ -61,6 +61,16 @@ public record VqaSample(
         }
     }
 
+    /**
+     * A question of the caller's own data: no extras, the image's description as its id, and the dataset's record
+     * number as its origin (see {@link VqaDataset#of}).
+     *
+     * @param answers the human answers (empty when there are none)
+     */
+    public static VqaSample of(long questionId, String question, List<String> answers, ImageSource image) {
+        return new VqaSample(questionId, question, image == null ? null : image.describe(), answers, image, Map.of(), null);
+    }
+
     /** A short name for warnings: origin plus question id. */
     public String describe() {
         return origin + " (question_id " + questionId + ")";

@@ -66,7 +66,7 @@ public final class ProgressReporter implements AutoCloseable {
      * @param task a short name shown first ("train", a file name)
      * @param total the goal (steps, bytes), or -1 when unknown
      * @param unit the unit's name ("step", "MiB")
-     * @param unitSize how many counted items make one unit (1 for steps, 1<<20 for MiB)
+     * @param unitSize how many counted items make one unit (1 for steps, {@code 1 << 20} for MiB)
      * @param start the value counting starts from (a resumed run's step, bytes already on disk)
      * @param mode how to show progress
      * @param out where the bar / lines go (normally System.err)

@@ -77,9 +77,11 @@ public final class CheckpointStore {
         return target;
     }
 
-    /** Writes the current model as {@code best/} (atomically replacing the previous best). */
-    public void saveBest(FlavaForClassification model, AdamW optimizer, TrainState state) throws IOException {
-        replaceDir(writeFolder(model, optimizer, state, ".best"), dir.resolve("best"));
+    /** Writes the current model as {@code best/} (atomically replacing the previous best); returns that folder. */
+    public Path saveBest(FlavaForClassification model, AdamW optimizer, TrainState state) throws IOException {
+        Path best = dir.resolve("best");
+        replaceDir(writeFolder(model, optimizer, state, ".best"), best);
+        return best;
     }
 
     private Path writeFolder(FlavaForClassification model, AdamW optimizer, TrainState state, String tmpPrefix)

@@ -29,8 +29,13 @@ public final class FinetuneSettings {
     public String trainSplit = "train";
     /** Validation split (null or "none": no validation). */
     public String valSplit = "val";
-    /** Answer vocabulary (one answer per line); default {@code <data>/answers.txt} when present. */
+    /**
+     * Answer vocabulary (one answer per line); default {@code <data>/answers.txt} when present. {@code build}: built
+     * from the training split's answers (those given at least {@code vocab_min_count} times) into OUT/answers.txt.
+     */
     public String vocab;
+    /** With {@code vocab: build}, how often an answer must be given in the training split to become a class. */
+    public int vocabMinCount = 1;
     /** tokenizer.json or vocab.txt; default: the Hugging Face checkpoint folder's, else the bundled bert-base-uncased. */
     public String tokenizer;
     public int maxLength = 512;
@@ -208,9 +213,13 @@ public final class FinetuneSettings {
      * wrong, e.g. {@code run.yaml line 4: key 'batch_size': 'eight' is not an integer}.
      */
     public static String problem(com.fasterxml.jackson.core.JsonProcessingException e, String source) {
+        return problem(e, source, !source.startsWith("--"));
+    }
+
+    private static String problem(com.fasterxml.jackson.core.JsonProcessingException e, String source, boolean isFile) {
         StringBuilder sb = new StringBuilder(source);
         com.fasterxml.jackson.core.JsonLocation loc = e.getLocation();
-        if (!source.startsWith("--") && loc != null && loc.getLineNr() > 0) {
+        if (isFile && loc != null && loc.getLineNr() > 0) {
             sb.append(" line ").append(loc.getLineNr());
         }
         sb.append(": ");
@@ -253,6 +262,33 @@ public final class FinetuneSettings {
         return "a " + type.getSimpleName();
     }
 
+    /**
+     * Overlays {@code values} (settings keys as in OUT/settings.yaml, e.g. {@code batch_size}) onto these settings. A
+     * mistake (unknown key, wrong type) is an {@link IllegalArgumentException} with one line naming {@code source}
+     * and the key.
+     */
+    public FinetuneSettings apply(Map<String, Object> values, String source) {
+        if (values.isEmpty()) {
+            return this;
+        }
+        ObjectMapper yaml = mapper(true);
+        try {
+            yaml.readerForUpdating(this).readValue(yaml.writeValueAsString(values));
+            return this;
+        } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
+            throw new IllegalArgumentException(problem(e, source, false), e);
+        }
+    }
+
+    /** An independent copy (through the YAML form, so nothing is shared with this one). */
+    public FinetuneSettings copy() {
+        try {
+            return mapper(true).readValue(toYaml(), FinetuneSettings.class);
+        } catch (IOException e) {
+            throw new IllegalStateException(e);
+        }
+    }
+
     public String toYaml() {
         try {
             return mapper(true).writeValueAsString(this);
@@ -293,6 +329,11 @@ public final class FinetuneSettings {
             throw new IllegalArgumentException("betas must be two numbers, got " + betas);
         }
         return new AdamW.Settings(lr, betas.get(0), betas.get(1), eps, weightDecay);
+    }
+
+    /** Whether the answer vocabulary is built from the training split ({@code vocab: build}). */
+    public boolean buildsVocab() {
+        return "build".equals(vocab);
     }
 
     public boolean hasValidation() {

@@ -78,7 +78,7 @@ final class RunOutputs {
             throws IOException {
         double baseline = scores.baseline();
         HtmlReport r = HtmlReport.create("Multimodal4J fine-tuning report");
-        r.summary("dataset", run.s.data);
+        r.summary("dataset", run.dataName());
         r.summary("steps", run.state.step);
         r.summary("final training loss", String.format("%.4f", run.state.lastLoss));
         r.summary("validation VQA accuracy", String.format("%.2f%% (%d questions)", 100 * ev.accuracy(), ev.count()));

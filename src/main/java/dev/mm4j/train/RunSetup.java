@@ -28,8 +28,9 @@ import java.util.List;
 /**
  * Everything a fine-tuning run works with, opened from its settings: output folder and checkpoint store,
  * vocabulary, data splits and loaders, the model on its device, the optimizer, the state (fresh with the
- * pretrained weights, or resumed from the latest checkpoint) and the step plan. Closing it releases all
- * of it, native memory included.
+ * pretrained weights, or resumed from the latest checkpoint) and the step plan. The data is the settings' {@code data}
+ * path, or datasets the caller opened (which the caller closes). Closing it releases all of it, native memory
+ * included.
  */
 final class RunSetup implements AutoCloseable {
     final FinetuneSettings s;
@@ -51,13 +52,17 @@ final class RunSetup implements AutoCloseable {
     final long totalSteps;
     final LrSchedule schedule;
 
+    /** Where {@code vocab: build} writes the vocabulary it built, in the output folder. */
+    static final String BUILT_VOCAB = "answers.txt";
+
     private final Deque<AutoCloseable> opened;
 
-    private RunSetup(FinetuneSettings s, boolean resume, PrintStream out, Deque<AutoCloseable> opened) throws IOException {
+    private RunSetup(FinetuneSettings s, boolean resume, PrintStream out, VqaDataset trainData, VqaDataset valData,
+            Deque<AutoCloseable> opened) throws IOException {
         this.s = s;
         this.opened = opened;
-        if (s.data == null) {
-            throw new IllegalArgumentException("no dataset: set data (--data PATH)");
+        if (s.data == null && trainData == null) {
+            throw new IllegalArgumentException("no dataset: set data (--data PATH) or give a training dataset");
         }
         outDir = Path.of(s.out);
         store = new CheckpointStore(outDir, s.keepLast);
@@ -66,12 +71,15 @@ final class RunSetup implements AutoCloseable {
         writeSettings(out);
         int threads = Hardware.configureThreads(s.threads);
 
-        vocab = AnswerVocab.load(vocabPath());
+        AnswerVocab given = s.buildsVocab() ? null : AnswerVocab.load(vocabPath());
         PretrainedWeights pretrained = PretrainedWeights.resolve(s.checkpoint);
-        FlavaConfig config = s.flavaConfig(vocab.size(), pretrained.config(new FlavaConfig()));
         tokenizerFile = s.tokenizer == null ? pretrained.tokenizerFile() : Path.of(s.tokenizer);
-        train = open(Split.open(Path.of(s.data), s.trainSplit, s.trainLimit));
-        val = s.hasValidation() ? open(Split.open(Path.of(s.data), s.valSplit, s.valLimit)) : null;
+        train = open(trainData != null ? Split.of(trainData, s.trainLimit, false)
+                : Split.open(Path.of(s.data), s.trainSplit, s.trainLimit));
+        val = valData != null ? open(Split.of(valData, s.valLimit, false))
+                : s.hasValidation() && s.data != null ? open(Split.open(Path.of(s.data), s.valSplit, s.valLimit)) : null;
+        vocab = given != null ? given : builtVocab(out);
+        FlavaConfig config = s.flavaConfig(vocab.size(), pretrained.config(new FlavaConfig()));
         majorityAnswer = Evaluator.majorityAnswer(train.samples());
         out.printf("data: %d training questions (%s), %d validation; answer vocabulary %d; %d libtorch threads%n",
                 train.size(), s.trainSplit, val == null ? 0 : val.size(), vocab.size(), threads);
@@ -100,11 +108,20 @@ final class RunSetup implements AutoCloseable {
                 totalSteps, stepsPerEpoch, s.batchSize, s.gradAccum, s.padding, schedule);
     }
 
-    /** Opens everything; on failure, closes what was already opened and rethrows. */
+    /** Opens everything from the settings; on failure, closes what was already opened and rethrows. */
     static RunSetup open(FinetuneSettings s, boolean resume, PrintStream out) throws IOException {
+        return open(s, resume, out, null, null);
+    }
+
+    /**
+     * Opens everything, training on {@code trainData} and validating on {@code valData} where given (else the
+     * settings' data path); on failure, closes what was already opened and rethrows.
+     */
+    static RunSetup open(FinetuneSettings s, boolean resume, PrintStream out, VqaDataset trainData, VqaDataset valData)
+            throws IOException {
         Deque<AutoCloseable> opened = new ArrayDeque<>();
         try {
-            return new RunSetup(s, resume, out, opened);
+            return new RunSetup(s, resume, out, trainData, valData, opened);
         } catch (IOException | RuntimeException e) {
             try {
                 closeAll(opened);
@@ -160,6 +177,11 @@ final class RunSetup implements AutoCloseable {
         return resource;
     }
 
+    /** The training data, for reports: the settings' path, or what the caller's dataset says it is. */
+    String dataName() {
+        return s.data != null ? s.data : train.dataset().describe();
+    }
+
     /** Fractional epoch of the current data position. */
     double epochProgress() {
         return state.epoch + (double) state.nextBatch / Math.max(1, batchesPerEpoch);
@@ -179,16 +201,36 @@ final class RunSetup implements AutoCloseable {
                 .build();
     }
 
+    /**
+     * {@code vocab: build}: the vocabulary built from the training split into {@code OUT/answers.txt}; a resumed run
+     * reads the one its first part built (its classes are the checkpoint's).
+     */
+    private AnswerVocab builtVocab(PrintStream out) throws IOException {
+        Path file = outDir.resolve(BUILT_VOCAB);
+        if (resumedFrom != null && Files.exists(file)) {
+            return AnswerVocab.load(file);
+        }
+        AnswerVocab built = AnswerVocab.build(train.samples(), s.vocabMinCount, dataName());
+        AtomicFiles.writeString(file, built.toText());
+        out.printf("answer vocabulary built from the training split: %d answers given at least %d time(s), plus %s; "
+                + "written to %s%n", built.size() - 1, s.vocabMinCount, AnswerVocab.UNKNOWN, file);
+        return built;
+    }
+
     private Path vocabPath() throws IOException {
         if (s.vocab != null) {
             return Path.of(s.vocab);
+        }
+        if (s.data == null) {
+            throw new IOException("no answer vocabulary: set vocab (--vocab FILE, one answer per line, or --vocab build)");
         }
         Path data = Path.of(s.data);
         Path candidate = (Files.isDirectory(data) ? data : data.toAbsolutePath().getParent()).resolve("answers.txt");
         if (Files.exists(candidate)) {
             return candidate;
         }
-        throw new IOException("no answer vocabulary: pass --vocab FILE (one answer per line; looked for " + candidate + ")");
+        throw new IOException("no answer vocabulary: pass --vocab FILE (one answer per line; looked for " + candidate
+                + "), or --vocab build to build one from the training split");
     }
 
     @Override
@@ -215,38 +257,46 @@ final class RunSetup implements AutoCloseable {
 
     /**
      * A split to train or validate on: streamed from the dataset (never the whole split in memory unless
-     * shuffling asks for it), or its first {@code limit} questions held in a list.
+     * shuffling asks for it), or its first {@code limit} questions held in a list. Closing it closes the dataset
+     * when the run opened it ({@code owned}), not a caller's.
      */
-    record Split(VqaDataset dataset, Iterable<VqaSample> samples, long size) implements AutoCloseable {
+    record Split(VqaDataset dataset, Iterable<VqaSample> samples, long size, boolean owned) implements AutoCloseable {
         static Split open(Path data, String split, int limit) throws IOException {
             VqaDataset ds = TextVqaDatasets.open(data, split);
             try {
-                if (limit > 0) {
-                    List<VqaSample> first = new ArrayList<>();
-                    for (VqaSample sample : ds) {
-                        first.add(sample);
-                        if (first.size() >= limit) {
-                            break;
-                        }
-                    }
-                    return checked(new Split(ds, first, first.size()), data, split);
-                }
-                return checked(new Split(ds, ds, ds.size()), data, split);
+                return checked(of(ds, limit, true), "split '" + split + "' of " + data);
             } catch (IOException | RuntimeException e) {
                 ds.close();
                 throw e;
             }
         }
 
-        private static Split checked(Split s, Path data, String split) throws IOException {
+        /** The whole of {@code ds}, or its first {@code limit} questions when {@code limit > 0}. */
+        static Split of(VqaDataset ds, int limit, boolean owned) throws IOException {
+            if (limit > 0) {
+                List<VqaSample> first = new ArrayList<>();
+                try (VqaDataset.SampleIterator it = ds.iterator()) {
+                    while (first.size() < limit && it.hasNext()) {
+                        first.add(it.next());
+                    }
+                }
+                return checked(new Split(ds, first, first.size(), owned), ds.describe());
+            }
+            return checked(new Split(ds, ds, ds.size(), owned), ds.describe());
+        }
+
+        private static Split checked(Split s, String what) throws IOException {
             if (s.size == 0) {
-                throw new IOException("split '" + split + "' of " + data + " has no questions");
+                throw new IOException(what + " has no questions");
             }
             return s;
         }
 
         @Override
         public void close() throws IOException {
+            if (!owned) {
+                return;
+            }
             try {
                 dataset.close();
             } catch (Exception e) {

@@ -1,6 +1,5 @@
 package dev.mm4j.train;
 
-import dev.mm4j.eval.Evaluator;
 import dev.mm4j.report.MetricsLog;
 import dev.mm4j.report.ProgressReporter;
 import dev.mm4j.util.Hardware;
@@ -26,9 +25,9 @@ public final class TrainingListeners {
             }
 
             @Override
-            public void onValidation(long stepsDone, Evaluator.Result r, double epoch) {
-                out.printf("%nvalidation after step %d: VQA accuracy %.2f%% over %d questions%n", stepsDone,
-                        100 * r.accuracy(), r.count());
+            public void onValidation(Validation v) {
+                out.printf("%nvalidation after step %d: VQA accuracy %.2f%% over %d questions%n", v.stepsDone(),
+                        100 * v.accuracy(), v.result().count());
             }
         };
     }
@@ -46,8 +45,8 @@ public final class TrainingListeners {
             }
 
             @Override
-            public void onValidation(long stepsDone, Evaluator.Result r, double epoch) throws IOException {
-                log.append(MetricsLog.Entry.validation(stepsDone - 1, r.accuracy(), epoch));
+            public void onValidation(Validation v) throws IOException {
+                log.append(MetricsLog.Entry.validation(v.stepsDone() - 1, v.accuracy(), v.epoch()));
             }
         };
     }

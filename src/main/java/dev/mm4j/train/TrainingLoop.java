@@ -9,29 +9,34 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Iterator;
 import java.util.List;
+import java.util.function.BooleanSupplier;
 
 /**
  * The training loop of a run: epochs of batches, one {@link TrainingStep} per optimizer step (seeded
  * from (seed, step) so a resumed run repeats the uninterrupted one), periodic validation (keeping the best
- * checkpoint) and checkpoints. Everything it reports goes to its {@link TrainingListener}s.
+ * checkpoint) and checkpoints. Everything it reports goes to its {@link TrainingListener}s. A cancel request is
+ * honoured at the next step boundary: the loop returns with the data position of the last applied step.
  */
 final class TrainingLoop {
 
     /** How the loop ended. */
-    record Outcome(List<Double> losses, boolean stoppedOnNonFinite, Path lastCheckpoint, long lastSavedStep) {}
+    record Outcome(List<Double> losses, boolean stoppedOnNonFinite, boolean cancelled, Path lastCheckpoint,
+            long lastSavedStep) {}
 
     private final RunSetup run;
     private final List<TrainingListener> listeners;
     private final PrintStream out;
+    private final BooleanSupplier cancelRequested;
     private final TrainingStep step;
     private final List<Double> losses = new ArrayList<>();
     private Path lastCheckpoint;
     private long lastSaved;
 
-    TrainingLoop(RunSetup run, List<TrainingListener> listeners, PrintStream out) {
+    TrainingLoop(RunSetup run, List<TrainingListener> listeners, PrintStream out, BooleanSupplier cancelRequested) {
         this.run = run;
         this.listeners = listeners;
         this.out = out;
+        this.cancelRequested = cancelRequested;
         this.step = new TrainingStep(run.model, run.optimizer, run.manager);
         this.lastCheckpoint = run.resumedFrom;
         this.lastSaved = run.resumedFrom != null ? run.state.step : -1;
@@ -45,11 +50,14 @@ final class TrainingLoop {
             Iterator<Batch> batches = run.trainLoader.epoch(epoch, startBatch);
             boolean any = false;
             List<Batch> micro;
-            while (st.step < run.totalSteps && !(micro = next(batches)).isEmpty()) {
+            while (st.step < run.totalSteps && !cancelRequested.getAsBoolean() && !(micro = next(batches)).isEmpty()) {
                 any = true;
                 if (!trainOn(micro)) {
-                    return new Outcome(losses, true, lastCheckpoint, lastSaved);
+                    return new Outcome(losses, true, false, lastCheckpoint, lastSaved);
                 }
+            }
+            if (st.step < run.totalSteps && cancelRequested.getAsBoolean()) {
+                return new Outcome(losses, false, true, lastCheckpoint, lastSaved);
             }
             if (!any && startBatch == 0) {
                 throw new IllegalStateException("epoch " + epoch + " delivered no usable training sample");
@@ -61,7 +69,7 @@ final class TrainingLoop {
                 st.nextBatch = 0;
             }
         }
-        return new Outcome(losses, false, lastCheckpoint, lastSaved);
+        return new Outcome(losses, false, false, lastCheckpoint, lastSaved);
     }
 
     /** The next optimizer step's micro-batches (empty at the end of the epoch). */
@@ -112,13 +120,14 @@ final class TrainingLoop {
     Evaluator.Result validate() throws IOException {
         TrainState st = run.state;
         Evaluator.Result ev = Evaluator.evaluate(run.model, run.valLoader.epoch(0, 0), run.vocab, run.manager, RunOutputs.REPORT_SAMPLES);
+        TrainingListener.Validation event = new TrainingListener.Validation(st.step, run.epochProgress(), ev);
         for (TrainingListener l : listeners) {
-            l.onValidation(st.step, ev, run.epochProgress());
+            l.onValidation(event);
         }
         if (st.bestValAccuracy == null || ev.accuracy() > st.bestValAccuracy) {
             st.bestValAccuracy = ev.accuracy();
             st.bestStep = st.step;
-            run.store.saveBest(run.model, run.optimizer, st);
+            checkpointed(new TrainingListener.Checkpoint(st.step, run.store.saveBest(run.model, run.optimizer, st), true));
         }
         return ev;
     }
@@ -128,7 +137,14 @@ final class TrainingLoop {
         if (lastSaved != run.state.step) {
             lastCheckpoint = run.store.save(run.model, run.optimizer, run.state);
             lastSaved = run.state.step;
+            checkpointed(new TrainingListener.Checkpoint(lastSaved, lastCheckpoint, false));
         }
         return lastCheckpoint;
+    }
+
+    private void checkpointed(TrainingListener.Checkpoint event) throws IOException {
+        for (TrainingListener l : listeners) {
+            l.onCheckpoint(event);
+        }
     }
 }

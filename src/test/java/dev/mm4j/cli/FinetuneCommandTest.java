@@ -69,4 +69,15 @@ class FinetuneCommandTest {
         assertEquals(2, r[0]);
         assertTrue(firstLine(r).startsWith("error: --set betas=[0.9: "), firstLine(r));
     }
+
+    @Test
+    void vocabBuildAndItsMinimumCountAreSettings() throws Exception {
+        FinetuneCommand cmd = new FinetuneCommand();
+        new CommandLine(cmd).parseArgs("--data", "x.jsonl", "--vocab", "build", "--vocab-min-count", "3");
+        dev.mm4j.train.FinetuneSettings s = FinetuneCommand.settings("default", null, cmd.overrides());
+        assertEquals("build", s.vocab);
+        assertEquals(3, s.vocabMinCount);
+        assertTrue(s.buildsVocab());
+        assertEquals(1, FinetuneCommand.settings("default", null, java.util.Map.of()).vocabMinCount);
+    }
 }

@@ -69,7 +69,7 @@ public class FinetunerTest {
     static String run(FinetuneSettings s, boolean resume, Finetuner.Result[] result) throws Exception {
         ByteArrayOutputStream bytes = new ByteArrayOutputStream();
         try (PrintStream out = new PrintStream(bytes, true, StandardCharsets.UTF_8)) {
-            result[0] = new Finetuner(s, out).run(resume);
+            result[0] = Finetuner.builder().settings(s).resume(resume).log(out).build().run();
         }
         return bytes.toString(StandardCharsets.UTF_8);
     }

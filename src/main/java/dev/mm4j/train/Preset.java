@@ -1,0 +1,29 @@
+package dev.mm4j.train;
+
+/** The named starting points of a fine-tuning run ({@code --preset}); see {@link FinetuneSettings#preset(String)}. */
+public enum Preset {
+    /** FinetuneSettings' own defaults. */
+    DEFAULT("default"),
+    /** The TorchMultimodal tutorial: batch 2, AdamW lr 1e-3 with PyTorch's defaults, 3 steps, no validation. */
+    TUTORIAL("tutorial"),
+    /** TorchMultimodal's FLAVA fine-tuning defaults: lr 1e-5, betas 0.9/0.98, warmup and linear decay. */
+    TORCHMULTIMODAL("torchmultimodal"),
+    /** The demo's small FLAVA trained from scratch (what {@code mm4j demo} runs). */
+    DEMO("demo");
+
+    private final String key;
+
+    Preset(String key) {
+        this.key = key;
+    }
+
+    /** The name {@code --preset} takes. */
+    public String key() {
+        return key;
+    }
+
+    /** A fresh copy of this preset's settings. */
+    public FinetuneSettings settings() {
+        return FinetuneSettings.preset(key);
+    }
+}
