@@ -30,14 +30,25 @@ public final class Embedder implements AutoCloseable {
     private final QuestionTokenizer tokenizer;
     private final ImageTransform transform;
     private final String source;
+    private final boolean owned;
 
     private Embedder(NDManager manager, FlavaForRetrieval model, QuestionTokenizer tokenizer, ImageTransform transform,
-            String source) {
+            String source, boolean owned) {
         this.manager = manager;
         this.model = model;
         this.tokenizer = tokenizer;
         this.transform = transform;
         this.source = source;
+        this.owned = owned;
+    }
+
+    /**
+     * Embeddings from a model in use elsewhere (e.g. being trained, in eval mode while embedding): closing this
+     * Embedder leaves the model, its manager and the tokenizer to their owner.
+     */
+    public static Embedder over(FlavaForRetrieval model, NDManager manager, QuestionTokenizer tokenizer,
+            ImageTransform transform) {
+        return new Embedder(manager, model, tokenizer, transform, "model in training", false);
     }
 
     /**
@@ -53,7 +64,7 @@ public final class Embedder implements AutoCloseable {
                     throw new IllegalArgumentException("--config is for checkpoints; the bundle " + model + " carries its own");
                 }
                 ModelBundle.Retrieval r = ModelBundle.loadRetrieval(model, manager);
-                return new Embedder(manager, r.model(), r.tokenizer(), r.transform(), model.toString());
+                return new Embedder(manager, r.model(), r.tokenizer(), r.transform(), model.toString(), true);
             }
             PretrainedWeights weights = PretrainedWeights.resolve(model.toString());
             FlavaConfig c = config != null ? config : weights.config(new FlavaConfig());
@@ -64,7 +75,8 @@ public final class Embedder implements AutoCloseable {
             int maxLength = Math.min(QuestionTokenizer.DEFAULT_MAX_LENGTH, c.maxPositionEmbeddings);
             QuestionTokenizer tokenizer = tok == null ? QuestionTokenizer.bertBaseUncased(maxLength)
                     : QuestionTokenizer.load(tok, maxLength);
-            return new Embedder(manager, m, tokenizer, new ImageTransform(c.imageSize, c.imageSize, false), model.toString());
+            return new Embedder(manager, m, tokenizer, new ImageTransform(c.imageSize, c.imageSize, false), model.toString(),
+                    true);
         } catch (IOException | RuntimeException e) {
             manager.close();
             throw e;
@@ -122,22 +134,30 @@ public final class Embedder implements AutoCloseable {
     public float[][] texts(List<String> texts) {
         float[][] out = new float[texts.size()][];
         for (int start = 0; start < texts.size(); start += BATCH) {
-            int n = Math.min(BATCH, texts.size() - start);
-            long[][] ids = new long[n][];
-            int len = 1;
-            for (int i = 0; i < n; i++) {
-                ids[i] = tokenizer.encode(texts.get(start + i));
-                len = Math.max(len, ids[i].length);
-            }
-            long[] padded = new long[n * len]; // 0 = padding, masked by the text encoder; CLS is token 0
-            for (int i = 0; i < n; i++) {
-                System.arraycopy(ids[i], 0, padded, i * len, ids[i].length);
-            }
+            Tokens t = tokens(texts.subList(start, Math.min(texts.size(), start + BATCH)));
             try (ModelStep step = ModelStep.open(manager)) {
-                rows(model.textEmbeddings(step.tokens(padded, n, len), true), out, start);
+                rows(model.textEmbeddings(step.tokens(t.ids(), t.ids().length / t.length(), t.length()), true), out, start);
             }
         }
         return out;
+    }
+
+    /** Token ids of texts, row-major, padded with 0 to the longest ({@code length}). */
+    public record Tokens(long[] ids, int length) {}
+
+    /** The texts tokenized as the model was trained, padded to the longest (padding is masked; CLS is token 0). */
+    public Tokens tokens(List<String> texts) {
+        long[][] ids = new long[texts.size()][];
+        int len = 1;
+        for (int i = 0; i < ids.length; i++) {
+            ids[i] = tokenizer.encode(texts.get(i));
+            len = Math.max(len, ids[i].length);
+        }
+        long[] padded = new long[ids.length * len];
+        for (int i = 0; i < ids.length; i++) {
+            System.arraycopy(ids[i], 0, padded, i * len, ids[i].length);
+        }
+        return new Tokens(padded, len);
     }
 
     private void rows(NDArray embeddings, float[][] out, int start) {
@@ -150,7 +170,9 @@ public final class Embedder implements AutoCloseable {
 
     @Override
     public void close() {
-        tokenizer.close();
-        manager.close();
+        if (owned) {
+            tokenizer.close();
+            manager.close();
+        }
     }
 }

@@ -23,6 +23,12 @@ import java.util.Map;
  */
 @JsonNaming(PropertyNamingStrategies.SnakeCaseStrategy.class)
 public final class FinetuneSettings {
+    /**
+     * classification (the tutorial: FLAVA + MLP head on TextVQA answers, {@link Finetuner}) or retrieval (contrastive
+     * image-text training of the encoders and projections on captions, {@link RetrievalFinetuner}).
+     */
+    public String task = "classification";
+
     // data
     /** Dataset path: official JSON / folder, or Hugging Face parquet file(s) / folder. */
     public String data;
@@ -286,6 +292,15 @@ public final class FinetuneSettings {
             throw new IllegalArgumentException("betas must be two numbers, got " + betas);
         }
         return new AdamW.Settings(lr, betas.get(0), betas.get(1), eps, weightDecay);
+    }
+
+    /** Whether {@link #task} is retrieval (else classification; anything else is an error naming the key). */
+    public boolean isRetrieval() {
+        return switch (task == null ? "" : task) {
+            case "retrieval" -> true;
+            case "classification" -> false;
+            default -> throw new IllegalArgumentException("task '" + task + "' is not classification or retrieval");
+        };
     }
 
     public boolean hasValidation() {
