@@ -295,6 +295,7 @@ public final class FinetuneSettings {
     }
 
     /** Whether {@link #task} is retrieval (else classification; anything else is an error naming the key). */
+    @com.fasterxml.jackson.annotation.JsonIgnore
     public boolean isRetrieval() {
         return switch (task == null ? "" : task) {
             case "retrieval" -> true;
