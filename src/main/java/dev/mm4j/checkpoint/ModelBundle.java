@@ -134,11 +134,7 @@ public final class ModelBundle {
         }
         FlavaForClassification model;
         try (StateDict sd = SafeTensors.read(weights)) {
-            String cfg = sd.metadata().get(CONFIG_KEY);
-            if (cfg == null) {
-                throw new IOException(weights + " has no '" + CONFIG_KEY + "' metadata: not written by mm4j");
-            }
-            FlavaConfig config = FlavaConfig.fromJson(cfg);
+            FlavaConfig config = config(sd, weights);
             config.maskTextPaddingInMultimodal = info.padding.masksTextInMultimodal();
             model = FlavaForClassification.create(config, manager);
             StateDictLoader.load(model, sd, true, weights.toString());
@@ -172,12 +168,7 @@ public final class ModelBundle {
         boolean retrieval = RETRIEVAL_FORMAT.equals(info.format);
         FlavaForRetrieval model;
         try (StateDict sd = SafeTensors.read(weights)) {
-            String cfg = sd.metadata().get(CONFIG_KEY);
-            if (cfg == null) {
-                throw new IOException(weights + " has no '" + CONFIG_KEY + "' metadata: not written by mm4j");
-            }
-            FlavaConfig config = FlavaConfig.fromJson(cfg);
-            model = FlavaForRetrieval.create(config, manager);
+            model = FlavaForRetrieval.create(config(sd, weights), manager);
             StateDictLoader.Report r = StateDictLoader.load(model, sd, retrieval, weights.toString());
             List<String> missing = r.missing().stream().filter(n -> !n.startsWith("loss.")).toList();
             if (!missing.isEmpty()) {
@@ -186,6 +177,15 @@ public final class ModelBundle {
         }
         model.setTraining(false);
         return new Retrieval(model, tokenizer(folder, info), transform(model.config(), info), info);
+    }
+
+    /** The FLAVA config in the weights' metadata. */
+    private static FlavaConfig config(StateDict sd, Path weights) throws IOException {
+        String cfg = sd.metadata().get(CONFIG_KEY);
+        if (cfg == null) {
+            throw new IOException(weights + " has no '" + CONFIG_KEY + "' metadata: not written by mm4j");
+        }
+        return FlavaConfig.fromJson(cfg);
     }
 
     private static Path weightsFile(Path dir) throws IOException {
