@@ -12,11 +12,14 @@ import dev.mm4j.data.Padding;
 import dev.mm4j.data.QuestionTokenizer;
 import dev.mm4j.flava.FlavaConfig;
 import dev.mm4j.flava.FlavaForClassification;
+import dev.mm4j.flava.FlavaForRetrieval;
+import dev.mm4j.nn.Module;
 import dev.mm4j.util.AtomicFiles;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Map;
 
 /**
@@ -31,11 +34,14 @@ public final class ModelBundle {
     public static final String VOCAB = "answers.txt";
     public static final String INFO = "bundle.json";
     public static final String CONFIG_KEY = "flava_config";
+    /** {@link Info#format} of a classification bundle (the default) and of a retrieval bundle (no answers). */
+    public static final String CLASSIFICATION_FORMAT = "mm4j-flava-classification";
+    public static final String RETRIEVAL_FORMAT = "mm4j-flava-retrieval";
 
     /** How a question and an image become model inputs. */
     @JsonNaming(PropertyNamingStrategies.SnakeCaseStrategy.class)
     public static final class Info {
-        public String format = "mm4j-flava-classification";
+        public String format = CLASSIFICATION_FORMAT;
         public int maxLength = 512;
         /** The training run's padding; DYNAMIC also means the multimodal encoder masks text padding. */
         public Padding padding = Padding.FIXED;
@@ -57,11 +63,16 @@ public final class ModelBundle {
 
     /** Weights (with config) of {@code model} as a safetensors file: PyTorch names, float32. */
     public static void writeWeights(Path file, FlavaForClassification model) throws IOException {
+        writeWeights(file, model, model.config());
+    }
+
+    /** Weights of any FLAVA module (its parameter names) with {@code config} in the metadata. */
+    public static void writeWeights(Path file, Module model, FlavaConfig config) throws IOException {
         Map<String, NDArray> arrays = new LinkedHashMap<>();
         model.namedParameters().forEach((n, p) -> arrays.put(n, p.array()));
         Map<String, String> meta = new LinkedHashMap<>();
         meta.put("format", "pt");
-        meta.put(CONFIG_KEY, model.config().toKwargsJson()); // TorchMultimodal kwargs as they are
+        meta.put(CONFIG_KEY, config.toKwargsJson()); // TorchMultimodal kwargs as they are
         SafeTensors.writeNDArrays(file, arrays, meta);
     }
 
@@ -75,6 +86,21 @@ public final class ModelBundle {
             sb.append(vocab.answer(i)).append('\n');
         }
         AtomicFiles.writeString(dir.resolve(VOCAB), sb.toString());
+        writeInfo(dir, info, tokenizerFile);
+    }
+
+    /**
+     * Writes a retrieval bundle: {@code model.safetensors} with {@code model.*} and
+     * {@code loss.contrastive_loss.logit_scale}, {@code bundle.json} of format {@link #RETRIEVAL_FORMAT}, no answers.
+     */
+    public static void writeRetrieval(Path dir, FlavaForRetrieval model, Info info, Path tokenizerFile) throws IOException {
+        Files.createDirectories(dir);
+        writeWeights(dir.resolve(WEIGHTS), model, model.config());
+        info.format = RETRIEVAL_FORMAT;
+        writeInfo(dir, info, tokenizerFile);
+    }
+
+    private static void writeInfo(Path dir, Info info, Path tokenizerFile) throws IOException {
         if (tokenizerFile != null) {
             String name = tokenizerFile.getFileName().toString();
             AtomicFiles.write(dir.resolve(name), out -> Files.copy(tokenizerFile, out));
@@ -100,20 +126,15 @@ public final class ModelBundle {
 
     /** Reads the config from the weights' metadata, builds the model and loads it strictly. */
     public static Loaded load(Path dir, NDManager manager) throws IOException {
-        Path weights = Files.isDirectory(dir) ? dir.resolve(WEIGHTS) : dir;
+        Path weights = weightsFile(dir);
         Path folder = weights.toAbsolutePath().getParent();
-        if (!Files.exists(weights)) {
-            throw new IOException(dir + " is not a model bundle: " + weights + " is missing (write one with finetune)");
+        Info info = info(folder);
+        if (RETRIEVAL_FORMAT.equals(info.format)) {
+            throw new IOException(dir + " is a retrieval model (no answers): use it with classify, index or search");
         }
-        Info info = Files.exists(folder.resolve(INFO))
-                ? new ObjectMapper().readValue(folder.resolve(INFO).toFile(), Info.class) : new Info();
         FlavaForClassification model;
         try (StateDict sd = SafeTensors.read(weights)) {
-            String cfg = sd.metadata().get(CONFIG_KEY);
-            if (cfg == null) {
-                throw new IOException(weights + " has no '" + CONFIG_KEY + "' metadata: not written by mm4j");
-            }
-            FlavaConfig config = FlavaConfig.fromJson(cfg);
+            FlavaConfig config = config(sd, weights);
             config.maskTextPaddingInMultimodal = info.padding.masksTextInMultimodal();
             model = FlavaForClassification.create(config, manager);
             StateDictLoader.load(model, sd, true, weights.toString());
@@ -124,10 +145,75 @@ public final class ModelBundle {
             throw new IOException(folder.resolve(VOCAB) + " has " + vocab.size() + " answers but the model has "
                     + model.config().numClasses + " classes");
         }
-        QuestionTokenizer tok = info.tokenizer == null ? QuestionTokenizer.bertBaseUncased(info.maxLength)
+        return new Loaded(model, vocab, tokenizer(folder, info), transform(model.config(), info), info);
+    }
+
+    /** A bundle's embedding model: FLAVA with its projections and temperature, tokenizer and transform. */
+    public record Retrieval(FlavaForRetrieval model, QuestionTokenizer tokenizer, ImageTransform transform, Info info)
+            implements AutoCloseable {
+        @Override
+        public void close() {
+            tokenizer.close();
+        }
+    }
+
+    /**
+     * The embedding model of any bundle: a retrieval bundle loads strictly; a classification bundle loads
+     * everything but its classifier, and the contrastive temperature (which it does not have) starts at ln(1/0.07).
+     */
+    public static Retrieval loadRetrieval(Path dir, NDManager manager) throws IOException {
+        Path weights = weightsFile(dir);
+        Path folder = weights.toAbsolutePath().getParent();
+        Info info = info(folder);
+        boolean retrieval = RETRIEVAL_FORMAT.equals(info.format);
+        FlavaForRetrieval model;
+        try (StateDict sd = SafeTensors.read(weights)) {
+            model = FlavaForRetrieval.create(config(sd, weights), manager);
+            StateDictLoader.Report r = StateDictLoader.load(model, sd, retrieval, weights.toString());
+            List<String> missing = r.missing().stream().filter(n -> !n.startsWith("loss.")).toList();
+            if (!missing.isEmpty()) {
+                throw new IOException(weights + " lacks " + missing.size() + " tensors of the model, e.g. " + missing.get(0));
+            }
+        }
+        model.setTraining(false);
+        return new Retrieval(model, tokenizer(folder, info), transform(model.config(), info), info);
+    }
+
+    /** The FLAVA config in the weights' metadata. */
+    private static FlavaConfig config(StateDict sd, Path weights) throws IOException {
+        String cfg = sd.metadata().get(CONFIG_KEY);
+        if (cfg == null) {
+            throw new IOException(weights + " has no '" + CONFIG_KEY + "' metadata: not written by mm4j");
+        }
+        return FlavaConfig.fromJson(cfg);
+    }
+
+    private static Path weightsFile(Path dir) throws IOException {
+        Path weights = Files.isDirectory(dir) ? dir.resolve(WEIGHTS) : dir;
+        if (!Files.exists(weights)) {
+            throw new IOException(dir + " is not a model bundle: " + weights + " is missing (write one with finetune)");
+        }
+        return weights;
+    }
+
+    /** Whether {@code path} is a bundle: a folder holding {@code model.safetensors} with its config, or that file. */
+    public static boolean isBundle(Path path) {
+        Path weights = Files.isDirectory(path) ? path.resolve(WEIGHTS) : path;
+        return Files.isRegularFile(weights) && weights.getFileName().toString().equals(WEIGHTS);
+    }
+
+    private static Info info(Path folder) throws IOException {
+        return Files.exists(folder.resolve(INFO))
+                ? new ObjectMapper().readValue(folder.resolve(INFO).toFile(), Info.class) : new Info();
+    }
+
+    private static QuestionTokenizer tokenizer(Path folder, Info info) throws IOException {
+        return info.tokenizer == null ? QuestionTokenizer.bertBaseUncased(info.maxLength)
                 : QuestionTokenizer.load(folder.resolve(info.tokenizer), info.maxLength);
-        ImageTransform transform = new ImageTransform(model.config().imageSize, model.config().imageSize, info.antialias,
-                ImageTransform.Normalize.parse(info.normalize));
-        return new Loaded(model, vocab, tok, transform, info);
+    }
+
+    /** The image transform a bundle's model was trained with. */
+    public static ImageTransform transform(FlavaConfig config, Info info) {
+        return new ImageTransform(config.imageSize, config.imageSize, info.antialias, ImageTransform.Normalize.parse(info.normalize));
     }
 }

@@ -4,6 +4,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.dataformat.yaml.YAMLFactory;
 import dev.mm4j.train.FinetuneSettings;
 import dev.mm4j.train.Finetuner;
+import dev.mm4j.train.RetrievalFinetuner;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
@@ -31,6 +32,12 @@ public final class FinetuneCommand implements Callable<Integer> {
 
     @Option(names = "--settings", paramLabel = "YAML", description = "settings file (keys as in OUT/settings.yaml)")
     Path settingsFile;
+
+    @Option(names = "--task", paramLabel = "classification|retrieval",
+            description = "classification (default: FLAVA + answer head) or retrieval (contrastive image-text training on "
+                    + "captions: a .jsonl/.csv manifest of {image, text}, a synth folder's captions_SPLIT.jsonl, or TextVQA data "
+                    + "as question + majority answer; writes a retrieval model and held-out recall@1/@5)")
+    String task;
 
     @Option(names = "--data", paramLabel = "PATH", description = "dataset: official JSON / folder, parquet file / folder, "
             + "or a JSON Lines / CSV manifest (image, question, answers) / folder of <split>.jsonl|csv")
@@ -77,13 +84,21 @@ public final class FinetuneCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
-        Finetuner.Result r = Finetuner.builder().settings(settings(preset, settingsFile, overrides())).resume(resume)
-                .log(System.out).progressBar(true).build().run();
+        FinetuneSettings s = settings(preset, settingsFile, overrides());
+        if (s.isRetrieval()) {
+            if (resume) {
+                throw new IllegalArgumentException("--resume is for classification runs; retrieval runs keep no checkpoints");
+            }
+            new RetrievalFinetuner(s, System.out).run();
+            return 0;
+        }
+        Finetuner.Result r = Finetuner.builder().settings(s).resume(resume).log(System.out).progressBar(true).build().run();
         return r.stoppedOnNonFinite() ? 3 : 0;
     }
 
     Map<String, Object> overrides() throws Exception {
         Map<String, Object> o = new LinkedHashMap<>();
+        put(o, "task", task);
         put(o, "data", data);
         put(o, "vocab", vocab);
         put(o, "vocab_min_count", vocabMinCount);

@@ -13,7 +13,7 @@ import picocli.CommandLine.Command;
         footer = {"", "Apache Spark commands (batch-predict, bench-spark) live in the Spark build, target/mm4j-spark.jar;",
                 "./mm4j builds and uses it for them (see README, Scaling)."},
         subcommands = {CommandLine.HelpCommand.class, DemoCommand.class, FinetuneCommand.class, EvaluateCommand.class,
-                PredictCommand.class, ServeCommand.class, BenchServeCommand.class, InspectCommand.class, DownloadCommand.class, SynthCommand.class, ShowCommand.class,
+                PredictCommand.class, ClassifyCommand.class, IndexCommand.class, SearchCommand.class, ServeCommand.class, BenchServeCommand.class, InspectCommand.class, DownloadCommand.class, SynthCommand.class, ShowCommand.class,
                 BenchCommand.class, BenchLoadCommand.class, BenchLoaderCommand.class})
 public final class Main implements Runnable {
 

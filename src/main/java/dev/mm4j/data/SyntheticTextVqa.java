@@ -40,6 +40,7 @@ import javax.imageio.stream.MemoryCacheImageOutputStream;
  * out/TextVQA_0.5.1_train.json, TextVQA_0.5.1_val.json, TextVQA_0.5.1_test.json
  * out/train_images/&lt;image_id&gt;.jpg   (train and val images, as in the release)
  * out/test_images/&lt;image_id&gt;.jpg
+ * out/captions_SPLIT.jsonl            (one caption per image, for retrieval: {"image": "train_images/ID.jpg", "text": ...})
  * out/answers.txt                    (answer vocabulary, line 0 = &lt;unk&gt;)
  * </pre>
  *
@@ -291,6 +292,7 @@ public final class SyntheticTextVqa {
                 }
                 await(writes);
                 writeJson(opts, split, scenes);
+                writeCaptions(opts, split, scenes);
             }
             AtomicFiles.writeString(opts.out().resolve("answers.txt"), String.join("\n", answerVocabulary()) + "\n");
         } finally {
@@ -609,6 +611,28 @@ public final class SyntheticTextVqa {
             }
         }
         return out;
+    }
+
+    /**
+     * What the image shows, as a retrieval caption: "a green sign with a white panel that says CLOSED" (a white
+     * panel look) or "a red sign with blue letters that says STOP".
+     */
+    static String caption(Scene s, Look look) {
+        String what = look.whitePanel() ? "with a white panel" : "with " + COLOURS.get(s.textColour()) + " letters";
+        return "a " + COLOURS.get(s.signColour()) + " sign " + what + " that says " + s.word().toUpperCase(Locale.ROOT);
+    }
+
+    /** {@code captions_SPLIT.jsonl}: one {@code {"image", "text"}} per image, the path relative to the folder. */
+    private static void writeCaptions(Options opts, TextVqaSplit split, List<Scene> scenes) throws IOException {
+        ObjectMapper mapper = new ObjectMapper();
+        StringBuilder sb = new StringBuilder();
+        for (Scene s : scenes) {
+            com.fasterxml.jackson.databind.node.ObjectNode o = mapper.createObjectNode(); // field order fixed
+            o.put("image", split.imagesDir() + "/" + s.imageId() + ".jpg");
+            o.put("text", caption(s, opts.look()));
+            sb.append(mapper.writeValueAsString(o)).append('\n');
+        }
+        AtomicFiles.writeString(opts.out().resolve(CaptionPairs.manifestName(split.officialName())), sb.toString());
     }
 
     private static void writeJson(Options opts, TextVqaSplit split, List<Scene> scenes) throws IOException {

@@ -74,6 +74,24 @@ public final class FlavaModel extends Module {
     }
 
     /**
+     * TorchMultimodal's {@code encode_image(image, projection=True)[1]}: the image encoder's CLS output (after its
+     * final layer norm) through {@code image_projection}, (B, text_and_image_proj_size), not normalised.
+     */
+    public NDArray imageEmbeddings(NDArray pixels) {
+        return new FlavaOutput(imageEncoder.forward(pixels), null, null, imageProjection, textProjection)
+                .projectedImageEmbeddings();
+    }
+
+    /**
+     * TorchMultimodal's {@code encode_text(text, projection=True)[1]}: the text encoder's CLS output (padding
+     * masked by pad id) through {@code text_projection}, (B, text_and_image_proj_size), not normalised.
+     */
+    public NDArray textEmbeddings(NDArray inputIds) {
+        return new FlavaOutput(null, textEncoder.forward(inputIds), null, imageProjection, textProjection)
+                .projectedTextEmbeddings();
+    }
+
+    /**
      * Hidden states that {@link #encodeImage} gave ({@code hiddenBeforeNorm()}, possibly rows of several
      * calls stacked) as the image encoder's output again.
      */

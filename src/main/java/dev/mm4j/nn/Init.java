@@ -19,6 +19,11 @@ public interface Init {
         return (m, s) -> m.ones(s, DataType.FLOAT32);
     }
 
+    /** Every element {@code value} (e.g. the contrastive loss's log-temperature). */
+    static Init constant(double value) {
+        return (m, s) -> m.full(s, (float) value, DataType.FLOAT32);
+    }
+
     /** Normal(0, std): TorchMultimodal's {@code init_transformer_weights} for Linear/Conv/Embedding weights. */
     static Init normal(double std) {
         return (m, s) -> m.randomNormal(0f, (float) std, s, DataType.FLOAT32);

@@ -23,6 +23,12 @@ import java.util.Map;
  */
 @JsonNaming(PropertyNamingStrategies.SnakeCaseStrategy.class)
 public final class FinetuneSettings {
+    /**
+     * classification (the tutorial: FLAVA + MLP head on TextVQA answers, {@link Finetuner}) or retrieval (contrastive
+     * image-text training of the encoders and projections on captions, {@link RetrievalFinetuner}).
+     */
+    public String task = "classification";
+
     // data
     /** Dataset path: official JSON / folder, or Hugging Face parquet file(s) / folder. */
     public String data;
@@ -334,6 +340,16 @@ public final class FinetuneSettings {
     /** Whether the answer vocabulary is built from the training split ({@code vocab: build}). */
     public boolean buildsVocab() {
         return "build".equals(vocab);
+    }
+
+    /** Whether {@link #task} is retrieval (else classification; anything else is an error naming the key). */
+    @com.fasterxml.jackson.annotation.JsonIgnore
+    public boolean isRetrieval() {
+        return switch (task == null ? "" : task) {
+            case "retrieval" -> true;
+            case "classification" -> false;
+            default -> throw new IllegalArgumentException("task '" + task + "' is not classification or retrieval");
+        };
     }
 
     public boolean hasValidation() {

@@ -56,7 +56,9 @@ class SyntheticTextVqaTest {
         assertFalse(java.util.Arrays.equals(a.get("TextVQA_0.5.1_train.json"), c.get("TextVQA_0.5.1_train.json")));
         Set<String> shared = new HashSet<>(a.keySet());
         shared.retainAll(c.keySet());
-        assertEquals(Set.of("TextVQA_0.5.1_train.json", "TextVQA_0.5.1_val.json", "TextVQA_0.5.1_test.json", "answers.txt"), shared);
+        assertEquals(Set.of("TextVQA_0.5.1_train.json", "TextVQA_0.5.1_val.json", "TextVQA_0.5.1_test.json", "answers.txt",
+                "captions_train.jsonl", "captions_val.jsonl", "captions_test.jsonl"), shared);
+        assertFalse(java.util.Arrays.equals(a.get("captions_train.jsonl"), c.get("captions_train.jsonl")));
         assertArrayEquals(a.get("answers.txt"), c.get("answers.txt"));
     }
 

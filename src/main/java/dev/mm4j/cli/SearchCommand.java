@@ -1,0 +1,61 @@
+package dev.mm4j.cli;
+
+import dev.mm4j.flava.FlavaConfig;
+import dev.mm4j.search.Embedder;
+import dev.mm4j.search.ImageIndex;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.Callable;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Parameters;
+
+/** {@code mm4j search}: text -> image or image -> image search in an index built by {@code index}. */
+@Command(name = "search", mixinStandardHelpOptions = true,
+        description = {"Searches an index built by 'mm4j index': the images nearest to a text (text -> image) or to an "
+                + "image (--image, image -> image), by cosine similarity of FLAVA embeddings, with the index's model."})
+public final class SearchCommand implements Callable<Integer> {
+    @Option(names = "--index", required = true, paramLabel = "INDEX", description = "index folder")
+    Path index;
+
+    @Parameters(arity = "0..1", paramLabel = "TEXT", description = "the query text")
+    String text;
+
+    @Option(names = "--image", paramLabel = "FILE", description = "query by an image instead of a text")
+    Path image;
+
+    @Option(names = {"-k", "--top-k"}, description = "hits (default: ${DEFAULT-VALUE})")
+    int k = 5;
+
+    @Mixin EngineOptions engine = new EngineOptions();
+
+    @Override
+    public Integer call() throws Exception {
+        if ((text == null) == (image == null)) {
+            throw new IllegalArgumentException("give a query text or --image FILE (one of them)");
+        }
+        if (image != null && !Files.isReadable(image)) {
+            throw new IllegalArgumentException("cannot read image " + image);
+        }
+        if (k < 1) {
+            throw new IllegalArgumentException("-k must be at least 1, got " + k);
+        }
+        engine.configureThreads();
+        try (ImageIndex idx = ImageIndex.open(index)) {
+            Map<String, String> info = idx.userData();
+            String config = info.getOrDefault(ImageIndex.CONFIG, "");
+            try (Embedder e = Embedder.open(Path.of(info.get(ImageIndex.MODEL)),
+                    config.isEmpty() ? null : FlavaConfig.load(Path.of(config)), engine.device())) {
+                float[] q = text != null ? e.texts(List.of(text))[0]
+                        : e.images(List.of(Files.readAllBytes(image)), List.of(image.toString()))[0];
+                for (ImageIndex.Hit h : idx.search(q, k)) {
+                    System.out.printf("%.4f  %s%s%n", h.score(), h.path(), h.text() == null ? "" : "  \"" + h.text() + "\"");
+                }
+            }
+        }
+        return 0;
+    }
+}

@@ -1,0 +1,233 @@
+package dev.mm4j.search;
+
+import dev.mm4j.data.CaptionPairs;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.security.MessageDigest;
+import java.security.NoSuchAlgorithmException;
+import java.util.ArrayList;
+import java.util.HexFormat;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.stream.Stream;
+import org.apache.lucene.document.Document;
+import org.apache.lucene.document.Field;
+import org.apache.lucene.document.KnnFloatVectorField;
+import org.apache.lucene.document.StoredField;
+import org.apache.lucene.document.StringField;
+import org.apache.lucene.index.DirectoryReader;
+import org.apache.lucene.index.IndexWriter;
+import org.apache.lucene.index.IndexWriterConfig;
+import org.apache.lucene.index.Term;
+import org.apache.lucene.index.VectorSimilarityFunction;
+import org.apache.lucene.search.IndexSearcher;
+import org.apache.lucene.search.KnnFloatVectorQuery;
+import org.apache.lucene.search.ScoreDoc;
+import org.apache.lucene.search.TermQuery;
+import org.apache.lucene.search.TopDocs;
+import org.apache.lucene.store.Directory;
+import org.apache.lucene.store.FSDirectory;
+
+/**
+ * A plain Lucene index of image embeddings (HNSW, cosine), one document per image:
+ * <ul>
+ *   <li>{@value #VECTOR}: {@code KnnFloatVectorField}, the L2-normalised image embedding, cosine similarity;
+ *   <li>{@value #PATH}: {@code StringField} (stored, indexed as one term), the image file's absolute path;
+ *   <li>{@value #SHA256}: {@code StringField} (stored), the SHA-256 of the file's bytes: the key of incremental indexing;
+ *   <li>{@value #TEXT}: {@code StoredField}, the caption when the images came from a manifest.
+ * </ul>
+ * The commit's user data holds {@value #MODEL} (the embedding model's path), {@value #CONFIG} (its config file for a
+ * checkpoint, if any) and {@value #DIMENSION}, so that {@code search} embeds queries with the same model. Luke or any
+ * Lucene 9 tool opens the folder.
+ */
+public final class ImageIndex implements AutoCloseable {
+    public static final String VECTOR = "vector";
+    public static final String PATH = "path";
+    public static final String SHA256 = "sha256";
+    public static final String TEXT = "text";
+    public static final String MODEL = "mm4j.model";
+    public static final String CONFIG = "mm4j.config";
+    public static final String DIMENSION = "mm4j.dimension";
+
+    /** Images embedded per batch while indexing. */
+    private static final int BATCH = 64;
+
+    /** One image to index: its file and an optional caption. */
+    public record Source(Path image, String text) {}
+
+    /** What an indexing run did. */
+    public record Stats(int added, int unchanged, int replaced, int total) {}
+
+    /** A search hit: the image, its cosine similarity to the query, its caption (or null). */
+    public record Hit(String path, double score, String text) {}
+
+    private final Directory directory;
+
+    private ImageIndex(Directory directory) {
+        this.directory = directory;
+    }
+
+    /** Opens (not creates) the index in {@code dir}. */
+    public static ImageIndex open(Path dir) throws IOException {
+        if (!Files.isDirectory(dir)) {
+            throw new IOException("no index at " + dir + " (build one with: mm4j index --model DIR --images DIR --out " + dir + ")");
+        }
+        Directory d = FSDirectory.open(dir);
+        if (!DirectoryReader.indexExists(d)) {
+            d.close();
+            throw new IOException(dir + " is not a Lucene index (build one with mm4j index)");
+        }
+        return new ImageIndex(d);
+    }
+
+    /** The images of a folder (recursively: .jpg, .jpeg, .png, .gif, .bmp) or of a manifest (.jsonl/.csv, with captions). */
+    public static List<Source> sources(Path imagesOrManifest) throws IOException {
+        if (Files.isRegularFile(imagesOrManifest)) {
+            List<Source> out = new ArrayList<>();
+            for (CaptionPairs.Pair p : CaptionPairs.manifest(imagesOrManifest)) {
+                out.add(new Source(Path.of(p.imageKey()), p.text()));
+            }
+            return out;
+        }
+        if (!Files.isDirectory(imagesOrManifest)) {
+            throw new IOException("--images " + imagesOrManifest + ": no such folder or manifest");
+        }
+        try (Stream<Path> files = Files.walk(imagesOrManifest)) {
+            List<Source> out = files.filter(Files::isRegularFile).filter(ImageIndex::isImage).sorted()
+                    .map(p -> new Source(p.toAbsolutePath().normalize(), null)).toList();
+            if (out.isEmpty()) {
+                throw new IOException(imagesOrManifest + " holds no image (.jpg, .jpeg, .png, .gif, .bmp)");
+            }
+            return out;
+        }
+    }
+
+    private static boolean isImage(Path p) {
+        String n = p.getFileName().toString().toLowerCase(Locale.ROOT);
+        return n.endsWith(".jpg") || n.endsWith(".jpeg") || n.endsWith(".png") || n.endsWith(".gif") || n.endsWith(".bmp");
+    }
+
+    /**
+     * Adds {@code sources} to the index in {@code dir} (created if absent): an image whose bytes are already indexed
+     * is skipped; a path whose bytes changed is replaced. {@code model}/{@code config} are recorded for search.
+     * The index is committed once at the end: an interrupted run leaves the previous commit as it was.
+     */
+    public static Stats build(Path dir, Embedder embedder, List<Source> sources, String model, String config)
+            throws IOException {
+        Files.createDirectories(dir);
+        try (Directory d = FSDirectory.open(dir);
+                IndexWriter w = new IndexWriter(d, new IndexWriterConfig().setOpenMode(IndexWriterConfig.OpenMode.CREATE_OR_APPEND))) {
+            String recorded = w.getLiveCommitData() == null ? null : liveData(w).get(DIMENSION);
+            if (recorded != null && Integer.parseInt(recorded) != embedder.dimension()) {
+                throw new IllegalArgumentException(dir + " holds vectors of " + recorded + " dimensions, the model gives "
+                        + embedder.dimension() + ": index into another --out");
+            }
+            int added = 0;
+            int unchanged = 0;
+            int replaced = 0;
+            List<Source> pending = new ArrayList<>();
+            List<byte[]> bytes = new ArrayList<>();
+            List<String> hashes = new ArrayList<>();
+            try (DirectoryReader existing = DirectoryReader.indexExists(d) ? DirectoryReader.open(w) : null) {
+                IndexSearcher searcher = existing == null ? null : new IndexSearcher(existing);
+                java.util.Set<String> seen = new java.util.HashSet<>();
+                for (Source s : sources) {
+                    byte[] b = Files.readAllBytes(s.image());
+                    String hash = sha256(b);
+                    if (!seen.add(hash) || searcher != null && searcher.count(new TermQuery(new Term(SHA256, hash))) > 0) {
+                        unchanged++;
+                        continue;
+                    }
+                    if (searcher != null && searcher.count(new TermQuery(new Term(PATH, s.image().toString()))) > 0) {
+                        replaced++;
+                    }
+                    pending.add(s);
+                    bytes.add(b);
+                    hashes.add(hash);
+                    if (pending.size() == BATCH) {
+                        added += flush(w, embedder, pending, bytes, hashes);
+                    }
+                }
+            }
+            added += flush(w, embedder, pending, bytes, hashes);
+            w.setLiveCommitData(Map.of(MODEL, model, CONFIG, config == null ? "" : config,
+                    DIMENSION, Integer.toString(embedder.dimension())).entrySet());
+            w.commit();
+            return new Stats(added - replaced, unchanged, replaced, w.getDocStats().numDocs);
+        }
+    }
+
+    private static Map<String, String> liveData(IndexWriter w) {
+        Map<String, String> m = new java.util.HashMap<>();
+        w.getLiveCommitData().forEach(e -> m.put(e.getKey(), e.getValue()));
+        return m;
+    }
+
+    private static int flush(IndexWriter w, Embedder embedder, List<Source> pending, List<byte[]> bytes, List<String> hashes)
+            throws IOException {
+        if (pending.isEmpty()) {
+            return 0;
+        }
+        float[][] vectors = embedder.images(bytes, pending.stream().map(s -> s.image().toString()).toList());
+        for (int i = 0; i < pending.size(); i++) {
+            Source s = pending.get(i);
+            Document doc = new Document();
+            doc.add(new KnnFloatVectorField(VECTOR, vectors[i], VectorSimilarityFunction.COSINE));
+            doc.add(new StringField(PATH, s.image().toString(), Field.Store.YES));
+            doc.add(new StringField(SHA256, hashes.get(i), Field.Store.YES));
+            if (s.text() != null) {
+                doc.add(new StoredField(TEXT, s.text()));
+            }
+            w.updateDocument(new Term(PATH, s.image().toString()), doc); // a changed file replaces its old vector
+        }
+        int n = pending.size();
+        pending.clear();
+        bytes.clear();
+        hashes.clear();
+        return n;
+    }
+
+    static String sha256(byte[] bytes) {
+        try {
+            return HexFormat.of().formatHex(MessageDigest.getInstance("SHA-256").digest(bytes));
+        } catch (NoSuchAlgorithmException e) {
+            throw new IllegalStateException(e);
+        }
+    }
+
+    /** The commit's user data: the model ({@value #MODEL}), its config ({@value #CONFIG}), {@value #DIMENSION}. */
+    public Map<String, String> userData() throws IOException {
+        try (DirectoryReader r = DirectoryReader.open(directory)) {
+            return r.getIndexCommit().getUserData();
+        }
+    }
+
+    /** The {@code k} nearest images to an L2-normalised query vector (HNSW), best first. */
+    public List<Hit> search(float[] query, int k) throws IOException {
+        try (DirectoryReader r = DirectoryReader.open(directory)) {
+            IndexSearcher s = new IndexSearcher(r);
+            TopDocs top = s.search(new KnnFloatVectorQuery(VECTOR, query, k), k);
+            List<Hit> out = new ArrayList<>();
+            for (ScoreDoc sd : top.scoreDocs) {
+                Document doc = s.storedFields().document(sd.doc);
+                // Lucene's cosine score is (1 + cos) / 2
+                out.add(new Hit(doc.get(PATH), 2 * sd.score - 1, doc.get(TEXT)));
+            }
+            return out;
+        }
+    }
+
+    /** Number of images in the index. */
+    public int size() throws IOException {
+        try (DirectoryReader r = DirectoryReader.open(directory)) {
+            return r.numDocs();
+        }
+    }
+
+    @Override
+    public void close() throws IOException {
+        directory.close();
+    }
+}
