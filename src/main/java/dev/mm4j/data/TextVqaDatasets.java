@@ -19,7 +19,7 @@ import org.slf4j.LoggerFactory;
  * <ul>
  *   <li>a {@code .json} file (official format; images in {@code train_images/} or {@code test_images/}
  *       beside it, chosen by the split named in the file name, else by {@code split});
- *   <li>a {@code .parquet} file (Hugging Face schema);
+ *   <li>a {@code .parquet} file (Hugging Face schema; read by module mm4j-parquet, a {@link DatasetFormat});
  *   <li>a folder holding {@code TextVQA_0.5.1_<split>.json} (official layout);
  *   <li>a folder holding parquet shards {@code <split>-*.parquet}, directly or under {@code data/}
  *       (the hub's layout), where the hub calls val "validation".
@@ -57,7 +57,7 @@ public final class TextVqaDatasets {
                 return json(path, s);
             }
             if (lower.endsWith(".parquet")) {
-                return new TextVqaParquetReader(List.of(path));
+                return DatasetFormat.forExtension("parquet").open(List.of(path));
             }
             throw new IOException(path + " is neither a .json (official TextVQA) nor a .parquet (Hugging Face) file");
         }
@@ -88,7 +88,7 @@ public final class TextVqaDatasets {
                 lookedFor.add(dir.resolve(pattern).toString());
                 List<Path> shards = Files.isDirectory(dir) ? glob(dir, pattern) : List.of();
                 if (!shards.isEmpty()) {
-                    return new TextVqaParquetReader(shards);
+                    return DatasetFormat.forExtension("parquet").open(shards);
                 }
             }
         }
@@ -106,7 +106,7 @@ public final class TextVqaDatasets {
             lookedFor.add(dir.resolve("*.parquet").toString());
             List<Path> shards = Files.isDirectory(dir) ? glob(dir, "*.parquet") : List.of();
             if (!shards.isEmpty()) {
-                return new TextVqaParquetReader(shards);
+                return DatasetFormat.forExtension("parquet").open(shards);
             }
         }
         throw new IOException("no TextVQA " + wanted.officialName() + " split in " + path + "; looked for:\n  "

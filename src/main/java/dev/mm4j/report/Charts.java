@@ -20,7 +20,7 @@ import org.jfree.data.xy.XYSeriesCollection;
  * Training charts as PNG (JFreeChart, headless): the loss per step (raw and smoothed) above the validation
  * accuracy per step, sharing the step axis. Files are written atomically.
  */
-public final class Charts {
+public final class Charts implements ChartRenderer {
     static {
         if (System.getProperty("java.awt.headless") == null) System.setProperty("java.awt.headless", "true");
     }
@@ -30,7 +30,13 @@ public final class Charts {
     /** Weight of the exponential moving average for the smoothed loss (TensorBoard-style, bias-corrected). */
     public static final double DEFAULT_SMOOTHING = 0.9;
 
-    private Charts() {}
+    /** The renderer the CLI module installs (META-INF/services); the static methods draw without one. */
+    public Charts() {}
+
+    @Override
+    public void write(List<MetricsLog.Entry> metrics, Path png) throws IOException {
+        writeLossAccuracyPng(metrics, png);
+    }
 
     /** {@link #writeLossAccuracyPng(List, Path, int, int)} at 1000 x 700. */
     public static void writeLossAccuracyPng(List<MetricsLog.Entry> metrics, Path png) throws IOException {

@@ -4,14 +4,11 @@ import java.io.PrintStream;
 import java.time.Duration;
 import java.util.Locale;
 import java.util.function.LongSupplier;
-import me.tongfei.progressbar.ConsoleProgressBarConsumer;
-import me.tongfei.progressbar.ProgressBar;
-import me.tongfei.progressbar.ProgressBarBuilder;
-import me.tongfei.progressbar.ProgressBarStyle;
 
 /**
- * Progress for long jobs (training steps, downloaded bytes). On a terminal it draws a bar (library
- * {@code me.tongfei:progressbar}) with rate/ETA and an extra message (loss, samples/s); when the process has
+ * Progress for long jobs (training steps, downloaded bytes). On a terminal it draws a bar (a {@link ConsoleBar}:
+ * the CLI module installs {@code me.tongfei:progressbar}'s; plain lines when none is installed) with rate/ETA
+ * and an extra message (loss, samples/s); when the process has
  * no console (CI, output piped to a file) it degrades to plain log lines printed at most every
  * {@code plainInterval}, plus one at the end. {@code MM4J_PROGRESS=bar|plain|off} overrides the choice.
  *
@@ -55,7 +52,7 @@ public final class ProgressReporter implements AutoCloseable {
     private final LongSupplier nanoClock;
     private final long startValue;
     private final long startNanos;
-    private final ProgressBar bar;
+    private final ConsoleBar bar;
     private long current;
     private long lastPrintNanos;
     private boolean printedAny;
@@ -79,27 +76,16 @@ public final class ProgressReporter implements AutoCloseable {
         this.total = total;
         this.unit = unit;
         this.unitSize = Math.max(1, unitSize);
-        this.mode = mode.resolve();
+        Mode resolved = mode.resolve();
+        ConsoleBar.Factory bars = resolved == Mode.BAR ? ConsoleBar.installed().orElse(null) : null;
+        this.mode = resolved == Mode.BAR && bars == null ? Mode.PLAIN : resolved;
         this.out = out;
         this.plainIntervalNanos = plainInterval.toNanos();
         this.nanoClock = nanoClock;
         this.startValue = start;
         this.current = start;
         this.startNanos = nanoClock.getAsLong();
-        if (this.mode == Mode.BAR) {
-            ProgressBarBuilder b = new ProgressBarBuilder()
-                    .setTaskName(task)
-                    .setInitialMax(total)
-                    .setStyle(ProgressBarStyle.ASCII)
-                    .setUpdateIntervalMillis(500)
-                    .setConsumer(new ConsoleProgressBarConsumer(out))
-                    .startsFrom(start, Duration.ZERO)
-                    .showSpeed();
-            if (unitSize > 1) b.setUnit(" " + unit, unitSize);
-            this.bar = b.build();
-        } else {
-            this.bar = null;
-        }
+        this.bar = bars == null ? null : bars.open(task, total, unit, unitSize, start, out);
     }
 
     /** A reporter for training steps on System.err ({@code total} optimizer steps, resuming at {@code start}). */
@@ -133,7 +119,7 @@ public final class ProgressReporter implements AutoCloseable {
     /** Sets the text shown after the counts (e.g. "loss 1.23"). */
     public void setExtra(String message) {
         extra = message == null ? "" : message;
-        if (bar != null) bar.setExtraMessage(extra.isEmpty() ? "" : " " + extra);
+        if (bar != null) bar.setExtraMessage(extra);
     }
 
     /** Training: moves to {@code step} and shows loss and samples/s (NaN values are left out). */

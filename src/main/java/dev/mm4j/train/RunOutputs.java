@@ -5,7 +5,7 @@ import dev.mm4j.eval.AccuracyByType;
 import dev.mm4j.eval.Evaluator;
 import dev.mm4j.eval.PredictionsWriter;
 import dev.mm4j.eval.QuestionTypes;
-import dev.mm4j.report.Charts;
+import dev.mm4j.report.ChartRenderer;
 import dev.mm4j.report.HtmlReport;
 import dev.mm4j.report.MetricsLog;
 import java.io.IOException;
@@ -15,7 +15,8 @@ import java.util.Map;
 
 /**
  * What a finished run leaves in its output folder: {@code metrics.jsonl} (opened at the start),
- * {@code curves.png}, {@code predictions.json} and {@code report.html} (when there is a validation split),
+ * {@code curves.png} (when a {@link ChartRenderer} is installed, as in the CLI), {@code predictions.json}
+ * and {@code report.html} (when there is a validation split),
  * and the exported model bundle {@code model/}.
  */
 final class RunOutputs {
@@ -54,8 +55,12 @@ final class RunOutputs {
      * (null without a validation split); returns its scores (null likewise).
      */
     static Scores write(RunSetup run, Evaluator.Result ev, Map<Long, Long> rss) throws IOException {
-        Path chart = run.outDir.resolve(CURVES);
-        Charts.writeLossAccuracyPng(MetricsLog.read(run.outDir.resolve(METRICS)), chart);
+        Path chart = null;
+        ChartRenderer charts = ChartRenderer.installed().orElse(null);
+        if (charts != null) {
+            chart = run.outDir.resolve(CURVES);
+            charts.write(MetricsLog.read(run.outDir.resolve(METRICS)), chart);
+        }
         Scores scores = null;
         if (ev != null) {
             double baseline = Evaluator.constantAnswerAccuracy(run.val.samples(), run.majorityAnswer);
@@ -74,6 +79,7 @@ final class RunOutputs {
         return scores;
     }
 
+    /** The HTML report; {@code chart} null when no curves were drawn. */
     private static void report(RunSetup run, Evaluator.Result ev, Scores scores, Map<Long, Long> rss, Path chart)
             throws IOException {
         double baseline = scores.baseline();
@@ -88,7 +94,9 @@ final class RunOutputs {
         r.summary("settings", "settings.yaml");
         r.table(new HtmlReport.Table("VQA accuracy by question type", "types from " + scores.byType().grouping(),
                 AccuracyByType.header(), scores.byType().cells()));
-        r.chart(chart);
+        if (chart != null) {
+            r.chart(chart);
+        }
         for (Evaluator.Answered a : ev.answered()) {
             byte[] img;
             try {
