@@ -1,0 +1,358 @@
+package dev.mm4j.train;
+
+import com.fasterxml.jackson.annotation.JsonFormat;
+import com.fasterxml.jackson.databind.DeserializationFeature;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.PropertyNamingStrategies;
+import com.fasterxml.jackson.databind.annotation.JsonNaming;
+import com.fasterxml.jackson.dataformat.yaml.YAMLFactory;
+import dev.mm4j.data.ImageTransform;
+import dev.mm4j.data.Padding;
+import dev.mm4j.download.Sources;
+import dev.mm4j.flava.FlavaConfig;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * Everything a fine-tuning run is told: data, model, optimization, schedule and outputs. Read from a
+ * YAML file (snake_case keys, as printed and saved by every run), then overridden from the command line.
+ * {@link #preset} gives the named starting points.
+ */
+@JsonNaming(PropertyNamingStrategies.SnakeCaseStrategy.class)
+public final class FinetuneSettings {
+    /**
+     * classification (the tutorial: FLAVA + MLP head on TextVQA answers, {@link Finetuner}) or retrieval (contrastive
+     * image-text training of the encoders and projections on captions, search.RetrievalFinetuner).
+     */
+    public String task = "classification";
+
+    // data
+    /** Dataset path: official JSON / folder, or Hugging Face parquet file(s) / folder. */
+    public String data;
+    public String trainSplit = "train";
+    /** Validation split (null or "none": no validation). */
+    public String valSplit = "val";
+    /**
+     * Answer vocabulary (one answer per line); default {@code <data>/answers.txt} when present. {@code build}: built
+     * from the training split's answers (those given at least {@code vocab_min_count} times) into OUT/answers.txt.
+     */
+    public String vocab;
+    /** With {@code vocab: build}, how often an answer must be given in the training split to become a class. */
+    public int vocabMinCount = 1;
+    /** tokenizer.json or vocab.txt; default: the Hugging Face checkpoint folder's, else the bundled bert-base-uncased. */
+    public String tokenizer;
+    public int maxLength = 512;
+    /** fixed (pad to max_length, the tutorial) or dynamic (pad to the longest question, padding masked). */
+    public Padding padding = Padding.FIXED;
+    public boolean antialias = false;
+    /**
+     * Image normalization after the resize: none (the tutorial), clip (the mean/std FLAVA was pretrained with) or
+     * imagenet (TorchMultimodal's fine-tuning example). Stored in the model bundle for evaluate/predict.
+     */
+    public String normalize = "none";
+    /** Pillow's decompression-bomb rule: warn above this many pixels, skip the record above twice that (0 = no limit). */
+    public long maxImagePixels = ImageTransform.DEFAULT_MAX_IMAGE_PIXELS;
+    public boolean shuffle = false;
+    public int loaderThreads = 1;
+    /** Use at most this many training / validation samples (0 = all). */
+    public int trainLimit = 0;
+    public int valLimit = 0;
+
+    // model
+    /**
+     * Pretrained checkpoint, loaded non-strictly: a path (file, *.index.json, Hugging Face model folder), an http(s)
+     * URL (cached), or hf:ORG/NAME[@REVISION] (a hub model repository); null / "none" for random init.
+     */
+    public String checkpoint;
+    /** FLAVA kwargs (TorchMultimodal names); num_classes defaults to the vocabulary size. */
+    public Map<String, Object> model;
+
+    // optimization
+    public int epochs = 1;
+    /** Stop after this many optimizer steps (0 = run the epochs). */
+    public long maxSteps = 0;
+    public int batchSize = 2;
+    public int gradAccum = 1;
+    public double lr = 1e-3;
+
+    @JsonFormat(shape = JsonFormat.Shape.ARRAY)
+    public List<Double> betas = List.of(0.9, 0.999);
+
+    public double eps = 1e-8;
+    public double weightDecay = 0.01;
+    /** constant, linear or cosine (after linear warmup). */
+    public String schedule = "constant";
+    public long warmupSteps = 0;
+    /** Clip the global gradient norm to this (0 = off). */
+    public double maxGradNorm = 0;
+    /** Train mode (classifier dropout active), as in the tutorial. */
+    public boolean dropout = true;
+    /**
+     * Recompute each transformer layer in the backward pass instead of keeping its activations: much less
+     * memory (room for larger batches) for about one more forward pass of the layers; same numbers.
+     */
+    public boolean activationCheckpointing = false;
+    /**
+     * The matrix products' arithmetic: fp32, bf16 (bfloat16 products, float32 master weights, as
+     * {@code torch.autocast}) or auto (bf16 where the CPU has avx512_bf16/AMX or on a GPU, else fp32).
+     */
+    public String precision = "fp32";
+    public long seed = 0;
+    public int threads = 0;
+    public String device;
+
+    // outputs
+    public String out = "runs/finetune";
+    public int logEvery = 1;
+    /** Validate every N steps (0 = only at the end). */
+    public long evalEvery = 0;
+    /** Checkpoint every N steps (0 = only at the end). */
+    public long checkpointEvery = 0;
+    public int keepLast = 2;
+    /** Print "Loss at step i = x" per step, as the tutorial does. */
+    public boolean printLoss = true;
+
+    /** Named starting points: tutorial, torchmultimodal, demo. */
+    public static FinetuneSettings preset(String name) {
+        FinetuneSettings s = new FinetuneSettings();
+        switch (name) {
+            case "tutorial" -> {
+                // the TorchMultimodal tutorial: batch 2, AdamW(lr=1e-3) defaults, train mode, file order, 3 steps
+                s.maxSteps = 3;
+                s.valSplit = "none";
+                s.checkpoint = DEFAULT_CHECKPOINT;
+            }
+            case "torchmultimodal" -> {
+                // TorchMultimodal's own FLAVA fine-tuning defaults
+                s.lr = 1e-5;
+                s.betas = List.of(0.9, 0.98);
+                s.eps = 1e-6;
+                s.weightDecay = 0.1;
+                s.schedule = "linear";
+                s.warmupSteps = 1000;
+                s.maxGradNorm = 1.0;
+                s.batchSize = 8;
+                s.padding = Padding.DYNAMIC;
+                s.shuffle = true;
+                s.normalize = "imagenet";
+                s.checkpoint = DEFAULT_CHECKPOINT;
+                s.precision = "auto";
+            }
+            case "demo" -> {
+                // the demo's small model (demo-model.yaml) from scratch, batch 96 of 16x16-patch images. On the demo's
+                // data, batch 96 learns to read within these 1200 steps where batch 32 (3x the steps for the same
+                // samples) is still at ~50% (README, demo section)
+                s.lr = 1e-3;
+                s.betas = List.of(0.9, 0.98);
+                s.eps = 1e-6;
+                s.weightDecay = 0.05;
+                s.schedule = "cosine";
+                s.warmupSteps = 100;
+                s.maxGradNorm = 1.0;
+                s.batchSize = 96;
+                s.padding = Padding.DYNAMIC;
+                s.maxLength = 32;
+                s.shuffle = true;
+                s.epochs = 1000;
+                s.maxSteps = 1200;
+                s.evalEvery = 250;
+                s.checkpointEvery = 500;
+                s.logEvery = 10;
+                s.printLoss = false;
+                s.loaderThreads = 1;
+                s.threads = 1;
+                s.model = demoModel();
+                s.precision = "auto";
+            }
+            case "default", "none" -> { }
+            default -> throw new IllegalArgumentException("unknown preset '" + name + "' (tutorial, torchmultimodal, demo)");
+        }
+        return s;
+    }
+
+    /** The demo's small FLAVA: the kwargs of {@code demo-model.yaml} (a resource next to this class). */
+    public static Map<String, Object> demoModel() {
+        try (java.io.InputStream in = FinetuneSettings.class.getResourceAsStream("/dev/mm4j/demo-model.yaml")) {
+            if (in == null) {
+                throw new IllegalStateException("resource /dev/mm4j/demo-model.yaml is missing from the jar");
+            }
+            @SuppressWarnings("unchecked")
+            Map<String, Object> kw = new ObjectMapper(new YAMLFactory()).readValue(in, Map.class);
+            return kw;
+        } catch (IOException e) {
+            throw new java.io.UncheckedIOException("cannot read the demo model configuration", e);
+        }
+    }
+
+    /** TorchMultimodal's published FLAVA pretraining checkpoint, what the tutorial loads. */
+    public static final String DEFAULT_CHECKPOINT = Sources.CHECKPOINT_URL;
+
+    private static ObjectMapper mapper(boolean yaml) {
+        return (yaml ? new ObjectMapper(new YAMLFactory()) : new ObjectMapper())
+                .enable(DeserializationFeature.FAIL_ON_UNKNOWN_PROPERTIES);
+    }
+
+    /**
+     * Overlays a YAML file's keys onto these settings. A mistake in the file (unknown key, wrong type, bad YAML) is
+     * an {@link IllegalArgumentException} (a usage error) with one line naming the file, the line and the key.
+     */
+    public FinetuneSettings merge(Path yaml) throws IOException {
+        byte[] bytes;
+        try {
+            bytes = Files.readAllBytes(yaml);
+        } catch (java.nio.file.NoSuchFileException e) {
+            throw new IllegalArgumentException("settings file " + yaml + " does not exist", e);
+        }
+        try {
+            mapper(true).readerForUpdating(this).readValue(bytes);
+            return this;
+        } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
+            throw new IllegalArgumentException(problem(e, yaml.toString()), e);
+        }
+    }
+
+    /**
+     * One line for a mistake in settings: where ({@code source}, and its line for a file), which key, what is
+     * wrong, e.g. {@code run.yaml line 4: key 'batch_size': 'eight' is not an integer}.
+     */
+    public static String problem(com.fasterxml.jackson.core.JsonProcessingException e, String source) {
+        return problem(e, source, !source.startsWith("--"));
+    }
+
+    private static String problem(com.fasterxml.jackson.core.JsonProcessingException e, String source, boolean isFile) {
+        StringBuilder sb = new StringBuilder(source);
+        com.fasterxml.jackson.core.JsonLocation loc = e.getLocation();
+        if (isFile && loc != null && loc.getLineNr() > 0) {
+            sb.append(" line ").append(loc.getLineNr());
+        }
+        sb.append(": ");
+        String key = "";
+        if (e instanceof com.fasterxml.jackson.databind.JsonMappingException m) {
+            StringBuilder k = new StringBuilder();
+            for (com.fasterxml.jackson.databind.JsonMappingException.Reference r : m.getPath()) {
+                if (r.getFieldName() != null) {
+                    k.append(k.length() == 0 ? "" : ".").append(r.getFieldName());
+                } else if (r.getIndex() >= 0) {
+                    k.append('[').append(r.getIndex()).append(']');
+                }
+            }
+            key = k.toString();
+        }
+        if (e instanceof com.fasterxml.jackson.databind.exc.UnrecognizedPropertyException u) {
+            return sb.append("unknown key '").append(key.isEmpty() ? u.getPropertyName() : key)
+                    .append("' (the keys are those of OUT/settings.yaml)").toString();
+        }
+        if (!key.isEmpty()) {
+            sb.append("key '").append(key).append("': ");
+        }
+        if (e instanceof com.fasterxml.jackson.databind.exc.InvalidFormatException f) {
+            return sb.append('\'').append(f.getValue()).append("' is not ").append(expected(f.getTargetType())).toString();
+        }
+        if (e instanceof com.fasterxml.jackson.databind.exc.MismatchedInputException m && m.getTargetType() != null) {
+            return sb.append("expected ").append(expected(m.getTargetType())).toString();
+        }
+        String msg = e.getOriginalMessage() == null ? e.toString() : e.getOriginalMessage();
+        return sb.append(msg.lines().findFirst().orElse(msg).strip()).toString();
+    }
+
+    private static String expected(Class<?> type) {
+        if (type == int.class || type == Integer.class || type == long.class || type == Long.class) return "an integer";
+        if (type == double.class || type == Double.class || type == float.class || type == Float.class) return "a number";
+        if (type == boolean.class || type == Boolean.class) return "true or false";
+        if (List.class.isAssignableFrom(type)) return "a list";
+        if (Map.class.isAssignableFrom(type)) return "a mapping of keys to values";
+        if (type == String.class) return "a string";
+        return "a " + type.getSimpleName();
+    }
+
+    /**
+     * Overlays {@code values} (settings keys as in OUT/settings.yaml, e.g. {@code batch_size}) onto these settings. A
+     * mistake (unknown key, wrong type) is an {@link IllegalArgumentException} with one line naming {@code source}
+     * and the key.
+     */
+    public FinetuneSettings apply(Map<String, Object> values, String source) {
+        if (values.isEmpty()) {
+            return this;
+        }
+        ObjectMapper yaml = mapper(true);
+        try {
+            yaml.readerForUpdating(this).readValue(yaml.writeValueAsString(values));
+            return this;
+        } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
+            throw new IllegalArgumentException(problem(e, source, false), e);
+        }
+    }
+
+    /** An independent copy (through the YAML form, so nothing is shared with this one). */
+    public FinetuneSettings copy() {
+        try {
+            return mapper(true).readValue(toYaml(), FinetuneSettings.class);
+        } catch (IOException e) {
+            throw new IllegalStateException(e);
+        }
+    }
+
+    public String toYaml() {
+        try {
+            return mapper(true).writeValueAsString(this);
+        } catch (IOException e) {
+            throw new IllegalStateException(e);
+        }
+    }
+
+    /**
+     * The FLAVA config: the {@code model} kwargs over the full-size defaults, num_classes from the
+     * vocabulary, and the multimodal encoder masking text padding when the padding is dynamic.
+     */
+    public FlavaConfig flavaConfig(int vocabSize) throws IOException {
+        return flavaConfig(vocabSize, new FlavaConfig());
+    }
+
+    /**
+     * The {@code model} kwargs over {@code base} (e.g. the sizes of a Hugging Face checkpoint's config.json),
+     * num_classes from the vocabulary unless the kwargs set it.
+     */
+    public FlavaConfig flavaConfig(int vocabSize, FlavaConfig base) throws IOException {
+        Map<String, Object> kw = model == null ? Map.of() : model;
+        FlavaConfig c = FlavaConfig.withKwargs(base, kw);
+        if (!kw.containsKey("num_classes")) {
+            c.numClasses = vocabSize;
+        }
+        c.maskTextPaddingInMultimodal = padding.masksTextInMultimodal();
+        c.activationCheckpointing = activationCheckpointing;
+        return c.validate();
+    }
+
+    public ImageTransform.Normalize normalization() {
+        return ImageTransform.Normalize.parse(normalize);
+    }
+
+    public AdamW.Settings adamw() {
+        if (betas.size() != 2) {
+            throw new IllegalArgumentException("betas must be two numbers, got " + betas);
+        }
+        return new AdamW.Settings(lr, betas.get(0), betas.get(1), eps, weightDecay);
+    }
+
+    /** Whether the answer vocabulary is built from the training split ({@code vocab: build}). */
+    public boolean buildsVocab() {
+        return "build".equals(vocab);
+    }
+
+    /** Whether {@link #task} is retrieval (else classification; anything else is an error naming the key). */
+    @com.fasterxml.jackson.annotation.JsonIgnore
+    public boolean isRetrieval() {
+        return switch (task == null ? "" : task) {
+            case "retrieval" -> true;
+            case "classification" -> false;
+            default -> throw new IllegalArgumentException("task '" + task + "' is not classification or retrieval");
+        };
+    }
+
+    public boolean hasValidation() {
+        return valSplit != null && !valSplit.isBlank() && !valSplit.equals("none");
+    }
+}

@@ -1,0 +1,389 @@
+package dev.mm4j.train;
+
+import dev.mm4j.data.VqaDataset;
+import dev.mm4j.eval.AccuracyByType;
+import dev.mm4j.eval.Evaluator;
+import dev.mm4j.report.MetricsLog;
+import dev.mm4j.report.TextTable;
+import java.io.IOException;
+import java.io.OutputStream;
+import java.io.PrintStream;
+import java.net.URI;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Objects;
+import java.util.Set;
+
+/**
+ * Fine-tunes FLAVA for classification on a VQA dataset: the library's training entry point, which
+ * {@code mm4j finetune} calls. Built with {@link #builder()}, which takes the command line's settings as Java types:
+ *
+ * <pre>{@code
+ * Finetuner.Result r = Finetuner.builder()
+ *         .preset(Preset.TORCHMULTIMODAL)
+ *         .checkpointFromHub("facebook/flava-full")
+ *         .data(Path.of("textvqa"))                    // or .trainingData(myDataset)
+ *         .vocabulary(Path.of("answers.txt"))          // or .buildVocabulary(2)
+ *         .maxSteps(1000).batchSize(8)
+ *         .outputDir(Path.of("runs/mine"))
+ *         .listener(new TrainingListener() {
+ *             public void onStep(Step s) { System.out.println(s.index() + " " + s.loss()); }
+ *         })
+ *         .build()
+ *         .run();
+ * }</pre>
+ *
+ * <p>A run has three parts: {@link RunSetup} (data, model, optimizer, resume), {@link TrainingLoop} (steps, validation,
+ * checkpoints; progress, metrics and memory are its listeners) and {@link RunOutputs} (exported model, predictions,
+ * curves, report). {@link #cancel()} from any thread stops it at the next step boundary with a checkpoint that
+ * {@link Builder#resume(boolean) resume} continues exactly as if it had not stopped.
+ */
+public final class Finetuner {
+
+    /** How a run ended. */
+    public enum Status {
+        /** All steps ran; the model was exported (and validated, with a validation split). */
+        COMPLETED,
+        /** {@link #cancel()} stopped it at a step boundary; the latest checkpoint resumes it. */
+        CANCELLED,
+        /** A non-finite loss stopped it; no update was made for that step, the last good checkpoint is kept. */
+        STOPPED_ON_NON_FINITE_LOSS
+    }
+
+    /**
+     * What a run did.
+     *
+     * @param status how it ended
+     * @param steps the optimizer steps done in all (with those before a resume): the last checkpoint's step
+     * @param losses the training loss of each step this run made
+     * @param valAccuracy the final validation's VQA accuracy in [0, 1] (null without validation or unless completed)
+     * @param baselineAccuracy the majority-answer baseline's accuracy on the validation split (null likewise)
+     * @param baselineAnswer the training split's most common answer
+     * @param outDir the run's output folder (settings, metrics.jsonl, checkpoints/, report)
+     * @param modelDir the exported model bundle ({@code OUT/model}, for {@code VqaModel.load}); null unless completed
+     * @param lastCheckpoint the latest checkpoint folder (null when none was written)
+     * @param rssAtStep the process's RSS in bytes after steps 100 and 1000 (when reached)
+     * @param byType the final validation's accuracy by question type (null likewise)
+     */
+    public record Result(Status status, long steps, List<Double> losses, Double valAccuracy, Double baselineAccuracy,
+            String baselineAnswer, Path outDir, Path modelDir, Path lastCheckpoint, Map<Long, Long> rssAtStep,
+            AccuracyByType byType) {
+        /** Whether a non-finite loss stopped the run. */
+        public boolean stoppedOnNonFinite() {
+            return status == Status.STOPPED_ON_NON_FINITE_LOSS;
+        }
+
+        /** Whether {@link Finetuner#cancel()} stopped the run. */
+        public boolean cancelled() {
+            return status == Status.CANCELLED;
+        }
+    }
+
+    /** Step counts after which the process's RSS is printed and reported (memory must stay flat). */
+    static final Set<Long> RSS_AT_STEPS = Set.of(100L, 1000L);
+
+    private final FinetuneSettings s;
+    private final PrintStream out;
+    private final List<TrainingListener> listeners;
+    private final VqaDataset trainData;
+    private final VqaDataset valData;
+    private final boolean resume;
+    private final boolean progressBar;
+    private volatile boolean cancelRequested;
+
+    private Finetuner(Builder b, FinetuneSettings settings) {
+        this.s = settings;
+        this.out = b.log;
+        this.listeners = List.copyOf(b.listeners);
+        this.trainData = b.trainData;
+        this.valData = b.valData;
+        this.resume = b.resume;
+        this.progressBar = b.progressBar;
+    }
+
+    /** A builder starting from the {@link Preset#DEFAULT default} settings. */
+    public static Builder builder() {
+        return new Builder();
+    }
+
+    /** The effective settings of this run (a copy: changing it changes nothing). */
+    public FinetuneSettings settings() {
+        return s.copy();
+    }
+
+    /**
+     * Asks the run to stop; safe from any thread, before or during {@link #run()}. The run finishes the step in
+     * progress, writes a checkpoint and returns with {@link Status#CANCELLED}.
+     */
+    public void cancel() {
+        cancelRequested = true;
+    }
+
+    /** Whether {@link #cancel()} was called. */
+    public boolean isCancelRequested() {
+        return cancelRequested;
+    }
+
+    /**
+     * Runs the fine-tuning in the calling thread: until all steps ran, {@link #cancel()} was called, or a non-finite
+     * loss. Bad records are skipped and counted, never fatal.
+     *
+     * @throws IOException when data, vocabulary, checkpoint or output folder cannot be read or written (e.g. the
+     *     output folder already holds a run and {@code resume} was not asked)
+     * @throws IllegalArgumentException for settings that cannot work (no data, unknown preset, bad model kwargs)
+     */
+    public Result run() throws IOException {
+        try (RunSetup run = RunSetup.open(s, resume, out, trainData, valData);
+                MetricsLog metrics = RunOutputs.openMetrics(run);
+                TrainingListeners.Progress progress = progressBar
+                        ? new TrainingListeners.Progress(run.totalSteps, run.state.step) : null) {
+            TrainingListeners.Memory memory = new TrainingListeners.Memory(out, RSS_AT_STEPS);
+            List<TrainingListener> all = new ArrayList<>(List.of(TrainingListeners.console(out, s.printLoss),
+                    TrainingListeners.metrics(metrics, s.logEvery), memory));
+            if (progress != null) {
+                all.add(progress);
+            }
+            all.addAll(listeners);
+            TrainingLoop loop = new TrainingLoop(run, all, out, () -> cancelRequested);
+            TrainingLoop.Outcome o = loop.run();
+            if (progress != null) {
+                progress.close();
+            }
+            if (o.stoppedOnNonFinite()) {
+                return new Result(Status.STOPPED_ON_NON_FINITE_LOSS, run.state.step, o.losses(), null, null,
+                        run.majorityAnswer, run.outDir, null, o.lastCheckpoint(), memory.rssAtStep(), null);
+            }
+            Path last = loop.checkpoint();
+            if (o.cancelled()) {
+                out.printf("%ncancelled after %d of %d steps; checkpoint %s (resume to continue)%n", run.state.step,
+                        run.totalSteps, last);
+                return new Result(Status.CANCELLED, run.state.step, o.losses(), null, null, run.majorityAnswer,
+                        run.outDir, null, last, memory.rssAtStep(), null);
+            }
+            Evaluator.Result ev = run.valLoader != null ? loop.validate() : null;
+            metrics.close();
+            RunOutputs.Scores scores = RunOutputs.write(run, ev, memory.rssAtStep());
+            out.printf("%ndone: %d steps; final loss %.4f; model exported to %s; last checkpoint %s%n", run.state.step,
+                    run.state.lastLoss, RunOutputs.modelDir(run), last);
+            if (ev != null) {
+                out.printf("validation VQA accuracy %.2f%% (majority-answer baseline \"%s\": %.2f%%) over %d questions%n",
+                        100 * ev.accuracy(), run.majorityAnswer, 100 * scores.baseline(), ev.count());
+                out.print(TextTable.format("  ", AccuracyByType.header(), scores.byType().cells()));
+            }
+            return new Result(Status.COMPLETED, run.state.step, o.losses(), ev == null ? null : ev.accuracy(),
+                    scores == null ? null : scores.baseline(), run.majorityAnswer, run.outDir, RunOutputs.modelDir(run),
+                    last, memory.rssAtStep(), scores == null ? null : scores.byType());
+        }
+    }
+
+    /**
+     * The settings of a run, as Java types. They are applied in this order: the {@link #preset(Preset) preset} (or
+     * {@link #settings(FinetuneSettings) given settings}), the {@link #settingsFile(Path) YAML file}, then every
+     * setter in the order called. Each setter is a settings key (as in {@code OUT/settings.yaml} and {@code --set});
+     * keys without a setter of their own ({@code warmup_steps}, {@code schedule}, {@code precision}, {@code task},
+     * ...) go through {@link #set(String, Object)}.
+     */
+    public static final class Builder {
+        private Preset preset = Preset.DEFAULT;
+        private FinetuneSettings base;
+        private Path settingsFile;
+        private final Map<String, Object> values = new LinkedHashMap<>();
+        private final List<TrainingListener> listeners = new ArrayList<>();
+        private VqaDataset trainData;
+        private VqaDataset valData;
+        private PrintStream log = new PrintStream(OutputStream.nullOutputStream());
+        private boolean resume;
+        private boolean progressBar;
+
+        private Builder() {}
+
+        /** Start from a named preset (default {@link Preset#DEFAULT}); replaces {@link #settings}. */
+        public Builder preset(Preset preset) {
+            this.preset = Objects.requireNonNull(preset, "preset");
+            this.base = null;
+            return this;
+        }
+
+        /** Start from these settings (copied) instead of a preset, e.g. what the command line assembled. */
+        public Builder settings(FinetuneSettings settings) {
+            this.base = settings.copy();
+            return this;
+        }
+
+        /** Overlay a YAML settings file (keys as in {@code OUT/settings.yaml}) on the preset. */
+        public Builder settingsFile(Path yaml) {
+            this.settingsFile = yaml;
+            return this;
+        }
+
+        /** Any settings key, e.g. {@code set("warmup_steps", 100)}, {@code set("precision", "bf16")}. */
+        public Builder set(String key, Object value) {
+            values.put(Objects.requireNonNull(key, "key"), value);
+            return this;
+        }
+
+        /** The training data: a TextVQA folder or file (official JSON, parquet) or a JSON Lines / CSV manifest. */
+        public Builder data(Path path) {
+            return set("data", path.toString());
+        }
+
+        /**
+         * Train on the caller's dataset instead of {@link #data(Path)} (see {@code VqaDataset.of}); the run reads it
+         * once per epoch and does not close it. Validation then needs {@link #validationData} (or a data path).
+         */
+        public Builder trainingData(VqaDataset train) {
+            this.trainData = Objects.requireNonNull(train, "train");
+            return this;
+        }
+
+        /** Validate on the caller's dataset (not closed by the run). */
+        public Builder validationData(VqaDataset validation) {
+            this.valData = Objects.requireNonNull(validation, "validation");
+            return this;
+        }
+
+        /** Which split of {@link #data(Path)} to train on (default train). */
+        public Builder trainSplit(String split) {
+            return set("train_split", split);
+        }
+
+        /** Which split of {@link #data(Path)} to validate on (default val). */
+        public Builder validationSplit(String split) {
+            return set("val_split", split);
+        }
+
+        /** No validation split: the run trains and exports only. */
+        public Builder noValidation() {
+            return set("val_split", "none");
+        }
+
+        /** The answer vocabulary: one answer per line, line index = class id (default DATA/answers.txt). */
+        public Builder vocabulary(Path answers) {
+            return set("vocab", answers.toString());
+        }
+
+        /**
+         * Build the answer vocabulary from the training split: the answers given at least {@code minCount} times,
+         * most frequent first, after {@code <unk>} on line 0; written to OUT/answers.txt.
+         */
+        public Builder buildVocabulary(int minCount) {
+            set("vocab", "build");
+            return set("vocab_min_count", minCount);
+        }
+
+        /** Pretrained weights from a file or folder (.pt, .bin, .safetensors, *.index.json, Hugging Face folder). */
+        public Builder checkpoint(Path weights) {
+            return set("checkpoint", weights.toString());
+        }
+
+        /** Pretrained weights from an http(s) URL (downloaded once into the cache). */
+        public Builder checkpoint(URI url) {
+            return set("checkpoint", url.toString());
+        }
+
+        /** Pretrained weights of a Hugging Face model, {@code ORG/NAME[@REVISION]}, as {@code download --hf} cached it. */
+        public Builder checkpointFromHub(String repo) {
+            return set("checkpoint", "hf:" + repo);
+        }
+
+        /** No pretrained weights: the model starts from random initialization. */
+        public Builder noCheckpoint() {
+            return set("checkpoint", "none");
+        }
+
+        /** FLAVA's kwargs (TorchMultimodal names, e.g. {@code image_num_hidden_layers}); replaces the preset's. */
+        public Builder model(Map<String, ?> kwargs) {
+            return set("model", new LinkedHashMap<>(kwargs));
+        }
+
+        /** Stop after this many optimizer steps (0: run the epochs). */
+        public Builder maxSteps(long steps) {
+            return set("max_steps", steps);
+        }
+
+        /** Epochs to run when max steps is 0. */
+        public Builder epochs(int epochs) {
+            return set("epochs", epochs);
+        }
+
+        /** Questions per batch. */
+        public Builder batchSize(int batchSize) {
+            return set("batch_size", batchSize);
+        }
+
+        /** The peak learning rate. */
+        public Builder learningRate(double lr) {
+            return set("lr", lr);
+        }
+
+        /** The seed of initialization, shuffling and dropout. */
+        public Builder seed(long seed) {
+            return set("seed", seed);
+        }
+
+        /** The output folder (settings, metrics, checkpoints, model, report). */
+        public Builder outputDir(Path dir) {
+            return set("out", dir.toString());
+        }
+
+        /** cpu, gpu or gpu:N (default: the best available). */
+        public Builder device(String device) {
+            return set("device", device);
+        }
+
+        /**
+         * The matrix products' arithmetic: {@code "fp32"}, {@code "bf16"} (bfloat16 products, float32 master weights)
+         * or {@code "auto"} (bf16 where the hardware has it natively, else fp32); see {@link dev.mm4j.nn.Precision}.
+         */
+        public Builder precision(String precision) {
+            return set("precision", precision);
+        }
+
+        /** libtorch's intra-op threads (0: all cores). */
+        public Builder threads(int threads) {
+            return set("threads", threads);
+        }
+
+        /** Receive step, validation and checkpoint events (see {@link TrainingListener}). */
+        public Builder listener(TrainingListener listener) {
+            listeners.add(Objects.requireNonNull(listener, "listener"));
+            return this;
+        }
+
+        /** Where the run's console lines go (settings, load report, losses, summary); default: nowhere. */
+        public Builder log(PrintStream out) {
+            this.log = Objects.requireNonNull(out, "out");
+            return this;
+        }
+
+        /** Show a progress bar on the terminal (what the command line does); default off. */
+        public Builder progressBar(boolean show) {
+            this.progressBar = show;
+            return this;
+        }
+
+        /** Continue the run in the output folder from its latest checkpoint (default: a new run, which refuses a used folder). */
+        public Builder resume(boolean resume) {
+            this.resume = resume;
+            return this;
+        }
+
+        /**
+         * The finetuner, its settings fixed.
+         *
+         * @throws IllegalArgumentException for an unknown key or a value of the wrong type (one line naming the key)
+         * @throws IOException when the settings file cannot be read
+         */
+        public Finetuner build() throws IOException {
+            FinetuneSettings s = base != null ? base.copy() : preset.settings();
+            if (settingsFile != null) {
+                s.merge(settingsFile);
+            }
+            s.apply(values, "Finetuner.Builder");
+            return new Finetuner(this, s);
+        }
+    }
+}

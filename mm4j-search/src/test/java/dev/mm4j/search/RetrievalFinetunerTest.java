@@ -1,0 +1,112 @@
+package dev.mm4j.search;
+
+import static org.junit.jupiter.api.Assertions.*;
+
+import ai.djl.Device;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.mm4j.checkpoint.ModelBundle;
+import dev.mm4j.data.CaptionPairs;
+import dev.mm4j.data.SyntheticTextVqa;
+import dev.mm4j.train.FinetuneSettings;
+import java.io.ByteArrayOutputStream;
+import java.io.PrintStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** {@code task: retrieval}: contrastive training on synth captions, the retrieval bundle and held-out recall. */
+class RetrievalFinetunerTest {
+    @TempDir Path tmp;
+
+    static Map<String, Object> tinyModel() {
+        return Map.ofEntries(Map.entry("image_size", 32), Map.entry("patch_size", 8), Map.entry("image_hidden_size", 32),
+                Map.entry("image_num_attention_heads", 4), Map.entry("image_num_hidden_layers", 1),
+                Map.entry("image_intermediate_size", 64), Map.entry("text_hidden_size", 32),
+                Map.entry("text_num_attention_heads", 4), Map.entry("text_num_hidden_layers", 1),
+                Map.entry("text_intermediate_size", 64), Map.entry("max_position_embeddings", 24),
+                Map.entry("multimodal_hidden_size", 32), Map.entry("multimodal_num_attention_heads", 4),
+                Map.entry("multimodal_num_hidden_layers", 1), Map.entry("multimodal_intermediate_size", 64),
+                Map.entry("text_and_image_proj_size", 16));
+    }
+
+    @Test
+    void trainsOnSynthCaptionsAndReportsTheRecallOfItsExportedModel() throws Exception {
+        Path data = tmp.resolve("data");
+        SyntheticTextVqa.generate(new SyntheticTextVqa.Options(data, 24, 12, 0, 3, 64, 48, 1, SyntheticTextVqa.Look.DEMO));
+        FinetuneSettings s = FinetuneSettings.preset("default");
+        s.task = "retrieval";
+        s.data = data.toString();
+        s.out = tmp.resolve("run").toString();
+        s.model = tinyModel();
+        s.maxLength = 24;
+        s.batchSize = 4;
+        s.maxSteps = 6;
+        s.shuffle = true;
+        ByteArrayOutputStream buf = new ByteArrayOutputStream();
+        RetrievalFinetuner.Result r = new RetrievalFinetuner(s, new PrintStream(buf, true)).run();
+        String log = buf.toString();
+        assertEquals(6, r.steps(), log);
+        assertTrue(r.losses().stream().allMatch(l -> Double.isFinite(l) && l > 0), r.losses().toString());
+        // the first loss of a random model is about ln(batch) for each direction
+        assertEquals(Math.log(4), r.losses().get(0), 0.5, log);
+        assertTrue(log.contains("held-out text -> image retrieval: R@1"), log);
+
+        JsonNode bundle = new ObjectMapper().readTree(r.modelDir().resolve(ModelBundle.INFO).toFile());
+        assertEquals(ModelBundle.RETRIEVAL_FORMAT, bundle.get("format").asText());
+        JsonNode recall = new ObjectMapper().readTree(tmp.resolve("run/recall.json").toFile());
+
+        // the exported model gives the same recall through the search package's Embedder
+        List<CaptionPairs.Pair> val = CaptionPairs.read(data, "val");
+        try (Embedder e = Embedder.open(r.modelDir(), null, Device.cpu())) {
+            List<byte[]> images = new ArrayList<>();
+            List<String> names = new ArrayList<>();
+            List<String> texts = new ArrayList<>();
+            for (CaptionPairs.Pair p : val) {
+                images.add(p.image().readBytes());
+                names.add(p.origin());
+                texts.add(p.text());
+            }
+            List<Set<Integer>> relevant = new ArrayList<>();
+            for (String t : texts) {
+                Set<Integer> rel = new HashSet<>();
+                for (int i = 0; i < texts.size(); i++) {
+                    if (texts.get(i).equals(t)) {
+                        rel.add(i);
+                    }
+                }
+                relevant.add(rel);
+            }
+            RetrievalRecall.Result again = RetrievalRecall.exact(e.texts(texts), e.images(images, names), relevant);
+            assertEquals(val.size(), recall.get("queries").asInt());
+            assertEquals(recall.get("recall_at_1").asDouble(), again.at1(), 1e-4);
+            assertEquals(recall.get("recall_at_5").asDouble(), again.at5(), 1e-4);
+        }
+        // a second run into the same folder is refused, and the model is kept
+        IllegalArgumentException bad = assertThrows(IllegalArgumentException.class, () -> {
+            s.task = "ranking";
+            s.isRetrieval();
+        });
+        assertTrue(bad.getMessage().contains("task 'ranking'"), bad.getMessage());
+        s.task = "retrieval";
+        Exception again = assertThrows(Exception.class, () -> new RetrievalFinetuner(s, new PrintStream(new ByteArrayOutputStream())).run());
+        assertTrue(again.getMessage().contains("already holds a model"), again.getMessage());
+        assertTrue(Files.exists(r.modelDir().resolve(ModelBundle.WEIGHTS)));
+    }
+
+    @Test
+    void recallCountsAQueryAsAHitWhenARelevantImageRanksFirst() {
+        float[][] images = {{1, 0}, {0, 1}, {0.6f, 0.8f}};
+        float[][] queries = {{1, 0}, {0, 1}, {0.99f, 0.14f}};
+        // query 2's relevant image (2) is second for it, behind image 0
+        RetrievalRecall.Result r = RetrievalRecall.exact(queries, images, List.of(Set.of(0), Set.of(1), Set.of(2)));
+        assertEquals(2.0 / 3, r.at1(), 1e-9);
+        assertEquals(1.0, r.at5(), 1e-9);
+    }
+}
