@@ -90,7 +90,7 @@ class ReadmeJavaTest {
         assertTrue(Files.isRegularFile(r2.modelDir().resolve("model.safetensors")));
 
         // the README's blocks are these lines
-        String readme = Files.readString(Path.of("README.md"));
+        String readme = Files.readString(Path.of("../README.md")); // the project README, one level above this module
         String section = readme.substring(readme.indexOf("## From Java"), readme.indexOf("\n## ", readme.indexOf("## From Java") + 1));
         List<String> mineLines = Files.readAllLines(Path.of("src/test/java/dev/mm4j/ReadmeJavaTest.java")).stream()
                 .map(String::strip).toList();
