@@ -195,7 +195,8 @@ public final class ImageIndex implements AutoCloseable {
         return n;
     }
 
-    static String sha256(byte[] bytes) {
+    /** The key of an image in the index: the SHA-256 of its bytes, lower-case hex. */
+    public static String sha256(byte[] bytes) {
         try {
             return HexFormat.of().formatHex(MessageDigest.getInstance("SHA-256").digest(bytes));
         } catch (NoSuchAlgorithmException e) {
