@@ -162,6 +162,9 @@ class VqaServerSearchTest {
             assertEquals(200, full.statusCode());
             assertEquals("image/png", full.headers().firstValue("Content-Type").orElse(""));
             assertArrayEquals(Files.readAllBytes(Path.of(want.get(i).path())), full.body());
+            HttpResponse<Void> head = HTTP.send(HttpRequest.newBuilder(server.uri().resolve(h.get("image_url").asText()))
+                    .method("HEAD", HttpRequest.BodyPublishers.noBody()).build(), HttpResponse.BodyHandlers.discarding());
+            assertEquals(200, head.statusCode(), "HEAD as GET");
             // the thumbnail: a JPEG whose longer side is 160 (the images are 320 x 200)
             HttpResponse<byte[]> thumb = get(server.uri(), h.get("thumbnail_url").asText());
             assertEquals(200, thumb.statusCode());
