@@ -56,7 +56,7 @@ class ImageIndexTest {
                 for (ImageIndex.Hit h : hits) {
                     byte[] b = Files.readAllBytes(Path.of(h.path()));
                     float[] v = e.images(List.of(b), List.of(h.path()))[0];
-                    assertEquals(ZeroShotClassifier.dot(q, v), h.score(), 1e-5, h.path());
+                    assertEquals(Embedder.cosine(q, v), h.score(), 1e-5, h.path());
                     assertEquals(ImageIndex.sha256(b), h.sha256(), h.path());
                     assertEquals(new ImageIndex.Entry(h.path(), h.sha256(), h.text()), idx.find(h.sha256()).orElseThrow());
                 }

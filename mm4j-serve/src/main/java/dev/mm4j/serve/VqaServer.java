@@ -2,6 +2,8 @@ package dev.mm4j.serve;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.mm4j.search.Embedder;
+import dev.mm4j.search.ImageIndex;
 import io.javalin.Javalin;
 import io.javalin.config.SizeUnit;
 import io.javalin.http.Context;
@@ -17,6 +19,7 @@ import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
 import java.io.IOException;
 import java.io.InputStream;
 import java.nio.ByteBuffer;
+import java.nio.charset.StandardCharsets;
 import jakarta.servlet.http.HttpServletRequest;
 import jakarta.servlet.http.HttpServletResponse;
 import org.eclipse.jetty.http.HttpFields;
@@ -36,6 +39,7 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
+import java.util.NoSuchElementException;
 import java.util.concurrent.Callable;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CountDownLatch;
@@ -181,9 +185,9 @@ public final class VqaServer implements AutoCloseable {
         this.answers = answers;
         this.searches = searches;
         // the page shows the tabs of the endpoints served
-        this.page = new String(resource("/dev/mm4j/serve/index.html"), java.nio.charset.StandardCharsets.UTF_8)
+        this.page = new String(resource("/dev/mm4j/serve/index.html"), StandardCharsets.UTF_8)
                 .replace("<body>", "<body data-answer=\"" + answers + "\" data-search=\"" + searches + "\">")
-                .getBytes(java.nio.charset.StandardCharsets.UTF_8);
+                .getBytes(StandardCharsets.UTF_8);
         this.latency = Timer.builder("mm4j.request.latency").description("POST /v1/answer latency")
                 .publishPercentileHistogram().register(registry);
         this.embedLatency = Timer.builder("mm4j.embed.latency").description("POST /v1/embed latency")
@@ -510,10 +514,14 @@ public final class VqaServer implements AutoCloseable {
         return out;
     }
 
-    private static final String SEARCH_OPTION = "--index DIR (or --embed-model for /v1/embed)";
+    /** Whether an index is served (/v1/search, /v1/images). */
+    private boolean indexed() {
+        ImageSearch se = search;
+        return se != null && se.indexed();
+    }
 
     private Map<String, Object> embedBody(Context ctx, long t0) {
-        checkServing(searches, SEARCH_OPTION);
+        checkServing(searches, "--index DIR or --embed-model DIR");
         ImageSearch se = search;
         Fields f = fields(ctx, "{\"image\": base64, \"text\": ...} (either or both)", "text");
         String text = f.values().get("text");
@@ -532,18 +540,15 @@ public final class VqaServer implements AutoCloseable {
             out.put("text", txt);
         }
         if (image != null && txt != null) {
-            out.put("similarity", dot(image, txt));
+            out.put("similarity", Embedder.cosine(image, txt));
         }
         out.put("timing_ms", Map.of("total", ms(System.nanoTime() - t0)));
         return out;
     }
 
     private Map<String, Object> searchBody(Context ctx, long t0) throws IOException {
-        checkServing(searches, "--index DIR");
+        checkServing(indexed(), "--index DIR");
         ImageSearch se = search;
-        if (!se.indexed()) {
-            throw new HttpError(404, "not served here: start mm4j serve with --index DIR (this server only embeds)");
-        }
         Fields f = fields(ctx, "{\"text\": ..., \"k\": ...} or {\"image\": base64, \"k\": ...}", "text", "k");
         String text = f.values().get("text");
         if ((f.image() == null) == (text == null)) {
@@ -553,7 +558,7 @@ public final class VqaServer implements AutoCloseable {
         float[] query = text != null ? se.embedText(text) : se.embedImage(f.image());
         long tEmbedded = System.nanoTime();
         List<Map<String, Object>> hits = new ArrayList<>();
-        for (dev.mm4j.search.ImageIndex.Hit h : se.search(query, k)) {
+        for (ImageIndex.Hit h : se.search(query, k)) {
             Map<String, Object> e = new LinkedHashMap<>();
             e.put("score", h.score());
             e.put("path", h.path());
@@ -586,18 +591,10 @@ public final class VqaServer implements AutoCloseable {
         return m;
     }
 
-    private static double dot(float[] a, float[] b) {
-        double s = 0;
-        for (int i = 0; i < a.length; i++) {
-            s += (double) a[i] * b[i];
-        }
-        return s;
-    }
-
     /** {@code GET /v1/images/{sha256}[?size=N]}: an indexed image, or its thumbnail; nothing else on disk. */
     private void picture(Context ctx) throws IOException {
         try {
-            checkServing(searches && search != null && search.indexed(), "--index DIR");
+            checkServing(indexed(), "--index DIR");
             String sizeText = ctx.queryParam("size");
             int size = 0;
             if (sizeText != null) {
@@ -618,7 +615,7 @@ public final class VqaServer implements AutoCloseable {
             ctx.status(200).contentType(p.contentType()).result(p.bytes());
         } catch (HttpError e) {
             error(ctx, e.status, e.getMessage(), e.retryAfter);
-        } catch (java.util.NoSuchElementException e) {
+        } catch (NoSuchElementException e) {
             error(ctx, 404, e.getMessage(), null);
         }
     }
