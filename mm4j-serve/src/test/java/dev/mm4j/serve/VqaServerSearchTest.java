@@ -1,5 +1,8 @@
 package dev.mm4j.serve;
 
+import static dev.mm4j.serve.VqaServerTest.assertError;
+import static dev.mm4j.serve.VqaServerTest.multipart;
+import static dev.mm4j.serve.VqaServerTest.post;
 import static org.junit.jupiter.api.Assertions.*;
 
 import ai.djl.Device;
@@ -8,14 +11,13 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.mm4j.data.Padding;
 import dev.mm4j.search.Embedder;
 import dev.mm4j.search.ImageIndex;
+import dev.mm4j.serve.VqaServerTest.Reply;
 import java.awt.image.BufferedImage;
 import java.io.ByteArrayInputStream;
-import java.io.ByteArrayOutputStream;
 import java.net.URI;
 import java.net.http.HttpClient;
 import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Base64;
@@ -66,14 +68,6 @@ class VqaServerSearchTest {
         reference.close();
     }
 
-    record Reply(int status, JsonNode body, HttpResponse<String> raw) {}
-
-    static Reply post(URI base, String path, String contentType, byte[] body) throws Exception {
-        HttpResponse<String> r = HTTP.send(HttpRequest.newBuilder(base.resolve(path)).header("Content-Type", contentType)
-                .POST(HttpRequest.BodyPublishers.ofByteArray(body)).build(), HttpResponse.BodyHandlers.ofString());
-        return new Reply(r.statusCode(), JSON.readTree(r.body()), r);
-    }
-
     /** A JSON body; a byte[] value is sent base64. */
     static Reply json(URI base, String path, Object... keyValues) throws Exception {
         Map<String, Object> m = new LinkedHashMap<>();
@@ -82,23 +76,6 @@ class VqaServerSearchTest {
             m.put((String) keyValues[i], v instanceof byte[] b ? Base64.getEncoder().encodeToString(b) : v);
         }
         return post(base, path, "application/json", JSON.writeValueAsBytes(m));
-    }
-
-    static Reply multipart(URI base, String path, byte[] image, String... fields) throws Exception {
-        String boundary = "----mm4jsearch" + System.nanoTime();
-        ByteArrayOutputStream out = new ByteArrayOutputStream();
-        if (image != null) {
-            out.write(("--" + boundary + "\r\nContent-Disposition: form-data; name=\"image\"; filename=\"q.png\"\r\n"
-                    + "Content-Type: image/png\r\n\r\n").getBytes(StandardCharsets.UTF_8));
-            out.write(image);
-            out.write("\r\n".getBytes(StandardCharsets.UTF_8));
-        }
-        for (int i = 0; i < fields.length; i += 2) {
-            out.write(("--" + boundary + "\r\nContent-Disposition: form-data; name=\"" + fields[i] + "\"\r\n\r\n" + fields[i + 1]
-                    + "\r\n").getBytes(StandardCharsets.UTF_8));
-        }
-        out.write(("--" + boundary + "--\r\n").getBytes(StandardCharsets.UTF_8));
-        return post(base, path, "multipart/form-data; boundary=" + boundary, out.toByteArray());
     }
 
     static HttpResponse<byte[]> get(URI base, String path) throws Exception {
@@ -290,14 +267,5 @@ class VqaServerSearchTest {
 
     private static HttpResponse<String> getRaw(URI base, String path) throws Exception {
         return HTTP.send(HttpRequest.newBuilder(base.resolve(path)).build(), HttpResponse.BodyHandlers.ofString());
-    }
-
-    private static void assertError(int status, Reply r, String fragment) {
-        assertEquals(status, r.status(), r.body().toString());
-        assertEquals(status, r.body().get("status").asInt());
-        String msg = r.body().get("error").asText();
-        assertTrue(msg.contains(fragment), msg);
-        assertFalse(r.raw().body().contains("\tat "), "no stack trace: " + r.raw().body());
-        assertEquals("application/json", r.raw().headers().firstValue("Content-Type").orElse("").split(";")[0]);
     }
 }
