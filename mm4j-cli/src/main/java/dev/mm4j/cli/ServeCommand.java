@@ -17,8 +17,9 @@ import picocli.CommandLine.Option;
 @Command(name = "serve", mixinStandardHelpOptions = true,
         description = {"Serves a fine-tuned model over HTTP until SIGTERM/Ctrl-C: POST /v1/answer (multipart or JSON),",
                 "the web page at /, /healthz, /readyz, /metrics (Prometheus).",
-                "With --index: POST /v1/search (text or image -> nearest indexed images), GET /v1/images/{sha256} (those",
-                "images and their thumbnails) and POST /v1/embed; with --embed-model alone: POST /v1/embed.",
+                "With --index: POST /v1/search (text or image -> the nearest indexed images),",
+                "GET /v1/images/{sha256} (those images and thumbnails) and POST /v1/embed;",
+                "with --embed-model alone: POST /v1/embed.",
                 "Give --model, --index or --embed-model (or several).",
                 "--threads 0 (the default) serves with half the cores (at least 1); ./mm4j runs libtorch with OMP_WAIT_POLICY=PASSIVE unless set."})
 public final class ServeCommand implements Callable<Integer> {
