@@ -15,12 +15,12 @@
 set -euo pipefail
 cd "$(git rev-parse --show-toplevel)"
 
-MODULES="mm4j-core mm4j-parquet mm4j-serve mm4j-search mm4j-spark mm4j-cli"
-# what each module can see (itself and its dependencies), for placing tests
+MODULES="mm4j-core mm4j-parquet mm4j-search mm4j-serve mm4j-spark mm4j-cli"
+# what each module can see (itself and its dependencies), for placing tests; MODULES lists them lowest first
 declare -A SEES=(
   [mm4j-core]="mm4j-core"
   [mm4j-parquet]="mm4j-core mm4j-parquet"
-  [mm4j-serve]="mm4j-core mm4j-serve"
+  [mm4j-serve]="mm4j-core mm4j-search mm4j-serve"
   [mm4j-search]="mm4j-core mm4j-search"
   [mm4j-spark]="mm4j-core mm4j-parquet mm4j-spark"
   [mm4j-cli]="mm4j-core mm4j-parquet mm4j-serve mm4j-search mm4j-cli"

@@ -1,12 +1,10 @@
 package dev.mm4j.cli;
 
-import dev.mm4j.flava.FlavaConfig;
 import dev.mm4j.search.Embedder;
 import dev.mm4j.search.ImageIndex;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
-import java.util.Map;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
@@ -45,10 +43,7 @@ public final class SearchCommand implements Callable<Integer> {
         }
         engine.configureThreads();
         try (ImageIndex idx = ImageIndex.open(index)) {
-            Map<String, String> info = idx.userData();
-            String config = info.getOrDefault(ImageIndex.CONFIG, "");
-            try (Embedder e = Embedder.open(Path.of(info.get(ImageIndex.MODEL)),
-                    config.isEmpty() ? null : FlavaConfig.load(Path.of(config)), engine.device())) {
+            try (Embedder e = idx.embedder(engine.device())) {
                 float[] q = text != null ? e.texts(List.of(text))[0]
                         : e.images(List.of(Files.readAllBytes(image)), List.of(image.toString()))[0];
                 for (ImageIndex.Hit h : idx.search(q, k)) {

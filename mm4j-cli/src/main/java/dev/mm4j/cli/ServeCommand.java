@@ -1,21 +1,42 @@
 package dev.mm4j.cli;
 
+import dev.mm4j.flava.FlavaConfig;
+import dev.mm4j.serve.ImageSearch;
 import dev.mm4j.serve.VqaModel;
 import dev.mm4j.serve.VqaServer;
 import java.nio.file.Path;
+import java.util.Objects;
+import java.util.stream.Collectors;
+import java.util.stream.Stream;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
-/** {@code mm4j serve}: a fine-tuned model behind HTTP (API, web page, health and metrics). */
+/** {@code mm4j serve}: a fine-tuned model and/or an image index behind HTTP (API, web page, health and metrics). */
 @Command(name = "serve", mixinStandardHelpOptions = true,
         description = {"Serves a fine-tuned model over HTTP until SIGTERM/Ctrl-C: POST /v1/answer (multipart or JSON),",
                 "the web page at /, /healthz, /readyz, /metrics (Prometheus).",
+                "With --index: POST /v1/search (text or image -> the nearest indexed images),",
+                "GET /v1/images/{sha256} (those images and thumbnails) and POST /v1/embed;",
+                "with --embed-model alone: POST /v1/embed.",
+                "Give --model, --index or --embed-model (or several).",
                 "--threads 0 (the default) serves with half the cores (at least 1); ./mm4j runs libtorch with OMP_WAIT_POLICY=PASSIVE unless set."})
 public final class ServeCommand implements Callable<Integer> {
-    @Option(names = "--model", required = true, paramLabel = "DIR", description = "model folder (OUT/model of finetune)")
+    @Option(names = "--model", paramLabel = "DIR", description = "VQA model folder (OUT/model of finetune): POST /v1/answer")
     Path model;
+
+    @Option(names = "--index", paramLabel = "INDEX", description = "image index built by 'mm4j index': POST /v1/search, "
+            + "GET /v1/images/{sha256}, POST /v1/embed (queries embedded with the index's model unless --embed-model)")
+    Path index;
+
+    @Option(names = "--embed-model", paramLabel = "DIR|FILE", description = "embedding model for POST /v1/embed (and "
+            + "search queries): a bundle (classification or retrieval) or a checkpoint; default with --index: the index's model")
+    Path embedModel;
+
+    @Option(names = "--embed-config", paramLabel = "FILE", description = "for an --embed-model checkpoint: its FLAVA config "
+            + "(as --config of mm4j index)")
+    Path embedConfig;
 
     @Option(names = "--host", description = "interface to listen on (default: ${DEFAULT-VALUE})")
     String host = "127.0.0.1";
@@ -57,13 +78,25 @@ public final class ServeCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
+        if (model == null && index == null && embedModel == null) {
+            throw new IllegalArgumentException("nothing to serve: give --model DIR (questions), --index INDEX (search) "
+                    + "or --embed-model DIR (embeddings)");
+        }
+        if (embedConfig != null && embedModel == null) {
+            throw new IllegalArgumentException("--embed-config is for --embed-model");
+        }
         engine.configureServingThreads();
         VqaServer.Settings settings = new VqaServer.Settings(host, port, maxBatch, maxWaitMs, maxQueue, timeoutMs,
                 maxBodyMb << 20, 100).withConnections(maxConnections, idleTimeoutMs);
         VqaModel.Options options = new VqaModel.Options(cacheMb << 20, maxPixels);
-        try (VqaServer server = VqaServer.start(
-                () -> VqaModel.load(model, engine.device(), options).withPrecision(engine.precision(engine.device())), settings)) {
-            System.err.println("listening on " + server.uri() + " (loading " + model + ")");
+        Callable<VqaModel> vqa = model == null ? null
+                : () -> VqaModel.load(model, engine.device(), options).withPrecision(engine.precision(engine.device()));
+        Callable<ImageSearch> search = index == null && embedModel == null ? null
+                : () -> ImageSearch.open(index, embedModel, embedConfig == null ? null : FlavaConfig.load(embedConfig),
+                        engine.device(), maxPixels);
+        try (VqaServer server = VqaServer.start(vqa, search, settings)) {
+            System.err.println("listening on " + server.uri() + " (loading " + Stream.of(model, index, embedModel)
+                    .filter(Objects::nonNull).map(Path::toString).collect(Collectors.joining(", ")) + ")");
             server.awaitLoaded();
             System.err.println("ready: " + server.uri());
             server.runUntilSignalled();

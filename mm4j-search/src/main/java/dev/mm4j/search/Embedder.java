@@ -142,6 +142,15 @@ public final class Embedder implements AutoCloseable {
         return out;
     }
 
+    /** The cosine similarity of two embeddings of this class (L2-normalised: their dot product). */
+    public static double cosine(float[] a, float[] b) {
+        double s = 0;
+        for (int i = 0; i < a.length; i++) {
+            s += a[i] * b[i];
+        }
+        return s;
+    }
+
     /** Token ids of texts, row-major, padded with 0 to the longest ({@code length}). */
     public record Tokens(long[] ids, int length) {}
 

@@ -1,6 +1,8 @@
 package dev.mm4j.search;
 
+import ai.djl.Device;
 import dev.mm4j.data.CaptionPairs;
+import dev.mm4j.flava.FlavaConfig;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -11,6 +13,7 @@ import java.util.HexFormat;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
+import java.util.Optional;
 import java.util.stream.Stream;
 import org.apache.lucene.document.Document;
 import org.apache.lucene.document.Field;
@@ -60,8 +63,11 @@ public final class ImageIndex implements AutoCloseable {
     /** What an indexing run did. */
     public record Stats(int added, int unchanged, int replaced, int total) {}
 
-    /** A search hit: the image, its cosine similarity to the query, its caption (or null). */
-    public record Hit(String path, double score, String text) {}
+    /** A search hit: the image, its cosine similarity to the query, its caption (or null), the SHA-256 of its bytes. */
+    public record Hit(String path, double score, String text, String sha256) {}
+
+    /** An indexed image: its path, the SHA-256 of its bytes when indexed, its caption (or null). */
+    public record Entry(String path, String sha256, String text) {}
 
     private final Directory directory;
 
@@ -189,7 +195,8 @@ public final class ImageIndex implements AutoCloseable {
         return n;
     }
 
-    static String sha256(byte[] bytes) {
+    /** The key of an image in the index: the SHA-256 of its bytes, lower-case hex. */
+    public static String sha256(byte[] bytes) {
         try {
             return HexFormat.of().formatHex(MessageDigest.getInstance("SHA-256").digest(bytes));
         } catch (NoSuchAlgorithmException e) {
@@ -213,10 +220,34 @@ public final class ImageIndex implements AutoCloseable {
             for (ScoreDoc sd : top.scoreDocs) {
                 Document doc = s.storedFields().document(sd.doc);
                 // Lucene's cosine score is (1 + cos) / 2
-                out.add(new Hit(doc.get(PATH), 2 * sd.score - 1, doc.get(TEXT)));
+                out.add(new Hit(doc.get(PATH), 2 * sd.score - 1, doc.get(TEXT), doc.get(SHA256)));
             }
             return out;
         }
+    }
+
+    /** The indexed image whose bytes had this SHA-256 (lower-case hex), if any. */
+    public Optional<Entry> find(String sha256) throws IOException {
+        try (DirectoryReader r = DirectoryReader.open(directory)) {
+            IndexSearcher s = new IndexSearcher(r);
+            TopDocs top = s.search(new TermQuery(new Term(SHA256, sha256)), 1);
+            if (top.scoreDocs.length == 0) {
+                return Optional.empty();
+            }
+            Document doc = s.storedFields().document(top.scoreDocs[0].doc);
+            return Optional.of(new Entry(doc.get(PATH), doc.get(SHA256), doc.get(TEXT)));
+        }
+    }
+
+    /** Opens the model the index was built with ({@value #MODEL}, {@value #CONFIG}), to embed queries as its images were. */
+    public Embedder embedder(Device device) throws IOException {
+        Map<String, String> info = userData();
+        String model = info.get(MODEL);
+        if (model == null || model.isEmpty()) {
+            throw new IOException("the index records no model (" + MODEL + "): not built by mm4j index");
+        }
+        String config = info.getOrDefault(CONFIG, "");
+        return Embedder.open(Path.of(model), config.isEmpty() ? null : FlavaConfig.load(Path.of(config)), device);
     }
 
     /** Number of images in the index. */

@@ -27,7 +27,7 @@ public final class RetrievalRecall {
         for (int q = 0; q < queries.length; q++) {
             double[] scores = new double[images.length];
             for (int i = 0; i < images.length; i++) {
-                scores[i] = ZeroShotClassifier.dot(queries[q], images[i]);
+                scores[i] = Embedder.cosine(queries[q], images[i]);
             }
             int rank = bestRelevantRank(scores, relevant.get(q));
             hit1 += rank < 1 ? 1 : 0;

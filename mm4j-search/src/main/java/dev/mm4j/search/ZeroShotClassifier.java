@@ -38,7 +38,7 @@ public final class ZeroShotClassifier {
         double[] logits = new double[labels.size()];
         double max = Double.NEGATIVE_INFINITY;
         for (int i = 0; i < logits.length; i++) {
-            logits[i] = scale * dot(v, prompts[i]);
+            logits[i] = scale * Embedder.cosine(v, prompts[i]);
             max = Math.max(max, logits[i]);
         }
         double sum = 0;
@@ -52,13 +52,5 @@ public final class ZeroShotClassifier {
         }
         out.sort(Comparator.comparingDouble(Score::probability).reversed());
         return out;
-    }
-
-    static double dot(float[] a, float[] b) {
-        double s = 0;
-        for (int i = 0; i < a.length; i++) {
-            s += a[i] * b[i];
-        }
-        return s;
     }
 }

@@ -121,7 +121,7 @@ class EmbedderTest {
             double[] p = new double[3];
             double sum = 0;
             for (int i = 0; i < 3; i++) {
-                p[i] = Math.exp((1 / 0.07) * ZeroShotClassifier.dot(v, t[i]));
+                p[i] = Math.exp((1 / 0.07) * Embedder.cosine(v, t[i]));
                 sum += p[i];
             }
             assertEquals(3, scores.size());

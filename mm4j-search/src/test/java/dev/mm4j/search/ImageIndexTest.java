@@ -56,7 +56,14 @@ class ImageIndexTest {
                 for (ImageIndex.Hit h : hits) {
                     byte[] b = Files.readAllBytes(Path.of(h.path()));
                     float[] v = e.images(List.of(b), List.of(h.path()))[0];
-                    assertEquals(ZeroShotClassifier.dot(q, v), h.score(), 1e-5, h.path());
+                    assertEquals(Embedder.cosine(q, v), h.score(), 1e-5, h.path());
+                    assertEquals(ImageIndex.sha256(b), h.sha256(), h.path());
+                    assertEquals(new ImageIndex.Entry(h.path(), h.sha256(), h.text()), idx.find(h.sha256()).orElseThrow());
+                }
+                assertTrue(idx.find(ImageIndex.sha256(EmbedderTest.png(Color.MAGENTA.darker()))).isEmpty());
+                assertTrue(idx.find("../../etc/passwd").isEmpty());
+                try (Embedder recorded = idx.embedder(Device.cpu())) { // the index's model embeds queries the same
+                    assertArrayEquals(q, recorded.images(List.of(query), List.of("q"))[0], 1e-6f);
                 }
                 for (int i = 1; i < hits.size(); i++) {
                     assertTrue(hits.get(i - 1).score() >= hits.get(i).score());

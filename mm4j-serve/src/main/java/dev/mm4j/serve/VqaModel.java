@@ -143,12 +143,7 @@ public final class VqaModel implements AutoCloseable {
         NDManager manager = NDManager.newBaseManager(device);
         try {
             ModelBundle.Loaded b = ModelBundle.load(bundleDir, manager);
-            Path abs = bundleDir.toAbsolutePath().normalize();
-            String name = abs.getFileName() == null ? abs.toString() : abs.getFileName().toString();
-            if (name.equals("model") && abs.getParent() != null && abs.getParent().getFileName() != null) {
-                name = abs.getParent().getFileName() + "/" + name;
-            }
-            return new VqaModel(manager, b, options, name);
+            return new VqaModel(manager, b, options, displayName(bundleDir));
         } catch (IOException | RuntimeException e) {
             manager.close();
             throw e;
@@ -159,6 +154,16 @@ public final class VqaModel implements AutoCloseable {
     public VqaModel withPrecision(Precision precision) {
         bundle.model().setPrecision(precision);
         return this;
+    }
+
+    /** A model's short name: its folder's name, with the parent's for finetune's OUT/model. */
+    static String displayName(Path model) {
+        Path abs = model.toAbsolutePath().normalize();
+        String name = abs.getFileName() == null ? abs.toString() : abs.getFileName().toString();
+        if (name.equals("model") && abs.getParent() != null && abs.getParent().getFileName() != null) {
+            name = abs.getParent().getFileName() + "/" + name;
+        }
+        return name;
     }
 
     /** A short name for the model (its folder). */
@@ -201,8 +206,20 @@ public final class VqaModel implements AutoCloseable {
         if (question == null || question.isBlank()) {
             throw new InvalidInputException(InvalidInputException.Kind.MISSING_QUESTION, "question: missing or empty");
         }
+        checkImage(image, "image", options.maxPixels());
+        String key = sha256(image);
+        float[] pixels = cache.enabled() && cache.contains(key) ? null : decode(image);
+        int tokens = bundle.tokenizer().tokens(question).size();
+        return new Query(image, key, bundle.encode(question), tokens, pixels);
+    }
+
+    /**
+     * Reads an encoded image's header ({@link ImageHeader#check}); refuses bytes that are not an image, a header that
+     * does not read, or more than {@code maxPixels} pixels, with an {@link InvalidInputException} of the matching kind.
+     */
+    static ImageHeader checkImage(byte[] image, String name, long maxPixels) {
         try {
-            ImageHeader.check(image, "image", options.maxPixels());
+            return ImageHeader.check(image, name, maxPixels);
         } catch (ImageHeader.RejectedImageException e) {
             throw new InvalidInputException(switch (e.problem()) {
                 case NOT_AN_IMAGE -> InvalidInputException.Kind.NOT_AN_IMAGE;
@@ -210,10 +227,6 @@ public final class VqaModel implements AutoCloseable {
                 case TOO_MANY_PIXELS -> InvalidInputException.Kind.TOO_MANY_PIXELS;
             }, e.getMessage());
         }
-        String key = sha256(image);
-        float[] pixels = cache.enabled() && cache.contains(key) ? null : decode(image);
-        int tokens = bundle.tokenizer().tokens(question).size();
-        return new Query(image, key, bundle.encode(question), tokens, pixels);
     }
 
     /** The top {@code k} answers to {@code question} about {@code image} (JPEG, PNG, ... bytes). */

@@ -2,6 +2,8 @@ package dev.mm4j.serve;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.mm4j.search.Embedder;
+import dev.mm4j.search.ImageIndex;
 import io.javalin.Javalin;
 import io.javalin.config.SizeUnit;
 import io.javalin.http.Context;
@@ -17,6 +19,7 @@ import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
 import java.io.IOException;
 import java.io.InputStream;
 import java.nio.ByteBuffer;
+import java.nio.charset.StandardCharsets;
 import jakarta.servlet.http.HttpServletRequest;
 import jakarta.servlet.http.HttpServletResponse;
 import org.eclipse.jetty.http.HttpFields;
@@ -36,6 +39,7 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
+import java.util.NoSuchElementException;
 import java.util.concurrent.Callable;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CountDownLatch;
@@ -50,12 +54,14 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * The HTTP service around a {@link VqaModel} (Javalin): {@code POST /v1/answer} (multipart or JSON),
- * the web page at {@code /}, {@code /healthz}, {@code /readyz} and Prometheus {@code /metrics}; requests
- * are batched dynamically and bad input gets a JSON error with its status, never a stack trace.
+ * The HTTP service around a {@link VqaModel} and/or an {@link ImageSearch} (Javalin): {@code POST /v1/answer}
+ * (multipart or JSON; batched dynamically), {@code POST /v1/embed}, {@code POST /v1/search} and
+ * {@code GET /v1/images/{sha256}} (the indexed images and their thumbnails), the web page at {@code /},
+ * {@code /healthz}, {@code /readyz} and Prometheus {@code /metrics}; bad input gets a JSON error with its status,
+ * never a stack trace. An endpoint whose model the server was not given answers 404.
  *
  * <pre>{@code
- * try (VqaServer s = VqaServer.start(() -> VqaModel.load(dir), VqaServer.Settings.defaults())) {
+ * try (VqaServer s = VqaServer.start(() -> VqaModel.load(dir), VqaServer.Settings.defaults())) { // or start(vqa, search, settings)
  *     s.awaitLoaded();
  *     s.runUntilSignalled(); // SIGTERM / SIGINT: in-flight requests finish, new ones get 503
  * }
@@ -142,9 +148,13 @@ public final class VqaServer implements AutoCloseable {
 
     private final Settings settings;
     private final boolean ownsModel;
+    private final boolean answers;
+    private final boolean searches;
     private final Javalin app;
     private final PrometheusMeterRegistry registry = new PrometheusMeterRegistry(PrometheusConfig.DEFAULT);
     private final Timer latency;
+    private final Timer embedLatency;
+    private final Timer searchLatency;
     private final DistributionSummary batchSizes;
     private final AtomicInteger inFlight = new AtomicInteger();
     private final AtomicBoolean stopping = new AtomicBoolean();
@@ -152,6 +162,7 @@ public final class VqaServer implements AutoCloseable {
     private final byte[] page;
     private volatile boolean draining;
     private volatile VqaModel model;
+    private volatile ImageSearch search;
     private volatile Batcher batcher;
     private volatile Throwable loadError;
     private volatile ConnectionLimit connectionLimit;
@@ -160,15 +171,28 @@ public final class VqaServer implements AutoCloseable {
     private final AtomicInteger clientErrorsNotLogged = new AtomicInteger();
     /** Client errors (a malformed body) are logged at most once per minute: any client could otherwise fill the disk. */
     private static final long CLIENT_ERROR_LOG_EVERY_NANOS = TimeUnit.MINUTES.toNanos(1);
-    /** Methods answered 405 on {@code /v1/answer}. */
-    private static final List<HandlerType> NOT_ALLOWED = List.of(HandlerType.GET, HandlerType.HEAD, HandlerType.PUT,
-            HandlerType.PATCH, HandlerType.DELETE, HandlerType.OPTIONS);
+    /** The API's routes and the one method each takes; the others get 405. */
+    private static final Map<String, HandlerType> API = Map.of("/v1/answer", HandlerType.POST, "/v1/embed", HandlerType.POST,
+            "/v1/search", HandlerType.POST, "/v1/images/{sha256}", HandlerType.GET);
+    /** Request attribute: a route answered with its own JSON error (the 404 handler leaves it). */
+    private static final String ERROR_SENT = "mm4j.error.sent";
+    /** Thumbnail size (longer side) in search hits' {@code thumbnail_url}. */
+    static final int THUMBNAIL = 160;
 
-    private VqaServer(Settings settings, boolean ownsModel) {
+    private VqaServer(Settings settings, boolean ownsModel, boolean answers, boolean searches) {
         this.settings = settings;
         this.ownsModel = ownsModel;
-        this.page = resource("/dev/mm4j/serve/index.html");
+        this.answers = answers;
+        this.searches = searches;
+        // the page shows the tabs of the endpoints served
+        this.page = new String(resource("/dev/mm4j/serve/index.html"), StandardCharsets.UTF_8)
+                .replace("<body>", "<body data-answer=\"" + answers + "\" data-search=\"" + searches + "\">")
+                .getBytes(StandardCharsets.UTF_8);
         this.latency = Timer.builder("mm4j.request.latency").description("POST /v1/answer latency")
+                .publishPercentileHistogram().register(registry);
+        this.embedLatency = Timer.builder("mm4j.embed.latency").description("POST /v1/embed latency")
+                .publishPercentileHistogram().register(registry);
+        this.searchLatency = Timer.builder("mm4j.search.latency").description("POST /v1/search latency (embedding the query included)")
                 .publishPercentileHistogram().register(registry);
         this.batchSizes = DistributionSummary.builder("mm4j.batch.size").description("requests per forward pass")
                 .serviceLevelObjectives(1, 2, 4, 8, 16, 32, 64).register(registry);
@@ -205,13 +229,21 @@ public final class VqaServer implements AutoCloseable {
         app.get("/healthz", ctx -> json(ctx, 200, Map.of("status", "ok")));
         app.get("/readyz", this::readyz);
         app.get("/metrics", ctx -> ctx.contentType("text/plain; version=0.0.4; charset=utf-8").result(registry.scrape()));
-        app.post("/v1/answer", this::answer);
-        for (HandlerType t : NOT_ALLOWED) {
-            app.addHttpHandler(t, "/v1/answer", ctx -> {
-                ctx.header("Allow", "POST");
-                error(ctx, 405, "method not allowed: " + ctx.method() + " /v1/answer (use POST)", null);
-            });
-        }
+        app.post("/v1/answer", ctx -> handle(ctx, latency, this::answerBody));
+        app.post("/v1/embed", ctx -> handle(ctx, embedLatency, this::embedBody));
+        app.post("/v1/search", ctx -> handle(ctx, searchLatency, this::searchBody));
+        app.get("/v1/images/{sha256}", this::picture);
+        API.forEach((path, allowed) -> {
+            for (HandlerType t : List.of(HandlerType.GET, HandlerType.HEAD, HandlerType.POST, HandlerType.PUT,
+                    HandlerType.PATCH, HandlerType.DELETE, HandlerType.OPTIONS)) {
+                if (t != allowed && !(t == HandlerType.HEAD && allowed == HandlerType.GET)) {
+                    app.addHttpHandler(t, path, ctx -> {
+                        ctx.header("Allow", allowed.name());
+                        error(ctx, 405, "method not allowed: " + ctx.method() + " " + ctx.path() + " (use " + allowed + ")", null);
+                    });
+                }
+            }
+        });
         app.exception(Exception.class, (e, ctx) -> {
             if (e instanceof HttpResponseException h) {
                 error(ctx, h.getStatus(), h.getMessage(), null);
@@ -221,7 +253,7 @@ public final class VqaServer implements AutoCloseable {
             }
         });
         app.error(404, ctx -> {
-            if (!ctx.path().equals("/v1/answer")) {
+            if (ctx.attribute(ERROR_SENT) == null) { // a route's own 404 (an image not in the index) stands
                 error(ctx, 404, "no such endpoint: " + ctx.method() + " " + ctx.path(), null);
             }
         });
@@ -229,11 +261,28 @@ public final class VqaServer implements AutoCloseable {
 
     /** Starts listening now and loads the model in the background ({@code /readyz} says when); the server owns and closes the model. */
     public static VqaServer start(Callable<VqaModel> loader, Settings settings) {
-        VqaServer s = new VqaServer(settings, true);
+        return start(loader, null, settings);
+    }
+
+    /**
+     * Starts listening now and loads, in the background, the VQA model ({@code /v1/answer}) and the search
+     * ({@code /v1/embed}; {@code /v1/search} and {@code /v1/images} when it has an index); either loader may be null
+     * (its endpoints then answer 404), not both. The server owns and closes what they load.
+     */
+    public static VqaServer start(Callable<VqaModel> loader, Callable<ImageSearch> searchLoader, Settings settings) {
+        if (loader == null && searchLoader == null) {
+            throw new IllegalArgumentException("nothing to serve: give a VQA model, a search, or both");
+        }
+        VqaServer s = new VqaServer(settings, true, loader != null, searchLoader != null);
         s.listen();
         Thread t = new Thread(() -> {
             try {
-                s.ready(loader.call());
+                if (searchLoader != null) {
+                    s.search = searchLoader.call();
+                }
+                if (loader != null) {
+                    s.ready(loader.call());
+                }
             } catch (Throwable e) {
                 s.loadError = e;
                 log.error("loading the model failed: {}", e.getMessage());
@@ -248,8 +297,19 @@ public final class VqaServer implements AutoCloseable {
 
     /** Serves an already loaded model; the caller keeps owning (and closes) it. */
     public static VqaServer start(VqaModel model, Settings settings) {
-        VqaServer s = new VqaServer(settings, false);
-        s.ready(model);
+        return start(model, null, settings);
+    }
+
+    /** Serves an already loaded model and/or search (either may be null, not both); the caller keeps owning them. */
+    public static VqaServer start(VqaModel model, ImageSearch search, Settings settings) {
+        if (model == null && search == null) {
+            throw new IllegalArgumentException("nothing to serve: give a VQA model, a search, or both");
+        }
+        VqaServer s = new VqaServer(settings, false, model != null, search != null);
+        if (model != null) {
+            s.ready(model);
+        }
+        s.search = search;
         s.loaded.countDown();
         s.listen();
         return s;
@@ -333,14 +393,22 @@ public final class VqaServer implements AutoCloseable {
         return URI.create("http://" + settings.host() + ":" + port() + "/");
     }
 
-    /** Whether requests are answered now: model loaded and not shutting down. */
+    /** Whether requests are answered now: models loaded and not shutting down. */
     public boolean ready() {
-        return model != null && !draining;
+        return loaded.getCount() == 0 && loadError == null && !draining;
     }
 
-    private void readyz(Context ctx) {
+    private void readyz(Context ctx) throws IOException {
         if (ready()) {
-            json(ctx, 200, Map.of("status", "ready", "model", model.name()));
+            Map<String, Object> body = new LinkedHashMap<>();
+            body.put("status", "ready");
+            if (answers) {
+                body.put("model", model.name());
+            }
+            if (searches) {
+                body.put("search", searchInfo(search));
+            }
+            json(ctx, 200, body);
         } else {
             String why = draining ? "shutting down" : loadError != null ? "model failed to load: " + loadError.getMessage()
                     : "model loading";
@@ -348,100 +416,57 @@ public final class VqaServer implements AutoCloseable {
         }
     }
 
-    private void answer(Context ctx) {
+    /** What an endpoint answers (200, JSON), or an {@link HttpError} / {@link InvalidInputException} to refuse. */
+    @FunctionalInterface
+    private interface Endpoint {
+        Map<String, Object> answer(Context ctx, long t0) throws IOException;
+    }
+
+    /** Runs an API endpoint: counted in flight (graceful stop waits for it), timed, its refusals as JSON errors. */
+    private void handle(Context ctx, Timer timer, Endpoint endpoint) {
         long t0 = System.nanoTime();
         inFlight.incrementAndGet();
         try {
-            json(ctx, 200, answerBody(ctx, t0));
+            json(ctx, 200, endpoint.answer(ctx, t0));
         } catch (HttpError e) {
             error(ctx, e.status, e.getMessage(), e.retryAfter);
         } catch (InvalidInputException e) {
             error(ctx, e.kind() == InvalidInputException.Kind.NOT_AN_IMAGE ? 415 : 400, e.getMessage(), null);
-        } catch (RuntimeException e) {
-            log.error("POST /v1/answer failed", e);
+        } catch (IOException | RuntimeException e) {
+            log.error("{} {} failed", ctx.method(), ctx.path(), e);
             error(ctx, 500, "internal error (" + e.getClass().getSimpleName() + "); see the server log", null);
         } finally {
             inFlight.decrementAndGet();
-            latency.record(System.nanoTime() - t0, TimeUnit.NANOSECONDS);
+            timer.record(System.nanoTime() - t0, TimeUnit.NANOSECONDS);
+        }
+    }
+
+    /** 503 while shutting down, loading or after a failed load; 404 when this server was not given the endpoint's model. */
+    private void checkServing(boolean served, String option) {
+        if (draining) {
+            throw new HttpError(503, "server is shutting down", "10");
+        }
+        if (loaded.getCount() > 0) {
+            throw new HttpError(503, "model loading; try again shortly", "5");
+        }
+        if (loadError != null) {
+            throw new HttpError(503, "model failed to load", "5");
+        }
+        if (!served) {
+            throw new HttpError(404, "not served here: start mm4j serve with " + option);
         }
     }
 
     private Map<String, Object> answerBody(Context ctx, long t0) {
-        if (draining) {
-            throw new HttpError(503, "server is shutting down", "10");
-        }
+        checkServing(answers, "--model DIR");
         VqaModel m = model;
-        if (m == null) {
-            throw new HttpError(503, loadError != null ? "model failed to load" : "model loading; try again shortly", "5");
+        Fields f = fields(ctx, "{\"image\": base64, \"question\": ..., \"k\": ...}", "question", "k");
+        byte[] image = f.image();
+        if (image == null) {
+            throw new HttpError(400, "image: missing (" + f.imageField() + ")");
         }
-        long length = ctx.req().getContentLengthLong();
-        if (length > settings.maxBodyBytes()) {
-            throw new HttpError(413, "request body of " + length + " bytes is over the limit of " + settings.maxBodyBytes());
-        }
-        String type = ctx.contentType() == null ? "" : ctx.contentType().toLowerCase(Locale.ROOT);
-        byte[] image;
-        String question;
-        String kText;
-        if (type.startsWith("multipart/form-data")) {
-            if (!type.contains("boundary=")) {
-                logClientError("multipart without a boundary");
-                throw new HttpError(400, "body: not valid multipart/form-data (the Content-Type has no boundary parameter)");
-            }
-            UploadedFile file;
-            try {
-                file = ctx.uploadedFile("image");
-                question = ctx.formParam("question");
-                kText = ctx.formParam("k");
-            } catch (Exception e) { // Jetty's parser throws (undeclared) IOExceptions for a malformed body
-                HttpError h = multipartError(e);
-                if (h.status == 400) {
-                    logClientError(h.getMessage());
-                }
-                throw h;
-            }
-            if (file == null) {
-                throw new HttpError(400, "image: missing (multipart file field 'image')");
-            }
-            try (InputStream in = file.content()) {
-                image = in.readAllBytes();
-            } catch (IOException e) {
-                throw new HttpError(400, "image: cannot read the upload: " + e.getMessage());
-            }
-        } else if (type.startsWith("application/json")) {
-            byte[] raw = ctx.bodyAsBytes();
-            if (raw.length > settings.maxBodyBytes()) {
-                throw new HttpError(413, "request body over the limit of " + settings.maxBodyBytes() + " bytes");
-            }
-            JsonNode n;
-            try {
-                n = JSON.readTree(raw);
-            } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
-                throw new HttpError(400, "body: not valid JSON (" + e.getOriginalMessage() + ")");
-            } catch (IOException e) {
-                throw new HttpError(400, "body: cannot read (" + e.getMessage() + ")");
-            }
-            if (n == null || !n.isObject()) {
-                throw new HttpError(400, "body: expected a JSON object {\"image\": base64, \"question\": ..., \"k\": ...}");
-            }
-            JsonNode img = n.get("image");
-            if (img == null || !img.isTextual() || img.asText().isEmpty()) {
-                throw new HttpError(400, "image: missing (base64 string field 'image')");
-            }
-            String b64 = img.asText();
-            if (b64.startsWith("data:") && b64.contains(",")) {
-                b64 = b64.substring(b64.indexOf(',') + 1);
-            }
-            try {
-                image = Base64.getDecoder().decode(b64.replaceAll("\\s", ""));
-            } catch (IllegalArgumentException e) {
-                throw new HttpError(400, "image: not valid base64 (" + e.getMessage() + ")");
-            }
-            question = n.hasNonNull("question") ? n.get("question").asText() : null;
-            kText = n.hasNonNull("k") ? n.get("k").asText() : null;
-        } else {
-            throw new HttpError(415, "Content-Type must be multipart/form-data or application/json, got '"
-                    + (type.isEmpty() ? "none" : type) + "'");
-        }
+        String question = f.values().get("question");
+        String kText = f.values().get("k");
         int k = parseK(kText);
         VqaModel.Query q = m.prepare(image, question);
         long tPrepared = System.nanoTime();
@@ -487,6 +512,195 @@ public final class VqaServer implements AutoCloseable {
         timing.put("total", ms(tDone - t0));
         out.put("timing_ms", timing);
         return out;
+    }
+
+    /** Whether an index is served (/v1/search, /v1/images). */
+    private boolean indexed() {
+        ImageSearch se = search;
+        return se != null && se.indexed();
+    }
+
+    private Map<String, Object> embedBody(Context ctx, long t0) {
+        checkServing(searches, "--index DIR or --embed-model DIR");
+        ImageSearch se = search;
+        Fields f = fields(ctx, "{\"image\": base64, \"text\": ...} (either or both)", "text");
+        String text = f.values().get("text");
+        if (f.image() == null && text == null) {
+            throw new HttpError(400, "body: give 'image' (" + f.imageField() + ") and/or 'text'");
+        }
+        Map<String, Object> out = new LinkedHashMap<>();
+        out.put("model", se.name());
+        out.put("dimension", se.dimension());
+        float[] image = f.image() == null ? null : se.embedImage(f.image());
+        float[] txt = text == null ? null : se.embedText(text);
+        if (image != null) {
+            out.put("image", image);
+        }
+        if (txt != null) {
+            out.put("text", txt);
+        }
+        if (image != null && txt != null) {
+            out.put("similarity", Embedder.cosine(image, txt));
+        }
+        out.put("timing_ms", Map.of("total", ms(System.nanoTime() - t0)));
+        return out;
+    }
+
+    private Map<String, Object> searchBody(Context ctx, long t0) throws IOException {
+        checkServing(indexed(), "--index DIR");
+        ImageSearch se = search;
+        Fields f = fields(ctx, "{\"text\": ..., \"k\": ...} or {\"image\": base64, \"k\": ...}", "text", "k");
+        String text = f.values().get("text");
+        if ((f.image() == null) == (text == null)) {
+            throw new HttpError(400, "body: give 'text' or 'image' (" + f.imageField() + "), one of them");
+        }
+        int k = parseK(f.values().get("k"));
+        float[] query = text != null ? se.embedText(text) : se.embedImage(f.image());
+        long tEmbedded = System.nanoTime();
+        List<Map<String, Object>> hits = new ArrayList<>();
+        for (ImageIndex.Hit h : se.search(query, k)) {
+            Map<String, Object> e = new LinkedHashMap<>();
+            e.put("score", h.score());
+            e.put("path", h.path());
+            e.put("text", h.text());
+            e.put("sha256", h.sha256());
+            e.put("image_url", "/v1/images/" + h.sha256());
+            e.put("thumbnail_url", "/v1/images/" + h.sha256() + "?size=" + THUMBNAIL);
+            hits.add(e);
+        }
+        long tDone = System.nanoTime();
+        Map<String, Object> out = new LinkedHashMap<>();
+        out.put("hits", hits);
+        out.put("query", text != null ? "text" : "image");
+        out.put("search", searchInfo(se));
+        Map<String, Object> timing = new LinkedHashMap<>();
+        timing.put("embed", ms(tEmbedded - t0));
+        timing.put("search", ms(tDone - tEmbedded));
+        timing.put("total", ms(tDone - t0));
+        out.put("timing_ms", timing);
+        return out;
+    }
+
+    private static Map<String, Object> searchInfo(ImageSearch se) throws IOException {
+        Map<String, Object> m = new LinkedHashMap<>();
+        m.put("model", se.name());
+        m.put("dimension", se.dimension());
+        if (se.indexed()) {
+            m.put("images", se.size());
+        }
+        return m;
+    }
+
+    /** {@code GET /v1/images/{sha256}[?size=N]}: an indexed image, or its thumbnail; nothing else on disk. */
+    private void picture(Context ctx) throws IOException {
+        try {
+            checkServing(indexed(), "--index DIR");
+            String sizeText = ctx.queryParam("size");
+            int size = 0;
+            if (sizeText != null) {
+                try {
+                    size = Integer.parseInt(sizeText.trim());
+                } catch (NumberFormatException e) {
+                    size = -1;
+                }
+                if (size < ImageSearch.MIN_THUMBNAIL || size > ImageSearch.MAX_THUMBNAIL) {
+                    throw new HttpError(400, "size: must be an integer from " + ImageSearch.MIN_THUMBNAIL + " to "
+                            + ImageSearch.MAX_THUMBNAIL + ", got '" + sizeText + "'");
+                }
+            }
+            ImageSearch.Picture p = search.picture(ctx.pathParam("sha256"), size);
+            // content-addressed: the same URL always means the same bytes
+            ctx.header("Cache-Control", "public, max-age=31536000, immutable");
+            ctx.header("X-Content-Type-Options", "nosniff");
+            ctx.status(200).contentType(p.contentType()).result(p.bytes());
+        } catch (HttpError e) {
+            error(ctx, e.status, e.getMessage(), e.retryAfter);
+        } catch (NoSuchElementException e) {
+            error(ctx, 404, e.getMessage(), null);
+        }
+    }
+
+    /**
+     * The fields of a POST body: multipart/form-data (file field 'image', text fields) or a JSON object ('image' a
+     * base64 string, optionally a data: URL). Absent fields are null.
+     *
+     * @param imageField how the image is given, for messages
+     */
+    private record Fields(byte[] image, Map<String, String> values, String imageField) {}
+
+    /** Reads the body's image and the text fields {@code names}; {@code shape} shows a JSON body in messages. */
+    private Fields fields(Context ctx, String shape, String... names) {
+        long length = ctx.req().getContentLengthLong();
+        if (length > settings.maxBodyBytes()) {
+            throw new HttpError(413, "request body of " + length + " bytes is over the limit of " + settings.maxBodyBytes());
+        }
+        String type = ctx.contentType() == null ? "" : ctx.contentType().toLowerCase(Locale.ROOT);
+        Map<String, String> values = new LinkedHashMap<>();
+        if (type.startsWith("multipart/form-data")) {
+            if (!type.contains("boundary=")) {
+                logClientError("multipart without a boundary");
+                throw new HttpError(400, "body: not valid multipart/form-data (the Content-Type has no boundary parameter)");
+            }
+            UploadedFile file;
+            try {
+                file = ctx.uploadedFile("image");
+                for (String n : names) {
+                    values.put(n, ctx.formParam(n));
+                }
+            } catch (Exception e) { // Jetty's parser throws (undeclared) IOExceptions for a malformed body
+                HttpError h = multipartError(e);
+                if (h.status == 400) {
+                    logClientError(h.getMessage());
+                }
+                throw h;
+            }
+            if (file == null) {
+                return new Fields(null, values, "multipart file field 'image'");
+            }
+            try (InputStream in = file.content()) {
+                return new Fields(in.readAllBytes(), values, "multipart file field 'image'");
+            } catch (IOException e) {
+                throw new HttpError(400, "image: cannot read the upload: " + e.getMessage());
+            }
+        }
+        if (!type.startsWith("application/json")) {
+            throw new HttpError(415, "Content-Type must be multipart/form-data or application/json, got '"
+                    + (type.isEmpty() ? "none" : type) + "'");
+        }
+        byte[] raw = ctx.bodyAsBytes();
+        if (raw.length > settings.maxBodyBytes()) {
+            throw new HttpError(413, "request body over the limit of " + settings.maxBodyBytes() + " bytes");
+        }
+        JsonNode n;
+        try {
+            n = JSON.readTree(raw);
+        } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
+            throw new HttpError(400, "body: not valid JSON (" + e.getOriginalMessage() + ")");
+        } catch (IOException e) {
+            throw new HttpError(400, "body: cannot read (" + e.getMessage() + ")");
+        }
+        if (n == null || !n.isObject()) {
+            throw new HttpError(400, "body: expected a JSON object " + shape);
+        }
+        for (String name : names) {
+            values.put(name, n.hasNonNull(name) ? n.get(name).asText() : null);
+        }
+        JsonNode img = n.get("image");
+        if (img == null || img.isNull()) {
+            return new Fields(null, values, "base64 string field 'image'");
+        }
+        if (!img.isTextual() || img.asText().isEmpty()) {
+            throw new HttpError(400, "image: missing (base64 string field 'image')");
+        }
+        String b64 = img.asText();
+        if (b64.startsWith("data:") && b64.contains(",")) {
+            b64 = b64.substring(b64.indexOf(',') + 1);
+        }
+        try {
+            return new Fields(Base64.getDecoder().decode(b64.replaceAll("\\s", "")), values, "base64 string field 'image'");
+        } catch (IllegalArgumentException e) {
+            throw new HttpError(400, "image: not valid base64 (" + e.getMessage() + ")");
+        }
     }
 
     private static HttpError multipartError(Exception e) {
@@ -546,6 +760,7 @@ public final class VqaServer implements AutoCloseable {
         Map<String, Object> body = new LinkedHashMap<>();
         body.put("error", message);
         body.put("status", status);
+        ctx.attribute(ERROR_SENT, Boolean.TRUE);
         json(ctx, status, body);
     }
 
@@ -595,6 +810,13 @@ public final class VqaServer implements AutoCloseable {
         app.stop();
         if (ownsModel && model != null) {
             model.close();
+        }
+        if (ownsModel && search != null) {
+            try {
+                search.close();
+            } catch (IOException e) {
+                log.warn("closing the search index: {}", e.getMessage());
+            }
         }
     }
 

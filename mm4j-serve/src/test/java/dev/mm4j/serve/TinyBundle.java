@@ -1,5 +1,6 @@
 package dev.mm4j.serve;
 
+import ai.djl.Device;
 import ai.djl.engine.Engine;
 import ai.djl.ndarray.NDManager;
 import dev.mm4j.checkpoint.ModelBundle;
@@ -11,16 +12,19 @@ import java.awt.Color;
 import java.awt.Font;
 import java.awt.Graphics2D;
 import java.awt.image.BufferedImage;
+import dev.mm4j.search.Embedder;
+import dev.mm4j.search.ImageIndex;
 import java.io.ByteArrayOutputStream;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Random;
 import javax.imageio.ImageIO;
 
-/** A tiny FLAVA bundle with random weights, and generated images, for the serve tests. */
-final class TinyBundle {
+/** A tiny FLAVA bundle with random weights, generated images and an index of them, for the serve tests. */
+public final class TinyBundle {
     private TinyBundle() {}
 
-    static FlavaConfig config() throws Exception {
+    public static FlavaConfig config() throws Exception {
         return FlavaConfig.fromJson("{\"image_size\":32,\"patch_size\":8,\"image_hidden_size\":64,\"image_num_attention_heads\":4,"
                 + "\"image_num_hidden_layers\":2,\"image_intermediate_size\":128,\"text_hidden_size\":64,\"text_num_attention_heads\":4,"
                 + "\"text_num_hidden_layers\":2,\"text_intermediate_size\":128,\"vocab_size\":30522,\"max_position_embeddings\":16,"
@@ -29,7 +33,7 @@ final class TinyBundle {
     }
 
     /** Writes the bundle: 9 answers, max length 16, the given padding. */
-    static Path write(Path dir, Padding padding) throws Exception {
+    public static Path write(Path dir, Padding padding) throws Exception {
         FlavaConfig c = config();
         c.maskTextPaddingInMultimodal = padding.masksTextInMultimodal();
         Engine.getInstance().setRandomSeed(3);
@@ -43,8 +47,24 @@ final class TinyBundle {
         return dir;
     }
 
+    /**
+     * Writes {@code n} generated images ({@code png(seed, 320, 200)}, seeds 100.., as {@code img<seed>.png}) to
+     * {@code dir/images} and indexes them with {@code model} into {@code dir/index}; returns the index folder.
+     */
+    public static Path index(Path dir, Path model, int n) throws Exception {
+        Path images = Files.createDirectories(dir.resolve("images"));
+        for (int i = 0; i < n; i++) {
+            Files.write(images.resolve("img" + (100 + i) + ".png"), png(100 + i, 320, 200));
+        }
+        Path index = dir.resolve("index");
+        try (Embedder e = Embedder.open(model, null, Device.cpu())) {
+            ImageIndex.build(index, e, ImageIndex.sources(images), model.toAbsolutePath().toString(), null);
+        }
+        return index;
+    }
+
     /** A PNG of {@code w x h} with a coloured box and a word; {@code seed} makes it unique. */
-    static byte[] png(int seed, int w, int h) throws Exception {
+    public static byte[] png(int seed, int w, int h) throws Exception {
         Random r = new Random(seed);
         BufferedImage img = new BufferedImage(w, h, BufferedImage.TYPE_INT_RGB);
         Graphics2D g = img.createGraphics();

@@ -51,7 +51,11 @@ class VqaServerTest {
     record Reply(int status, JsonNode body, HttpResponse<String> raw) {}
 
     static Reply post(URI base, String contentType, byte[] body) throws Exception {
-        HttpRequest.Builder b = HttpRequest.newBuilder(base.resolve("v1/answer")).POST(HttpRequest.BodyPublishers.ofByteArray(body));
+        return post(base, "v1/answer", contentType, body);
+    }
+
+    static Reply post(URI base, String path, String contentType, byte[] body) throws Exception {
+        HttpRequest.Builder b = HttpRequest.newBuilder(base.resolve(path)).POST(HttpRequest.BodyPublishers.ofByteArray(body));
         if (contentType != null) {
             b.header("Content-Type", contentType);
         }
@@ -74,6 +78,11 @@ class VqaServerTest {
     }
 
     static Reply multipart(URI base, byte[] image, String question, String k) throws Exception {
+        return multipart(base, "v1/answer", image, "question", question, "k", k);
+    }
+
+    /** A multipart body to {@code path}: the file field 'image' (if not null), then name/value pairs (null values left out). */
+    static Reply multipart(URI base, String path, byte[] image, String... fields) throws Exception {
         String boundary = "----mm4jtest" + System.nanoTime();
         ByteArrayOutputStream out = new ByteArrayOutputStream();
         if (image != null) {
@@ -82,14 +91,14 @@ class VqaServerTest {
             out.write(image);
             out.write("\r\n".getBytes(StandardCharsets.UTF_8));
         }
-        for (String[] f : new String[][] {{"question", question}, {"k", k}}) {
-            if (f[1] != null) {
-                out.write(("--" + boundary + "\r\nContent-Disposition: form-data; name=\"" + f[0] + "\"\r\n\r\n" + f[1] + "\r\n")
-                        .getBytes(StandardCharsets.UTF_8));
+        for (int i = 0; i < fields.length; i += 2) {
+            if (fields[i + 1] != null) {
+                out.write(("--" + boundary + "\r\nContent-Disposition: form-data; name=\"" + fields[i] + "\"\r\n\r\n"
+                        + fields[i + 1] + "\r\n").getBytes(StandardCharsets.UTF_8));
             }
         }
         out.write(("--" + boundary + "--\r\n").getBytes(StandardCharsets.UTF_8));
-        return post(base, "multipart/form-data; boundary=" + boundary, out.toByteArray());
+        return post(base, path, "multipart/form-data; boundary=" + boundary, out.toByteArray());
     }
 
     static HttpResponse<String> get(URI base, String path) throws Exception {
@@ -157,7 +166,7 @@ class VqaServerTest {
         assertEquals(200, json(u, img, "still serving?", 1).status());
     }
 
-    private static void assertError(int status, Reply r, String fragment) {
+    static void assertError(int status, Reply r, String fragment) {
         assertEquals(status, r.status(), r.body().toString());
         assertEquals(status, r.body().get("status").asInt());
         String msg = r.body().get("error").asText();
