@@ -61,8 +61,8 @@ public final class ServeCommand implements Callable<Integer> {
         VqaServer.Settings settings = new VqaServer.Settings(host, port, maxBatch, maxWaitMs, maxQueue, timeoutMs,
                 maxBodyMb << 20, 100).withConnections(maxConnections, idleTimeoutMs);
         VqaModel.Options options = new VqaModel.Options(cacheMb << 20, maxPixels);
-        try (VqaServer server = VqaServer.start(
-                () -> VqaModel.load(model, engine.device(), options).withPrecision(engine.precision(engine.device())), settings)) {
+        String precision = engine.modelPrecision();
+        try (VqaServer server = VqaServer.start(() -> VqaModel.load(model, engine.device(), options, precision), settings)) {
             System.err.println("listening on " + server.uri() + " (loading " + model + ")");
             server.awaitLoaded();
             System.err.println("ready: " + server.uri());
