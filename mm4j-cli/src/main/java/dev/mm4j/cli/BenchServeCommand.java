@@ -31,9 +31,8 @@ public final class BenchServeCommand implements Callable<Integer> {
     @Option(names = "--max-wait-ms", description = "batch gathering wait when batching is on (default: ${DEFAULT-VALUE})")
     long maxWaitMs = 10;
 
-    @Option(names = "--contended", negatable = true, description = "also run each row beside a competing load "
-            + "(--no-contended: quiet rows only; default: ${DEFAULT-VALUE})")
-    boolean contended = true;
+    @Option(names = "--quiet-only", description = "run each row quiet only, not again beside a competing load")
+    boolean quietOnly;
 
     @Mixin ModelOptions model = new ModelOptions();
     @Mixin EngineOptions engine = new EngineOptions();
@@ -41,7 +40,7 @@ public final class BenchServeCommand implements Callable<Integer> {
     @Override
     public Integer call() throws Exception {
         int threads = engine.configureServingThreads();
-        new ServeBench(new ServeBench.Options(model.load(), clients, requests, maxBatch, maxWaitMs, cacheRequests, contended,
+        new ServeBench(new ServeBench.Options(model.load(), clients, requests, maxBatch, maxWaitMs, cacheRequests, !quietOnly,
                 engine.precisions(engine.device())), System.out).run(engine.device(), threads);
         return 0;
     }
