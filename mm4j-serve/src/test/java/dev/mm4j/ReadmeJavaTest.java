@@ -90,7 +90,8 @@ class ReadmeJavaTest {
         assertTrue(Files.isRegularFile(r2.modelDir().resolve("model.safetensors")));
 
         // the README's blocks are these lines
-        String readme = Files.readString(Path.of("README.md"));
+        // surefire runs in the module's folder; the README is the repository's, one level up
+        String readme = Files.readString(Files.exists(Path.of("README.md")) ? Path.of("README.md") : Path.of("../README.md"));
         String section = readme.substring(readme.indexOf("## From Java"), readme.indexOf("\n## ", readme.indexOf("## From Java") + 1));
         List<String> mineLines = Files.readAllLines(Path.of("src/test/java/dev/mm4j/ReadmeJavaTest.java")).stream()
                 .map(String::strip).toList();
