@@ -71,7 +71,7 @@ public enum Precision {
             return new Choice(p, auto ? "auto chose it on " + device : "asked for");
         }
         if (trained == null) {
-            return new Choice(FP32, "the model records no precision: fp32");
+            return new Choice(FP32, "none recorded, so trained in fp32");
         }
         if (trained == BF16 && !nativeBf16) {
             return new Choice(FP32, "trained in bf16, but " + device + " has no bfloat16 instructions (avx512_bf16, AMX), "
