@@ -10,6 +10,7 @@ import dev.mm4j.data.AnswerVocab;
 import dev.mm4j.data.Padding;
 import dev.mm4j.flava.FlavaConfig;
 import dev.mm4j.flava.FlavaForClassification;
+import dev.mm4j.nn.Precision;
 import dev.mm4j.serve.VqaModel;
 import dev.mm4j.serve.VqaServer;
 import dev.mm4j.util.FileTrees;
@@ -44,7 +45,8 @@ import javax.imageio.ImageIO;
  * concurrent clients, with batching off and on (every image new: image-cache misses), then one client
  * asking about new images vs. an image already seen (cache miss vs. hit), and one client while 100 others
  * have sent half a request and wait. Every row is run quiet and then contended (one spinning thread per core
- * beside the server); the table prints both side by side.
+ * beside the server); the table prints both side by side. With several precisions, every row once per precision,
+ * on the same bundle.
  */
 public final class ServeBench {
 
@@ -52,11 +54,13 @@ public final class ServeBench {
      * @param clients concurrency levels
      * @param requests requests per (mode, concurrency) row
      * @param cacheRequests requests per cache row
+     * @param contended whether each row also runs beside a competing load
+     * @param precisions the matrix products' precisions, each with its own rows
      */
     public record Options(FlavaConfig config, List<Integer> clients, int requests, int maxBatch, long maxWaitMs,
-            int cacheRequests) {}
+            int cacheRequests, boolean contended, List<Precision> precisions) {}
 
-    private record Row(String mode, int clients, int requests, double seconds, double[] latMs, double meanBatch,
+    private record Row(Precision precision, String mode, int clients, int requests, double seconds, double[] latMs, double meanBatch,
             double meanForwardMs, int errors) {}
 
     /**
@@ -115,19 +119,28 @@ public final class ServeBench {
                     Files.size(dir.resolve(ModelBundle.WEIGHTS)) >> 20, (System.nanoTime() - t0) / 1e9, threads,
                     Runtime.getRuntime().availableProcessors());
             int cores = Runtime.getRuntime().availableProcessors();
-            out.printf("OMP_WAIT_POLICY=%s; each row quiet, then contended (%d spinning threads beside the server)%n",
-                    System.getenv().getOrDefault("OMP_WAIT_POLICY", "(unset: libgomp spins)"), cores);
-            try (VqaModel model = VqaModel.load(dir, device, VqaModel.Options.defaults())) {
-                List<Row> quiet = rows(model, false);
-                List<Row> contended;
-                try (Competition c = new Competition(cores)) {
-                    contended = rows(model, true);
+            out.printf("OMP_WAIT_POLICY=%s; %s%n", System.getenv().getOrDefault("OMP_WAIT_POLICY", "(unset: libgomp spins)"),
+                    o.contended() ? "each row quiet, then contended (" + cores + " spinning threads beside the server)"
+                            : "quiet rows only");
+            List<Row> quiet = new ArrayList<>();
+            List<Row> contended = new ArrayList<>();
+            for (Precision p : o.precisions()) {
+                try (VqaModel model = VqaModel.load(dir, device, VqaModel.Options.defaults(), p.code())) {
+                    quiet.addAll(rows(model, false));
+                    if (o.contended()) {
+                        try (Competition c = new Competition(cores)) {
+                            contended.addAll(rows(model, true));
+                        }
+                    }
                 }
-                out.println();
-                out.println(header());
-                for (int i = 0; i < quiet.size(); i++) {
-                    out.println(format(quiet.get(i), contended.get(i)));
-                }
+            }
+            out.println();
+            out.println(header());
+            for (int i = 0; i < quiet.size(); i++) {
+                out.println(format(quiet.get(i), o.contended() ? contended.get(i) : null));
+            }
+            for (String line : speedups(quiet)) {
+                out.println(line);
             }
         } finally {
             FileTrees.delete(dir);
@@ -135,7 +148,7 @@ public final class ServeBench {
     }
 
     private List<Row> rows(VqaModel model, boolean contended) throws Exception {
-        String tag = contended ? " contended" : " quiet";
+        String tag = " " + model.precision().code() + (contended ? " contended" : " quiet");
         List<Row> rows = new ArrayList<>();
         for (boolean batching : new boolean[] {false, true}) {
             VqaServer.Settings s = VqaServer.Settings.defaults().withPort(0)
@@ -149,7 +162,7 @@ public final class ServeBench {
                     for (int i = 0; i < o.requests(); i++) {
                         bodies.add(body(image(random.nextInt()), i));
                     }
-                    rows.add(row("batching " + (batching ? "on (max " + o.maxBatch() + ")" : "off"), c,
+                    rows.add(row(model.precision(), "batching " + (batching ? "on (max " + o.maxBatch() + ")" : "off"), c,
                             drive(http, server.uri(), bodies, c, o.requests())));
                     out.println(tag + ": " + format(rows.get(rows.size() - 1)));
                 }
@@ -162,9 +175,9 @@ public final class ServeBench {
                         misses.add(body(image(random.nextInt()), i));
                         hits.add(body(seen, i));
                     }
-                    rows.add(row("image cache miss", 1, drive(http, server.uri(), misses, 1, o.cacheRequests())));
+                    rows.add(row(model.precision(), "image cache miss", 1, drive(http, server.uri(), misses, 1, o.cacheRequests())));
                     out.println(tag + ": " + format(rows.get(rows.size() - 1)));
-                    rows.add(row("image cache hit", 1, drive(http, server.uri(), hits, 1, o.cacheRequests())));
+                    rows.add(row(model.precision(), "image cache hit", 1, drive(http, server.uri(), hits, 1, o.cacheRequests())));
                     out.println(tag + ": " + format(rows.get(rows.size() - 1)));
                     List<byte[]> fresh = new ArrayList<>();
                     for (int i = 0; i < o.cacheRequests(); i++) {
@@ -172,7 +185,7 @@ public final class ServeBench {
                     }
                     List<java.net.Socket> slow = halfSentRequests(server.uri(), SLOW_CLIENTS);
                     try {
-                        rows.add(row(SLOW_CLIENTS + " slow clients hang", 1, drive(http, server.uri(), fresh, 1, o.cacheRequests())));
+                        rows.add(row(model.precision(), SLOW_CLIENTS + " slow clients hang", 1, drive(http, server.uri(), fresh, 1, o.cacheRequests())));
                     } finally {
                         for (java.net.Socket c : slow) {
                             c.close();
@@ -263,24 +276,56 @@ public final class ServeBench {
         return new Run((System.nanoTime() - t0) / 1e9, samples);
     }
 
-    private static Row row(String mode, int clients, Run r) {
+    private static Row row(Precision precision, String mode, int clients, Run r) {
         double[] lat = r.samples().stream().mapToDouble(Sample::latMs).sorted().toArray();
         double batch = r.samples().stream().filter(Sample::ok).mapToInt(Sample::batch).average().orElse(0);
         double fwd = r.samples().stream().filter(Sample::ok).mapToDouble(Sample::forwardMs).average().orElse(0);
         int errors = (int) r.samples().stream().filter(s -> !s.ok()).count();
-        return new Row(mode, clients, lat.length, r.seconds(), lat, batch, fwd, errors);
+        return new Row(precision, mode, clients, lat.length, r.seconds(), lat, batch, fwd, errors);
     }
 
     private static String header() {
-        return String.format("%-22s %7s %8s %17s %17s %17s %12s %16s %6s", "mode", "clients", "requests", "req/s quiet|cont.",
-                "p50 ms quiet|cont.", "p95 ms quiet|cont.", "batch q|c", "forward ms q|c", "errors");
+        return String.format("%-9s %-22s %7s %8s %17s %17s %17s %12s %16s %6s", "precision", "mode", "clients", "requests",
+                "req/s quiet|cont.", "p50 ms quiet|cont.", "p95 ms quiet|cont.", "batch q|c", "forward ms q|c", "errors");
     }
 
+    /** A quiet row beside its contended twin ({@code c} null: not run, shown as -). */
     private static String format(Row q, Row c) {
-        return String.format("%-22s %7d %8d %8.2f|%-8.2f %8.0f|%-8.0f %8.0f|%-8.0f %5.2f|%-6.2f %7.0f|%-8.0f %6d", q.mode(), q.clients(),
-                q.requests(), q.requests() / q.seconds(), c.requests() / c.seconds(), pct(q.latMs(), 0.50), pct(c.latMs(), 0.50),
-                pct(q.latMs(), 0.95), pct(c.latMs(), 0.95), q.meanBatch(), c.meanBatch(), q.meanForwardMs(), c.meanForwardMs(),
-                q.errors() + c.errors());
+        return String.format("%-9s %-22s %7d %8d %8.2f|%-8s %8.0f|%-8s %8.0f|%-8s %5.2f|%-6s %7.0f|%-8s %6d", q.precision().code(),
+                q.mode(), q.clients(), q.requests(), q.requests() / q.seconds(), c == null ? "-" : fmt("%.2f", c.requests() / c.seconds()),
+                pct(q.latMs(), 0.50), c == null ? "-" : fmt("%.0f", pct(c.latMs(), 0.50)), pct(q.latMs(), 0.95),
+                c == null ? "-" : fmt("%.0f", pct(c.latMs(), 0.95)), q.meanBatch(), c == null ? "-" : fmt("%.2f", c.meanBatch()),
+                q.meanForwardMs(), c == null ? "-" : fmt("%.0f", c.meanForwardMs()), q.errors() + (c == null ? 0 : c.errors()));
+    }
+
+    private static String fmt(String f, double v) {
+        return String.format(f, v);
+    }
+
+    /**
+     * For every precision after the first: its req/s and p50 against the first precision's in each (mode, clients)
+     * row both have, e.g. "bf16 vs fp32, batching on (max 8), 16 clients: 1.62x req/s, p50 0.61x".
+     */
+    static List<String> speedups(List<Row> quiet) {
+        List<String> lines = new ArrayList<>();
+        if (quiet.isEmpty()) {
+            return lines;
+        }
+        Precision base = quiet.get(0).precision();
+        for (Row r : quiet) {
+            if (r.precision() == base) {
+                continue;
+            }
+            for (Row b : quiet) {
+                if (b.precision() == base && b.mode().equals(r.mode()) && b.clients() == r.clients()) {
+                    lines.add(String.format("%s vs %s, %s, %d client%s: %.2fx req/s, p50 %.2fx", r.precision().code(),
+                            base.code(), r.mode(), r.clients(), r.clients() == 1 ? "" : "s",
+                            (r.requests() / r.seconds()) / (b.requests() / b.seconds()), pct(r.latMs(), 0.5) / pct(b.latMs(), 0.5)));
+                    break;
+                }
+            }
+        }
+        return lines;
     }
 
     private static String format(Row r) {

@@ -37,6 +37,10 @@ public final class DemoCommand implements Callable<Integer> {
     @Option(names = "--seed", description = "(default: ${DEFAULT-VALUE})")
     long seed = 7;
 
+    @Option(names = "--precision", paramLabel = "P", description = "fp32, bf16 or auto (default: the demo preset's, auto: "
+            + "bf16 where the CPU has avx512_bf16/AMX or on a GPU, else fp32)")
+    String precision;
+
     @Override
     public Integer call() throws Exception {
         long t0 = System.nanoTime();
@@ -64,6 +68,9 @@ public final class DemoCommand implements Callable<Integer> {
         s.seed = seed;
         if (steps != null) {
             s.maxSteps = steps;
+        }
+        if (precision != null) {
+            s.precision = precision;
         }
         System.out.println("2/3 fine-tuning a small FLAVA from scratch (" + s.maxSteps + " steps) ...");
         Finetuner.Result r = Finetuner.builder().settings(s).log(System.out).progressBar(true).build().run();

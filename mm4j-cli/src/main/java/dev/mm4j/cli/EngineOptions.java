@@ -16,20 +16,23 @@ public final class EngineOptions {
 
     @Option(names = "--precision", paramLabel = "P", split = ",", description = "fp32, bf16 (bfloat16 matrix products, "
             + "float32 weights, as torch.autocast) or auto (bf16 where the CPU has avx512_bf16/AMX or on a GPU, else fp32); "
-            + "bench takes a list, e.g. fp32,bf16 (default: fp32; finetune: the preset's)")
+            + "bench and bench-serve take a list, e.g. fp32,bf16 (default: a trained model's own, recorded in its bundle.json, "
+            + "where a bf16 model runs in fp32 on a CPU without avx512_bf16/AMX; finetune: the preset's; bench, bench-serve: fp32)")
     List<String> precision;
 
-    /** The one precision asked for on {@code device} (fp32 when none), printed when auto chose it. */
-    public Precision precision(Device device) {
+    /**
+     * For a command that runs a trained model: the one precision asked for (fp32, bf16, auto), or null for the
+     * model's own ({@code ModelBundle.load} chooses it and logs its choice).
+     */
+    public String modelPrecision() {
         if (precision != null && precision.size() > 1) {
             throw new IllegalArgumentException("--precision takes one value here, got " + precision);
         }
         String spec = precisionSpec();
-        Precision p = Precision.resolve(spec == null ? "fp32" : spec, device);
-        if ("auto".equalsIgnoreCase(spec)) {
-            System.out.println("precision: auto chose " + p.code() + " on " + device);
+        if (spec != null) {
+            Precision.resolve(spec, Device.cpu()); // an unknown name fails here, in one line
         }
-        return p;
+        return spec;
     }
 
     /** The precision setting as given (null: the default). */

@@ -28,7 +28,7 @@ public final class EvaluateCommand implements Callable<Integer> {
     public Integer call() throws Exception {
         engine.configureThreads();
         BundleEvaluation e = BundleEvaluation.run(target.model(), target.data(), target.split(), target.batchSize(), limit, engine.device(),
-                engine.precision(engine.device()));
+                engine.modelPrecision());
         PredictionsWriter.write(predictions, e.result().predictions());
         System.out.printf("VQA accuracy %.2f%% over %d questions (%s, split %s); predictions written to %s%n",
                 100 * e.result().accuracy(), e.result().count(), target.data(), target.split(), predictions);

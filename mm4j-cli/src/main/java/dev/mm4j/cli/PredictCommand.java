@@ -33,8 +33,8 @@ public final class PredictCommand implements Callable<Integer> {
             throw new IllegalArgumentException("cannot read image " + image);
         }
         engine.configureThreads();
-        try (VqaModel m = VqaModel.load(model, engine.device(), new VqaModel.Options(0, VqaModel.Options.defaults().maxPixels()))
-                .withPrecision(engine.precision(engine.device()))) {
+        try (VqaModel m = VqaModel.load(model, engine.device(), new VqaModel.Options(0, VqaModel.Options.defaults().maxPixels()),
+                engine.modelPrecision())) {
             System.out.println("Q: " + question);
             for (Answer a : m.answer(Files.readAllBytes(image), question, k)) {
                 System.out.printf("  %-30s %6.2f%%%n", a.answer(), 100 * a.probability());

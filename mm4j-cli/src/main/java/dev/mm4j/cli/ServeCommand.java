@@ -90,7 +90,7 @@ public final class ServeCommand implements Callable<Integer> {
                 maxBodyMb << 20, 100).withConnections(maxConnections, idleTimeoutMs);
         VqaModel.Options options = new VqaModel.Options(cacheMb << 20, maxPixels);
         Callable<VqaModel> vqa = model == null ? null
-                : () -> VqaModel.load(model, engine.device(), options).withPrecision(engine.precision(engine.device()));
+                : () -> VqaModel.load(model, engine.device(), options, engine.modelPrecision());
         Callable<ImageSearch> search = index == null && embedModel == null ? null
                 : () -> ImageSearch.open(index, embedModel, embedConfig == null ? null : FlavaConfig.load(embedConfig),
                         engine.device(), maxPixels);

@@ -1,5 +1,7 @@
 package dev.mm4j.cli;
 
+import ai.djl.Device;
+import dev.mm4j.nn.Precision;
 import dev.mm4j.spark.BatchPredictJob;
 import dev.mm4j.spark.SparkSessions;
 import dev.mm4j.util.Hardware;
@@ -43,13 +45,20 @@ public final class BatchPredictCommand implements Callable<Integer> {
     @Option(names = "--device", paramLabel = "DEV", description = "cpu, gpu, gpu:N or auto, on the executors (default: MM4J_DEVICE, else cpu)")
     String device;
 
+    @Option(names = "--precision", paramLabel = "P", description = "fp32, bf16 or auto, on the executors (default: the "
+            + "model's own, recorded in its bundle.json; a bf16 model runs in fp32 on a CPU without avx512_bf16/AMX)")
+    String precision;
+
     @Option(names = "--limit", description = "at most N questions (0 = all)")
     long limit;
 
     @Override
     public Integer call() throws Exception {
+        if (precision != null) {
+            Precision.resolve(precision, Device.cpu()); // an unknown name fails here, in one line, before Spark starts
+        }
         BatchPredictJob.Settings s = new BatchPredictJob.Settings(target.model(), target.data(), target.split(), out, target.batchSize(), topK, partitions,
-                threadsPerTask, device, limit, -1);
+                threadsPerTask, device, precision, limit, -1);
         try (SparkSession spark = SparkSessions.open(master, "mm4j batch-predict", sparkConf.settings())) {
             if (spark.sparkContext().isLocal()) {
                 Hardware.device(device); // embedded: the executors are this JVM, so a wrong device fails here, in one line

@@ -40,7 +40,7 @@ public final class BenchSparkCommand implements Callable<Integer> {
             these.add(SparkBench.singleProcess(target.model(), target.data(), target.split(), target.batchSize(), limit));
             for (String m : masters) {
                 BatchPredictJob.Settings s = new BatchPredictJob.Settings(target.model(), target.data(), target.split(),
-                        out.resolve(m.replaceAll("[^A-Za-z0-9]+", "_")), target.batchSize(), 5, 0, 0, null, limit, -1);
+                        out.resolve(m.replaceAll("[^A-Za-z0-9]+", "_")), target.batchSize(), 5, 0, 0, null, null, limit, -1);
                 these.add(SparkBench.spark(m, sparkConf.settings(), s));
             }
             System.out.printf("round %d: %s%n", round + 1, these.stream()

@@ -195,6 +195,8 @@ public class FinetunerTest {
         }
         try (NDManager m = NDManager.newBaseManager(); ModelBundle.Loaded b = ModelBundle.load(out.resolve("model"), m)) {
             assertEquals(Padding.DYNAMIC, b.info().padding);
+            assertEquals("fp32", b.info().precision, "bundle.json records the precision the run trained in");
+            assertEquals(dev.mm4j.nn.Precision.FP32, b.model().precision());
             assertTrue(b.model().config().maskTextPaddingInMultimodal, "dynamic padding masks text padding in the multimodal encoder");
             assertEquals("clip", b.info().normalize, "the bundle keeps the training transform's normalization");
             assertEquals(ImageTransform.Normalize.CLIP, b.transform().normalize());
@@ -256,6 +258,24 @@ public class FinetunerTest {
         run(s, true, r);
         assertEquals(before, MetricsLog.read(out.resolve("metrics.jsonl")));
         assertEquals(1, before.stream().filter(e -> e.valAccuracy() != null).count(), before.toString());
+    }
+
+    @Test
+    void aBf16RunRecordsItsPrecisionAndItsBundleRunsInIt() throws Exception {
+        FinetuneSettings s = tiny("default", tmp.resolve("bf16"));
+        s.maxSteps = 2;
+        s.batchSize = 4;
+        s.valSplit = "none";
+        s.precision = "bf16";
+        Finetuner.Result[] r = new Finetuner.Result[1];
+        String printed = run(s, false, r);
+        assertTrue(printed.contains("precision: bf16 (setting bf16)"), printed);
+        assertEquals("bf16", new ObjectMapper().readTree(r[0].modelDir().resolve(ModelBundle.INFO).toFile()).get("precision").asText());
+        dev.mm4j.nn.Precision here = dev.mm4j.nn.Precision.nativeBf16(ai.djl.Device.cpu()) ? dev.mm4j.nn.Precision.BF16
+                : dev.mm4j.nn.Precision.FP32;
+        try (VqaModel vm = VqaModel.load(r[0].modelDir())) {
+            assertEquals(here, vm.precision(), "the result's bundle runs in bf16 where the CPU has it, else fp32");
+        }
     }
 
     @Test

@@ -14,6 +14,7 @@ import dev.mm4j.flava.FlavaConfig;
 import dev.mm4j.flava.FlavaForClassification;
 import dev.mm4j.flava.FlavaForRetrieval;
 import dev.mm4j.nn.Module;
+import dev.mm4j.nn.Precision;
 import dev.mm4j.util.AtomicFiles;
 import java.io.IOException;
 import java.nio.file.Files;
@@ -21,13 +22,16 @@ import java.nio.file.Path;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * A fine-tuned model as a folder anyone can pick up: {@code model.safetensors} (PyTorch parameter
  * names, the FLAVA config in its metadata as {@code flava_model_for_classification} kwargs), {@code answers.txt}
  * (class id = line), and {@code bundle.json} (how inputs were prepared: text length, padding, resize, image
- * normalization, tokenizer). Every file is written atomically. Evaluation, prediction and serving
- * prepare inputs exactly as training did.
+ * normalization, tokenizer; and the precision it was trained in). Every file is written atomically. Evaluation,
+ * prediction and serving prepare inputs exactly as training did, and run in the precision it was trained in unless
+ * asked otherwise ({@link Precision#choose}).
  */
 public final class ModelBundle {
     public static final String WEIGHTS = "model.safetensors";
@@ -51,6 +55,16 @@ public final class ModelBundle {
         /** tokenizer.json / vocab.txt copied into the bundle, or null for the bundled bert-base-uncased. */
         public String tokenizer;
         public long trainedSteps;
+        /**
+         * The precision the model was trained in, resolved: fp32 or bf16 ({@link Precision#code()}); null in bundles
+         * written before it was recorded (they were trained in fp32).
+         */
+        public String precision;
+
+        /** {@link #precision} as a {@link Precision}; null when the bundle records none. */
+        public Precision trainedPrecision() {
+            return precision == null ? null : Precision.valueOf(precision.toUpperCase(java.util.Locale.ROOT));
+        }
 
         /** Bundles written before {@code padding} existed said {@code dynamic_padding: true|false}. */
         @JsonSetter("dynamic_padding")
@@ -58,6 +72,8 @@ public final class ModelBundle {
             padding = dynamic ? Padding.DYNAMIC : Padding.FIXED;
         }
     }
+
+    private static final Logger LOG = LoggerFactory.getLogger(ModelBundle.class);
 
     private ModelBundle() {}
 
@@ -76,10 +92,11 @@ public final class ModelBundle {
         SafeTensors.writeNDArrays(file, arrays, meta);
     }
 
-    /** Writes the bundle folder. */
+    /** Writes the bundle folder; {@code info}'s precision is the model's ({@link Module#precision()}). */
     public static void write(Path dir, FlavaForClassification model, AnswerVocab vocab, Info info, Path tokenizerFile)
             throws IOException {
         Files.createDirectories(dir);
+        info.precision = model.precision().code();
         writeWeights(dir.resolve(WEIGHTS), model);
         StringBuilder sb = new StringBuilder();
         for (int i = 0; i < vocab.size(); i++) {
@@ -97,6 +114,7 @@ public final class ModelBundle {
         Files.createDirectories(dir);
         writeWeights(dir.resolve(WEIGHTS), model, model.config());
         info.format = RETRIEVAL_FORMAT;
+        info.precision = model.precision().code();
         writeInfo(dir, info, tokenizerFile);
     }
 
@@ -124,8 +142,19 @@ public final class ModelBundle {
         }
     }
 
-    /** Reads the config from the weights' metadata, builds the model and loads it strictly. */
+    /**
+     * Reads the config from the weights' metadata, builds the model and loads it strictly; it runs in the precision
+     * it was trained in ({@link Precision#choose}, logged).
+     */
     public static Loaded load(Path dir, NDManager manager) throws IOException {
+        return load(dir, manager, null);
+    }
+
+    /**
+     * As {@link #load(Path, NDManager)} with the model's matrix products in {@code precision} (fp32, bf16 or auto;
+     * null: the precision it was trained in, or fp32 where bf16 would be emulated). The choice is logged.
+     */
+    public static Loaded load(Path dir, NDManager manager, String precision) throws IOException {
         Path weights = weightsFile(dir);
         Path folder = weights.toAbsolutePath().getParent();
         Info info = info(folder);
@@ -140,6 +169,9 @@ public final class ModelBundle {
             StateDictLoader.load(model, sd, true, weights.toString());
         }
         model.setTraining(false);
+        Precision.Choice choice = Precision.choose(precision, info.trainedPrecision(), manager.getDevice());
+        model.setPrecision(choice.precision());
+        LOG.info("{}: {}", folder, choice);
         AnswerVocab vocab = AnswerVocab.load(folder.resolve(VOCAB));
         if (vocab.size() != model.config().numClasses) {
             throw new IOException(folder.resolve(VOCAB) + " has " + vocab.size() + " answers but the model has "
@@ -203,8 +235,15 @@ public final class ModelBundle {
     }
 
     private static Info info(Path folder) throws IOException {
-        return Files.exists(folder.resolve(INFO))
-                ? new ObjectMapper().readValue(folder.resolve(INFO).toFile(), Info.class) : new Info();
+        Path file = folder.resolve(INFO);
+        if (!Files.exists(file)) {
+            return new Info();
+        }
+        Info info = new ObjectMapper().readValue(file.toFile(), Info.class);
+        if (info.precision != null && !List.of("fp32", "bf16").contains(info.precision)) {
+            throw new IOException(file + ": precision '" + info.precision + "' is not fp32 or bf16");
+        }
+        return info;
     }
 
     private static QuestionTokenizer tokenizer(Path folder, Info info) throws IOException {

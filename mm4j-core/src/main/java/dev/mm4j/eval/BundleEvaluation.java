@@ -3,7 +3,6 @@ package dev.mm4j.eval;
 import ai.djl.Device;
 import ai.djl.ndarray.NDManager;
 import dev.mm4j.checkpoint.ModelBundle;
-import dev.mm4j.nn.Precision;
 import dev.mm4j.data.DataLoader;
 import dev.mm4j.data.TextVqaDatasets;
 import dev.mm4j.data.VqaDataset;
@@ -16,7 +15,7 @@ import java.util.Map;
 
 /**
  * A fine-tuned model bundle scored on a split in this process, as {@code mm4j evaluate} does it: the
- * bundle's own input preparation (padding, max length, transform), batches in file order, eval mode.
+ * bundle's own input preparation (padding, max length, transform) and precision, batches in file order, eval mode.
  *
  * @param result accuracy, count and predictions
  * @param skipped questions the loader skipped (unreadable images, empty questions), by reason
@@ -29,19 +28,21 @@ public record BundleEvaluation(Evaluator.Result result, long skipped, Map<String
      */
     public static BundleEvaluation run(Path bundle, Path data, String split, int batchSize, int limit, Device device)
             throws IOException {
-        return run(bundle, data, split, batchSize, limit, device, Precision.FP32);
+        return run(bundle, data, split, batchSize, limit, device, null);
     }
 
-    /** As {@link #run(Path, Path, String, int, int, Device)} with the matrix products in {@code precision}. */
+    /**
+     * As {@link #run(Path, Path, String, int, int, Device)} with the matrix products in {@code precision} (fp32, bf16,
+     * auto; null: the precision the bundle was trained in, see {@link ModelBundle#load(Path, NDManager, String)}).
+     */
     public static BundleEvaluation run(Path bundle, Path data, String split, int batchSize, int limit, Device device,
-            Precision precision) throws IOException {
+            String precision) throws IOException {
         try (VqaDataset ds = TextVqaDatasets.open(data, split);
                 NDManager manager = NDManager.newBaseManager(device);
-                ModelBundle.Loaded b = ModelBundle.load(bundle, manager);
+                ModelBundle.Loaded b = ModelBundle.load(bundle, manager, precision);
                 DataLoader loader = DataLoader.builder(limit > 0 ? first(ds, limit) : ds).transform(b.transform())
                         .tokenizer(b.tokenizer()).vocab(b.vocab()).batchSize(batchSize).padding(b.info().padding)
                         .requireAnswers(false).build()) {
-            b.model().setPrecision(precision);
             Evaluator.Result r = Evaluator.evaluate(b.model(), loader.epoch(0, 0), b.vocab(), manager, 0);
             return new BundleEvaluation(r, loader.skipped(), loader.skippedByReason());
         }

@@ -31,8 +31,52 @@ public enum Precision {
         return switch (s) {
             case "fp32", "float32" -> FP32;
             case "bf16", "bfloat16" -> BF16;
-            case "auto" -> device.isGpu() || Hardware.cpuHasBf16() ? BF16 : FP32;
+            case "auto" -> nativeBf16(device) ? BF16 : FP32;
             default -> throw new IllegalArgumentException("unknown precision '" + setting + "' (" + CHOICES + ")");
         };
+    }
+
+    /** Whether {@code device} multiplies bfloat16 natively: a GPU, or a CPU with avx512_bf16 or AMX. */
+    public static boolean nativeBf16(Device device) {
+        return device.isGpu() || Hardware.cpuHasBf16();
+    }
+
+    /**
+     * A precision chosen for a trained model, and why (printed: the choice is never silent).
+     *
+     * @param precision what the matrix products run in
+     * @param why how it was chosen, e.g. "trained in bf16"
+     */
+    public record Choice(Precision precision, String why) {
+        @Override
+        public String toString() {
+            return "precision: " + precision.code() + " (" + why + ")";
+        }
+    }
+
+    /**
+     * The precision a model trained in {@code trained} runs in on {@code device}: {@code asked} (fp32, bf16 or auto)
+     * when given, else the one it was trained in, where bf16 resolves like auto: fp32 on a CPU without bfloat16
+     * instructions, which would run it slower. {@code trained} null (a model that records none): fp32.
+     */
+    public static Choice choose(String asked, Precision trained, Device device) {
+        return choose(asked, trained, device, nativeBf16(device));
+    }
+
+    /** As {@link #choose(String, Precision, Device)} with {@code nativeBf16} telling whether the device has bf16. */
+    static Choice choose(String asked, Precision trained, Device device, boolean nativeBf16) {
+        if (asked != null) {
+            boolean auto = asked.trim().equalsIgnoreCase("auto");
+            Precision p = auto ? (nativeBf16 ? BF16 : FP32) : resolve(asked, device);
+            return new Choice(p, auto ? "auto chose it on " + device : "asked for");
+        }
+        if (trained == null) {
+            return new Choice(FP32, "none recorded, so trained in fp32");
+        }
+        if (trained == BF16 && !nativeBf16) {
+            return new Choice(FP32, "trained in bf16, but " + device + " has no bfloat16 instructions (avx512_bf16, AMX), "
+                    + "where bf16 runs slower; asking for bf16 forces it");
+        }
+        return new Choice(trained, "trained in " + trained.code());
     }
 }

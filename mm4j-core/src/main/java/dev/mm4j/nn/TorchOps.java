@@ -4,6 +4,7 @@ import ai.djl.Device;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.NDScope;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.pytorch.engine.PtNDManager;
@@ -117,8 +118,10 @@ public final class TorchOps {
         return out.singletonOrThrow();
     }
 
+    /** The cached method selector, owned by the library's manager: out of any step's scope that is open when it is made. */
     private NDArray selector(String method) {
         NDArray a = manager.zeros(new Shape(1), DataType.FLOAT32);
+        NDScope.unregister(a);
         a.setName("module_method:" + method);
         return a;
     }

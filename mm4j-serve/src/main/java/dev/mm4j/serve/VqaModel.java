@@ -33,8 +33,10 @@ import java.util.concurrent.locks.ReentrantLock;
  * }
  * }</pre>
  *
- * <p>Inputs are prepared exactly as in training (the bundle's transform, tokenizer and padding); answers
- * are the same as {@code mm4j predict}'s. Thread-safe: images are checked, decoded and questions
+ * <p>Inputs are prepared exactly as in training (the bundle's transform, tokenizer and padding), and the model
+ * runs in the precision it was trained in ({@code bundle.json}; fp32 on a CPU without bfloat16 instructions, see
+ * {@link Precision#choose}) unless {@link #load(Path, Device, Options, String)} or {@link #withPrecision} says
+ * otherwise; answers are the same as {@code mm4j predict}'s. Thread-safe: images are checked, decoded and questions
  * tokenized on the calling thread, forward passes run one at a time. {@link #answer(List, int)} answers
  * several questions in one forward pass (questions padded to the longest, padding masked when the
  * bundle's padding is dynamic; padded as trained otherwise).
@@ -140,9 +142,17 @@ public final class VqaModel implements AutoCloseable {
 
     /** Loads a bundle on {@code device} with {@code options}. */
     public static VqaModel load(Path bundleDir, Device device, Options options) throws IOException {
+        return load(bundleDir, device, options, null);
+    }
+
+    /**
+     * Loads a bundle on {@code device} with {@code options}, its matrix products in {@code precision}: fp32, bf16,
+     * auto, or null for the precision it was trained in ({@link ModelBundle#load(Path, NDManager, String)}).
+     */
+    public static VqaModel load(Path bundleDir, Device device, Options options, String precision) throws IOException {
         NDManager manager = NDManager.newBaseManager(device);
         try {
-            ModelBundle.Loaded b = ModelBundle.load(bundleDir, manager);
+            ModelBundle.Loaded b = ModelBundle.load(bundleDir, manager, precision);
             return new VqaModel(manager, b, options, displayName(bundleDir));
         } catch (IOException | RuntimeException e) {
             manager.close();
@@ -164,6 +174,11 @@ public final class VqaModel implements AutoCloseable {
             name = abs.getParent().getFileName() + "/" + name;
         }
         return name;
+    }
+
+    /** The precision the model's matrix products run in. */
+    public Precision precision() {
+        return bundle.model().precision();
     }
 
     /** A short name for the model (its folder). */

@@ -39,7 +39,8 @@ import org.apache.spark.sql.types.StructType;
  *   <li>Questions are range-partitioned by batch: batch {@code k} holds positions {@code [k*B, (k+1)*B)} as in
  *       single-process evaluation, and each partition holds whole batches in order, so every batch (and with
  *       dynamic padding its padded length) is the one {@code evaluate} runs, and the answers agree bit for bit.
- *   <li>Each task takes the executor's bundle from {@link BundleCache} (loaded once per JVM), sets libtorch's
+ *   <li>Each task takes the executor's bundle from {@link BundleCache} (loaded once per JVM, in the precision it was
+ *       trained in unless the settings ask for another), sets libtorch's
  *       threads to its share of the executor's cores ({@code spark.task.cpus}, or {@code threadsPerTask}),
  *       prepares batches with the project's {@link DataLoader} (bad records are skipped there and counted in
  *       a {@link SkipCounts} accumulator), and runs one {@link ModelStep} per batch: argmax answer (the
@@ -77,12 +78,14 @@ public final class BatchPredictJob {
      * @param partitions partitions of whole batches; 0 = Spark's default parallelism
      * @param threadsPerTask libtorch intra-op threads per task; 0 = spark.task.cpus
      * @param device cpu, gpu, gpu:N, auto; null = cpu (or MM4J_DEVICE on the executors)
+     * @param precision fp32, bf16, auto; null = the precision the bundle was trained in, chosen on each executor's
+     *     device ({@link ModelBundle#load(Path, ai.djl.ndarray.NDManager, String)})
      * @param limit first N questions only; 0 = all
      * @param failOnceInPartition tests only: the first attempt of this partition fails after its first batch;
      *     -1 = never
      */
     public record Settings(Path model, Path data, String split, Path out, int batchSize, int topK, int partitions,
-            int threadsPerTask, String device, long limit, int failOnceInPartition) {
+            int threadsPerTask, String device, String precision, long limit, int failOnceInPartition) {
         public Settings {
             if (batchSize < 1 || topK < 1 || partitions < 0 || threadsPerTask < 0 || limit < 0) {
                 throw new IllegalArgumentException("batch size and top-k must be >= 1, partitions, threads and limit >= 0");
@@ -90,23 +93,27 @@ public final class BatchPredictJob {
         }
 
         public static Settings of(Path model, Path data, String split, Path out) {
-            return new Settings(model, data, split, out, 8, 5, 0, 0, null, 0, -1);
+            return new Settings(model, data, split, out, 8, 5, 0, 0, null, null, 0, -1);
         }
 
         public Settings withBatchSize(int n) {
-            return new Settings(model, data, split, out, n, topK, partitions, threadsPerTask, device, limit, failOnceInPartition);
+            return new Settings(model, data, split, out, n, topK, partitions, threadsPerTask, device, precision, limit, failOnceInPartition);
         }
 
         public Settings withPartitions(int n) {
-            return new Settings(model, data, split, out, batchSize, topK, n, threadsPerTask, device, limit, failOnceInPartition);
+            return new Settings(model, data, split, out, batchSize, topK, n, threadsPerTask, device, precision, limit, failOnceInPartition);
+        }
+
+        public Settings withPrecision(String p) {
+            return new Settings(model, data, split, out, batchSize, topK, partitions, threadsPerTask, device, p, limit, failOnceInPartition);
         }
 
         public Settings withOut(Path o) {
-            return new Settings(model, data, split, o, batchSize, topK, partitions, threadsPerTask, device, limit, failOnceInPartition);
+            return new Settings(model, data, split, o, batchSize, topK, partitions, threadsPerTask, device, precision, limit, failOnceInPartition);
         }
 
         public Settings failingOnceInPartition(int p) {
-            return new Settings(model, data, split, out, batchSize, topK, partitions, threadsPerTask, device, limit, p);
+            return new Settings(model, data, split, out, batchSize, topK, partitions, threadsPerTask, device, precision, limit, p);
         }
     }
 
@@ -137,7 +144,7 @@ public final class BatchPredictJob {
         SkipCounts skips = new SkipCounts();
         spark.sparkContext().register(skips, "mm4j skipped records");
 
-        Task task = new Task(s.model().toAbsolutePath().toString(), s.device(), s.batchSize(), s.topK(), s.threadsPerTask(),
+        Task task = new Task(s.model().toAbsolutePath().toString(), s.device(), s.precision(), s.batchSize(), s.topK(), s.threadsPerTask(),
                 s.failOnceInPartition(), System.getProperty(DJL_OFFLINE, "true"));
         JavaRDD<Row> predictions = table.rows().javaRDD()
                 .keyBy(r -> r.getLong(0))
@@ -172,7 +179,7 @@ public final class BatchPredictJob {
      * @param djlOffline the driver's {@code ai.djl.offline} (default true: the bundled libtorch, no download), set on
      *     an executor whose JVM has none (spark-submit's executors, a worker's) before the engine loads
      */
-    record Task(String model, String device, int batchSize, int topK, int threadsPerTask, int failOnceInPartition,
+    record Task(String model, String device, String precision, int batchSize, int topK, int threadsPerTask, int failOnceInPartition,
             String djlOffline) implements Serializable {}
 
     static final String DJL_OFFLINE = "ai.djl.offline";
@@ -250,7 +257,7 @@ public final class BatchPredictJob {
         }
         TaskContext task = TaskContext.get();
         Hardware.configureThreads(s.threadsPerTask() > 0 ? s.threadsPerTask() : task == null ? 1 : task.cpus());
-        BundleCache.Entry entry = BundleCache.get(s.model(), s.device());
+        BundleCache.Entry entry = BundleCache.get(s.model(), s.device(), s.precision());
         ModelBundle.Loaded b = entry.bundle();
         // position of each sample, by identity: the loader hands back the very sample objects it was given
         Map<VqaSample, Long> positionOf = new java.util.IdentityHashMap<>();

@@ -2,6 +2,7 @@ package dev.mm4j.spark;
 
 import static org.junit.jupiter.api.Assertions.*;
 
+import ai.djl.Device;
 import ai.djl.ndarray.NDManager;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
@@ -14,10 +15,12 @@ import dev.mm4j.data.SyntheticTextVqa;
 import dev.mm4j.data.TextVqaDatasets;
 import dev.mm4j.data.TextVqaParquetWriter;
 import dev.mm4j.data.VqaDataset;
+import dev.mm4j.eval.BundleEvaluation;
 import dev.mm4j.eval.Evaluator;
 import dev.mm4j.eval.PredictionsWriter;
 import dev.mm4j.flava.FlavaConfig;
 import dev.mm4j.flava.FlavaForClassification;
+import dev.mm4j.nn.Precision;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
@@ -112,6 +115,27 @@ class BatchPredictJobTest {
             }
         }
         assertSame(ref, r);
+    }
+
+    /** {@code batch-predict --precision bf16} answers as {@code evaluate --precision bf16} does, on the executors too. */
+    @Test
+    void bf16AskedForGivesTheAnswersOfEvaluateInBf16() throws Exception {
+        BundleEvaluation e = BundleEvaluation.run(bundle, data, "val", BATCH, 0, Device.cpu(), "bf16");
+        Path json = tmp.resolve("reference-bf16.json");
+        PredictionsWriter.write(json, e.result().predictions());
+        Map<String, Long> skipped = new TreeMap<>();
+        e.skippedByReason().forEach((k, n) -> skipped.put(k, n.longValue()));
+        BundleCache.clear();
+        BatchPredictJob.Settings s = BatchPredictJob.Settings.of(bundle, data, "val", tmp.resolve("spark-bf16"))
+                .withBatchSize(BATCH).withPartitions(2).withPrecision("bf16");
+        try (SparkSession spark = SparkSessions.open("local[2]", "test")) {
+            assertSame(new Reference(e.result(), skipped, json), BatchPredictJob.run(spark, s));
+            assertEquals(1, BundleCache.loads());
+            assertEquals(Precision.BF16, BundleCache.get(bundle.toString(), null, "bf16").bundle().model().precision(),
+                    "the executors' model runs in bf16");
+            assertEquals(1, BundleCache.loads(), "the tasks loaded it in bf16");
+        }
+        BundleCache.clear();
     }
 
     @Test
