@@ -85,7 +85,8 @@ public final class TorchOps {
     /**
      * Pre-norm attention block's core: {@code out(SDPA(q(x), k(x), v(x), mask))} for {@code heads} heads, the
      * products in {@code precision}; float32 in and out. {@code mask} is additive (0 / -inf), broadcastable to
-     * (B, heads, L, L), or null to attend to every key. {@code w} holds q, k, v, output weight and bias pairs.
+     * (B, heads, L, K) with K &le; L: only the first K tokens are keys (the rest are not projected to keys or
+     * values at all, as if masked for every query), or null to attend to every token. {@code w} holds q, k, v, output weight and bias pairs.
      */
     NDArray attention(Precision precision, NDArray x, NDArray mask, int heads, NDArray... w) {
         NDList in = new NDList(12);
@@ -162,12 +163,15 @@ public final class TorchOps {
                         .append("    d = torch.size(x, 2)\n")
                         .append("    h = torch.size(heads, 0)\n")
                         .append("    xc = torch.to(x, ").append(t).append(")\n")
+                        // keys (and values) only for the tokens the mask covers: the first size(mask, 3)
+                        .append(masked ? "    kn = torch.size(mask, 3)\n    xk = torch.slice(xc, 1, 0, kn)\n"
+                                : "    kn = n\n    xk = xc\n")
                         .append("    q = torch.transpose(torch.view(torch.linear(xc, torch.to(wq, ").append(t)
                         .append("), torch.to(bq, ").append(t).append(")), [b, n, h, torch.floordiv(d, h)]), 1, 2)\n")
-                        .append("    k = torch.transpose(torch.view(torch.linear(xc, torch.to(wk, ").append(t)
-                        .append("), torch.to(bk, ").append(t).append(")), [b, n, h, torch.floordiv(d, h)]), 1, 2)\n")
-                        .append("    v = torch.transpose(torch.view(torch.linear(xc, torch.to(wv, ").append(t)
-                        .append("), torch.to(bv, ").append(t).append(")), [b, n, h, torch.floordiv(d, h)]), 1, 2)\n")
+                        .append("    k = torch.transpose(torch.view(torch.linear(xk, torch.to(wk, ").append(t)
+                        .append("), torch.to(bk, ").append(t).append(")), [b, kn, h, torch.floordiv(d, h)]), 1, 2)\n")
+                        .append("    v = torch.transpose(torch.view(torch.linear(xk, torch.to(wv, ").append(t)
+                        .append("), torch.to(bv, ").append(t).append(")), [b, kn, h, torch.floordiv(d, h)]), 1, 2)\n")
                         .append("    o = torch.scaled_dot_product_attention(q, k, v")
                         .append(masked ? ", torch.to(mask, " + t + ")" : "").append(")\n")
                         .append("    c = torch.reshape(torch.transpose(o, 1, 2), [b, n, d])\n")
