@@ -12,7 +12,7 @@ import picocli.CommandLine.Option;
 @Command(name = "serve", mixinStandardHelpOptions = true,
         description = {"Serves a fine-tuned model over HTTP until SIGTERM/Ctrl-C: POST /v1/answer (multipart or JSON),",
                 "the web page at /, /healthz, /readyz, /metrics (Prometheus).",
-                "--threads 0 (the default) serves with half the cores (at least 1); ./mm4j runs libtorch with OMP_WAIT_POLICY=PASSIVE unless set."})
+                "--threads 0 (the default) serves with half the cores (at least 1); ./mm4j serve runs libtorch with OMP_WAIT_POLICY=PASSIVE unless set."})
 public final class ServeCommand implements Callable<Integer> {
     @Option(names = "--model", required = true, paramLabel = "DIR", description = "model folder (OUT/model of finetune)")
     Path model;

@@ -111,6 +111,15 @@ public final class TorchOps {
         return call("linear_" + precision.code(), new NDList(x, w, b));
     }
 
+    /**
+     * {@code sum_i a @ bs[i]} for {@code bs} (r, k, n), the products in {@code precision}, in one call (the inputs
+     * cast once, the sum cast back to float32): what r matrix multiplies cost. (The same product repeated would be
+     * computed once: TorchScript's optimizer merges identical pure calls.)
+     */
+    public NDArray matmulSum(Precision precision, NDArray a, NDArray bs) {
+        return call("matmul_sum_" + precision.code(), new NDList(a, bs));
+    }
+
     /** Calls a method of the module; records autograd when gradients are recorded on this thread. */
     NDArray call(String method, NDList in) {
         in.add(selectors.computeIfAbsent(method, this::selector));
@@ -152,6 +161,14 @@ public final class TorchOps {
                     .append("    y = torch.linear(torch.gelu(h), torch.to(w2, ").append(t)
                     .append("), torch.to(b2, ").append(t).append("))\n")
                     .append("    return torch.to(y, 6)\n");
+            s.append("  def matmul_sum_").append(c).append("(self: __torch__.Ops,\n")
+                    .append("    a: Tensor, bs: Tensor) -> Tensor:\n")
+                    .append("    x = torch.to(a, ").append(t).append(")\n")
+                    .append("    ys = torch.to(bs, ").append(t).append(")\n")
+                    .append("    c = torch.mm(x, torch.select(ys, 0, 0))\n")
+                    .append("    for i in range(1, torch.size(ys, 0)):\n")
+                    .append("      c = torch.addmm(c, x, torch.select(ys, 0, i))\n")
+                    .append("    return torch.to(c, 6)\n");
             for (boolean masked : new boolean[] {false, true}) {
                 s.append("  def attention_").append(masked ? "masked_" : "").append(c)
                         .append("(self: __torch__.Ops,\n")

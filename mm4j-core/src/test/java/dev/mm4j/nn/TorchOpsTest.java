@@ -202,6 +202,12 @@ class TorchOpsTest {
             float dm = maxAbsDiff(mlpBf16, mlp);
             assertTrue(dl <= 2e-2f * maxAbs(lin) && dl > 0, "bf16 linear differs by " + dl);
             assertTrue(dm <= 3e-2f * maxAbs(mlp) && dm > 0, "bf16 mlp differs by " + dm);
+            NDArray a = x.reshape(15, D);
+            NDArray bs = m.randomNormal(0, 0.3f, new Shape(3, D, 4 * D), DataType.FLOAT32);
+            NDArray product = a.matMul(bs.get(0)).add(a.matMul(bs.get(1))).add(a.matMul(bs.get(2)));
+            assertEquals(0f, maxAbsDiff(ops.matmulSum(Precision.FP32, a, bs), product), 1e-5f);
+            float dp = maxAbsDiff(ops.matmulSum(Precision.BF16, a, bs), product);
+            assertTrue(dp <= 2e-2f * maxAbs(product) && dp > 0, "bf16 matmul differs by " + dp);
         }
     }
 
