@@ -48,8 +48,6 @@ public final class NativeHeap {
     /** glibc's largest mmap threshold on 64-bit systems (half its 64 MiB arena heap). */
     private static final int MMAP_THRESHOLD_MAX = 32 << 20;
 
-    private static volatile boolean keeping;
-
     private static final LibC LIBC = load();
 
     private static LibC load() {
@@ -78,11 +76,10 @@ public final class NativeHeap {
      * 4 KiB when it is touched again (measured on a full-size bf16 train step: 149,000 faults per step before,
      * 64,000 after; before, casting a 3072x768 weight's gradient took 21 ms, a 768x768 one 0.2 ms). The resident size
      * between steps then stays at a step's peak; {@link #trim()} still returns it.
-     * Once per process; does nothing outside glibc.
+     * Process-wide; does nothing outside glibc.
      */
     public static void keepFreedMemory() {
-        if (LIBC != null && !keeping) {
-            keeping = true;
+        if (LIBC != null) {
             LIBC.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_MAX); // fixed: glibc's dynamic threshold stops adapting
             LIBC.mallopt(M_TRIM_THRESHOLD, Integer.MAX_VALUE);
         }
