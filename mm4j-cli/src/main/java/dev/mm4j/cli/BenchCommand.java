@@ -11,7 +11,8 @@ import picocli.CommandLine.Option;
 
 /** {@code mm4j bench}: matrix-multiply peak vs. full-size FLAVA train/inference steps, side by side. */
 @Command(name = "bench", mixinStandardHelpOptions = true,
-        description = {"Measures this machine's float32 matrix-multiply peak through libtorch, then full-size FLAVA "
+        description = {"Measures this machine's matrix-multiply peak through libtorch (the best over square and the model's "
+                + "shapes, the shape printed), then full-size FLAVA "
                 + "(" + FlavaConfig.TEXTVQA_CLASSES + " classes) train steps (forward + backward + AdamW) and inference in "
                 + "the tutorial mode (text padded to 512, multimodal encoder attends padding) and the dynamic mode (padded "
                 + "to the longest question, padding masked), and prints s/step, samples/s, GFLOP/step, GFLOP/s, %% of peak "

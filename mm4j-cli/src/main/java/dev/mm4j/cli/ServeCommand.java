@@ -21,7 +21,7 @@ import picocli.CommandLine.Option;
                 "GET /v1/images/{sha256} (those images and thumbnails) and POST /v1/embed;",
                 "with --embed-model alone: POST /v1/embed.",
                 "Give --model, --index or --embed-model (or several).",
-                "--threads 0 (the default) serves with half the cores (at least 1); ./mm4j runs libtorch with OMP_WAIT_POLICY=PASSIVE unless set."})
+                "--threads 0 (the default) serves with half the cores (at least 1); ./mm4j serve runs libtorch with OMP_WAIT_POLICY=PASSIVE unless set."})
 public final class ServeCommand implements Callable<Integer> {
     @Option(names = "--model", paramLabel = "DIR", description = "VQA model folder (OUT/model of finetune): POST /v1/answer")
     Path model;

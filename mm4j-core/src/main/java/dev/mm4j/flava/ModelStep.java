@@ -10,6 +10,7 @@ import ai.djl.pytorch.engine.PtNDArray;
 import ai.djl.pytorch.engine.PtNDManager;
 import ai.djl.pytorch.jni.JniUtils;
 import dev.mm4j.data.Batch;
+import dev.mm4j.util.NativeHeap;
 import java.nio.ByteBuffer;
 
 /**
@@ -38,6 +39,10 @@ public final class ModelStep implements AutoCloseable {
 
     private final NDManager manager;
     private final NDScope scope;
+
+    static {
+        NativeHeap.keepFreedMemory(); // each step allocates what the previous one freed: reuse it, no page faults
+    }
 
     private ModelStep(NDManager parent) {
         this.manager = parent.newSubManager();

@@ -2,6 +2,7 @@ package dev.mm4j.flava;
 
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.index.NDIndex;
 import ai.djl.ndarray.types.DataType;
 import dev.mm4j.nn.Activation;
 import dev.mm4j.nn.ActivationCheckpointing;
@@ -44,13 +45,31 @@ public final class TextEncoder extends Module {
         return additiveMask(keepMask(inputIds));
     }
 
-    /** Turns a keep mask (B, L) of 1/0 into an additive mask (B, 1, 1, L) of 0/-inf. */
+    /**
+     * Turns a keep mask (B, L) of 1/0 into an additive mask (B, 1, 1, K) of 0/-inf over the first K tokens, K the
+     * last token any row keeps + 1: the tokens after it, padding in every row, are no keys at all (the attention
+     * projects keys and values only for the mask's K tokens, see {@code MultiHeadAttention}). The same result as
+     * masking them, without the work: text padded to 512 with questions of ~24 tokens attends to ~24 keys.
+     */
     static NDArray additiveMask(NDArray keep) {
-        NDManager m = keep.getManager();
-        NDArray neg = m.full(keep.getShape(), Float.NEGATIVE_INFINITY, DataType.FLOAT32);
-        NDArray zero = m.zeros(keep.getShape(), DataType.FLOAT32);
         long[] s = keep.getShape().getShape();
-        return ai.djl.ndarray.NDArrays.where(keep.gt(0.5f), zero, neg).reshape(s[0], 1, 1, s[1]);
+        long keys = keptPrefix(keep);
+        NDArray kept = keys < s[1] ? keep.get(new NDIndex(":, :" + keys)) : keep;
+        NDManager m = keep.getManager();
+        NDArray neg = m.full(kept.getShape(), Float.NEGATIVE_INFINITY, DataType.FLOAT32);
+        NDArray zero = m.zeros(kept.getShape(), DataType.FLOAT32);
+        return ai.djl.ndarray.NDArrays.where(kept.gt(0.5f), zero, neg).reshape(s[0], 1, 1, keys);
+    }
+
+    /** 1 + the last position any row keeps; all L when no row keeps any (attention then does what it did). */
+    private static long keptPrefix(NDArray keep) {
+        float[] any = keep.max(new int[] {0}).toFloatArray();
+        for (int i = any.length - 1; i >= 0; i--) {
+            if (any[i] > 0.5f) {
+                return i + 1;
+            }
+        }
+        return any.length;
     }
 
     /** {@code word_embeddings + position_embeddings + token_type_embeddings} -> {@code layer_norm}. */

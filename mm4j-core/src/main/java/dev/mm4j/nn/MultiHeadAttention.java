@@ -5,7 +5,8 @@ import ai.djl.ndarray.NDArray;
 /**
  * Multi-head self-attention with query/key/value/output projections (with bias), scaled by
  * 1/sqrt(head_dim), softmax accumulated in float32 (PyTorch's fused attention kernel). The optional mask is additive, broadcastable to
- * (batch, heads, queries, keys): 0 where a key is attended, -inf where it is masked.
+ * (batch, heads, queries, keys): 0 where a key is attended, -inf where it is masked; it may cover only the first
+ * K &le; L tokens, and the tokens after them are then no keys at all (neither projected nor attended).
  */
 public final class MultiHeadAttention extends Module {
     private final Linear query;

@@ -86,7 +86,8 @@ public final class TorchOps {
     /**
      * Pre-norm attention block's core: {@code out(SDPA(q(x), k(x), v(x), mask))} for {@code heads} heads, the
      * products in {@code precision}; float32 in and out. {@code mask} is additive (0 / -inf), broadcastable to
-     * (B, heads, L, L), or null to attend to every key. {@code w} holds q, k, v, output weight and bias pairs.
+     * (B, heads, L, K) with K &le; L: only the first K tokens are keys (the rest are not projected to keys or
+     * values at all, as if masked for every query), or null to attend to every token. {@code w} holds q, k, v, output weight and bias pairs.
      */
     NDArray attention(Precision precision, NDArray x, NDArray mask, int heads, NDArray... w) {
         NDList in = new NDList(12);
@@ -109,6 +110,15 @@ public final class TorchOps {
     /** {@code x W^T + b} with the product in {@code precision}; float32 in and out. */
     public NDArray linear(Precision precision, NDArray x, NDArray w, NDArray b) {
         return call("linear_" + precision.code(), new NDList(x, w, b));
+    }
+
+    /**
+     * {@code sum_i a @ bs[i]} for {@code bs} (r, k, n), the products in {@code precision}, in one call (the inputs
+     * cast once, the sum cast back to float32): what r matrix multiplies cost. (The same product repeated would be
+     * computed once: TorchScript's optimizer merges identical pure calls.)
+     */
+    public NDArray matmulSum(Precision precision, NDArray a, NDArray bs) {
+        return call("matmul_sum_" + precision.code(), new NDList(a, bs));
     }
 
     /** Calls a method of the module; records autograd when gradients are recorded on this thread. */
@@ -154,6 +164,14 @@ public final class TorchOps {
                     .append("    y = torch.linear(torch.gelu(h), torch.to(w2, ").append(t)
                     .append("), torch.to(b2, ").append(t).append("))\n")
                     .append("    return torch.to(y, 6)\n");
+            s.append("  def matmul_sum_").append(c).append("(self: __torch__.Ops,\n")
+                    .append("    a: Tensor, bs: Tensor) -> Tensor:\n")
+                    .append("    x = torch.to(a, ").append(t).append(")\n")
+                    .append("    ys = torch.to(bs, ").append(t).append(")\n")
+                    .append("    c = torch.mm(x, torch.select(ys, 0, 0))\n")
+                    .append("    for i in range(1, torch.size(ys, 0)):\n")
+                    .append("      c = torch.addmm(c, x, torch.select(ys, 0, i))\n")
+                    .append("    return torch.to(c, 6)\n");
             for (boolean masked : new boolean[] {false, true}) {
                 s.append("  def attention_").append(masked ? "masked_" : "").append(c)
                         .append("(self: __torch__.Ops,\n")
@@ -165,12 +183,15 @@ public final class TorchOps {
                         .append("    d = torch.size(x, 2)\n")
                         .append("    h = torch.size(heads, 0)\n")
                         .append("    xc = torch.to(x, ").append(t).append(")\n")
+                        // keys (and values) only for the tokens the mask covers: the first size(mask, 3)
+                        .append(masked ? "    kn = torch.size(mask, 3)\n    xk = torch.slice(xc, 1, 0, kn)\n"
+                                : "    kn = n\n    xk = xc\n")
                         .append("    q = torch.transpose(torch.view(torch.linear(xc, torch.to(wq, ").append(t)
                         .append("), torch.to(bq, ").append(t).append(")), [b, n, h, torch.floordiv(d, h)]), 1, 2)\n")
-                        .append("    k = torch.transpose(torch.view(torch.linear(xc, torch.to(wk, ").append(t)
-                        .append("), torch.to(bk, ").append(t).append(")), [b, n, h, torch.floordiv(d, h)]), 1, 2)\n")
-                        .append("    v = torch.transpose(torch.view(torch.linear(xc, torch.to(wv, ").append(t)
-                        .append("), torch.to(bv, ").append(t).append(")), [b, n, h, torch.floordiv(d, h)]), 1, 2)\n")
+                        .append("    k = torch.transpose(torch.view(torch.linear(xk, torch.to(wk, ").append(t)
+                        .append("), torch.to(bk, ").append(t).append(")), [b, kn, h, torch.floordiv(d, h)]), 1, 2)\n")
+                        .append("    v = torch.transpose(torch.view(torch.linear(xk, torch.to(wv, ").append(t)
+                        .append("), torch.to(bv, ").append(t).append(")), [b, kn, h, torch.floordiv(d, h)]), 1, 2)\n")
                         .append("    o = torch.scaled_dot_product_attention(q, k, v")
                         .append(masked ? ", torch.to(mask, " + t + ")" : "").append(")\n")
                         .append("    c = torch.reshape(torch.transpose(o, 1, 2), [b, n, d])\n")

@@ -37,7 +37,16 @@ public final class NativeHeap {
         MallInfo2 mallinfo2();
 
         int malloc_trim(long pad);
+
+        int mallopt(int param, int value);
     }
+
+    /** glibc's mallopt parameters. */
+    private static final int M_TRIM_THRESHOLD = -1;
+    private static final int M_MMAP_THRESHOLD = -3;
+
+    /** glibc's largest mmap threshold on 64-bit systems (half its 64 MiB arena heap). */
+    private static final int MMAP_THRESHOLD_MAX = 32 << 20;
 
     private static final LibC LIBC = load();
 
@@ -58,6 +67,22 @@ public final class NativeHeap {
         }
         MallInfo2 m = LIBC.mallinfo2();
         return new Stats(m.uordblks + m.hblkhd, m.fordblks);
+    }
+
+    /**
+     * Keeps freed memory for reuse instead of returning it to the system at every free: blocks up to 32 MiB come
+     * from the allocator's heaps (not fresh mappings), and a heap's free top is no longer handed back. A model
+     * step frees what the next step allocates again, block for block; returned memory costs a page fault per
+     * 4 KiB when it is touched again (measured on a full-size bf16 train step: 149,000 faults per step before,
+     * 64,000 after; before, casting a 3072x768 weight's gradient took 21 ms, a 768x768 one 0.2 ms). The resident size
+     * between steps then stays at a step's peak; {@link #trim()} still returns it.
+     * Process-wide; does nothing outside glibc.
+     */
+    public static void keepFreedMemory() {
+        if (LIBC != null) {
+            LIBC.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_MAX); // fixed: glibc's dynamic threshold stops adapting
+            LIBC.mallopt(M_TRIM_THRESHOLD, Integer.MAX_VALUE);
+        }
     }
 
     /** Returns the freed memory the allocator holds to the system ({@code malloc_trim(0)}). */

@@ -2,6 +2,7 @@ package dev.mm4j.flava;
 
 import static org.junit.jupiter.api.Assertions.*;
 
+import ai.djl.ndarray.NDArray;
 import dev.mm4j.nn.Parameter;
 import java.util.List;
 import java.util.Map;
@@ -60,5 +61,19 @@ class FlavaStructureTest {
         e = assertThrows(IllegalArgumentException.class,
                 () -> FlavaConfig.fromJson("{\"image_hidden_size\": 30, \"image_num_attention_heads\": 4}"));
         assertTrue(e.getMessage().contains("image_hidden_size"), e.getMessage());
+    }
+
+    /** Keys end after the last token any row keeps: (B, 1, 1, K), 0 / -inf; all L when no row keeps a token. */
+    @Test
+    void additiveMaskEndsAfterTheLastKeptToken() {
+        try (ai.djl.ndarray.NDManager m = ai.djl.ndarray.NDManager.newBaseManager()) {
+            NDArray keep = m.create(new float[] {1, 1, 0, 0, 0, 0, 1, 0, 0, 1, 0, 0}, new ai.djl.ndarray.types.Shape(2, 6));
+            NDArray mask = TextEncoder.additiveMask(keep);
+            assertEquals(new ai.djl.ndarray.types.Shape(2, 1, 1, 4), mask.getShape());
+            float ninf = Float.NEGATIVE_INFINITY;
+            assertArrayEquals(new float[] {0, 0, ninf, ninf, 0, ninf, ninf, 0}, mask.toFloatArray());
+            NDArray none = TextEncoder.additiveMask(m.zeros(new ai.djl.ndarray.types.Shape(2, 3)));
+            assertEquals(new ai.djl.ndarray.types.Shape(2, 1, 1, 3), none.getShape());
+        }
     }
 }

@@ -131,6 +131,56 @@ class TorchOpsTest {
         compareAttention(Precision.BF16, true, 3e-2f, 5e-2f);
     }
 
+    /**
+     * A mask over the first K tokens only: the later tokens are no keys. Same values and gradients as the full-length
+     * mask that masks them in every row, and the later tokens' values cannot reach any output.
+     */
+    @Test
+    void maskOverAPrefixOfTheTokensEqualsMaskingTheRest() {
+        for (Precision p : Precision.values()) {
+            try (NDManager m = NDManager.newBaseManager()) {
+                Engine.getInstance().setRandomSeed(11);
+                NDArray x = m.randomNormal(new Shape(B, L, D));
+                NDArray[] w = weights(m);
+                float[] full = new float[(int) (B * L)];
+                float[] prefix = new float[(int) (B * (L - 3))];
+                for (int b = 0; b < B; b++) {
+                    for (int t = 0; t < L; t++) {
+                        boolean masked = t >= L - 3 || (b == 1 && t == L - 4); // row 1 also pads one more token
+                        full[(int) (b * L + t)] = masked ? Float.NEGATIVE_INFINITY : 0;
+                        if (t < L - 3) {
+                            prefix[(int) (b * (L - 3) + t)] = masked ? Float.NEGATIVE_INFINITY : 0;
+                        }
+                    }
+                }
+                NDArray fullMask = m.create(full, new Shape(B, 1, 1, L));
+                NDArray prefixMask = m.create(prefix, new Shape(B, 1, 1, L - 3));
+                NDArray[] grads = new NDArray[2];
+                NDArray[] outs = new NDArray[2];
+                NDArray[] masks = {fullMask, prefixMask};
+                for (int k = 0; k < 2; k++) {
+                    NDArray xi = x.duplicate();
+                    xi.setRequiresGradient(true);
+                    try (GradientCollector gc = Engine.getInstance().newGradientCollector()) {
+                        outs[k] = TorchOps.on(x).attention(p, xi, masks[k], H, w);
+                        gc.backward(outs[k].sum());
+                    }
+                    grads[k] = xi.getGradient().duplicate();
+                }
+                float tol = p == Precision.FP32 ? 1e-6f : 1e-2f;
+                assertEquals(outs[0].getShape(), outs[1].getShape());
+                assertTrue(maxAbsDiff(outs[0], outs[1]) <= tol * maxAbs(outs[0]), p + " values differ");
+                assertTrue(maxAbsDiff(grads[0], grads[1]) <= tol * maxAbs(grads[0]), p + " gradients differ");
+                // the tokens after the prefix are no keys: their inputs change no output row but their own
+                NDArray x2 = x.duplicate();
+                x2.set(new ai.djl.ndarray.index.NDIndex(":, " + (L - 3) + ":, :"), 100f);
+                NDArray again = TorchOps.on(x).attention(p, x2, prefixMask, H, w);
+                assertEquals(0f, maxAbsDiff(again.get(":, :" + (L - 3) + ", :"), outs[1].get(":, :" + (L - 3) + ", :")),
+                        p + ": a token after the mask's prefix reached another token");
+            }
+        }
+    }
+
     @Test
     void linearAndMlpMatchDjlInFloat32AndAreCloseInBf16() {
         try (NDManager m = NDManager.newBaseManager()) {
@@ -152,6 +202,12 @@ class TorchOpsTest {
             float dm = maxAbsDiff(mlpBf16, mlp);
             assertTrue(dl <= 2e-2f * maxAbs(lin) && dl > 0, "bf16 linear differs by " + dl);
             assertTrue(dm <= 3e-2f * maxAbs(mlp) && dm > 0, "bf16 mlp differs by " + dm);
+            NDArray a = x.reshape(15, D);
+            NDArray bs = m.randomNormal(0, 0.3f, new Shape(3, D, 4 * D), DataType.FLOAT32);
+            NDArray product = a.matMul(bs.get(0)).add(a.matMul(bs.get(1))).add(a.matMul(bs.get(2)));
+            assertEquals(0f, maxAbsDiff(ops.matmulSum(Precision.FP32, a, bs), product), 1e-5f);
+            float dp = maxAbsDiff(ops.matmulSum(Precision.BF16, a, bs), product);
+            assertTrue(dp <= 2e-2f * maxAbs(product) && dp > 0, "bf16 matmul differs by " + dp);
         }
     }
 
