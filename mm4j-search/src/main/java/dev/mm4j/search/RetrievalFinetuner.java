@@ -36,7 +36,8 @@ import java.util.Set;
  * Contrastive fine-tuning ({@code task: retrieval}): FLAVA's image and text encoders and projections trained on
  * image-caption pairs ({@link CaptionPairs}) with {@code ContrastiveLossWithTemperature} on L2-normalised embeddings,
  * as FLAVA's pretraining does. An epoch visits every training image once, with one of its captions picked at random,
- * in batches of distinct images (another image's caption is a negative). At the end: the retrieval bundle in
+ * in batches of distinct images with distinct captions (another image's caption is a negative; see
+ * {@link #epochBatches}); the training images are decoded once up front when they fit in memory. At the end: the retrieval bundle in
  * {@code OUT/model} and recall@1/@5 of text -> image retrieval among the held-out images ({@code OUT/recall.json}).
  * Uses the run's optimizer, schedule, clipping, seed, threads, device and data settings; no checkpoints/resume.
  */
