@@ -12,8 +12,8 @@ import picocli.CommandLine.Option;
         description = {"Search figures: (1) embedding throughput (images/s including JPEG decode and resize, texts/s "
                 + "including tokenization) of a model on captioned images; (2) text -> image recall@1/@5 of those captions "
                 + "through the Lucene index's HNSW search next to exact brute force; (3) at scale, for indexes of random "
-                + "unit vectors of the model's dimension: build time, size on disk, query latency p50/p99 of HNSW (and p50 "
-                + "of exact search) and HNSW's recall@k against exact search.",
+                + "unit vectors of the model's dimension: build time, size on disk, query latency p50/p99 of HNSW (collecting "
+                + "k and 100 candidates) and of exact search, and HNSW's recall@k against exact search.",
                 "Without --model: the demo-sized FLAVA, untrained (speed only; its recall is chance). Without --data: "
                         + "--images demo-look signs are generated."})
 public final class BenchSearchCommand implements Callable<Integer> {
@@ -30,7 +30,7 @@ public final class BenchSearchCommand implements Callable<Integer> {
     @Option(names = "--images", description = "signs to generate without --data (default: ${DEFAULT-VALUE})")
     int images = 512;
 
-    @Option(names = "--sizes", split = ",", paramLabel = "N,N", description = "index sizes of the scale part (default: ${DEFAULT-VALUE})")
+    @Option(names = "--sizes", split = ",", paramLabel = "N", description = "index sizes of the scale part (default: ${DEFAULT-VALUE})")
     List<Integer> sizes = List.of(10_000, 100_000);
 
     @Option(names = "--queries", description = "timed queries per index size (default: ${DEFAULT-VALUE})")
