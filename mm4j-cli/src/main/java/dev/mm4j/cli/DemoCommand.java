@@ -2,6 +2,7 @@ package dev.mm4j.cli;
 
 import dev.mm4j.data.SyntheticTextVqa;
 import dev.mm4j.eval.AccuracyByType;
+import dev.mm4j.search.RetrievalFinetuner;
 import dev.mm4j.report.TextTable;
 import dev.mm4j.train.FinetuneSettings;
 import dev.mm4j.train.Finetuner;
@@ -20,7 +21,9 @@ import picocli.CommandLine.Option;
                 + "about the word and its colours), fine-tunes a small FLAVA on it from scratch (the 'demo' preset of "
                 + "finetune), evaluates on the held-out split and prints VQA accuracy per question type (reading, text "
                 + "colour, sign colour) next to the majority-answer baseline, with the wall time and peak RSS. Writes "
-                + "DIR/run/report.html (the same table, curves, sample images with question, prediction and human answers)."})
+                + "DIR/run/report.html (the same table, curves, sample images with question, prediction and human answers).",
+                "--task retrieval: the same data's captions instead (\"a red sign with a white panel that says STOP\"): "
+                        + "contrastive training from scratch, then text -> image recall@1/@5 among the held-out images."})
 public final class DemoCommand implements Callable<Integer> {
     @Option(names = "--dir", description = "working folder (default: ${DEFAULT-VALUE})")
     Path dir = Path.of("runs/demo");
@@ -41,11 +44,21 @@ public final class DemoCommand implements Callable<Integer> {
             + "bf16 where the CPU has avx512_bf16/AMX or on a GPU, else fp32)")
     String precision;
 
+    @Option(names = "--task", paramLabel = "classification|retrieval", description = "classification (default: VQA, as "
+            + "above) or retrieval: train the small FLAVA contrastively on the same data's captions (finetune's "
+            + "demo-retrieval preset, into DIR/retrieval) and print text -> image recall@1/@5 among the held-out images")
+    String task = "classification";
+
     @Override
     public Integer call() throws Exception {
+        boolean retrieval = switch (task) {
+            case "retrieval" -> true;
+            case "classification" -> false;
+            default -> throw new IllegalArgumentException("--task: classification or retrieval, got '" + task + "'");
+        };
         long t0 = System.nanoTime();
         Path data = dir.resolve("data");
-        Path run = dir.resolve("run");
+        Path run = dir.resolve(retrieval ? "retrieval" : "run");
         if (!Files.exists(data.resolve("TextVQA_0.5.1_train.json"))) {
             System.out.println("1/3 generating a synthetic TextVQA in " + data + " ...");
             var summary = SyntheticTextVqa.generate(new SyntheticTextVqa.Options(data, train, val, 50, seed, 256, 192,
@@ -56,13 +69,13 @@ public final class DemoCommand implements Callable<Integer> {
         }
         if (Files.exists(run)) {
             // a fresh run each time: the previous one is moved aside, never half-overwritten
-            Path old = dir.resolve("run.previous");
+            Path old = dir.resolve(run.getFileName() + ".previous");
             if (Files.exists(old)) {
                 dev.mm4j.util.FileTrees.delete(old);
             }
             Files.move(run, old);
         }
-        FinetuneSettings s = FinetuneSettings.preset("demo");
+        FinetuneSettings s = FinetuneSettings.preset(retrieval ? "demo-retrieval" : "demo");
         s.data = data.toString();
         s.out = run.toString();
         s.seed = seed;
@@ -71,6 +84,9 @@ public final class DemoCommand implements Callable<Integer> {
         }
         if (precision != null) {
             s.precision = precision;
+        }
+        if (retrieval) {
+            return retrieval(s, t0);
         }
         System.out.println("2/3 fine-tuning a small FLAVA from scratch (" + s.maxSteps + " steps) ...");
         Finetuner.Result r = Finetuner.builder().settings(s).log(System.out).progressBar(true).build().run();
@@ -94,6 +110,31 @@ public final class DemoCommand implements Callable<Integer> {
         }
         result.append(String.format(Locale.ROOT, "seconds %.1f%npeak_rss_bytes %d%n", seconds, Hardware.peakRssBytes()));
         AtomicFiles.writeString(dir.resolve("result.txt"), result.toString());
+        return 0;
+    }
+
+    /** Contrastive training on the captions, then the held-out recall. */
+    private int retrieval(FinetuneSettings s, long t0) throws Exception {
+        System.out.println("2/3 training a small FLAVA for retrieval from scratch (" + s.maxSteps + " steps, contrastive) ...");
+        RetrievalFinetuner.Result r = new RetrievalFinetuner(s, System.out).run();
+        if (r.recall() == null || r.steps() < s.maxSteps) {
+            return 3;
+        }
+        double seconds = (System.nanoTime() - t0) / 1e9;
+        System.out.println();
+        System.out.println("3/3 text -> image retrieval among the held-out images, each image's caption as the query:");
+        System.out.printf(Locale.ROOT, "    R@1 %.1f%%   R@5 %.1f%%   (%d queries over %d images; chance R@1 %.1f%%)%n",
+                100 * r.recall().at1(), 100 * r.recall().at5(), r.recall().queries(), r.recall().images(),
+                100.0 / r.recall().images());
+        System.out.printf(Locale.ROOT, "    wall time %d:%02d (generation, training, evaluation); peak RSS %.2f GB%n",
+                (long) seconds / 60, (long) seconds % 60, Hardware.peakRssBytes() / 1e9);
+        Path captions = dir.resolve("data").resolve(dev.mm4j.data.CaptionPairs.manifestName("val"));
+        System.out.println("    try:    ./mm4j index --model " + r.modelDir() + " --images " + captions + " --out "
+                + dir.resolve("index"));
+        System.out.println("            ./mm4j search --index " + dir.resolve("index") + " \"a red sign with a white panel that says STOP\"");
+        AtomicFiles.writeString(dir.resolve("retrieval-result.txt"), String.format(Locale.ROOT,
+                "recall_at_1 %.4f%nrecall_at_5 %.4f%nseconds %.1f%npeak_rss_bytes %d%n", r.recall().at1(), r.recall().at5(),
+                seconds, Hardware.peakRssBytes()));
         return 0;
     }
 }

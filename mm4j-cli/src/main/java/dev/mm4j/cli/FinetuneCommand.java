@@ -25,9 +25,10 @@ import picocli.CommandLine.Option;
                         + "predictions.json, curves.png, report.html.",
                 "Presets: tutorial (the TorchMultimodal tutorial: batch 2, AdamW lr 1e-3, 3 steps, prints 'Loss at step i = x'), "
                         + "torchmultimodal (its FLAVA fine-tuning defaults: lr 1e-5, betas 0.9/0.98, eps 1e-6, wd 0.1, warmup, "
-                        + "linear decay), demo (a small model trained from scratch, used by 'mm4j demo')."})
+                        + "linear decay), demo (a small model trained from scratch, used by 'mm4j demo'), demo-retrieval (the "
+                        + "same model trained for retrieval: task retrieval, all cores; 'mm4j demo --task retrieval')."})
 public final class FinetuneCommand implements Callable<Integer> {
-    @Option(names = "--preset", description = "tutorial, torchmultimodal, demo or default (default: ${DEFAULT-VALUE})")
+    @Option(names = "--preset", description = "tutorial, torchmultimodal, demo, demo-retrieval or default (default: ${DEFAULT-VALUE})")
     String preset = "default";
 
     @Option(names = "--settings", paramLabel = "YAML", description = "settings file (keys as in OUT/settings.yaml)")

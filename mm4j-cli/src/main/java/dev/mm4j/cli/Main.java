@@ -14,7 +14,7 @@ import picocli.CommandLine.Command;
                 "./mm4j builds and uses it for them (see README, Scaling)."},
         subcommands = {CommandLine.HelpCommand.class, DemoCommand.class, FinetuneCommand.class, EvaluateCommand.class,
                 PredictCommand.class, ClassifyCommand.class, IndexCommand.class, SearchCommand.class, ServeCommand.class, BenchServeCommand.class, InspectCommand.class, DownloadCommand.class, SynthCommand.class, ShowCommand.class,
-                BenchCommand.class, BenchLoadCommand.class, BenchLoaderCommand.class})
+                BenchCommand.class, BenchLoadCommand.class, BenchLoaderCommand.class, BenchSearchCommand.class})
 public final class Main implements Runnable {
 
     @CommandLine.Spec CommandLine.Model.CommandSpec spec;

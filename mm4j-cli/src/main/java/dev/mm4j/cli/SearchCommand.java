@@ -28,6 +28,13 @@ public final class SearchCommand implements Callable<Integer> {
     @Option(names = {"-k", "--top-k"}, description = "hits (default: ${DEFAULT-VALUE})")
     int k = 5;
 
+    @Option(names = "--candidates", paramLabel = "N", description = "nearest images the HNSW graph search collects before "
+            + "keeping the best k: more is closer to exact and slower (default: ${DEFAULT-VALUE})")
+    int candidates = ImageIndex.DEFAULT_CANDIDATES;
+
+    @Option(names = "--exact", description = "exact search: the cosine to every image in the index (brute force) instead of HNSW")
+    boolean exact;
+
     @Mixin EngineOptions engine = new EngineOptions();
 
     @Override
@@ -38,15 +45,19 @@ public final class SearchCommand implements Callable<Integer> {
         if (image != null && !Files.isReadable(image)) {
             throw new IllegalArgumentException("cannot read image " + image);
         }
-        if (k < 1) {
-            throw new IllegalArgumentException("-k must be at least 1, got " + k);
+        if (k < 1 || candidates < 1) {
+            throw new IllegalArgumentException("-k and --candidates must be at least 1, got " + k + " and " + candidates);
         }
         engine.configureThreads();
         try (ImageIndex idx = ImageIndex.open(index)) {
             try (Embedder e = idx.embedder(engine.device())) {
                 float[] q = text != null ? e.texts(List.of(text))[0]
                         : e.images(List.of(Files.readAllBytes(image)), List.of(image.toString()))[0];
-                for (ImageIndex.Hit h : idx.search(q, k)) {
+                List<ImageIndex.Hit> hits;
+                try (ImageIndex.Searcher s = idx.searcher()) {
+                    hits = exact ? s.exact(q, k) : s.search(q, k, candidates);
+                }
+                for (ImageIndex.Hit h : hits) {
                     System.out.printf("%.4f  %s%s%n", h.score(), h.path(), h.text() == null ? "" : "  \"" + h.text() + "\"");
                 }
             }

@@ -9,7 +9,9 @@ public enum Preset {
     /** TorchMultimodal's FLAVA fine-tuning defaults: lr 1e-5, betas 0.9/0.98, warmup and linear decay. */
     TORCHMULTIMODAL("torchmultimodal"),
     /** The demo's small FLAVA trained from scratch (what {@code mm4j demo} runs). */
-    DEMO("demo");
+    DEMO("demo"),
+    /** The demo's small FLAVA trained from scratch for retrieval (contrastive) on the demo's captions. */
+    DEMO_RETRIEVAL("demo-retrieval");
 
     private final String key;
 

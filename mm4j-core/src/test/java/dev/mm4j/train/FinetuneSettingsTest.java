@@ -35,4 +35,24 @@ class FinetuneSettingsTest {
         assertNull(FinetuneSettings.preset("tutorial").model);
         assertEquals(224, FinetuneSettings.preset("torchmultimodal").flavaConfig(3997).imageSize);
     }
+
+    @Test
+    void demoRetrievalPresetIsTheDemoTrainedContrastivelyOnEveryCore() throws Exception {
+        FinetuneSettings r = Preset.DEMO_RETRIEVAL.settings();
+        FinetuneSettings demo = FinetuneSettings.preset("demo");
+        assertEquals(true, r.isRetrieval());
+        assertEquals(false, demo.isRetrieval());
+        assertEquals(demo.model, r.model);
+        assertEquals(96, r.batchSize);
+        assertEquals(1200, r.maxSteps);
+        assertEquals(demo.lr, r.lr);
+        assertEquals(demo.schedule, r.schedule);
+        assertEquals(0, r.threads, "all cores");
+        assertEquals(1, demo.threads, "the classification demo leaves a core to its loader thread");
+        // its name survives the settings.yaml round trip (task included)
+        java.nio.file.Path saved = java.nio.file.Files.createTempFile("settings", ".yaml");
+        java.nio.file.Files.writeString(saved, r.toYaml());
+        assertEquals(true, FinetuneSettings.preset("default").merge(saved).isRetrieval());
+        java.nio.file.Files.delete(saved);
+    }
 }

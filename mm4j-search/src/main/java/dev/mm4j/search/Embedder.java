@@ -66,21 +66,35 @@ public final class Embedder implements AutoCloseable {
                 ModelBundle.Retrieval r = ModelBundle.loadRetrieval(model, manager);
                 return new Embedder(manager, r.model(), r.tokenizer(), r.transform(), model.toString(), true);
             }
-            PretrainedWeights weights = PretrainedWeights.resolve(model.toString());
-            FlavaConfig c = config != null ? config : weights.config(new FlavaConfig());
-            FlavaForRetrieval m = FlavaForRetrieval.create(c, manager);
-            weights.loadInto(m);
-            m.setTraining(false);
-            Path tok = weights.tokenizerFile();
-            int maxLength = Math.min(QuestionTokenizer.DEFAULT_MAX_LENGTH, c.maxPositionEmbeddings);
-            QuestionTokenizer tokenizer = tok == null ? QuestionTokenizer.bertBaseUncased(maxLength)
-                    : QuestionTokenizer.load(tok, maxLength);
-            return new Embedder(manager, m, tokenizer, new ImageTransform(c.imageSize, c.imageSize, false), model.toString(),
-                    true);
+            return load(manager, PretrainedWeights.resolve(model.toString()), config, model.toString());
         } catch (IOException | RuntimeException e) {
             manager.close();
             throw e;
         }
+    }
+
+    /** A randomly initialised model of {@code config}: for measuring speed (which does not depend on the weights). */
+    public static Embedder untrained(FlavaConfig config, Device device) throws IOException {
+        NDManager manager = NDManager.newBaseManager(device);
+        try {
+            return load(manager, PretrainedWeights.resolve("none"), config, "untrained model");
+        } catch (IOException | RuntimeException e) {
+            manager.close();
+            throw e;
+        }
+    }
+
+    private static Embedder load(NDManager manager, PretrainedWeights weights, FlavaConfig config, String source)
+            throws IOException {
+        FlavaConfig c = config != null ? config : weights.config(new FlavaConfig());
+        FlavaForRetrieval m = FlavaForRetrieval.create(c, manager);
+        weights.loadInto(m);
+        m.setTraining(false);
+        Path tok = weights.tokenizerFile();
+        int maxLength = Math.min(QuestionTokenizer.DEFAULT_MAX_LENGTH, c.maxPositionEmbeddings);
+        QuestionTokenizer tokenizer = tok == null ? QuestionTokenizer.bertBaseUncased(maxLength)
+                : QuestionTokenizer.load(tok, maxLength);
+        return new Embedder(manager, m, tokenizer, new ImageTransform(c.imageSize, c.imageSize, false), source, true);
     }
 
     /** Where the model came from. */

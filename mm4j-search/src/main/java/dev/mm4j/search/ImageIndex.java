@@ -66,8 +66,8 @@ public final class ImageIndex implements AutoCloseable {
     /** A search hit: the image, its cosine similarity to the query, its caption (or null), the SHA-256 of its bytes. */
     public record Hit(String path, double score, String text, String sha256) {}
 
-    /** An indexed image: its path, the SHA-256 of its bytes when indexed, its caption (or null). */
-    public record Entry(String path, String sha256, String text) {}
+    /** An indexed image's stored fields: its path, the SHA-256 of its bytes when indexed, its caption (or null). */
+    public record Stored(String path, String sha256, String text) {}
 
     private final Directory directory;
 
@@ -179,20 +179,55 @@ public final class ImageIndex implements AutoCloseable {
         float[][] vectors = embedder.images(bytes, pending.stream().map(s -> s.image().toString()).toList());
         for (int i = 0; i < pending.size(); i++) {
             Source s = pending.get(i);
-            Document doc = new Document();
-            doc.add(new KnnFloatVectorField(VECTOR, vectors[i], VectorSimilarityFunction.COSINE));
-            doc.add(new StringField(PATH, s.image().toString(), Field.Store.YES));
-            doc.add(new StringField(SHA256, hashes.get(i), Field.Store.YES));
-            if (s.text() != null) {
-                doc.add(new StoredField(TEXT, s.text()));
-            }
-            w.updateDocument(new Term(PATH, s.image().toString()), doc); // a changed file replaces its old vector
+            // a changed file replaces its old vector
+            w.updateDocument(new Term(PATH, s.image().toString()),
+                    document(new Entry(s.image().toString(), hashes.get(i), s.text(), vectors[i])));
         }
         int n = pending.size();
         pending.clear();
         bytes.clear();
         hashes.clear();
         return n;
+    }
+
+    /** One document: an embedding with what the index stores next to it (text may be null). */
+    public record Entry(String path, String sha256, String text, float[] vector) {}
+
+    private static Document document(Entry e) {
+        Document doc = new Document();
+        doc.add(new KnnFloatVectorField(VECTOR, e.vector(), VectorSimilarityFunction.COSINE));
+        doc.add(new StringField(PATH, e.path(), Field.Store.YES));
+        doc.add(new StringField(SHA256, e.sha256(), Field.Store.YES));
+        if (e.text() != null) {
+            doc.add(new StoredField(TEXT, e.text()));
+        }
+        return doc;
+    }
+
+    /**
+     * Writes embeddings computed elsewhere (in bulk, or {@code bench-search}'s synthetic vectors) into a new index in
+     * {@code dir} as one segment: all documents are buffered in memory and written by one commit, so the HNSW graph is
+     * built once (no merges).
+     */
+    public static void create(Path dir, List<Entry> entries, String model) throws IOException {
+        if (entries.isEmpty()) {
+            throw new IllegalArgumentException("no vectors to index into " + dir);
+        }
+        int dimension = entries.get(0).vector().length;
+        Files.createDirectories(dir);
+        IndexWriterConfig config = new IndexWriterConfig().setOpenMode(IndexWriterConfig.OpenMode.CREATE)
+                .setRAMBufferSizeMB(1024); // flush by commit only (up to ~1 GB of heap: 1M vectors of 64 floats)
+        try (Directory d = FSDirectory.open(dir); IndexWriter w = new IndexWriter(d, config)) {
+            for (Entry e : entries) {
+                if (e.vector().length != dimension) {
+                    throw new IllegalArgumentException(e.path() + ": a vector of " + e.vector().length + " dimensions among "
+                            + dimension);
+                }
+                w.addDocument(document(e));
+            }
+            w.setLiveCommitData(Map.of(MODEL, model, CONFIG, "", DIMENSION, Integer.toString(dimension)).entrySet());
+            w.commit();
+        }
     }
 
     /** The key of an image in the index: the SHA-256 of its bytes, lower-case hex. */
@@ -211,23 +246,98 @@ public final class ImageIndex implements AutoCloseable {
         }
     }
 
-    /** The {@code k} nearest images to an L2-normalised query vector (HNSW), best first. */
+    /**
+     * Candidates the HNSW search collects before it keeps the best k (Lucene's {@code KnnFloatVectorQuery} k, the
+     * breadth of the graph search; OpenSearch's {@code ef_search} default): more is closer to exact and slower.
+     */
+    public static final int DEFAULT_CANDIDATES = 100;
+
+    /** The {@code k} nearest images to an L2-normalised query vector (HNSW, {@link #DEFAULT_CANDIDATES}), best first. */
     public List<Hit> search(float[] query, int k) throws IOException {
-        try (DirectoryReader r = DirectoryReader.open(directory)) {
-            IndexSearcher s = new IndexSearcher(r);
-            TopDocs top = s.search(new KnnFloatVectorQuery(VECTOR, query, k), k);
+        try (Searcher s = searcher()) {
+            return s.search(query, k);
+        }
+    }
+
+    /** A point-in-time view of the index for many queries (one reader, opened now). */
+    public Searcher searcher() throws IOException {
+        return new Searcher(DirectoryReader.open(directory));
+    }
+
+    /** Queries against one open reader: HNSW ({@link #search}) or exact brute force over every vector ({@link #exact}). */
+    public static final class Searcher implements AutoCloseable {
+        private final DirectoryReader reader;
+        private final IndexSearcher searcher;
+
+        private Searcher(DirectoryReader reader) {
+            this.reader = reader;
+            this.searcher = new IndexSearcher(reader);
+        }
+
+        /** The {@code k} nearest images by Lucene's HNSW graph (approximate, {@link #DEFAULT_CANDIDATES}), best first. */
+        public List<Hit> search(float[] query, int k) throws IOException {
+            return search(query, k, DEFAULT_CANDIDATES);
+        }
+
+        /** The best {@code k} of the {@code max(k, candidates)} nearest images that the HNSW graph search finds, best first. */
+        public List<Hit> search(float[] query, int k, int candidates) throws IOException {
+            return hits(searcher.search(new KnnFloatVectorQuery(VECTOR, query, Math.max(k, candidates)), k).scoreDocs);
+        }
+
+        /** The {@code k} nearest images by cosine over every stored vector (exact, linear in the index size), best first. */
+        public List<Hit> exact(float[] query, int k) throws IOException {
+            java.util.PriorityQueue<ScoreDoc> top = new java.util.PriorityQueue<>(
+                    (a, b) -> a.score != b.score ? Float.compare(a.score, b.score) : Integer.compare(b.doc, a.doc));
+            for (org.apache.lucene.index.LeafReaderContext leaf : reader.leaves()) {
+                org.apache.lucene.index.FloatVectorValues values = leaf.reader().getFloatVectorValues(VECTOR);
+                if (values == null) {
+                    continue;
+                }
+                org.apache.lucene.util.Bits live = leaf.reader().getLiveDocs();
+                for (int doc = values.nextDoc(); doc != org.apache.lucene.search.DocIdSetIterator.NO_MORE_DOCS;
+                        doc = values.nextDoc()) {
+                    if (live != null && !live.get(doc)) {
+                        continue;
+                    }
+                    float score = VectorSimilarityFunction.COSINE.compare(query, values.vectorValue());
+                    ScoreDoc sd = new ScoreDoc(leaf.docBase + doc, score);
+                    if (top.size() < k) {
+                        top.add(sd);
+                    } else if (top.comparator().compare(sd, top.peek()) > 0) {
+                        top.poll();
+                        top.add(sd);
+                    }
+                }
+            }
+            ScoreDoc[] best = top.toArray(new ScoreDoc[0]);
+            java.util.Arrays.sort(best, top.comparator().reversed());
+            return hits(best);
+        }
+
+        private List<Hit> hits(ScoreDoc[] docs) throws IOException {
             List<Hit> out = new ArrayList<>();
-            for (ScoreDoc sd : top.scoreDocs) {
-                Document doc = s.storedFields().document(sd.doc);
+            org.apache.lucene.index.StoredFields stored = searcher.storedFields();
+            for (ScoreDoc sd : docs) {
+                Document doc = stored.document(sd.doc);
                 // Lucene's cosine score is (1 + cos) / 2
                 out.add(new Hit(doc.get(PATH), 2 * sd.score - 1, doc.get(TEXT), doc.get(SHA256)));
             }
             return out;
         }
+
+        /** Number of images this view holds. */
+        public int size() {
+            return reader.numDocs();
+        }
+
+        @Override
+        public void close() throws IOException {
+            reader.close();
+        }
     }
 
     /** The indexed image whose bytes had this SHA-256 (lower-case hex), if any. */
-    public Optional<Entry> find(String sha256) throws IOException {
+    public Optional<Stored> find(String sha256) throws IOException {
         try (DirectoryReader r = DirectoryReader.open(directory)) {
             IndexSearcher s = new IndexSearcher(r);
             TopDocs top = s.search(new TermQuery(new Term(SHA256, sha256)), 1);
@@ -235,7 +345,7 @@ public final class ImageIndex implements AutoCloseable {
                 return Optional.empty();
             }
             Document doc = s.storedFields().document(top.scoreDocs[0].doc);
-            return Optional.of(new Entry(doc.get(PATH), doc.get(SHA256), doc.get(TEXT)));
+            return Optional.of(new Stored(doc.get(PATH), doc.get(SHA256), doc.get(TEXT)));
         }
     }
 

@@ -36,7 +36,8 @@ import java.util.Set;
  * Contrastive fine-tuning ({@code task: retrieval}): FLAVA's image and text encoders and projections trained on
  * image-caption pairs ({@link CaptionPairs}) with {@code ContrastiveLossWithTemperature} on L2-normalised embeddings,
  * as FLAVA's pretraining does. An epoch visits every training image once, with one of its captions picked at random,
- * in batches of distinct images (another image's caption is a negative). At the end: the retrieval bundle in
+ * in batches of distinct images with distinct captions (another image's caption is a negative; see
+ * {@link #epochBatches}); the training images are decoded once up front when they fit in memory. At the end: the retrieval bundle in
  * {@code OUT/model} and recall@1/@5 of text -> image retrieval among the held-out images ({@code OUT/recall.json}).
  * Uses the run's optimizer, schedule, clipping, seed, threads, device and data settings; no checkpoints/resume.
  */
@@ -46,7 +47,7 @@ public final class RetrievalFinetuner {
     public record Result(long steps, List<Double> losses, RetrievalRecall.Result recall, Path modelDir) {}
 
     /** The training images, each with its captions. */
-    private record Image(CaptionPairs.Pair first, List<String> captions) {}
+    record Image(CaptionPairs.Pair first, List<String> captions) {}
 
     private final FinetuneSettings s;
     private final PrintStream out;
@@ -119,33 +120,24 @@ public final class RetrievalFinetuner {
         long perEpoch = images.size() / batch; // full batches only: every batch has the same number of negatives
         long total = s.maxSteps > 0 ? s.maxSteps : s.epochs * perEpoch;
         LrSchedule schedule = new LrSchedule(LrSchedule.Kind.parse(s.schedule), s.lr, Math.min(s.warmupSteps, total), total, 0.5, 0);
-        out.printf("training: %d steps (%d per epoch), batch %d distinct images, schedule %s%n", total, perEpoch, batch, schedule);
+        out.printf("training: %d steps (about %d per epoch), batch %d distinct images with distinct captions, schedule %s%n",
+                total, perEpoch, batch, schedule);
+        Pixels pixels = Pixels.of(images, embedder.transform(), out);
         List<Double> losses = new ArrayList<>();
         Random random = new Random(s.seed);
-        List<Integer> order = new ArrayList<>();
+        java.util.ArrayDeque<List<TrainPair>> epoch = new java.util.ArrayDeque<>();
         try (AdamW optimizer = new AdamW(model.namedParameters(), s.adamw(), manager)) {
             for (long step = 0; step < total; step++) {
-                int start = (int) (step % perEpoch) * batch;
-                if (start == 0) {
-                    order.clear();
-                    for (int i = 0; i < images.size(); i++) {
-                        order.add(i);
-                    }
-                    if (s.shuffle) {
-                        Collections.shuffle(order, random);
+                if (epoch.isEmpty()) {
+                    epoch.addAll(epochBatches(images, batch, s.shuffle, random));
+                    if (epoch.isEmpty()) {
+                        throw new IllegalArgumentException("the training captions are too few to fill a batch of " + batch
+                                + " distinct captions (" + images.size() + " images): lower batch_size");
                     }
                 }
-                List<byte[]> bytes = new ArrayList<>();
-                List<String> names = new ArrayList<>();
-                List<String> texts = new ArrayList<>();
-                for (int i = start; i < start + batch; i++) {
-                    Image im = images.get(order.get(i));
-                    bytes.add(im.first.image().readBytes());
-                    names.add(im.first.origin());
-                    texts.add(im.captions.get(random.nextInt(im.captions.size())));
-                }
+                List<TrainPair> b = epoch.poll();
                 double lr = schedule.lr(step);
-                double loss = step(model, optimizer, manager, embedder, bytes, names, texts, lr);
+                double loss = step(model, optimizer, manager, embedder, pixels, b, lr);
                 if (!Double.isFinite(loss)) {
                     out.printf("%nstopping: the loss is %s at step %d (lr %.3g); no update was made for it%n", loss, step, lr);
                     break;
@@ -160,15 +152,95 @@ public final class RetrievalFinetuner {
         return losses;
     }
 
+    /** One training pair of a batch: the image's position in the training list and the caption drawn for it. */
+    record TrainPair(int image, String caption) {}
+
+    /**
+     * One epoch's batches: every image once (in file order, or shuffled), with one of its captions drawn at random, in
+     * full batches of {@code batch} pairs whose captions are all different. Two images with the very same caption cannot
+     * be told apart by it, so one must not be the other's negative: an image whose caption is already in the batch
+     * waits for the next one. Images left over at the end of the epoch (fewer than a batch) are not used in it.
+     */
+    static List<List<TrainPair>> epochBatches(List<Image> images, int batch, boolean shuffle, Random random) {
+        List<Integer> order = new ArrayList<>();
+        for (int i = 0; i < images.size(); i++) {
+            order.add(i);
+        }
+        if (shuffle) {
+            Collections.shuffle(order, random);
+        }
+        java.util.LinkedList<TrainPair> waiting = new java.util.LinkedList<>();
+        for (int i : order) {
+            List<String> captions = images.get(i).captions;
+            waiting.add(new TrainPair(i, captions.get(random.nextInt(captions.size()))));
+        }
+        List<List<TrainPair>> out = new ArrayList<>();
+        while (waiting.size() >= batch) {
+            List<TrainPair> b = new ArrayList<>(batch);
+            Set<String> captions = new HashSet<>();
+            for (java.util.Iterator<TrainPair> it = waiting.iterator(); it.hasNext() && b.size() < batch; ) {
+                TrainPair p = it.next();
+                if (captions.add(p.caption)) {
+                    b.add(p);
+                    it.remove();
+                }
+            }
+            if (b.size() < batch) {
+                break; // what is left has too few distinct captions
+            }
+            out.add(b);
+        }
+        return out;
+    }
+
+    /**
+     * The training images as model inputs: all decoded once up front (on every core) when they fit in a quarter of the
+     * heap, as an epoch visits every image again; else each batch is decoded when it is used.
+     */
+    private record Pixels(List<Image> images, ImageTransform transform, float[][] decoded) {
+        static Pixels of(List<Image> images, ImageTransform transform, PrintStream out) throws IOException {
+            long bytes = (long) images.size() * transform.outputLength() * Float.BYTES;
+            if (bytes > Runtime.getRuntime().maxMemory() / 4) {
+                return new Pixels(images, transform, null);
+            }
+            long t0 = System.nanoTime();
+            float[][] decoded = new float[images.size()][];
+            try {
+                java.util.stream.IntStream.range(0, images.size()).parallel().forEach(i -> {
+                    try {
+                        decoded[i] = decode(images.get(i), transform);
+                    } catch (IOException e) {
+                        throw new java.io.UncheckedIOException(e);
+                    }
+                });
+            } catch (java.io.UncheckedIOException e) {
+                throw e.getCause();
+            }
+            out.printf("decoded the %d training images into memory (%.0f MB) in %.1f s%n", images.size(), bytes / 1e6,
+                    (System.nanoTime() - t0) / 1e9);
+            return new Pixels(images, transform, decoded);
+        }
+
+        float[] get(int i) throws IOException {
+            return decoded != null ? decoded[i] : decode(images.get(i), transform);
+        }
+
+        private static float[] decode(Image im, ImageTransform transform) throws IOException {
+            return transform.apply(im.first.image().readBytes(), im.first.origin());
+        }
+    }
+
     /** One optimizer step on one batch of pairs; the loss, or NaN/inf (then no update). */
-    private double step(FlavaForRetrieval model, AdamW optimizer, NDManager manager, Embedder embedder, List<byte[]> bytes,
-            List<String> names, List<String> texts, double lr) throws IOException {
+    private double step(FlavaForRetrieval model, AdamW optimizer, NDManager manager, Embedder embedder, Pixels images,
+            List<TrainPair> batch, double lr) throws IOException {
         model.setTraining(s.dropout);
         ImageTransform t = embedder.transform();
-        int n = bytes.size();
+        int n = batch.size();
         float[] pixels = new float[n * t.outputLength()];
+        List<String> texts = new ArrayList<>(n);
         for (int i = 0; i < n; i++) {
-            System.arraycopy(t.apply(bytes.get(i), names.get(i)), 0, pixels, i * t.outputLength(), t.outputLength());
+            System.arraycopy(images.get(batch.get(i).image), 0, pixels, i * t.outputLength(), t.outputLength());
+            texts.add(batch.get(i).caption);
         }
         Embedder.Tokens tokens = embedder.tokens(texts);
         try (ModelStep step = ModelStep.open(manager)) {
@@ -207,17 +279,8 @@ public final class RetrievalFinetuner {
         }
         float[][] imageVectors = embedder.pixels(pixels);
         float[][] queryVectors = embedder.texts(queries);
-        List<Set<Integer>> relevant = new ArrayList<>();
-        for (String q : queries) {
-            Set<Integer> rel = new HashSet<>();
-            for (int i = 0; i < val.size(); i++) {
-                if (val.get(i).captions.contains(q)) {
-                    rel.add(i);
-                }
-            }
-            relevant.add(rel);
-        }
-        return RetrievalRecall.exact(queryVectors, imageVectors, relevant);
+        return RetrievalRecall.exact(queryVectors, imageVectors,
+                RetrievalRecall.relevant(queries, val.stream().map(Image::captions).toList()));
     }
 
     /** Pairs grouped by image (in first-seen order), at most {@code limit} images (0 = all). */

@@ -20,6 +20,21 @@ public final class RetrievalRecall {
 
     private RetrievalRecall() {}
 
+    /** For each query text, the images it describes: those with that very text among their captions. */
+    public static List<Set<Integer>> relevant(List<String> queries, List<? extends java.util.Collection<String>> captions) {
+        List<Set<Integer>> out = new java.util.ArrayList<>();
+        for (String q : queries) {
+            Set<Integer> rel = new java.util.HashSet<>();
+            for (int i = 0; i < captions.size(); i++) {
+                if (captions.get(i).contains(q)) {
+                    rel.add(i);
+                }
+            }
+            out.add(rel);
+        }
+        return out;
+    }
+
     /** Exact (brute-force) ranking: {@code relevant.get(q)} are the image rows relevant to query row q. */
     public static Result exact(float[][] queries, float[][] images, List<Set<Integer>> relevant) {
         int hit1 = 0;
@@ -34,6 +49,26 @@ public final class RetrievalRecall {
             hit5 += rank < 5 ? 1 : 0;
         }
         return new Result((double) hit1 / queries.length, (double) hit5 / queries.length, queries.length, images.length);
+    }
+
+    /**
+     * Recall of rankings returned by a search (e.g. an index's approximate HNSW search): {@code ranked.get(q)} are image
+     * rows, best first (5 or more); a query is a hit at k when a relevant image is among its first k.
+     */
+    public static Result ranked(List<int[]> ranked, List<Set<Integer>> relevant, int images) {
+        int hit1 = 0;
+        int hit5 = 0;
+        for (int q = 0; q < ranked.size(); q++) {
+            int[] r = ranked.get(q);
+            for (int i = 0; i < Math.min(5, r.length); i++) {
+                if (relevant.get(q).contains(r[i])) {
+                    hit1 += i < 1 ? 1 : 0;
+                    hit5++;
+                    break;
+                }
+            }
+        }
+        return new Result((double) hit1 / ranked.size(), (double) hit5 / ranked.size(), ranked.size(), images);
     }
 
     /** The 0-based rank of the best-scored relevant image (ties counted against it). */

@@ -58,7 +58,7 @@ class ImageIndexTest {
                     float[] v = e.images(List.of(b), List.of(h.path()))[0];
                     assertEquals(Embedder.cosine(q, v), h.score(), 1e-5, h.path());
                     assertEquals(ImageIndex.sha256(b), h.sha256(), h.path());
-                    assertEquals(new ImageIndex.Entry(h.path(), h.sha256(), h.text()), idx.find(h.sha256()).orElseThrow());
+                    assertEquals(new ImageIndex.Stored(h.path(), h.sha256(), h.text()), idx.find(h.sha256()).orElseThrow());
                 }
                 assertTrue(idx.find(ImageIndex.sha256(EmbedderTest.png(Color.MAGENTA.darker()))).isEmpty());
                 assertTrue(idx.find("../../etc/passwd").isEmpty());
@@ -90,5 +90,77 @@ class ImageIndexTest {
         assertTrue(e.getMessage().endsWith("is not a Lucene index (build one with mm4j index)"), e.getMessage());
         e = assertThrows(Exception.class, () -> ImageIndex.sources(tmp.resolve("empty")));
         assertTrue(e.getMessage().contains("holds no image"), e.getMessage());
+    }
+
+    /** Random unit vectors (Gaussian coordinates, normalised). */
+    static float[][] unitVectors(int n, int d, long seed) {
+        java.util.Random r = new java.util.Random(seed);
+        float[][] v = new float[n][d];
+        for (float[] row : v) {
+            double norm = 0;
+            for (int i = 0; i < d; i++) {
+                row[i] = (float) r.nextGaussian();
+                norm += row[i] * row[i];
+            }
+            for (int i = 0; i < d; i++) {
+                row[i] /= (float) Math.sqrt(norm);
+            }
+        }
+        return v;
+    }
+
+    @Test
+    void bulkVectorsMakeOneSegmentAndExactSearchIsTheBruteForceRanking() throws Exception {
+        int n = 3000;
+        float[][] vectors = unitVectors(n, 16, 5);
+        List<ImageIndex.Entry> entries = new java.util.ArrayList<>();
+        for (int i = 0; i < n; i++) {
+            entries.add(new ImageIndex.Entry("v" + i, "h" + i, i % 2 == 0 ? "even" : null, vectors[i]));
+        }
+        Path dir = tmp.resolve("bulk");
+        ImageIndex.create(dir, entries, "vectors");
+        try (DirectoryReader r = DirectoryReader.open(FSDirectory.open(dir))) {
+            assertEquals(1, r.leaves().size(), "one commit, one segment: the HNSW graph is built once");
+            assertEquals("16", r.getIndexCommit().getUserData().get(ImageIndex.DIMENSION));
+        }
+        float[][] queries = unitVectors(40, 16, 6);
+        int k = 10;
+        double found10 = 0;
+        double found100 = 0;
+        try (ImageIndex idx = ImageIndex.open(dir); ImageIndex.Searcher s = idx.searcher()) {
+            assertEquals(n, s.size());
+            for (float[] q : queries) {
+                // the brute-force ranking, computed here
+                Integer[] order = new Integer[n];
+                double[] cos = new double[n];
+                for (int i = 0; i < n; i++) {
+                    order[i] = i;
+                    cos[i] = ZeroShotClassifier.dot(q, vectors[i]);
+                }
+                java.util.Arrays.sort(order, (a, b) -> Double.compare(cos[b], cos[a]));
+                List<ImageIndex.Hit> exact = s.exact(q, k);
+                assertEquals(k, exact.size());
+                java.util.Set<String> truth = new java.util.HashSet<>();
+                for (int i = 0; i < k; i++) {
+                    assertEquals("v" + order[i], exact.get(i).path());
+                    assertEquals(cos[order[i]], exact.get(i).score(), 1e-5);
+                    assertEquals(order[i] % 2 == 0 ? "even" : null, exact.get(i).text());
+                    truth.add("v" + order[i]);
+                }
+                List<ImageIndex.Hit> few = s.search(q, k, k);
+                List<ImageIndex.Hit> many = s.search(q, k, 100);
+                assertEquals(k, few.size());
+                assertEquals(k, many.size());
+                assertEquals(many, idx.search(q, k), "search(q, k) collects the default candidates");
+                found10 += few.stream().filter(h -> truth.contains(h.path())).count() / (double) k;
+                found100 += many.stream().filter(h -> truth.contains(h.path())).count() / (double) k;
+            }
+        }
+        found10 /= queries.length;
+        found100 /= queries.length;
+        // HNSW is approximate: collecting more candidates finds more of the exact top 10
+        assertTrue(found100 > 0.9, "recall@10 with 100 candidates " + found100);
+        assertTrue(found100 > found10, found100 + " vs " + found10);
+        assertThrows(IllegalArgumentException.class, () -> ImageIndex.create(tmp.resolve("none"), List.of(), "x"));
     }
 }

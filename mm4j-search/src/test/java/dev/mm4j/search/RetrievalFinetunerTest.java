@@ -109,4 +109,46 @@ class RetrievalFinetunerTest {
         assertEquals(2.0 / 3, r.at1(), 1e-9);
         assertEquals(1.0, r.at5(), 1e-9);
     }
+
+    @Test
+    void anEpochsBatchesHoldDistinctCaptionsSoThatNoImageIsItsTwinsNegative() {
+        List<RetrievalFinetuner.Image> images = new ArrayList<>();
+        String[] captions = {"a", "a", "a", "b", "b", "c", "d", "e"};
+        for (int i = 0; i < captions.length; i++) {
+            images.add(new RetrievalFinetuner.Image(null, List.of(captions[i])));
+        }
+        // file order: the second and third "a" wait for later batches instead of sitting next to the first
+        List<List<RetrievalFinetuner.TrainPair>> batches = RetrievalFinetuner.epochBatches(images, 3, false, new java.util.Random(1));
+        assertEquals(List.of(List.of(0, 3, 5), List.of(1, 4, 6)),
+                batches.stream().map(b -> b.stream().map(RetrievalFinetuner.TrainPair::image).toList()).toList());
+        // shuffled, many epochs: full batches, distinct captions, no image twice in an epoch
+        java.util.Random random = new java.util.Random(2);
+        for (int epoch = 0; epoch < 50; epoch++) {
+            Set<Integer> seen = new HashSet<>();
+            List<List<RetrievalFinetuner.TrainPair>> shuffled = RetrievalFinetuner.epochBatches(images, 4, true, random);
+            assertFalse(shuffled.isEmpty());
+            for (List<RetrievalFinetuner.TrainPair> b : shuffled) {
+                assertEquals(4, b.size());
+                assertEquals(4, b.stream().map(RetrievalFinetuner.TrainPair::caption).distinct().count(), b.toString());
+                for (RetrievalFinetuner.TrainPair p : b) {
+                    assertTrue(seen.add(p.image()), "image " + p.image() + " twice in an epoch");
+                    assertEquals(captions[p.image()], p.caption());
+                }
+            }
+        }
+    }
+
+    @Test
+    void recallOfASearchsRankingsCountsTheFirstRelevantHit() {
+        List<Set<Integer>> relevant = RetrievalRecall.relevant(List.of("x", "y", "z"),
+                List.of(List.of("x"), List.of("y"), List.of("x", "z"), List.of("w")));
+        assertEquals(List.of(Set.of(0, 2), Set.of(1), Set.of(2)), relevant);
+        // query 0 finds a relevant image first; query 1 at rank 3; query 2 beyond 5
+        RetrievalRecall.Result r = RetrievalRecall.ranked(List.of(new int[] {2, 1, 3}, new int[] {0, 2, 3, 1, 4},
+                new int[] {0, 1, 3, 4, 5, 2}), relevant, 7);
+        assertEquals(1.0 / 3, r.at1(), 1e-9);
+        assertEquals(2.0 / 3, r.at5(), 1e-9);
+        assertEquals(3, r.queries());
+        assertEquals(7, r.images());
+    }
 }

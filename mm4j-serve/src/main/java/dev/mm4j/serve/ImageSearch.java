@@ -161,7 +161,7 @@ public final class ImageSearch implements AutoCloseable {
         if (sha256 == null || !sha256.matches("[0-9a-f]{64}")) {
             throw new NoSuchElementException("no indexed image has SHA-256 '" + sha256 + "' (64 lower-case hex digits)");
         }
-        ImageIndex.Entry e = index.find(sha256).orElseThrow(() -> new NoSuchElementException("no indexed image has SHA-256 " + sha256));
+        ImageIndex.Stored e = index.find(sha256).orElseThrow(() -> new NoSuchElementException("no indexed image has SHA-256 " + sha256));
         byte[] bytes;
         try {
             bytes = Files.readAllBytes(Path.of(e.path()));
