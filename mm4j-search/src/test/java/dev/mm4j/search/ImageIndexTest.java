@@ -135,7 +135,7 @@ class ImageIndexTest {
                 double[] cos = new double[n];
                 for (int i = 0; i < n; i++) {
                     order[i] = i;
-                    cos[i] = ZeroShotClassifier.dot(q, vectors[i]);
+                    cos[i] = Embedder.cosine(q, vectors[i]);
                 }
                 java.util.Arrays.sort(order, (a, b) -> Double.compare(cos[b], cos[a]));
                 List<ImageIndex.Hit> exact = s.exact(q, k);

@@ -248,8 +248,7 @@ public final class VqaServer implements AutoCloseable {
             if (e instanceof HttpResponseException h) {
                 error(ctx, h.getStatus(), h.getMessage(), null);
             } else {
-                log.error("{} {} failed", ctx.method(), ctx.path(), e);
-                error(ctx, 500, "internal error (" + e.getClass().getSimpleName() + "); see the server log", null);
+                failed(ctx, e);
             }
         });
         app.error(404, ctx -> {
@@ -327,6 +326,28 @@ public final class VqaServer implements AutoCloseable {
     private void countResponse(int status) {
         Counter.builder("mm4j.requests").description("HTTP responses by status (every endpoint, Jetty-level rejects included)")
                 .tag("status", Integer.toString(status)).register(registry).increment();
+    }
+
+    /**
+     * An exception out of a route: a body that ended early (the client closed the connection, or stopped sending for
+     * the idle timeout) is the client's error, 400 / 408 with one rate-limited log line; anything else is ours, 500
+     * with its stack trace in the log.
+     */
+    private void failed(Context ctx, Exception e) {
+        for (Throwable c = e; c != null; c = c.getCause()) {
+            if (c instanceof java.util.concurrent.TimeoutException) {
+                logClientError("request body stopped arriving (idle timeout)");
+                error(ctx, 408, "body: stopped arriving for the idle timeout", null);
+                return;
+            }
+            if (c instanceof org.eclipse.jetty.io.EofException) {
+                logClientError("request body ended early (" + c.getMessage() + ")");
+                error(ctx, 400, "body: ended before its Content-Length (the client closed the connection)", null);
+                return;
+            }
+        }
+        log.error("{} {} failed", ctx.method(), ctx.path(), e);
+        error(ctx, 500, "internal error (" + e.getClass().getSimpleName() + "); see the server log", null);
     }
 
     /** One line for a client's malformed request, at most once a minute (with how many were not logged). */
@@ -433,8 +454,7 @@ public final class VqaServer implements AutoCloseable {
         } catch (InvalidInputException e) {
             error(ctx, e.kind() == InvalidInputException.Kind.NOT_AN_IMAGE ? 415 : 400, e.getMessage(), null);
         } catch (IOException | RuntimeException e) {
-            log.error("{} {} failed", ctx.method(), ctx.path(), e);
-            error(ctx, 500, "internal error (" + e.getClass().getSimpleName() + "); see the server log", null);
+            failed(ctx, e);
         } finally {
             inFlight.decrementAndGet();
             timer.record(System.nanoTime() - t0, TimeUnit.NANOSECONDS);

@@ -137,6 +137,64 @@ class VqaServerHardeningTest {
         assertEquals(want, v, series);
     }
 
+    /** Sends {@code head} with a Content-Length of {@code declared} but only {@code body}, then closes its side (half-close). */
+    static Raw sendCut(URI base, String head, byte[] body, int declared) throws Exception {
+        try (Socket s = new Socket()) {
+            s.connect(new InetSocketAddress(base.getHost(), base.getPort()), 5000);
+            s.setSoTimeout(20_000);
+            String h = head + "\r\nHost: " + base.getHost() + ":" + base.getPort() + "\r\nConnection: close\r\nContent-Length: "
+                    + declared + "\r\n\r\n";
+            s.getOutputStream().write(h.getBytes(StandardCharsets.ISO_8859_1));
+            s.getOutputStream().write(body);
+            s.getOutputStream().flush();
+            s.shutdownOutput();
+            String text = new String(s.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+            int end = text.indexOf("\r\n\r\n");
+            assertTrue(end > 0, "an answer: " + text);
+            String b = text.substring(end + 4);
+            if (text.substring(0, end).toLowerCase(Locale.ROOT).contains("transfer-encoding: chunked")) {
+                b = dechunk(b);
+            }
+            Map<String, String> headers = new LinkedHashMap<>();
+            String[] lines = text.substring(0, end).split("\r\n");
+            for (int k = 1; k < lines.length; k++) {
+                int c = lines[k].indexOf(':');
+                headers.put(lines[k].substring(0, c).trim().toLowerCase(Locale.ROOT), lines[k].substring(c + 1).trim());
+            }
+            return new Raw(Integer.parseInt(lines[0].split(" ")[1]), headers, b);
+        }
+    }
+
+    /** Bodies cut short by a client that goes away (what slow clients end as) are 400s with one log line at most, no stack traces. */
+    @Test
+    void bodiesEndingBeforeTheirLengthAre400WithOneLogLineAtMost() throws Exception {
+        URI u = server.uri();
+        byte[] good = multipartBody("b0undary", TinyBundle.png(3, 48, 48), "what?");
+        byte[] json = ("{\"image\": \"" + java.util.Base64.getEncoder().encodeToString(TinyBundle.png(3, 48, 48))
+                + "\", \"question\": \"what?\"}").getBytes(StandardCharsets.UTF_8);
+        double before = metric("mm4j_requests_total{status=\"400\"}");
+        PrintStream err = System.err;
+        ByteArrayOutputStream log = new ByteArrayOutputStream();
+        System.setErr(new PrintStream(log, true, StandardCharsets.UTF_8));
+        int sent = 0;
+        try {
+            for (int round = 0; round < 5; round++) {
+                assertJsonError(400, sendCut(u, "POST /v1/answer HTTP/1.1\r\nContent-Type: multipart/form-data; boundary=b0undary",
+                        Arrays.copyOf(good, good.length / 2), good.length), "multipart/form-data (Early EOF)");
+                assertJsonError(400, sendCut(u, "POST /v1/answer HTTP/1.1\r\nContent-Type: application/json",
+                        Arrays.copyOf(json, json.length / 2), json.length), "ended before its Content-Length");
+                sent += 2;
+            }
+        } finally {
+            System.setErr(err);
+        }
+        String logged = log.toString(StandardCharsets.UTF_8);
+        assertFalse(logged.contains("\tat "), "no stack trace in the log:\n" + logged);
+        long lines = logged.lines().filter(l -> !l.isBlank()).count();
+        assertTrue(lines <= 1, sent + " cut-off requests logged " + lines + " lines:\n" + logged);
+        awaitMetric("mm4j_requests_total{status=\"400\"}", before + sent);
+    }
+
     @Test
     void malformedMultipartIs400WithOneLogLineAtMostAndCounted() throws Exception {
         URI u = server.uri();
