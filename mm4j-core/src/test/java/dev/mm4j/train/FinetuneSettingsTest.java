@@ -44,7 +44,8 @@ class FinetuneSettingsTest {
         assertEquals(false, demo.isRetrieval());
         assertEquals(demo.model, r.model);
         assertEquals(96, r.batchSize);
-        assertEquals(1200, r.maxSteps);
+        assertEquals(1200, r.maxSteps, "its own budget (the VQA demo trains 1600 steps)");
+        assertEquals(1600, demo.maxSteps);
         assertEquals(demo.lr, r.lr);
         assertEquals(demo.schedule, r.schedule);
         assertEquals(0, r.threads, "all cores");
