@@ -70,21 +70,26 @@ class VqaServerHardeningTest {
                 s.getOutputStream().write(body);
             }
             s.getOutputStream().flush();
-            byte[] all = s.getInputStream().readAllBytes();
-            String text = new String(all, StandardCharsets.UTF_8);
-            int end = text.indexOf("\r\n\r\n");
-            String[] lines = text.substring(0, end).split("\r\n");
-            Map<String, String> headers = new LinkedHashMap<>();
-            for (int i = 1; i < lines.length; i++) {
-                int c = lines[i].indexOf(':');
-                headers.put(lines[i].substring(0, c).trim().toLowerCase(Locale.ROOT), lines[i].substring(c + 1).trim());
-            }
-            String b = text.substring(end + 4);
-            if ("chunked".equalsIgnoreCase(headers.get("transfer-encoding"))) {
-                b = dechunk(b);
-            }
-            return new Raw(Integer.parseInt(lines[0].split(" ")[1]), headers, b);
+            return answer(s);
         }
+    }
+
+    /** Reads the whole answer on {@code s}: status, headers (lower-case names), body (de-chunked). */
+    static Raw answer(Socket s) throws Exception {
+        String text = new String(s.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+        int end = text.indexOf("\r\n\r\n");
+        assertTrue(end > 0, "an answer: " + text);
+        String[] lines = text.substring(0, end).split("\r\n");
+        Map<String, String> headers = new LinkedHashMap<>();
+        for (int i = 1; i < lines.length; i++) {
+            int c = lines[i].indexOf(':');
+            headers.put(lines[i].substring(0, c).trim().toLowerCase(Locale.ROOT), lines[i].substring(c + 1).trim());
+        }
+        String b = text.substring(end + 4);
+        if ("chunked".equalsIgnoreCase(headers.get("transfer-encoding"))) {
+            b = dechunk(b);
+        }
+        return new Raw(Integer.parseInt(lines[0].split(" ")[1]), headers, b);
     }
 
     private static String dechunk(String b) {
@@ -148,21 +153,25 @@ class VqaServerHardeningTest {
             s.getOutputStream().write(body);
             s.getOutputStream().flush();
             s.shutdownOutput();
-            String text = new String(s.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
-            int end = text.indexOf("\r\n\r\n");
-            assertTrue(end > 0, "an answer: " + text);
-            String b = text.substring(end + 4);
-            if (text.substring(0, end).toLowerCase(Locale.ROOT).contains("transfer-encoding: chunked")) {
-                b = dechunk(b);
-            }
-            Map<String, String> headers = new LinkedHashMap<>();
-            String[] lines = text.substring(0, end).split("\r\n");
-            for (int k = 1; k < lines.length; k++) {
-                int c = lines[k].indexOf(':');
-                headers.put(lines[k].substring(0, c).trim().toLowerCase(Locale.ROOT), lines[k].substring(c + 1).trim());
-            }
-            return new Raw(Integer.parseInt(lines[0].split(" ")[1]), headers, b);
+            return answer(s);
         }
+    }
+
+    interface Requests {
+        void run() throws Exception;
+    }
+
+    /** What the server logged (to stderr, slf4j-simple) while {@code requests} ran. */
+    static String stderrOf(Requests requests) throws Exception {
+        PrintStream err = System.err;
+        ByteArrayOutputStream log = new ByteArrayOutputStream();
+        System.setErr(new PrintStream(log, true, StandardCharsets.UTF_8));
+        try {
+            requests.run();
+        } finally {
+            System.setErr(err);
+        }
+        return log.toString(StandardCharsets.UTF_8);
     }
 
     /** Bodies cut short by a client that goes away (what slow clients end as) are 400s with one log line at most, no stack traces. */
@@ -173,22 +182,15 @@ class VqaServerHardeningTest {
         byte[] json = ("{\"image\": \"" + java.util.Base64.getEncoder().encodeToString(TinyBundle.png(3, 48, 48))
                 + "\", \"question\": \"what?\"}").getBytes(StandardCharsets.UTF_8);
         double before = metric("mm4j_requests_total{status=\"400\"}");
-        PrintStream err = System.err;
-        ByteArrayOutputStream log = new ByteArrayOutputStream();
-        System.setErr(new PrintStream(log, true, StandardCharsets.UTF_8));
-        int sent = 0;
-        try {
+        String logged = stderrOf(() -> {
             for (int round = 0; round < 5; round++) {
                 assertJsonError(400, sendCut(u, "POST /v1/answer HTTP/1.1\r\nContent-Type: multipart/form-data; boundary=b0undary",
                         Arrays.copyOf(good, good.length / 2), good.length), "multipart/form-data (Early EOF)");
                 assertJsonError(400, sendCut(u, "POST /v1/answer HTTP/1.1\r\nContent-Type: application/json",
                         Arrays.copyOf(json, json.length / 2), json.length), "ended before its Content-Length");
-                sent += 2;
             }
-        } finally {
-            System.setErr(err);
-        }
-        String logged = log.toString(StandardCharsets.UTF_8);
+        });
+        int sent = 10;
         assertFalse(logged.contains("\tat "), "no stack trace in the log:\n" + logged);
         long lines = logged.lines().filter(l -> !l.isBlank()).count();
         assertTrue(lines <= 1, sent + " cut-off requests logged " + lines + " lines:\n" + logged);
@@ -210,22 +212,15 @@ class VqaServerHardeningTest {
         assertEquals(200, send(u, "POST /v1/answer HTTP/1.1\r\nContent-Type: multipart/form-data; boundary=b0undary", good).status(),
                 "the well-formed body is answered");
         double before = metric("mm4j_requests_total{status=\"400\"}");
-        PrintStream err = System.err;
-        ByteArrayOutputStream log = new ByteArrayOutputStream();
-        System.setErr(new PrintStream(log, true, StandardCharsets.UTF_8));
-        int sent = 0;
-        try {
+        String logged = stderrOf(() -> {
             for (int round = 0; round < 5; round++) {
                 for (Map.Entry<String, byte[]> c : cases.entrySet()) {
                     Raw r = send(u, "POST /v1/answer HTTP/1.1\r\nContent-Type: " + c.getKey(), c.getValue());
                     assertJsonError(400, r, "multipart/form-data");
-                    sent++;
                 }
             }
-        } finally {
-            System.setErr(err);
-        }
-        String logged = log.toString(StandardCharsets.UTF_8);
+        });
+        int sent = 5 * cases.size();
         long lines = logged.lines().filter(l -> !l.isBlank()).count();
         assertTrue(lines <= 1, sent + " malformed requests logged " + lines + " lines:\n" + logged);
         awaitMetric("mm4j_requests_total{status=\"400\"}", before + sent);
