@@ -29,7 +29,9 @@ public final class MultiHeadAttention extends Module {
     /**
      * x: (B, L, D) -> (B, L, D), in one op of the {@link TorchOps} library: the projections, PyTorch's fused
      * {@code scaled_dot_product_attention} (no (B, H, L, L) score or probability arrays are kept for the
-     * backward pass) and the output projection, the products in this module's {@link Precision}.
+     * backward pass) and the output projection, the products in this module's {@link Precision}. bf16 on short
+     * sequences computes the scores explicitly instead, where that is faster
+     * ({@link TorchOps#BF16_EXPLICIT_ATTENTION_MAX_SCORES}).
      */
     public NDArray forward(NDArray x, NDArray additiveMask) {
         return TorchOps.on(x).attention(precision(), x, additiveMask, heads,
