@@ -30,7 +30,7 @@ public final class FlavaModel extends Module {
 
     public FlavaModel(FlavaConfig c) {
         this.maskTextPaddingInMultimodal = c.maskTextPaddingInMultimodal;
-        this.checkpointing = c.activationCheckpointing ? new ActivationCheckpointing() : null;
+        this.checkpointing = new ActivationCheckpointing(c.activationCheckpointing);
         this.imageEncoder = child("image_encoder", new ImageEncoder(c, checkpointing));
         this.textEncoder = child("text_encoder", new TextEncoder(c, checkpointing));
         this.mmEncoder = child("mm_encoder", new MultimodalEncoder(c, checkpointing));
@@ -53,9 +53,7 @@ public final class FlavaModel extends Module {
             required = image != null && text != null ? RequiredEmbedding.MM
                     : image != null ? RequiredEmbedding.IMAGE : RequiredEmbedding.TEXT;
         }
-        if (checkpointing != null) {
-            checkpointing.clear(); // one forward, then at most one backward()
-        }
+        checkpointing.clear(); // one forward, then at most one backward()
         EncoderOutput img = image != null && required != RequiredEmbedding.TEXT ? imageEncoder.forward(image) : null;
         EncoderOutput txt = text != null && required != RequiredEmbedding.IMAGE ? textEncoder.forward(text) : null;
         EncoderOutput mm = null;
@@ -113,14 +111,13 @@ public final class FlavaModel extends Module {
     }
 
     /**
-     * With activation checkpointing, the rest of the backward pass after the loss's ({@code
-     * gc.backward(loss)}): recomputes the checkpointed layers and back-propagates through them. A no-op
-     * without checkpointing, or when the forward did not record (outside a gradient collector).
+     * The rest of the backward pass after the loss's ({@code gc.backward(loss)}): recomputes the layers that ran
+     * checkpointed (every layer with activation checkpointing; in bf16 also the ones that would keep more than
+     * float32, see {@code ActivationCheckpointing}) and back-propagates through them. A no-op when none did, or
+     * when the forward did not record (outside a gradient collector).
      */
     public void backwardCheckpointed() {
-        if (checkpointing != null) {
-            checkpointing.backward();
-        }
+        checkpointing.backward();
     }
 
     /** Additive mask over [mm CLS, image tokens, text tokens] that hides text padding. */

@@ -19,7 +19,7 @@ public final class ImageEncoder extends Module {
     private final TransformerEncoder encoder;
     private final LayerNorm layernorm;
 
-    /** @param checkpointing shared by the model's encoders when layers are checkpointed, else null */
+    /** @param checkpointing shared by the model's encoders; it decides which layers run checkpointed */
     public ImageEncoder(FlavaConfig c, ActivationCheckpointing checkpointing) {
         this.embeddings = child("embeddings", new Embeddings(c));
         this.encoder = child("encoder", new TransformerEncoder(c.imageNumHiddenLayers, c.imageHiddenSize,

@@ -18,7 +18,7 @@ public final class MultimodalEncoder extends Module {
     private final TransformerEncoder encoder;
     private final LayerNorm layernorm;
 
-    /** @param checkpointing shared by the model's encoders when layers are checkpointed, else null */
+    /** @param checkpointing shared by the model's encoders; it decides which layers run checkpointed */
     public MultimodalEncoder(FlavaConfig c, ActivationCheckpointing checkpointing) {
         this.clsToken = parameter("cls_token", Init.zeros(), 1, 1, c.multimodalHiddenSize);
         this.encoder = child("encoder", new TransformerEncoder(c.multimodalNumHiddenLayers, c.multimodalHiddenSize,

@@ -19,7 +19,7 @@ public final class TextEncoder extends Module {
     private final LayerNorm layernorm;
     private final int padTokenId;
 
-    /** @param checkpointing shared by the model's encoders when layers are checkpointed, else null */
+    /** @param checkpointing shared by the model's encoders; it decides which layers run checkpointed */
     public TextEncoder(FlavaConfig c, ActivationCheckpointing checkpointing) {
         this.embeddings = child("embeddings", new Embeddings(c));
         this.encoder = child("encoder", new TransformerEncoder(c.textNumHiddenLayers, c.textHiddenSize,

@@ -35,10 +35,50 @@ public final class ActivationCheckpointing {
             implements Entry {}
 
     private final List<Entry> tape = new ArrayList<>();
+    private final boolean everyLayer;
+
+    /**
+     * @param everyLayer checkpoint every layer (the {@code activation_checkpointing} setting); false checkpoints only
+     *     the bf16 layers that would keep more for the backward pass than float32 ({@link #bf16KeepsMore})
+     */
+    public ActivationCheckpointing(boolean everyLayer) {
+        this.everyLayer = everyLayer;
+    }
 
     /** True while gradients are recorded (inside a gradient collector): layers then run checkpointed. */
     public boolean recording() {
         return JniUtils.isGradMode();
+    }
+
+    /**
+     * Whether layers of this shape on {@code batch} samples of {@code tokens} tokens attending to {@code keys} keys
+     * run checkpointed while gradients are recorded: every layer when asked for, else the bf16 ones that
+     * {@link #bf16KeepsMore keep more than float32 would}, so that bf16 never needs more memory than float32.
+     */
+    boolean checkpoints(Precision precision, long batch, long tokens, long keys, long dim, int heads, long intermediate) {
+        return recording() && (everyLayer
+                || precision == Precision.BF16 && bf16KeepsMore(batch, tokens, keys, dim, heads, intermediate));
+    }
+
+    /**
+     * Whether a bf16 transformer layer keeps more bytes for its backward pass than the same layer in float32.
+     * Autograd keeps the bfloat16 copy of each weight for the input gradient (2 bytes for each of the
+     * {@code 4d^2 + 2di} weights) where float32 keeps the weights themselves; per token bf16 keeps {@code 12d + 4i}
+     * bytes less (float32 keeps the layer norms' inputs 8d, the first layer norm's output 4d, q k v 12d, the
+     * attention output 4d, the second layer norm's output 4d, the MLP's hidden activation and its GELU 8i; bf16
+     * keeps the layer norms' inputs in float32 and halves the rest), less {@code 2 heads keys} where bf16 attention
+     * runs as explicit products ({@link TorchOps#BF16_EXPLICIT_ATTENTION_MAX_SCORES}: its bfloat16 probabilities).
+     * FLAVA's full-size layer breaks even at 658 tokens a batch with fused attention, 844 on 197 tokens with explicit
+     * attention: at batch 2 the image encoder (394 tokens) kept 0.42 GB in bf16 against 0.24 GB in float32 (bench
+     * --breakdown), the text encoder on 2 x 512 tokens less than in float32.
+     */
+    public static boolean bf16KeepsMore(long batch, long tokens, long keys, long dim, int heads, long intermediate) {
+        long copies = 2 * (4 * dim * dim + 2 * dim * intermediate);
+        long savedPerToken = 12 * dim + 4 * intermediate;
+        if (tokens * keys <= TorchOps.BF16_EXPLICIT_ATTENTION_MAX_SCORES) {
+            savedPerToken -= 2L * heads * keys;
+        }
+        return copies > batch * tokens * savedPerToken;
     }
 
     /** Forgets what an earlier forward recorded (its arrays belong to a step that has ended or will end). */

@@ -46,6 +46,10 @@ public final class TorchOps {
 
     private static final Map<Device, TorchOps> LOADED = new ConcurrentHashMap<>();
 
+    /** The graph optimizer setting DJL starts threads with ({@code ai.djl.pytorch.graph_optimizer}, default true). */
+    private static final boolean GRAPH_OPTIMIZER =
+            Boolean.parseBoolean(System.getProperty("ai.djl.pytorch.graph_optimizer", "true"));
+
     private final PtSymbolBlock module;
     private final NDManager manager;
     private final Map<String, NDArray> selectors = new ConcurrentHashMap<>();
@@ -124,8 +128,15 @@ public final class TorchOps {
     /** Calls a method of the module; records autograd when gradients are recorded on this thread. */
     NDArray call(String method, NDList in) {
         in.add(selectors.computeIfAbsent(method, this::selector));
-        NDList out = module.forward(store, in, JniUtils.isGradMode());
-        return out.singletonOrThrow();
+        // TorchScript's graph optimizer (a thread's setting) would turn the methods into differentiable graphs that
+        // keep more for the backward pass (attention's scores: 2.4 kB a token of FLAVA's image encoder) and run no
+        // faster (demo model: train step 0.209 vs 0.206 s); off while the library runs, as eager autograd keeps
+        JniUtils.setGraphExecutorOptimize(false);
+        try {
+            return module.forward(store, in, JniUtils.isGradMode()).singletonOrThrow();
+        } finally {
+            JniUtils.setGraphExecutorOptimize(GRAPH_OPTIMIZER);
+        }
     }
 
     /** The cached method selector, owned by the library's manager: out of any step's scope that is open when it is made. */
@@ -143,13 +154,14 @@ public final class TorchOps {
 
     /**
      * Up to how many scores per (batch, head) (queries x keys) bfloat16 attention runs as explicit products,
-     * {@code softmax(q k^T / sqrt(dh) + mask) v} with the scores' softmax in float32 (autocast's eager attention),
-     * instead of libtorch's fused kernel. libtorch 2.7's bfloat16 flash-attention kernel for the CPU works in
+     * {@code softmax(q k^T / sqrt(dh) + mask) v}, instead of libtorch's fused kernel. The scores are bfloat16 (the
+     * product's output, as in autocast's eager attention); libtorch's softmax on them sums in float32 and rounds
+     * the probabilities to bfloat16, which the product with v takes anyway. libtorch 2.7's bfloat16 flash-attention kernel for the CPU works in
      * blocks of up to 512 keys and is slow on short sequences, its backward pass most of all: measured on a
      * 2-core Zen 4 (forward + backward, ms, fused vs explicit): image 197 tokens 22.5 vs 13.6, text 512 queries
      * over 24 keys 35.2 vs 15.9, 221 tokens 25.1 vs 16.3, 320 tokens 36.8 vs 23.7, the demo's 96 x 33 tokens of
      * width 128 25.5 vs 6.6; 512 x 512 ties (75.7 both) and 709 x 709 is fused's (136 vs 352). The probabilities
-     * kept for the backward pass cost 6 bytes per score, at most 0.75 MB per (batch, head) under this bound.
+     * kept for the backward pass cost 2 bytes per score, at most 0.25 MB per (batch, head) under this bound.
      * float32 always runs fused: on the demo model explicit products were no faster (train step 0.214 vs 0.206 s).
      */
     static final int BF16_EXPLICIT_ATTENTION_MAX_SCORES = 1 << 17;
@@ -162,10 +174,9 @@ public final class TorchOps {
             return "    " + fused;
         }
         return "    if n * kn <= " + BF16_EXPLICIT_ATTENTION_MAX_SCORES + ":\n"
-                + "      s = torch.mul(torch.to(torch.matmul(q, torch.transpose(k, -2, -1)), 6), "
-                + "torch.pow(torch.floordiv(d, h), -0.5))\n"
-                + (masked ? "      s = torch.add(s, mask)\n" : "")
-                + "      o = torch.matmul(torch.to(torch.softmax(s, -1), " + t + "), v)\n"
+                + "      s = torch.mul(torch.matmul(q, torch.transpose(k, -2, -1)), torch.pow(torch.floordiv(d, h), -0.5))\n"
+                + (masked ? "      s = torch.add(s, torch.to(mask, " + t + "))\n" : "")
+                + "      o = torch.matmul(torch.softmax(s, -1), v)\n"
                 + "    else:\n"
                 + "      " + fused;
     }

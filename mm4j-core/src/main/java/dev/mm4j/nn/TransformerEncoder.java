@@ -8,11 +8,20 @@ import java.util.List;
 public final class TransformerEncoder extends Module {
     private final List<TransformerEncoderLayer> layers = new ArrayList<>();
     private final ActivationCheckpointing checkpointing;
+    private final long dim;
+    private final int heads;
+    private final long intermediate;
 
-    /** @param checkpointing where the layers record when checkpointed, or null to keep all activations */
+    /**
+     * @param checkpointing where the layers record when checkpointed (it decides which), or null to keep all
+     *     activations
+     */
     public TransformerEncoder(int numLayers, long dim, int heads, long intermediate, Activation activation,
             double eps, double initStd, ActivationCheckpointing checkpointing) {
         this.checkpointing = checkpointing;
+        this.dim = dim;
+        this.heads = heads;
+        this.intermediate = intermediate;
         LayerList list = child("layer", new LayerList());
         for (int i = 0; i < numLayers; i++) {
             layers.add(list.add(i, new TransformerEncoderLayer(dim, heads, intermediate, activation, eps, initStd)));
@@ -21,7 +30,8 @@ public final class TransformerEncoder extends Module {
 
     /** Returns the last layer's output (before any final layer norm). */
     public NDArray forward(NDArray x, NDArray additiveMask) {
-        if (checkpointing != null && checkpointing.recording()) {
+        if (checkpointing != null && checkpointing.checkpoints(precision(), x.getShape().get(0), x.getShape().get(1),
+                additiveMask == null ? x.getShape().get(1) : additiveMask.getShape().get(3), dim, heads, intermediate)) {
             return checkpointing.forward(layers, x, additiveMask);
         }
         // each layer's intermediates are dropped when it returns, and each layer's output once the next layer

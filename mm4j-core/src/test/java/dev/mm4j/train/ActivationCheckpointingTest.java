@@ -13,6 +13,7 @@ import dev.mm4j.flava.FlavaConfig;
 import dev.mm4j.flava.FlavaForClassification;
 import dev.mm4j.flava.ModelStep;
 import dev.mm4j.flava.RequiredEmbedding;
+import dev.mm4j.nn.ActivationCheckpointing;
 import dev.mm4j.nn.Parameter;
 import dev.mm4j.nn.Precision;
 import java.util.List;
@@ -55,18 +56,31 @@ class ActivationCheckpointingTest {
         lossAndEveryGradientEqual(maskPadding, Precision.FP32);
     }
 
-    /** Recomputation in bf16 runs the same bfloat16 products: the same numbers as without checkpointing. */
+    /**
+     * Recomputation in bf16 runs the same bfloat16 products: the same numbers as without checkpointing. On 8
+     * samples, where bf16 keeps every layer's activations without being asked to checkpoint (on fewer its weight
+     * copies outweigh what it saves, and it checkpoints those layers by itself).
+     */
     @ParameterizedTest
     @ValueSource(booleans = {false, true})
     void inBf16TooLossAndEveryGradientEqualThoseWithoutCheckpointing(boolean maskPadding) throws Exception {
-        lossAndEveryGradientEqual(maskPadding, Precision.BF16);
+        // image: 16 patches + CLS; text: 12; multimodal: 1 + 17 + 12 tokens; width 64, 4 heads, MLP 128
+        for (long[] tokensKeys : new long[][] {{17, 17}, {12, 12}, {30, 30}}) {
+            assertFalse(ActivationCheckpointing.bf16KeepsMore(8, tokensKeys[0], tokensKeys[1], 64, 4, 128));
+            assertTrue(ActivationCheckpointing.bf16KeepsMore(2, tokensKeys[0], tokensKeys[1], 64, 4, 128));
+        }
+        lossAndEveryGradientEqual(maskPadding, Precision.BF16, 8);
     }
 
     private void lossAndEveryGradientEqual(boolean maskPadding, Precision precision) throws Exception {
+        lossAndEveryGradientEqual(maskPadding, precision, 3);
+    }
+
+    private void lossAndEveryGradientEqual(boolean maskPadding, Precision precision, int samples) throws Exception {
         try (NDManager m = NDManager.newBaseManager()) {
             FlavaForClassification[] models = pair(m, maskPadding, precision);
             assertEquals(precision, models[1].precision());
-            Batch batch = TrainingStepTest.batch(new Random(3), 3, 12);
+            Batch batch = TrainingStepTest.batch(new Random(3), samples, 12);
             double[] loss = new double[2];
             for (int k = 0; k < 2; k++) {
                 models[k].setTraining(false);
@@ -162,6 +176,55 @@ class ActivationCheckpointingTest {
             models[0].namedParameters().forEach((n, p) ->
                     assertRelClose(n, p.array().toFloatArray(), b.get(n).array().toFloatArray()));
         }
+    }
+
+    /**
+     * bf16 never keeps more for the backward pass than float32: on 2 samples its weight copies would outweigh what
+     * its activations save, so it recomputes those layers (and its gradients are still float32's within bf16's
+     * rounding, MixedPrecisionTest); on 8 it keeps its activations, at about half of float32's bytes.
+     */
+    @ParameterizedTest
+    @ValueSource(ints = {2, 8})
+    void bf16KeepsNoMoreForTheBackwardPassThanFloat32(int samples) throws Exception {
+        try (NDManager m = NDManager.newBaseManager()) {
+            FlavaForClassification fp32 = pair(m, true, Precision.FP32)[0];
+            FlavaForClassification bf16 = pair(m, true, Precision.BF16)[0];
+            Map<String, Parameter> to = bf16.namedParameters();
+            fp32.namedParameters().forEach((n, p) -> to.get(n).copyFrom(p.array()));
+            Batch batch = TrainingStepTest.batch(new Random(4), samples, 12);
+            long[] kept = new long[2];
+            FlavaForClassification[] models = {fp32, bf16};
+            for (int k = 0; k < 4; k++) { // each model twice: the first forward loads the op library
+                try (ModelStep step = ModelStep.open(m)) {
+                    ModelStep.Inputs in = step.inputs(batch);
+                    try (GradientCollector gc = Engine.getInstance().newGradientCollector()) {
+                        long before = dev.mm4j.util.NativeHeap.stats().inUse();
+                        models[k % 2].forward(in.image(), in.text(), in.labels()).loss().getFloat();
+                        kept[k % 2] = dev.mm4j.util.NativeHeap.stats().inUse() - before;
+                    }
+                }
+            }
+            System.out.printf("kept for the backward pass on %d samples: float32 %d bytes, bf16 %d bytes%n",
+                    samples, kept[0], kept[1]);
+            assertTrue(kept[1] < kept[0], "bf16 keeps " + kept[1] + " bytes, float32 " + kept[0]);
+        }
+    }
+
+    /**
+     * Which bf16 layers recompute by themselves: full-size FLAVA (width 768, 12 heads, MLP 3072) in the tutorial's
+     * batch of 2 recomputes its image encoder (197 tokens) and keeps the text encoder's activations (512 tokens over
+     * 24 keys) and the multimodal encoder's (710 tokens); from batch 5 it keeps the image encoder's too. The demo's
+     * model (width 128) in its batch of 96 keeps everything.
+     */
+    @Test
+    void bf16RecomputesTheLayersWhoseWeightCopiesOutweighTheirActivations() {
+        assertTrue(ActivationCheckpointing.bf16KeepsMore(2, 197, 197, 768, 12, 3072));
+        assertFalse(ActivationCheckpointing.bf16KeepsMore(2, 512, 24, 768, 12, 3072));
+        assertFalse(ActivationCheckpointing.bf16KeepsMore(2, 710, 710, 768, 12, 3072));
+        assertTrue(ActivationCheckpointing.bf16KeepsMore(4, 197, 197, 768, 12, 3072));
+        assertFalse(ActivationCheckpointing.bf16KeepsMore(5, 197, 197, 768, 12, 3072));
+        assertFalse(ActivationCheckpointing.bf16KeepsMore(96, 17, 17, 128, 4, 256));
+        assertFalse(ActivationCheckpointing.bf16KeepsMore(96, 16, 16, 128, 4, 256));
     }
 
     static void assertRelClose(String name, float[] expected, float[] actual) {
