@@ -130,6 +130,7 @@ public final class TrainBench {
         boolean infer = variant.equals(o.variants().contains("default") ? "default" : o.variants().get(0));
         NativeHeap.trim(); // the previous variant's freed memory back to the system: each peak is this variant's
         int textLen = padding == Padding.DYNAMIC ? o.questionTokens() : cfg.maxPositionEmbeddings;
+        int textKeys = Math.min(textLen, o.questionTokens()); // the batch's longest question (see batch)
         try (NDManager m = manager.newSubManager()) {
             FlavaForClassification model = FlavaForClassification.create(cfg, m);
             try (AdamW optimizer = train ? new AdamW(model.namedParameters(), AdamW.Settings.torchDefaults(), m, adamw) : null) {
@@ -139,7 +140,7 @@ public final class TrainBench {
                         TrainingStep step = new TrainingStep(model, optimizer, m);
                         resetPeakRss();
                         double[] t = time(() -> step.run(List.of(batch), 1e-5, 0, false, true));
-                        print(mode, variant, precision, b, textLen, "train", t, FlavaFlops.trainStep(cfg, b, textLen), peak);
+                        print(mode, variant, precision, b, textLen, "train", t, FlavaFlops.trainStep(cfg, b, textLen, textKeys), peak);
                         if (o.breakdown()) {
                             breakdown(model, optimizer, m, batch, step);
                         }
@@ -155,7 +156,7 @@ public final class TrainBench {
                             model.forward(in.image(), in.text(), null).logits().toFloatArray();
                         }
                     });
-                    print(mode, variant, precision, b, textLen, "infer", t, FlavaFlops.forward(cfg, b, textLen), peak);
+                    print(mode, variant, precision, b, textLen, "infer", t, FlavaFlops.forward(cfg, b, textLen, textKeys), peak);
                 }
             }
         }
