@@ -128,9 +128,10 @@ public final class TorchOps {
     /** Calls a method of the module; records autograd when gradients are recorded on this thread. */
     NDArray call(String method, NDList in) {
         in.add(selectors.computeIfAbsent(method, this::selector));
-        // TorchScript's graph optimizer (a thread's setting) would turn the methods into differentiable graphs that
-        // keep more for the backward pass (attention's scores: 2.4 kB a token of FLAVA's image encoder) and run no
-        // faster (demo model: train step 0.209 vs 0.206 s); off while the library runs, as eager autograd keeps
+        // TorchScript's graph optimizer (a thread's setting) turns the methods into differentiable graphs that keep
+        // more for the backward pass (one more score-sized tensor per attention: 4.8 kB a token of FLAVA's image
+        // encoder) and ran no faster (demo model, fp32 train step: 0.209 s with it, 0.206 s without). It is off while
+        // the library runs, so autograd keeps what each op needs, and back to DJL's setting after.
         JniUtils.setGraphExecutorOptimize(false);
         try {
             return module.forward(store, in, JniUtils.isGradMode()).singletonOrThrow();
@@ -155,13 +156,13 @@ public final class TorchOps {
     /**
      * Up to how many scores per (batch, head) (queries x keys) bfloat16 attention runs as explicit products,
      * {@code softmax(q k^T / sqrt(dh) + mask) v}, instead of libtorch's fused kernel. The scores are bfloat16 (the
-     * product's output, as in autocast's eager attention); libtorch's softmax on them sums in float32 and rounds
-     * the probabilities to bfloat16, which the product with v takes anyway. libtorch 2.7's bfloat16 flash-attention kernel for the CPU works in
-     * blocks of up to 512 keys and is slow on short sequences, its backward pass most of all: measured on a
-     * 2-core Zen 4 (forward + backward, ms, fused vs explicit): image 197 tokens 22.5 vs 13.6, text 512 queries
-     * over 24 keys 35.2 vs 15.9, 221 tokens 25.1 vs 16.3, 320 tokens 36.8 vs 23.7, the demo's 96 x 33 tokens of
-     * width 128 25.5 vs 6.6; 512 x 512 ties (75.7 both) and 709 x 709 is fused's (136 vs 352). The probabilities
-     * kept for the backward pass cost 2 bytes per score, at most 0.25 MB per (batch, head) under this bound.
+     * product's output, as in autocast's eager attention); libtorch's softmax on them sums in float32 and rounds the
+     * probabilities to bfloat16, which the product with v takes anyway. libtorch 2.7's bfloat16 flash-attention
+     * kernel for the CPU is slow on short sequences, its backward pass most of all. Forward + backward of one
+     * attention op on a 2-core Zen 4, ms, fused vs explicit: image 197 tokens 22.5 vs 13.8, text 512 queries over
+     * 24 keys 35.2 vs 17.9, 221 tokens 25.1 vs 16.1, 320 tokens 36.8 vs 22.3, the demo's 96 x 33 tokens of width
+     * 128 25.5 vs 6.1; 512 x 512 (75.7 vs 83.1) and 709 x 709 (136 vs 165) are the fused kernel's. The
+     * probabilities kept for the backward pass cost 2 bytes per score, at most 0.25 MB per (batch, head) here.
      * float32 always runs fused: on the demo model explicit products were no faster (train step 0.214 vs 0.206 s).
      */
     static final int BF16_EXPLICIT_ATTENTION_MAX_SCORES = 1 << 17;
