@@ -227,6 +227,8 @@ public final class TrainBench {
         double[][] t = new double[4][n];
         long gradBytes = 0;
         long slack = 0;
+        long liveAfterForward = 0;
+        long liveAfterBackward = 0;
         model.setTraining(true);
         for (int i = 0; i < n; i++) {
             try (ModelStep s = ModelStep.open(manager)) {
@@ -238,10 +240,12 @@ public final class TrainBench {
                     NDArray loss = model.forward(in.image(), in.text(), in.labels()).loss();
                     loss.getFloat();
                     b = System.nanoTime();
+                    liveAfterForward = NativeHeap.stats().inUse();
                     model.backward(gc, loss);
                 }
                 long c = System.nanoTime();
                 gradBytes = gradientBytes(model);
+                liveAfterBackward = NativeHeap.stats().inUse();
                 slack = NativeHeap.stats().freeHeld();
                 optimizer.step(1e-5, 1.0);
                 long d = System.nanoTime();
@@ -281,6 +285,8 @@ public final class TrainBench {
                 slack / 1e9);
         out.printf("    step peak above the resident state: %.2f GB (gradients %.2f + peak activations and temporaries %.2f)%n",
                 stepPeak / 1e9, gradBytes / 1e9, (stepPeak - gradBytes) / 1e9);
+        out.printf("    native memory in use (the allocator's live bytes; RSS adds the freed memory it keeps, the slack): "
+                + "%.2f GB when the backward pass starts, %.2f GB when it ends%n", liveAfterForward / 1e9, liveAfterBackward / 1e9);
 
         model.setTraining(false);
         double[][] e = new double[3][n];
