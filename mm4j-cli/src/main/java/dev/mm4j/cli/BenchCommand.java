@@ -40,7 +40,8 @@ public final class BenchCommand implements Callable<Integer> {
 
     @Option(names = "--breakdown", description = "also print where a train step's time and memory go: forward / backward / "
             + "AdamW (against the memory bandwidth), weights / gradients / moments / activations per encoder / JVM heap / "
-            + "allocator slack, and inference forward per encoder")
+            + "allocator slack, the allocator's live bytes when the backward pass starts and ends, and inference forward "
+            + "per encoder")
     boolean breakdown;
 
     @Option(names = "--variants", split = ",", description = "side by side, each with its own model: baseline (the previous "
