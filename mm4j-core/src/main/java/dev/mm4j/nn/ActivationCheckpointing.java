@@ -67,7 +67,8 @@ public final class ActivationCheckpointing {
      * bytes less (float32 keeps the layer norms' inputs 8d, the first layer norm's output 4d, q k v 12d, the
      * attention output 4d, the second layer norm's output 4d, the MLP's hidden activation and its GELU 8i; bf16
      * keeps the layer norms' inputs in float32 and halves the rest), less {@code 2 heads keys} where bf16 attention
-     * runs as explicit products ({@link TorchOps#BF16_EXPLICIT_ATTENTION_MAX_SCORES}: its bfloat16 probabilities).
+     * runs as explicit products ({@link TorchOps#BF16_EXPLICIT_ATTENTION_MAX_SCORES}: its bfloat16 probabilities; on
+     * a GPU, where attention stays fused, they are counted too, so the rule errs towards recomputing there).
      * FLAVA's full-size layer breaks even at 658 tokens a batch with fused attention, 844 on 197 tokens with explicit
      * attention: at batch 2 the image encoder (394 tokens) kept 0.42 GB in bf16 against 0.24 GB in float32 (bench
      * --breakdown), the text encoder on 2 x 512 tokens less than in float32.

@@ -72,7 +72,7 @@ public final class TorchOps {
             Path file = dir.resolve(NAME + ".pt");
             try {
                 try (OutputStream out = Files.newOutputStream(file)) {
-                    writeArchive(out);
+                    writeArchive(out, !device.isGpu());
                 }
                 PtSymbolBlock block = JniUtils.loadModule((PtNDManager) manager, file, true, new String[0],
                         new String[0], false);
@@ -168,10 +168,10 @@ public final class TorchOps {
     static final int BF16_EXPLICIT_ATTENTION_MAX_SCORES = 1 << 17;
 
     /** Attention's core in the op library's source: {@code o} from {@code q, k, v} (B, h, tokens, dh) and the mask. */
-    private static String attentionCore(Precision p, boolean masked) {
+    private static String attentionCore(Precision p, boolean masked, boolean cpu) {
         int t = p == Precision.BF16 ? BFLOAT16 : FLOAT32;
         String fused = "o = torch.scaled_dot_product_attention(q, k, v" + (masked ? ", torch.to(mask, " + t + ")" : "") + ")\n";
-        if (p != Precision.BF16) {
+        if (p != Precision.BF16 || !cpu) {
             return "    " + fused;
         }
         return "    if n * kn <= " + BF16_EXPLICIT_ATTENTION_MAX_SCORES + ":\n"
@@ -182,8 +182,16 @@ public final class TorchOps {
                 + "      " + fused;
     }
 
-    /** The TorchScript source of the op library's class. */
+    /** The TorchScript source of the op library's class for the CPU. */
     static String source() {
+        return source(true);
+    }
+
+    /**
+     * The TorchScript source of the op library's class; {@code cpu} false (a GPU) keeps bf16 attention on the fused
+     * kernel at every length (the explicit products were measured faster on the CPU only).
+     */
+    static String source(boolean cpu) {
         StringBuilder s = new StringBuilder();
         s.append("class Ops(Module):\n")
                 .append("  __parameters__ = []\n")
@@ -233,7 +241,7 @@ public final class TorchOps {
                         .append("), torch.to(bk, ").append(t).append(")), [b, kn, h, torch.floordiv(d, h)]), 1, 2)\n")
                         .append("    v = torch.transpose(torch.view(torch.linear(xk, torch.to(wv, ").append(t)
                         .append("), torch.to(bv, ").append(t).append(")), [b, kn, h, torch.floordiv(d, h)]), 1, 2)\n")
-                        .append(attentionCore(p, masked))
+                        .append(attentionCore(p, masked, cpu))
                         .append("    c = torch.reshape(torch.transpose(o, 1, 2), [b, n, d])\n")
                         .append("    y = torch.linear(c, torch.to(wo, ").append(t).append("), torch.to(bo, ")
                         .append(t).append("))\n")
@@ -249,11 +257,16 @@ public final class TorchOps {
      * and {@code code/__torch__.py} (the source). libtorch compiles the source when it loads the archive.
      */
     static void writeArchive(OutputStream out) throws IOException {
+        writeArchive(out, true);
+    }
+
+    /** As {@link #writeArchive(OutputStream)}, with the source for the CPU or a GPU ({@link #source(boolean)}). */
+    static void writeArchive(OutputStream out, boolean cpu) throws IOException {
         ZipOutputStream zip = new ZipOutputStream(out);
         stored(zip, NAME + "/version", "3\n".getBytes(StandardCharsets.US_ASCII));
         stored(zip, NAME + "/constants.pkl", new byte[] {(byte) 0x80, 2, ')', '.'});
         stored(zip, NAME + "/data.pkl", dataPickle());
-        stored(zip, NAME + "/code/__torch__.py", source().getBytes(StandardCharsets.UTF_8));
+        stored(zip, NAME + "/code/__torch__.py", source(cpu).getBytes(StandardCharsets.UTF_8));
         zip.finish();
     }
 

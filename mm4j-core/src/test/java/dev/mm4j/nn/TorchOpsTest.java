@@ -241,5 +241,22 @@ class TorchOpsTest {
         assertEquals(List.of("mm4j_ops/version", "mm4j_ops/constants.pkl", "mm4j_ops/data.pkl",
                 "mm4j_ops/code/__torch__.py"), names);
         assertTrue(TorchOps.source().contains("def attention_masked_bf16("));
+        // explicit bf16 attention on short sequences on the CPU only; a GPU's source keeps the fused kernel
+        assertTrue(TorchOps.source(true).contains("torch.softmax("));
+        assertFalse(TorchOps.source(false).contains("torch.softmax("));
+        assertTrue(TorchOps.source(false).contains("def attention_masked_bf16("));
+        // libtorch compiles the GPU's source too (CI has no GPU: compiled here on the CPU)
+        java.nio.file.Path file = java.nio.file.Files.createTempFile("mm4j-ops-gpu", ".pt");
+        try (ai.djl.ndarray.NDManager m = ai.djl.ndarray.NDManager.newBaseManager()) {
+            try (java.io.OutputStream out = java.nio.file.Files.newOutputStream(file)) {
+                TorchOps.writeArchive(out, false);
+            }
+            ai.djl.pytorch.engine.PtSymbolBlock block = ai.djl.pytorch.jni.JniUtils.loadModule(
+                    (ai.djl.pytorch.engine.PtNDManager) m, file, true, new String[0], new String[0], false);
+            assertNotNull(block);
+            block.close();
+        } finally {
+            java.nio.file.Files.deleteIfExists(file);
+        }
     }
 }
