@@ -16,16 +16,11 @@ public final class FlavaFlops {
                 + 4.0 * len * dim * ff; // feed-forward
     }
 
-    /** Forward FLOP for {@code batch} samples with text of {@code textLen} tokens, all of them keys (multimodal head). */
-    public static double forward(FlavaConfig c, long batch, long textLen) {
-        return forward(c, batch, textLen, textLen);
-    }
-
     /**
-     * Forward FLOP for {@code batch} samples with text of {@code textLen} tokens of which the text encoder attends to
-     * the first {@code textKeys} (the padding after the longest question is no key: {@code TextEncoder.additiveMask});
-     * the multimodal encoder attends to all its tokens (the tutorial's reference behaviour; with the padding masked
-     * the text is as long as the longest question).
+     * Forward FLOP (multimodal head) for {@code batch} samples with text of {@code textLen} tokens of which the text
+     * encoder attends to the first {@code textKeys} (the padding after the longest question is no key:
+     * {@code TextEncoder.additiveMask}); the multimodal encoder attends to all its tokens (the tutorial's reference
+     * behaviour; with the padding masked the text is as long as the longest question).
      */
     public static double forward(FlavaConfig c, long batch, long textLen, long textKeys) {
         long patches = c.numPatches();
@@ -45,11 +40,6 @@ public final class FlavaFlops {
         }
         head += 2.0 * in * c.numClasses;
         return batch * (image + text + mm + head);
-    }
-
-    /** Forward + backward (3x forward). */
-    public static double trainStep(FlavaConfig c, long batch, long textLen) {
-        return 3 * forward(c, batch, textLen);
     }
 
     /** Forward + backward (3x forward), the text encoder attending to {@code textKeys} keys. */

@@ -182,11 +182,6 @@ public final class TorchOps {
                 + "      " + fused;
     }
 
-    /** The TorchScript source of the op library's class for the CPU. */
-    static String source() {
-        return source(true);
-    }
-
     /**
      * The TorchScript source of the op library's class; {@code cpu} false (a GPU) keeps bf16 attention on the fused
      * kernel at every length (the explicit products were measured faster on the CPU only).
@@ -254,13 +249,9 @@ public final class TorchOps {
     /**
      * Writes the TorchScript archive: a zip of STORED entries under {@code NAME/}: {@code version},
      * {@code constants.pkl} (an empty tuple), {@code data.pkl} (an {@code Ops} object with {@code training})
-     * and {@code code/__torch__.py} (the source). libtorch compiles the source when it loads the archive.
+     * and {@code code/__torch__.py} (the source for the CPU or a GPU, {@link #source(boolean)}). libtorch compiles
+     * the source when it loads the archive.
      */
-    static void writeArchive(OutputStream out) throws IOException {
-        writeArchive(out, true);
-    }
-
-    /** As {@link #writeArchive(OutputStream)}, with the source for the CPU or a GPU ({@link #source(boolean)}). */
     static void writeArchive(OutputStream out, boolean cpu) throws IOException {
         ZipOutputStream zip = new ZipOutputStream(out);
         stored(zip, NAME + "/version", "3\n".getBytes(StandardCharsets.US_ASCII));

@@ -11,8 +11,7 @@ class FlavaFlopsTest {
     void textKeysTrimmedToTheQuestionCountOnlyTheirProjectionsAndScores() {
         FlavaConfig c = FlavaConfig.fullSize(3997);
         long d = c.textHiddenSize;
-        double all = FlavaFlops.forward(c, 2, 512);
-        assertEquals(all, FlavaFlops.forward(c, 2, 512, 512));
+        double all = FlavaFlops.forward(c, 2, 512, 512);
         // 12 text layers, 2 samples: key and value projections for 488 fewer tokens, 512 x 488 fewer scores
         double fewer = 2.0 * c.textNumHiddenLayers * (4.0 * (512 - 24) * d * d + 4.0 * 512 * (512 - 24) * d);
         assertEquals(all - fewer, FlavaFlops.forward(c, 2, 512, 24), 1e-9 * all);
