@@ -8,6 +8,9 @@ import dev.mm4j.nn.Activation;
 import dev.mm4j.nn.Linear;
 import dev.mm4j.nn.Mlp;
 import dev.mm4j.nn.Module;
+import dev.mm4j.nn.Parameter;
+import java.util.Collection;
+import java.util.function.Consumer;
 
 /**
  * FLAVA with a classification head: an MLP on token 0 of the multimodal encoder's output (or of the
@@ -73,8 +76,16 @@ public final class FlavaForClassification extends Module {
      * parameter, including the layers that ran checkpointed ({@link FlavaConfig#activationCheckpointing}).
      */
     public void backward(GradientCollector gc, NDArray loss) {
+        backward(gc, loss, params -> {});
+    }
+
+    /**
+     * The same backward pass; {@code layerDone} gets the parameters of each layer that ran checkpointed as soon as
+     * their gradients are complete, before the rest of the backward pass (see {@link FlavaModel#backwardCheckpointed}).
+     */
+    public void backward(GradientCollector gc, NDArray loss, Consumer<Collection<Parameter>> layerDone) {
         gc.backward(loss);
-        model.backwardCheckpointed();
+        model.backwardCheckpointed(layerDone);
     }
 
     public Output forward(NDArray image, NDArray text, NDArray labels) {

@@ -72,6 +72,6 @@ public final class FlavaForRetrieval extends Module {
     /** The backward pass of {@code loss} from this model's last forward, checkpointed layers included. */
     public void backward(GradientCollector gc, NDArray loss) {
         gc.backward(loss);
-        model.backwardCheckpointed();
+        model.backwardCheckpointed(params -> {});
     }
 }

@@ -8,6 +8,9 @@ import ai.djl.ndarray.types.Shape;
 import dev.mm4j.nn.ActivationCheckpointing;
 import dev.mm4j.nn.Linear;
 import dev.mm4j.nn.Module;
+import dev.mm4j.nn.Parameter;
+import java.util.Collection;
+import java.util.function.Consumer;
 
 /**
  * FLAVA: an image encoder, a text encoder, and a multimodal encoder over both, joined by linear
@@ -114,10 +117,11 @@ public final class FlavaModel extends Module {
      * The rest of the backward pass after the loss's ({@code gc.backward(loss)}): recomputes the layers that ran
      * checkpointed (every layer with activation checkpointing; in bf16 also the ones that would keep more than
      * float32, see {@code ActivationCheckpointing}) and back-propagates through them. A no-op when none did, or
-     * when the forward did not record (outside a gradient collector).
+     * when the forward did not record (outside a gradient collector). {@code layerDone} gets each recomputed
+     * layer's parameters once their gradients are complete ({@link ActivationCheckpointing#backward}).
      */
-    public void backwardCheckpointed() {
-        checkpointing.backward();
+    public void backwardCheckpointed(Consumer<Collection<Parameter>> layerDone) {
+        checkpointing.backward(layerDone);
     }
 
     /** Additive mask over [mm CLS, image tokens, text tokens] that hides text padding. */

@@ -5,7 +5,9 @@ import ai.djl.ndarray.NDScope;
 import ai.djl.pytorch.engine.PtNDArray;
 import ai.djl.pytorch.jni.JniUtils;
 import java.util.ArrayList;
+import java.util.Collection;
 import java.util.List;
+import java.util.function.Consumer;
 
 /**
  * Activation checkpointing per transformer layer ({@code torch.utils.checkpoint}, built from what DJL
@@ -113,8 +115,12 @@ public final class ActivationCheckpointing {
      * Back-propagates through everything recorded since the last forward, in reverse: call it after the
      * loss's backward pass, inside the same gradient collector. Parameter gradients accumulate as they do
      * over micro-batches.
+     *
+     * @param layerDone called with a recomputed layer's parameters as soon as its backward pass is done: their
+     *     gradients from this backward pass are then complete (a layer's parameters serve that layer only), e.g.
+     *     to update them and release their gradients before the rest of the backward pass allocates its own
      */
-    public void backward() {
+    public void backward(Consumer<Collection<Parameter>> layerDone) {
         try {
             for (int i = tape.size() - 1; i >= 0; i--) {
                 Entry e = tape.get(i);
@@ -126,6 +132,7 @@ public final class ActivationCheckpointing {
                             JniUtils.backward((PtNDArray) out, (PtNDArray) gradOut, false, false);
                         }
                         gradOut.close();
+                        layerDone.accept(l.layer().namedParameters().values());
                     }
                     if (!l.last()) {
                         l.output().close(); // an inner leaf: its value and gradient are no longer needed

@@ -2,7 +2,6 @@ package dev.mm4j.train;
 
 import ai.djl.Device;
 import ai.djl.ndarray.NDArray;
-import ai.djl.ndarray.NDArrays;
 import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.NDScope;
@@ -13,9 +12,13 @@ import dev.mm4j.checkpoint.StateDict;
 import dev.mm4j.nn.Parameter;
 import java.nio.FloatBuffer;
 import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.Collection;
+import java.util.IdentityHashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Objects;
 import java.util.concurrent.ForkJoinPool;
 import java.util.stream.IntStream;
 
@@ -57,6 +60,7 @@ public final class AdamW implements AutoCloseable {
     private static final int CHUNK = 2048;
 
     private final List<Slot> slots = new ArrayList<>();
+    private final Map<Parameter, Integer> slotOf = new IdentityHashMap<>();
     private final NDManager stateManager;
     private final Settings settings;
     private final Mode mode;
@@ -78,6 +82,7 @@ public final class AdamW implements AutoCloseable {
             NDArray m = stateManager.zeros(p.shape());
             NDArray v = stateManager.zeros(p.shape());
             NDScope.unregister(m, v);
+            slotOf.put(p, slots.size());
             slots.add(new Slot(name, p, m, v));
         });
         boolean onePass = mode == Mode.ONE_PASS && manager.getDevice().equals(Device.cpu());
@@ -107,25 +112,106 @@ public final class AdamW implements AutoCloseable {
      * multiplied by {@code gradScale} first (1 = as they are; below 1 when clipping by norm).
      */
     public void step(double lr, double gradScale) {
+        begin(lr, gradScale, false).applyRest();
+    }
+
+    /**
+     * Starts one update that can be applied in parts, each as soon as its parameters' gradients are complete
+     * (e.g. a layer's, during the backward pass): {@link Update#apply} updates those parameters and releases their
+     * gradients, {@link Update#applyRest} the rest. Every parameter gets exactly the update {@link #step} gives.
+     *
+     * @param measureNorm keep each gradient's norm before its update, for {@link Update#gradNorm()}
+     */
+    public Update begin(double lr, double gradScale, boolean measureNorm) {
         step++;
-        double bc1 = 1 - Math.pow(settings.beta1, step);
-        double bc2 = 1 - Math.pow(settings.beta2, step);
-        double sqrtBc2 = Math.sqrt(bc2);
-        // PyTorch's AdamW:  w *= 1 - lr*wd;  m, v moments;  w -= (lr/bc1) * m / (sqrt(v)/sqrt(bc2) + eps),
-        // computed as  w = w*decay - m * a / (sqrt(v) + e)  with a = lr*sqrt(bc2)/bc1 and e = eps*sqrt(bc2).
-        float a = (float) (lr * sqrtBc2 / bc1);
-        float e = (float) (settings.eps * sqrtBc2);
-        float decay = (float) (1 - lr * settings.weightDecay);
-        boolean gradMode = JniUtils.isGradMode();
-        JniUtils.setGradMode(false); // an update is not part of any graph, even when called inside a collector
-        try {
-            if (pool != null) {
-                onePass(a, e, decay, (float) gradScale);
-            } else {
-                libtorchOps(a, e, decay, lr, gradScale);
+        return new Update(lr, gradScale, measureNorm);
+    }
+
+    /** One step's update, applied in parts; see {@link #begin}. */
+    public final class Update {
+        private final double lr;
+        private final double gradScale;
+        private final float a;
+        private final float e;
+        private final float decay;
+        private final boolean[] applied = new boolean[slots.size()];
+        /** Each gradient's norm before its update, null where a parameter had none (when measuring). */
+        private final Float[] norms;
+
+        private Update(double lr, double gradScale, boolean measureNorm) {
+            double bc1 = 1 - Math.pow(settings.beta1, step);
+            double sqrtBc2 = Math.sqrt(1 - Math.pow(settings.beta2, step));
+            // PyTorch's AdamW:  w *= 1 - lr*wd;  m, v moments;  w -= (lr/bc1) * m / (sqrt(v)/sqrt(bc2) + eps),
+            // computed as  w = w*decay - m * a / (sqrt(v) + e)  with a = lr*sqrt(bc2)/bc1 and e = eps*sqrt(bc2).
+            this.lr = lr;
+            this.gradScale = gradScale;
+            this.a = (float) (lr * sqrtBc2 / bc1);
+            this.e = (float) (settings.eps * sqrtBc2);
+            this.decay = (float) (1 - lr * settings.weightDecay);
+            this.norms = measureNorm ? new Float[slots.size()] : null;
+        }
+
+        /**
+         * Updates those of {@code params} not yet updated in this step and releases their gradients; parameters
+         * this optimizer does not hold (e.g. frozen ones) are left as they are.
+         */
+        public void apply(Collection<Parameter> params) {
+            List<Integer> part = new ArrayList<>();
+            for (Parameter p : params) {
+                Integer i = slotOf.get(p);
+                if (i != null) {
+                    part.add(i);
+                }
             }
-        } finally {
-            JniUtils.setGradMode(gradMode);
+            for (Slot s : run(part)) {
+                clearGradient(s);
+            }
+        }
+
+        /** Updates every parameter not updated yet in this step; releases no gradient (see {@link #zeroGrad}). */
+        public void applyRest() {
+            List<Integer> part = new ArrayList<>();
+            for (int i = 0; i < slots.size(); i++) {
+                part.add(i);
+            }
+            run(part);
+        }
+
+        /**
+         * The L2 norm of all gradients of this step together, as {@link AdamW#gradNorm()} measures it before any
+         * update (needs {@code measureNorm}; call it after {@link #applyRest}).
+         */
+        public double gradNorm() {
+            if (norms == null) {
+                throw new IllegalStateException("this update was begun without measureNorm");
+            }
+            return totalNorm(Arrays.stream(norms).filter(Objects::nonNull).toList());
+        }
+
+        /** Updates the slots of {@code part} not updated yet and returns them. */
+        private List<Slot> run(List<Integer> part) {
+            List<Slot> todo = new ArrayList<>();
+            for (int i : part) {
+                if (!applied[i]) {
+                    applied[i] = true;
+                    todo.add(slots.get(i));
+                    if (norms != null) {
+                        norms[i] = gradientNorm(slots.get(i));
+                    }
+                }
+            }
+            boolean gradMode = JniUtils.isGradMode();
+            JniUtils.setGradMode(false); // an update is not part of any graph, even when called inside a collector
+            try {
+                if (pool != null) {
+                    onePass(todo, a, e, decay, (float) gradScale);
+                } else {
+                    libtorchOps(todo, a, e, decay, lr, gradScale);
+                }
+            } finally {
+                JniUtils.setGradMode(gradMode);
+            }
+            return todo;
         }
     }
 
@@ -138,11 +224,11 @@ public final class AdamW implements AutoCloseable {
     }
 
     /** One read of w, g, m, v and one write of w, m, v per element, in blocks over the pool's threads. */
-    private void onePass(float a, float e, float decay, float scale) {
+    private void onePass(List<Slot> todo, float a, float e, float decay, float scale) {
         List<FloatBuffer[]> buffers = new ArrayList<>();
         List<long[]> blocks = new ArrayList<>(); // {buffers index, start, end}
         List<NDArray> grads = new ArrayList<>();
-        for (Slot s : slots) {
+        for (Slot s : todo) {
             NDArray w = s.param.array();
             NDArray g = gradient(w);
             if (g == null) {
@@ -204,8 +290,8 @@ public final class AdamW implements AutoCloseable {
     }
 
     /** The previous path: one in-place decay pass, then DJL's Adam op (run without its own decay). */
-    private void libtorchOps(float a, float e, float decay, double lr, double gradScale) {
-        for (Slot s : slots) {
+    private void libtorchOps(List<Slot> todo, float a, float e, float decay, double lr, double gradScale) {
+        for (Slot s : todo) {
             NDArray w = s.param.array();
             NDArray g = gradient(w);
             if (g == null) {
@@ -223,24 +309,40 @@ public final class AdamW implements AutoCloseable {
 
     /** The L2 norm of all gradients together (what {@code clip_grad_norm_} measures). */
     public double gradNorm() {
-        try (NDManager tmp = stateManager.newSubManager()) {
-            NDList norms = new NDList();
-            for (Slot s : slots) {
-                NDArray g = gradient(s.param.array());
-                if (g == null) {
-                    continue;
-                }
-                NDArray n = g.norm();
-                n.attach(tmp);
-                g.close();
+        List<Float> norms = new ArrayList<>();
+        for (Slot s : slots) {
+            Float n = gradientNorm(s);
+            if (n != null) {
                 norms.add(n);
             }
-            if (norms.isEmpty()) {
-                return 0;
-            }
-            NDArray total = NDArrays.stack(norms).norm();
-            total.attach(tmp);
-            return total.getFloat();
+        }
+        return totalNorm(norms);
+    }
+
+    /** The L2 norm of a slot's gradient, or null when it has none. */
+    private static Float gradientNorm(Slot s) {
+        NDArray g = gradient(s.param.array());
+        if (g == null) {
+            return null;
+        }
+        try (NDArray n = g.norm()) {
+            return n.getFloat();
+        } finally {
+            g.close();
+        }
+    }
+
+    /** The norm of the gradients' norms, in float32 as {@code clip_grad_norm_} computes it (0 when none). */
+    private double totalNorm(List<Float> norms) {
+        if (norms.isEmpty()) {
+            return 0;
+        }
+        float[] values = new float[norms.size()];
+        for (int i = 0; i < values.length; i++) {
+            values[i] = norms.get(i);
+        }
+        try (NDManager tmp = stateManager.newSubManager()) {
+            return tmp.create(values).norm().getFloat();
         }
     }
 
@@ -250,11 +352,15 @@ public final class AdamW implements AutoCloseable {
      */
     public void zeroGrad() {
         for (Slot s : slots) {
-            if (mode == Mode.BASELINE && s.param.array() instanceof PtNDArray pt) {
-                JniUtils.zeroGrad(pt);
-            } else {
-                s.param.releaseGradient();
-            }
+            clearGradient(s);
+        }
+    }
+
+    private void clearGradient(Slot s) {
+        if (mode == Mode.BASELINE && s.param.array() instanceof PtNDArray pt) {
+            JniUtils.zeroGrad(pt);
+        } else {
+            s.param.releaseGradient();
         }
     }
 

@@ -12,7 +12,9 @@ import java.util.List;
 
 /**
  * One optimizer step: forward and backward over one or more micro-batches (gradient accumulation),
- * optional clipping by global norm, then AdamW. The step's memory (inputs, activations, temporaries) is
+ * optional clipping by global norm, then AdamW. Without clipping, the layers that the backward pass recomputes
+ * (activation checkpointing) are updated during the last micro-batch's backward pass, each as soon as its
+ * gradients are complete ({@link AdamW#begin}): the same numbers, less memory at the end of the backward pass. The step's memory (inputs, activations, temporaries) is
  * one {@link ModelStep}, freed when the step ends, so memory stays flat over a long run.
  */
 public final class TrainingStep {
@@ -45,8 +47,9 @@ public final class TrainingStep {
         model.setTraining(dropout);
         double lossSum = 0;
         try (ModelStep step = ModelStep.open(manager)) {
-            for (Batch b : microBatches) {
-                ModelStep.Inputs in = step.inputs(b);
+            AdamW.Update update = null;
+            for (int i = 0; i < microBatches.size(); i++) {
+                ModelStep.Inputs in = step.inputs(microBatches.get(i));
                 try (GradientCollector gc = Engine.getInstance().newGradientCollector()) {
                     NDArray loss = model.forward(in.image(), in.text(), in.labels()).loss();
                     if (microBatches.size() > 1) {
@@ -59,17 +62,30 @@ public final class TrainingStep {
                         optimizer.zeroGrad();
                         return new Result(value, Double.NaN, false);
                     }
-                    model.backward(gc, loss);
+                    if (i == microBatches.size() - 1 && maxGradNorm <= 0) {
+                        // Nothing waits for the whole gradient (no clipping, no later micro-batch): each layer that the
+                        // backward pass recomputes is updated as soon as its gradients are complete, and its gradients
+                        // are released before the rest of the backward pass allocates its own (less peak memory).
+                        AdamW.Update early = optimizer.begin(lr, 1.0, measureNorm);
+                        update = early;
+                        model.backward(gc, loss, early::apply);
+                    } else {
+                        model.backward(gc, loss);
+                    }
                 }
             }
-            double norm = maxGradNorm > 0 || measureNorm ? optimizer.gradNorm() : Double.NaN;
-            if (maxGradNorm > 0 && !Double.isFinite(norm)) {
+            if (update != null) {
+                update.applyRest();
+                optimizer.zeroGrad();
+                return new Result(lossSum, measureNorm ? update.gradNorm() : Double.NaN, true);
+            }
+            double norm = optimizer.gradNorm();
+            if (!Double.isFinite(norm)) {
                 optimizer.zeroGrad();
                 return new Result(lossSum, norm, false);
             }
             // torch.nn.utils.clip_grad_norm_: scale by max_norm / (norm + 1e-6) when that is below 1
-            double scale = maxGradNorm > 0 ? Math.min(1.0, maxGradNorm / (norm + 1e-6)) : 1.0;
-            optimizer.step(lr, scale);
+            optimizer.step(lr, Math.min(1.0, maxGradNorm / (norm + 1e-6)));
             optimizer.zeroGrad();
             return new Result(lossSum, norm, true);
         }

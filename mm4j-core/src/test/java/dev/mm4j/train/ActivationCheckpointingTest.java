@@ -16,6 +16,7 @@ import dev.mm4j.flava.RequiredEmbedding;
 import dev.mm4j.nn.ActivationCheckpointing;
 import dev.mm4j.nn.Parameter;
 import dev.mm4j.nn.Precision;
+import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
 import java.util.Random;
@@ -136,6 +137,112 @@ class ActivationCheckpointingTest {
     }
 
     /**
+     * Updating each recomputed layer as soon as its gradients are complete (what TrainingStep does without clipping)
+     * gives exactly the weights, moments, losses and gradient norms of one update after the whole backward pass (the
+     * clipping path with a bound no norm reaches: scale 1), over steps with one and with two micro-batches.
+     */
+    @ParameterizedTest
+    @ValueSource(ints = {1, 2})
+    void updatingLayersDuringTheBackwardPassGivesExactlyTheSameSteps(int microBatches) throws Exception {
+        try (NDManager m = NDManager.newBaseManager()) {
+            FlavaForClassification[] models = {pair(m, true)[1], pair(m, true)[1]};
+            Map<String, Parameter> to = models[1].namedParameters();
+            models[0].namedParameters().forEach((n, p) -> to.get(n).copyFrom(p.array()));
+            double[][] losses = new double[2][3];
+            double[][] norms = new double[2][3];
+            float[][][] moments = new float[2][][];
+            for (int k = 0; k < 2; k++) {
+                Random r = new Random(17);
+                try (AdamW opt = new AdamW(models[k].namedParameters(), AdamW.Settings.torchDefaults(), m)) {
+                    TrainingStep step = new TrainingStep(models[k], opt, m);
+                    for (int s = 0; s < 3; s++) {
+                        List<Batch> micro = new java.util.ArrayList<>();
+                        for (int i = 0; i < microBatches; i++) {
+                            micro.add(TrainingStepTest.batch(r, 2, 10));
+                        }
+                        TrainingStep.Result result = step.run(micro, 1e-3, k == 0 ? 0 : 1e30, true, false);
+                        assertTrue(result.applied());
+                        losses[k][s] = result.loss();
+                        norms[k][s] = result.gradNorm();
+                    }
+                    moments[k] = opt.state().values().stream().map(NDArray::toFloatArray).toArray(float[][]::new);
+                }
+            }
+            assertArrayEquals(losses[1], losses[0], "losses");
+            assertArrayEquals(norms[1], norms[0], "gradient norms");
+            assertTrue(norms[0][0] > 0, "norm " + norms[0][0]);
+            for (int i = 0; i < moments[0].length; i++) {
+                assertArrayEquals(moments[1][i], moments[0][i], "moment " + i);
+            }
+            Map<String, Parameter> b = models[1].namedParameters();
+            models[0].namedParameters().forEach((n, p) ->
+                    assertArrayEquals(b.get(n).array().toFloatArray(), p.array().toFloatArray(), n));
+        }
+    }
+
+    /**
+     * During the backward pass each recomputed layer's parameters come to the caller with their complete gradients,
+     * which an update then releases: when the backward pass ends only other parameters hold gradients, and the
+     * allocator holds less than after a backward pass whose updates wait for its end, by about those gradients' bytes.
+     */
+    @Test
+    void layersUpdatedDuringTheBackwardPassHoldNoGradientWhenItEnds() throws Exception {
+        try (NDManager m = NDManager.newBaseManager()) {
+            FlavaForClassification model = pair(m, true)[1];
+            Map<String, Parameter> all = model.namedParameters();
+            Batch batch = TrainingStepTest.batch(new Random(6), 2, 10);
+            try (AdamW opt = new AdamW(all, AdamW.Settings.torchDefaults(), m)) {
+                int rounds = 7; // each way, alternating; the first round of each warms up (op library, lasting state)
+                long[][] grown = new long[2][rounds - 1];
+                java.util.Set<Parameter> early = java.util.Collections.newSetFromMap(new java.util.IdentityHashMap<>());
+                for (int k = 0; k < 2 * rounds; k++) {
+                    boolean during = k % 2 == 1;
+                    try (ModelStep step = ModelStep.open(m)) {
+                        ModelStep.Inputs in = step.inputs(batch);
+                        AdamW.Update update = opt.begin(1e-3, 1.0, false);
+                        long before = dev.mm4j.util.NativeHeap.stats().inUse();
+                        try (GradientCollector gc = Engine.getInstance().newGradientCollector()) {
+                            NDArray loss = model.forward(in.image(), in.text(), in.labels()).loss();
+                            model.backward(gc, loss, params -> {
+                                if (during) {
+                                    for (Parameter p : params) {
+                                        assertTrue(hasGradient(p), "no gradient yet");
+                                        early.add(p);
+                                    }
+                                    update.apply(params);
+                                }
+                            });
+                        }
+                        if (k >= 2) {
+                            grown[k % 2][k / 2 - 1] = dev.mm4j.util.NativeHeap.stats().inUse() - before;
+                        }
+                        if (during) {
+                            int others = 0;
+                            for (Parameter p : all.values()) {
+                                boolean has = hasGradient(p);
+                                assertFalse(has && early.contains(p), "an updated layer's gradient is still held");
+                                others += has ? 1 : 0;
+                            }
+                            assertTrue(others > 10, others + " other parameters hold gradients (embeddings, head, ...)");
+                        }
+                        update.applyRest();
+                        opt.zeroGrad();
+                    }
+                }
+                // 3 encoders x 2 layers, each 4 x (64 x 64 + 64) + 2 x 64 x 128 + 128 + 64 + 4 x 64 parameters
+                long perLayer = 4 * (64 * 64 + 64) + 2 * 64 * 128 + 128 + 64 + 4 * 64;
+                assertEquals(6 * perLayer, early.stream().mapToLong(Parameter::size).sum());
+                Arrays.sort(grown[0]);
+                Arrays.sort(grown[1]);
+                long saved = grown[0][rounds / 2] - grown[1][rounds / 2]; // medians
+                System.out.printf("live bytes added by forward + backward: updates after it %s, during it %s%n",
+                        Arrays.toString(grown[0]), Arrays.toString(grown[1]));
+                assertTrue(saved > 0.8 * 6 * perLayer * 4, "saved " + saved + " bytes, gradients " + 6 * perLayer * 4);
+            }
+        }
+    }
+
+    /**
      * What the benchmark's memory probe does between training steps: recorded forwards that are never
      * back-propagated (the whole model, one encoder alone) and an inference forward, each in its own step.
      * The next steps must neither read what those forwards recorded (their arrays are freed with their
@@ -225,6 +332,15 @@ class ActivationCheckpointingTest {
         assertFalse(ActivationCheckpointing.bf16KeepsMore(5, 197, 197, 768, 12, 3072));
         assertFalse(ActivationCheckpointing.bf16KeepsMore(96, 17, 17, 128, 4, 256));
         assertFalse(ActivationCheckpointing.bf16KeepsMore(96, 16, 16, 128, 4, 256));
+    }
+
+    /** Whether {@code p} holds a gradient (the handle asked for is closed again: it would keep the gradient alive). */
+    private static boolean hasGradient(Parameter p) {
+        NDArray g = JniUtils.getGradient((PtNDArray) p.array());
+        if (g != null) {
+            g.close();
+        }
+        return g != null;
     }
 
     static void assertRelClose(String name, float[] expected, float[] actual) {
