@@ -14,8 +14,9 @@ import java.util.List;
  * One optimizer step: forward and backward over one or more micro-batches (gradient accumulation),
  * optional clipping by global norm, then AdamW. Without clipping, the layers that the backward pass recomputes
  * (activation checkpointing) are updated during the last micro-batch's backward pass, each as soon as its
- * gradients are complete ({@link AdamW#begin}): the same numbers, less memory at the end of the backward pass. The step's memory (inputs, activations, temporaries) is
- * one {@link ModelStep}, freed when the step ends, so memory stays flat over a long run.
+ * gradients are complete ({@link AdamW#begin}): the same numbers, less memory at the end of the backward pass.
+ * The step's memory (inputs, activations, temporaries) is one {@link ModelStep}, freed when the step ends, so
+ * memory stays flat over a long run.
  */
 public final class TrainingStep {
 
@@ -66,9 +67,8 @@ public final class TrainingStep {
                         // Nothing waits for the whole gradient (no clipping, no later micro-batch): each layer that the
                         // backward pass recomputes is updated as soon as its gradients are complete, and its gradients
                         // are released before the rest of the backward pass allocates its own (less peak memory).
-                        AdamW.Update early = optimizer.begin(lr, 1.0, measureNorm);
-                        update = early;
-                        model.backward(gc, loss, early::apply);
+                        update = optimizer.begin(lr, 1.0, measureNorm);
+                        model.backward(gc, loss, update::apply);
                     } else {
                         model.backward(gc, loss);
                     }
