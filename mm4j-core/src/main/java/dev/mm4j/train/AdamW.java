@@ -34,6 +34,8 @@ import java.util.stream.IntStream;
  *
  * <p>Gradients are released after each step ({@link #zeroGrad()}, PyTorch's {@code set_to_none}), so they
  * exist only between a backward pass and the update and the first backward writes them without a read.
+ * An update can also be applied in parts ({@link #begin}): a part's gradients are released as soon as it is
+ * updated, e.g. a recomputed layer's during the backward pass.
  */
 public final class AdamW implements AutoCloseable {
 
