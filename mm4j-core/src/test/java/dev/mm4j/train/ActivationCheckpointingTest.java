@@ -16,10 +16,15 @@ import dev.mm4j.flava.RequiredEmbedding;
 import dev.mm4j.nn.ActivationCheckpointing;
 import dev.mm4j.nn.Parameter;
 import dev.mm4j.nn.Precision;
+import dev.mm4j.util.NativeHeap;
+import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.Collections;
+import java.util.IdentityHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Random;
+import java.util.Set;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
@@ -156,7 +161,7 @@ class ActivationCheckpointingTest {
                 try (AdamW opt = new AdamW(models[k].namedParameters(), AdamW.Settings.torchDefaults(), m)) {
                     TrainingStep step = new TrainingStep(models[k], opt, m);
                     for (int s = 0; s < 3; s++) {
-                        List<Batch> micro = new java.util.ArrayList<>();
+                        List<Batch> micro = new ArrayList<>();
                         for (int i = 0; i < microBatches; i++) {
                             micro.add(TrainingStepTest.batch(r, 2, 10));
                         }
@@ -194,13 +199,13 @@ class ActivationCheckpointingTest {
             try (AdamW opt = new AdamW(all, AdamW.Settings.torchDefaults(), m)) {
                 int rounds = 7; // each way, alternating; the first round of each warms up (op library, lasting state)
                 long[][] grown = new long[2][rounds - 1];
-                java.util.Set<Parameter> early = java.util.Collections.newSetFromMap(new java.util.IdentityHashMap<>());
+                Set<Parameter> early = Collections.newSetFromMap(new IdentityHashMap<>());
                 for (int k = 0; k < 2 * rounds; k++) {
                     boolean during = k % 2 == 1;
                     try (ModelStep step = ModelStep.open(m)) {
                         ModelStep.Inputs in = step.inputs(batch);
                         AdamW.Update update = opt.begin(1e-3, 1.0, false);
-                        long before = dev.mm4j.util.NativeHeap.stats().inUse();
+                        long before = NativeHeap.stats().inUse();
                         try (GradientCollector gc = Engine.getInstance().newGradientCollector()) {
                             NDArray loss = model.forward(in.image(), in.text(), in.labels()).loss();
                             model.backward(gc, loss, params -> {
@@ -214,7 +219,7 @@ class ActivationCheckpointingTest {
                             });
                         }
                         if (k >= 2) {
-                            grown[k % 2][k / 2 - 1] = dev.mm4j.util.NativeHeap.stats().inUse() - before;
+                            grown[k % 2][k / 2 - 1] = NativeHeap.stats().inUse() - before;
                         }
                         if (during) {
                             int others = 0;
@@ -305,9 +310,9 @@ class ActivationCheckpointingTest {
                 try (ModelStep step = ModelStep.open(m)) {
                     ModelStep.Inputs in = step.inputs(batch);
                     try (GradientCollector gc = Engine.getInstance().newGradientCollector()) {
-                        long before = dev.mm4j.util.NativeHeap.stats().inUse();
+                        long before = NativeHeap.stats().inUse();
                         models[k % 2].forward(in.image(), in.text(), in.labels()).loss().getFloat();
-                        kept[k % 2] = dev.mm4j.util.NativeHeap.stats().inUse() - before;
+                        kept[k % 2] = NativeHeap.stats().inUse() - before;
                     }
                 }
             }
