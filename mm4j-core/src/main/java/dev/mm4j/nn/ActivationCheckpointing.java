@@ -12,7 +12,7 @@ import java.util.function.Consumer;
 /**
  * Activation checkpointing per transformer layer ({@code torch.utils.checkpoint}, built from what DJL
  * offers): while gradients are recorded, each layer runs without recording, and only its input is kept;
- * {@link #backward()}, called after the loss's backward pass, goes through the layers in reverse, runs
+ * {@link #backward(java.util.function.Consumer)}, called after the loss's backward pass, goes through the layers in reverse, runs
  * each one again with recording on its kept input (a leaf that requires a gradient) and back-propagates
  * the gradient of its output into the layer's parameters and its input. Peak activation memory drops to
  * the layers' inputs plus one layer's activations, for about one more forward pass of the layers.
