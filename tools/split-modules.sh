@@ -5,9 +5,10 @@
 #   bash tools/split-modules.sh        (then: mvn -B -ntp -o -Pspark test)
 # Rules (one place): main code by package, with per-file exceptions by the libraries a file imports
 #   nn util flava checkpoint train eval download data report (and dev.mm4j itself) -> mm4j-core
-#     data files named *Parquet* or importing org.apache.parquet / org.apache.hadoop -> mm4j-parquet
-#     report files importing org.jfree (charts) or me.tongfei (progress bar)         -> mm4j-cli
-#   serve -> mm4j-serve, search -> mm4j-search, cli bench -> mm4j-cli
+#     (from the old layout: data files named *Parquet* or importing org.apache.parquet / org.apache.hadoop ->
+#     mm4j-parquet, report files importing org.jfree or me.tongfei -> mm4j-cli; they now live in dev.mm4j.parquet
+#     and dev.mm4j.cli.charts: one package, one module)
+#   parquet -> mm4j-parquet, serve -> mm4j-serve, search -> mm4j-search, cli bench -> mm4j-cli
 #   src/spark/java|test: dev.mm4j.cli -> mm4j-cli/src/spark/java|test (the Spark jar's commands), rest -> mm4j-spark
 # Resources follow their package (dev/mm4j/<pkg>/...); META-INF/services files follow the class they name;
 # test resources go to mm4j-core (its test-jar shares them). A test goes to the lowest module that has every
@@ -57,6 +58,7 @@ main_module() { # package file -> module of a main source file
       if grep -qE '^import (static )?(org\.jfree|me\.tongfei)\.' "$file" 2>/dev/null; then echo mm4j-cli; else echo mm4j-core; fi ;;
     serve) echo mm4j-serve ;;
     search) echo mm4j-search ;;
+    parquet) echo mm4j-parquet ;;
     spark) echo mm4j-spark ;;
     cli|bench) echo mm4j-cli ;;
     *) echo "split-modules: no module for package dev.mm4j.$pkg ($file): add a rule to tools/split-modules.sh" >&2

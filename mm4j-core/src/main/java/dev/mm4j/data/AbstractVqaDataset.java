@@ -5,8 +5,11 @@ import java.util.IdentityHashMap;
 import java.util.Set;
 import java.util.concurrent.atomic.AtomicLong;
 
-/** Tracks open iterators (closed with the dataset) and the skipped-record count of the last pass. */
-abstract class AbstractVqaDataset implements VqaDataset {
+/**
+ * The base of a {@link VqaDataset} reader (the JSON and manifest readers here, the parquet reader of mm4j-parquet): tracks
+ * open iterators (closed with the dataset) and the skipped-record count of the last pass.
+ */
+public abstract class AbstractVqaDataset implements VqaDataset {
     private final Set<SampleIterator> open = Collections.synchronizedSet(Collections.newSetFromMap(new IdentityHashMap<>()));
     private final AtomicLong lastSkipped = new AtomicLong();
     private final java.util.concurrent.atomic.AtomicInteger passes = new java.util.concurrent.atomic.AtomicInteger();

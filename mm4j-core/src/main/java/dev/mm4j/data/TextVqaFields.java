@@ -41,7 +41,7 @@ public final class TextVqaFields {
     }
 
     /** An unmodifiable list that may hold nulls (List.copyOf rejects them). */
-    static <T> List<T> listOf(List<T> values) {
+    public static <T> List<T> listOf(List<T> values) {
         return Collections.unmodifiableList(new ArrayList<>(values));
     }
 }

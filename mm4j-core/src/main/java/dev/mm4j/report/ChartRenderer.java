@@ -8,7 +8,7 @@ import java.util.ServiceLoader;
 
 /**
  * Draws a run's training curves as a PNG. The core module holds no charting library: the CLI module installs the
- * JFreeChart renderer ({@code report.Charts} in mm4j-cli) through {@link ServiceLoader}; without one a run writes no
+ * JFreeChart renderer ({@code cli.charts.Charts} in mm4j-cli) through {@link ServiceLoader}; without one a run writes no
  * {@code curves.png} and its report has no chart (metrics.jsonl holds the same numbers).
  */
 public interface ChartRenderer {

@@ -1,7 +1,7 @@
 package dev.mm4j.spark;
 
 import dev.mm4j.data.TextVqaDatasets;
-import dev.mm4j.data.TextVqaParquetReader;
+import dev.mm4j.parquet.TextVqaParquetReader;
 import dev.mm4j.data.VqaDataset;
 import dev.mm4j.data.VqaSample;
 import java.io.IOException;

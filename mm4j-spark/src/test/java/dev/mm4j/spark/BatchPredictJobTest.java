@@ -13,7 +13,7 @@ import dev.mm4j.data.DataLoader;
 import dev.mm4j.data.Padding;
 import dev.mm4j.data.SyntheticTextVqa;
 import dev.mm4j.data.TextVqaDatasets;
-import dev.mm4j.data.TextVqaParquetWriter;
+import dev.mm4j.parquet.TextVqaParquetWriter;
 import dev.mm4j.data.VqaDataset;
 import dev.mm4j.eval.BundleEvaluation;
 import dev.mm4j.eval.Evaluator;

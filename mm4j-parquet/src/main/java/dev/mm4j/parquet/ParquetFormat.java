@@ -1,5 +1,7 @@
-package dev.mm4j.data;
+package dev.mm4j.parquet;
 
+import dev.mm4j.data.DatasetFormat;
+import dev.mm4j.data.VqaDataset;
 import java.nio.file.Path;
 import java.util.List;
 

@@ -1,9 +1,12 @@
-package dev.mm4j.report;
+package dev.mm4j.cli.charts;
 
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertInstanceOf;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.mm4j.report.ChartRenderer;
+import dev.mm4j.report.ConsoleBar;
+import dev.mm4j.report.ProgressReporter;
 import java.io.ByteArrayOutputStream;
 import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;

@@ -1,4 +1,4 @@
-package dev.mm4j.data;
+package dev.mm4j.parquet;
 
 import io.airlift.compress.Compressor;
 import io.airlift.compress.Decompressor;

@@ -1,5 +1,6 @@
-package dev.mm4j.report;
+package dev.mm4j.cli.charts;
 
+import dev.mm4j.report.ConsoleBar;
 import java.io.PrintStream;
 import java.time.Duration;
 import me.tongfei.progressbar.ConsoleProgressBarConsumer;

@@ -1,5 +1,6 @@
-package dev.mm4j.data;
+package dev.mm4j.parquet;
 
+import dev.mm4j.data.VqaSample;
 import dev.mm4j.util.AtomicFiles;
 import java.io.IOException;
 import java.nio.file.Files;

@@ -1,5 +1,7 @@
-package dev.mm4j.report;
+package dev.mm4j.cli.charts;
 
+import dev.mm4j.report.ChartRenderer;
+import dev.mm4j.report.MetricsLog;
 import dev.mm4j.util.AtomicFiles;
 import java.awt.BasicStroke;
 import java.awt.Color;

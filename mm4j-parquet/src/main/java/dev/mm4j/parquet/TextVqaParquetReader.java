@@ -1,5 +1,9 @@
-package dev.mm4j.data;
+package dev.mm4j.parquet;
 
+import dev.mm4j.data.AbstractVqaDataset;
+import dev.mm4j.data.TextVqaFields;
+import dev.mm4j.data.VqaDataset;
+import dev.mm4j.data.VqaSample;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.util.ArrayList;

@@ -1,10 +1,13 @@
-package dev.mm4j.data;
+package dev.mm4j.parquet;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.mm4j.data.TextVqaDatasets;
+import dev.mm4j.data.VqaDataset;
+import dev.mm4j.data.VqaSample;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.file.Files;

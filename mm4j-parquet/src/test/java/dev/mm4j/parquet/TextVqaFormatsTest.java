@@ -1,4 +1,4 @@
-package dev.mm4j.data;
+package dev.mm4j.parquet;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -7,6 +7,12 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.mm4j.data.SyntheticTextVqa;
+import dev.mm4j.data.TextVqaDatasets;
+import dev.mm4j.data.TextVqaJsonReader;
+import dev.mm4j.data.TextVqaSplit;
+import dev.mm4j.data.VqaDataset;
+import dev.mm4j.data.VqaSample;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;

@@ -1,4 +1,4 @@
-package dev.mm4j.data;
+package dev.mm4j.parquet;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -12,6 +12,18 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.mm4j.data.AnswerVocab;
+import dev.mm4j.data.Batch;
+import dev.mm4j.data.DataLoader;
+import dev.mm4j.data.ImageTransform;
+import dev.mm4j.data.Padding;
+import dev.mm4j.data.QuestionTokenizer;
+import dev.mm4j.data.SyntheticTextVqa;
+import dev.mm4j.data.TextVqaDatasets;
+import dev.mm4j.data.TextVqaJsonReader;
+import dev.mm4j.data.TextVqaSplit;
+import dev.mm4j.data.VqaDataset;
+import dev.mm4j.data.VqaSample;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
