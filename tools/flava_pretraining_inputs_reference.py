@@ -4,6 +4,9 @@ Writes mm4j-core/src/test/resources/fixtures/pretraining/reference_inputs.json:
   - map_pixels: torchmultimodal.transforms.flava_transform.map_pixels on fixed float32 pixels;
   - masking: statistics of the reference ImageMaskingGenerator (FLAVAImageTransform's defaults: 14x14 window,
     75 patches, min 16, max None, min aspect 0.3) over 1000 draws (Python's random seeded with 0);
+  - scripted_masks: the reference generator's masks when its random draws come from a scripted stream (a 64-bit
+    xorshift* whose doubles the Java test reproduces with a Random subclass): uniform(a, b) = a + (b - a) * u,
+    randint(a, b) = a + floor(u * (b - a + 1)), each taking the next u; so the masks must be equal bit for bit;
   - resize: what torchvision's F.resize / F.resized_crop do to a PIL image (PIL's Image.resize with BICUBIC for
     the encoder input and LANCZOS for the codebook input) on a fixed 8-bit RGB image, and PIL's crop + resize.
 
@@ -64,6 +67,46 @@ def import_flava_transform():
     return flava_transform
 
 
+class ScriptedRandom:
+    """xorshift64*: u = (x >> 11) * 2**-53 of the next state; stands in for Python's random module."""
+    M = (1 << 64) - 1
+
+    def __init__(self, seed):
+        self.x = (seed * 0x9E3779B97F4A7C15 + 1) & self.M
+
+    def next_u(self):
+        x = self.x
+        x ^= x >> 12
+        x ^= (x << 25) & self.M
+        x ^= x >> 27
+        self.x = x
+        return (((x * 0x2545F4914F6CDD1D) & self.M) >> 11) * (2.0 ** -53)
+
+    def uniform(self, a, b):
+        return a + (b - a) * self.next_u()
+
+    def randint(self, a, b):
+        return a + math.floor(self.next_u() * (b - a + 1))
+
+
+def scripted_masks(ft):
+    out = []
+    saved = ft.random
+    try:
+        for seed, (window, num, lo, hi, min_aspect) in enumerate(
+                [(14, 75, 16, None, 0.3), (14, 75, 16, None, 0.3), (14, 75, 16, None, 0.3), (8, 30, 4, 12, 0.5),
+                 (10, 60, 16, None, 0.3), (6, 36, 4, None, 0.3)]):
+            ft.random = ScriptedRandom(seed)
+            gen = ft.ImageMaskingGenerator(window, num_masking_patches=num, max_num_patches=hi, min_num_patches=lo,
+                                           min_aspect=min_aspect)
+            masks = [gen().reshape(-1).tolist() for _ in range(3)]
+            out.append({"seed": seed, "window": window, "num_masking_patches": num, "min_num_patches": lo,
+                        "max_num_patches": hi, "min_aspect": min_aspect, "masks": masks})
+    finally:
+        ft.random = saved
+    return out
+
+
 def test_image(w, h):
     """The same 8-bit RGB image the Java test builds: r=(7x+3y)%256, g=(5x*y+11)%256, b=(13x+17y+x*x)%256."""
     a = np.zeros((h, w, 3), dtype=np.uint8)
@@ -114,6 +157,7 @@ def main():
             "mean_patch_frequency_corners": float((per_patch[0, 0] + per_patch[0, 13] + per_patch[13, 0]
                                                    + per_patch[13, 13]) / 4 / len(counts)),
         },
+        "scripted_masks": scripted_masks(ft),
         "resize": resize,
         "pillow_version": Image.__version__ if hasattr(Image, "__version__") else __import__("PIL").__version__,
         "torch_version": torch.__version__,

@@ -98,6 +98,50 @@ class BlockMaskingTest {
         assertEquals(ref.get("mean_patch_frequency_corners").asDouble(), corners / 4 / draws, 0.03);
     }
 
+    /** The script's xorshift64* stream: uniform and randint each take the next double, as in the script. */
+    static final class ScriptedRandom extends Random {
+        private long x;
+
+        ScriptedRandom(long seed) {
+            x = seed * 0x9E3779B97F4A7C15L + 1;
+        }
+
+        @Override
+        public double nextDouble() {
+            x ^= x >>> 12;
+            x ^= x << 25;
+            x ^= x >>> 27;
+            return ((x * 0x2545F4914F6CDD1DL) >>> 11) * 0x1.0p-53;
+        }
+
+        @Override
+        public int nextInt(int bound) {
+            return (int) Math.floor(nextDouble() * bound);
+        }
+    }
+
+    @Test
+    void givenTheSameDrawsTheMasksEqualTheReferenceGeneratorsBitForBit() throws Exception {
+        int cases = 0;
+        for (JsonNode c : reference().get("scripted_masks")) {
+            JsonNode max = c.get("max_num_patches");
+            BlockMasking m = new BlockMasking(c.get("window").asInt(), c.get("window").asInt(),
+                    c.get("num_masking_patches").asInt(), c.get("min_num_patches").asInt(),
+                    max.isNull() ? null : max.asInt(), c.get("min_aspect").asDouble(), null);
+            Random rnd = new ScriptedRandom(c.get("seed").asLong());
+            for (JsonNode want : c.get("masks")) {
+                long[] got = m.draw(rnd);
+                long[] w = new long[want.size()];
+                for (int i = 0; i < w.length; i++) {
+                    w[i] = want.get(i).asLong();
+                }
+                assertArrayEquals(w, got, "seed " + c.get("seed") + " mask " + cases);
+                cases++;
+            }
+        }
+        assertEquals(18, cases);
+    }
+
     @Test
     void sameSeedSameMask() {
         BlockMasking m = new BlockMasking();
