@@ -1,6 +1,9 @@
 package dev.mm4j.data;
 
+import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.Collections;
+import java.util.List;
 import java.util.Objects;
 import java.util.Random;
 
@@ -12,6 +15,12 @@ import java.util.Random;
  * 80% become {@code [MASK]}, 10% a random token id in {@code [0, vocab size)} and 10% keep their token. The
  * labels hold the original id where chosen and {@link #IGNORE_INDEX} (-1, TorchMultimodal's {@code ignore_index},
  * which its datamodules put in place of Hugging Face's -100) everywhere else.
+ *
+ * <p>{@link #drawWholeWord} is the whole-word variant the reference's image-text data uses
+ * ({@code DataCollatorForWholeWordMask}, transformers 4.30): word pieces are grouped into words ({@code ##}
+ * continues a word; [CLS] and [SEP] are left out), the words are shuffled and taken while they fit in
+ * {@code round(length * mlm_probability)} positions (the padded length: [PAD] positions are candidates too and
+ * are dropped afterwards, as in the reference), then the chosen positions get the same 80/10/10 treatment.
  *
  * <p>The draws come from the caller's {@link Random}; a {@link Plan} can also be given explicitly (tests).
  */
@@ -105,6 +114,71 @@ public final class MlmMasking {
             if (vocab.isSpecial(ids[i]) || rnd.nextDouble() >= probability) {
                 actions[i] = Action.NONE;
             } else if (rnd.nextDouble() < MASK_TOKEN_SHARE) {
+                actions[i] = Action.MASK_TOKEN;
+            } else if (rnd.nextDouble() < RANDOM_OF_REST) {
+                actions[i] = Action.RANDOM_TOKEN;
+                random[i] = rnd.nextInt(vocab.size());
+            } else {
+                actions[i] = Action.KEEP;
+            }
+        }
+        return new Plan(actions, random);
+    }
+
+    /** {@code _whole_word_mask}'s cap on predictions. */
+    public static final int WHOLE_WORD_MAX_PREDICTIONS = 512;
+
+    /**
+     * A whole-word plan: {@code continuation[i]} says whether position {@code i} continues the word before it
+     * (a {@code ##} word piece).
+     */
+    public Plan drawWholeWord(long[] ids, boolean[] continuation, Random rnd) {
+        if (continuation.length != ids.length) {
+            throw new IllegalArgumentException(continuation.length + " continuation flags for " + ids.length + " ids");
+        }
+        List<int[]> words = new ArrayList<>();
+        List<Integer> current = null;
+        List<List<Integer>> groups = new ArrayList<>();
+        for (int i = 0; i < ids.length; i++) {
+            if (ids[i] == vocab.cls() || ids[i] == vocab.sep()) {
+                continue;
+            }
+            if (!groups.isEmpty() && continuation[i]) {
+                current.add(i);
+            } else {
+                current = new ArrayList<>();
+                current.add(i);
+                groups.add(current);
+            }
+        }
+        for (List<Integer> g : groups) {
+            words.add(g.stream().mapToInt(Integer::intValue).toArray());
+        }
+        Collections.shuffle(words, rnd);
+        int numToPredict = Math.min(WHOLE_WORD_MAX_PREDICTIONS,
+                Math.max(1, (int) Math.rint(ids.length * probability)));
+        boolean[] covered = new boolean[ids.length];
+        int predicted = 0;
+        for (int[] word : words) {
+            if (predicted >= numToPredict) {
+                break;
+            }
+            if (predicted + word.length > numToPredict) {
+                continue;
+            }
+            for (int i : word) {
+                covered[i] = true;
+            }
+            predicted += word.length;
+        }
+        Action[] actions = new Action[ids.length];
+        long[] random = new long[ids.length];
+        for (int i = 0; i < ids.length; i++) {
+            actions[i] = Action.NONE;
+            if (!covered[i] || vocab.isSpecial(ids[i])) {
+                continue;
+            }
+            if (rnd.nextDouble() < MASK_TOKEN_SHARE) {
                 actions[i] = Action.MASK_TOKEN;
             } else if (rnd.nextDouble() < RANDOM_OF_REST) {
                 actions[i] = Action.RANDOM_TOKEN;

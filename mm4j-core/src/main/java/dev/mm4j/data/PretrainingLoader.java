@@ -41,7 +41,9 @@ import org.slf4j.LoggerFactory;
  * <p><b>Per source</b>: text gives {@code text_masked} + {@code mlm_labels} (max length 512, the reference's
  * {@code TEXT_MAX_LENGTH_DEFAULT}); images give {@code image}, {@code image_for_codebook}, {@code image_patches_mask};
  * pairs give all of these with {@code text} and {@code itm_labels} (max length 77, {@code VL_MAX_LENGTH_DEFAULT}).
- * Texts are padded to the maximum length (the reference's {@code padding="max_length"}).
+ * Texts are padded to the maximum length (the reference's {@code padding="max_length"}). Pair captions are
+ * masked whole words at a time, text sources token by token, as the reference's VL and MLM datamodules do
+ * ({@link MlmMasking}).
  *
  * <p><b>Bad records</b> (an image that is missing or does not decode) are skipped with one warning each and
  * counted; the batch is smaller. A step whose records were all skipped yields no batch (the iterator goes on with
@@ -77,6 +79,7 @@ public final class PretrainingLoader implements AutoCloseable {
     private final int textMaxLength;
     private final int pairsMaxLength;
     private final long maxImagePixels;
+    private final boolean pairsWholeWordMask;
     private final List<List<String>> captions = new ArrayList<>();
     private final ExecutorService pool;
     private final Set<String> warned = ConcurrentHashMap.newKeySet();
@@ -112,6 +115,7 @@ public final class PretrainingLoader implements AutoCloseable {
         this.textMaxLength = b.textMaxLength;
         this.pairsMaxLength = b.pairsMaxLength;
         this.maxImagePixels = b.maxImagePixels;
+        this.pairsWholeWordMask = b.pairsWholeWordMask;
         boolean needsText = sources.stream().anyMatch(s -> s.kind() != PretrainingSource.Kind.IMAGE);
         if (needsText && b.tokenizer == null) {
             throw new IllegalArgumentException("text and pair sources need a tokenizer");
@@ -472,7 +476,10 @@ public final class PretrainingLoader implements AutoCloseable {
                     m = mlm.apply(ids, o.mlmPlans()[i]);
                 } else {
                     // a sample's text masking has its own generator, apart from its image's
-                    m = mlm.apply(ids, new Random(mix(seed, step, -(i + 1))));
+                    Random rnd = new Random(mix(seed, step, -(i + 1)));
+                    m = pairs && pairsWholeWordMask
+                            ? mlm.apply(ids, mlm.drawWholeWord(ids, tokenizer.continuations(t, seqLen), rnd))
+                            : mlm.apply(ids, rnd);
                 }
                 if (text != null) {
                     System.arraycopy(ids, 0, text, k * seqLen, seqLen);
@@ -507,8 +514,18 @@ public final class PretrainingLoader implements AutoCloseable {
         private int pairsMaxLength = DEFAULT_PAIRS_MAX_LENGTH;
         private int workers = 2;
         private long maxImagePixels = ImageTransform.DEFAULT_MAX_IMAGE_PIXELS;
+        private boolean pairsWholeWordMask = true;
 
         private Builder() {}
+
+        /**
+         * Whether pair captions are masked whole words at a time (on by default: the reference's VL data uses
+         * {@code DataCollatorForWholeWordMask}); text sources always use token-level masking ({@code MLMDataModule}).
+         */
+        public Builder pairsWholeWordMask(boolean on) {
+            this.pairsWholeWordMask = on;
+            return this;
+        }
 
         /** A source with sampling ratio 1. */
         public Builder source(PretrainingSource s) {

@@ -101,4 +101,69 @@ class MlmMaskingTest {
         assertFalse(java.util.Arrays.equals(m.apply(ids, new Random(9)).mlmLabels(),
                 m.apply(ids, new Random(10)).mlmLabels()));
     }
+
+    @Test
+    void wholeWordMaskingTakesWordsWholeUpToRoundedFifteenPercentOfTheLength() {
+        MlmMasking m = new MlmMasking();
+        Random rnd = new Random(21);
+        // [CLS] then 30 words of 1..3 pieces, [SEP], padded to 77
+        for (int s = 0; s < 500; s++) {
+            long[] ids = new long[77];
+            boolean[] cont = new boolean[77];
+            ids[0] = V.cls();
+            int p = 1;
+            for (int w = 0; w < 30; w++) {
+                int pieces = 1 + rnd.nextInt(3);
+                for (int k = 0; k < pieces && p < 75; k++) {
+                    ids[p] = 2000 + rnd.nextInt(20000);
+                    cont[p] = k > 0;
+                    p++;
+                }
+            }
+            ids[p] = V.sep();
+            MlmMasking.Plan plan = m.drawWholeWord(ids, cont, rnd);
+            MlmMasking.Masked out = m.apply(ids, plan);
+            int chosen = 0;
+            for (int i = 0; i < ids.length; i++) {
+                boolean c = out.mlmLabels()[i] != MlmMasking.IGNORE_INDEX;
+                if (c) {
+                    chosen++;
+                    assertFalse(V.isSpecial(ids[i]), "special token chosen at " + i);
+                }
+                if (cont[i]) { // a continuation piece is chosen exactly when the piece before it is
+                    assertEquals(out.mlmLabels()[i - 1] != MlmMasking.IGNORE_INDEX, c, "word split at " + i);
+                }
+            }
+            // round(77 * 0.15) = 12 positions, [PAD]s among the candidates (dropped after)
+            assertTrue(chosen <= 12, "chosen " + chosen);
+        }
+        // no padding and one-piece words: exactly round(length * p) positions
+        long[] ids = new long[42];
+        ids[0] = V.cls();
+        for (int i = 1; i < 41; i++) {
+            ids[i] = 3000 + i;
+        }
+        ids[41] = V.sep();
+        for (int s = 0; s < 50; s++) {
+            MlmMasking.Masked out = m.apply(ids, m.drawWholeWord(ids, new boolean[42], rnd));
+            assertEquals(6, java.util.Arrays.stream(out.mlmLabels()).filter(l -> l != -1).count()); // round(6.3)
+        }
+    }
+
+    @Test
+    void theTokenizerMarksWordPieceContinuations() throws Exception {
+        try (QuestionTokenizer t = QuestionTokenizer.bertBaseUncased(512)) {
+            java.util.List<String> pieces = t.tokens("unaffable sign");
+            boolean[] cont = t.continuations("unaffable sign", 10);
+            assertEquals(10, cont.length);
+            for (int i = 0; i < pieces.size(); i++) {
+                assertEquals(pieces.get(i).startsWith("##"), cont[i], pieces.get(i));
+            }
+            assertTrue(pieces.stream().anyMatch(x -> x.startsWith("##")), pieces.toString());
+            assertFalse(cont[pieces.size()]);
+            // truncated: the last kept position is [SEP]
+            boolean[] cut = t.continuations("unaffable unaffable unaffable", 4);
+            assertFalse(cut[3]);
+        }
+    }
 }
