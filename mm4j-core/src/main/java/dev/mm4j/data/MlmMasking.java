@@ -16,6 +16,11 @@ import java.util.Random;
  * labels hold the original id where chosen and {@link #IGNORE_INDEX} (-1, TorchMultimodal's {@code ignore_index},
  * which its datamodules put in place of Hugging Face's -100) everywhere else.
  *
+ * <p>Which tokens are never masked depends on the reference's path ({@link Protected}): its text data
+ * ({@code MLMDataModule}) passes the tokenizer's {@code special_tokens_mask}, which marks only the added
+ * [CLS] / [SEP] and the [PAD]s, so an [UNK] inside a text can be masked there; its image-text data
+ * ({@code DataCollatorForWholeWordMask}) protects all special ids and the padding.
+ *
  * <p>{@link #drawWholeWord} is the whole-word variant the reference's image-text data uses
  * ({@code DataCollatorForWholeWordMask}, transformers 4.30): word pieces are grouped into words ({@code ##}
  * continues a word; [CLS] and [SEP] are left out), the words are shuffled and taken while they fit in
@@ -49,6 +54,14 @@ public final class MlmMasking {
         public boolean isSpecial(long id) {
             return id == pad || id == unk || id == cls || id == sep || id == mask;
         }
+    }
+
+    /** Which tokens are never chosen. */
+    public enum Protected {
+        /** {@code all_special_ids}: [PAD], [UNK], [CLS], [SEP], [MASK] (the image-text data's collator). */
+        ALL_SPECIAL_IDS,
+        /** The tokenizer's {@code special_tokens_mask}: [CLS], [SEP] and [PAD] (the text data's collator). */
+        CLS_SEP_PAD
     }
 
     /** What happens at one position. */
@@ -85,17 +98,24 @@ public final class MlmMasking {
 
     private final double probability;
     private final Vocab vocab;
+    private final Protected protection;
 
+    /** 0.15, bert-base-uncased, all special ids protected. */
     public MlmMasking() {
         this(DEFAULT_MLM_PROBABILITY, Vocab.BERT_UNCASED);
     }
 
     public MlmMasking(double mlmProbability, Vocab vocab) {
+        this(mlmProbability, vocab, Protected.ALL_SPECIAL_IDS);
+    }
+
+    public MlmMasking(double mlmProbability, Vocab vocab, Protected protection) {
         if (!(mlmProbability >= 0 && mlmProbability <= 1)) {
             throw new IllegalArgumentException("mlm_probability must be in [0, 1], got " + mlmProbability);
         }
         this.probability = mlmProbability;
         this.vocab = Objects.requireNonNull(vocab, "vocab");
+        this.protection = Objects.requireNonNull(protection, "protection");
     }
 
     public double mlmProbability() {
@@ -106,12 +126,27 @@ public final class MlmMasking {
         return vocab;
     }
 
+    public Protected protection() {
+        return protection;
+    }
+
+    /** The same masking with another protection. */
+    public MlmMasking withProtection(Protected p) {
+        return new MlmMasking(probability, vocab, p);
+    }
+
+    /** Whether {@code id} is never chosen. */
+    public boolean isProtected(long id) {
+        return protection == Protected.ALL_SPECIAL_IDS ? vocab.isSpecial(id)
+                : id == vocab.cls() || id == vocab.sep() || id == vocab.pad();
+    }
+
     /** Draws a plan for {@code ids}: special tokens get {@link Action#NONE}, the rest as the class comment says. */
     public Plan draw(long[] ids, Random rnd) {
         Action[] actions = new Action[ids.length];
         long[] random = new long[ids.length];
         for (int i = 0; i < ids.length; i++) {
-            if (vocab.isSpecial(ids[i]) || rnd.nextDouble() >= probability) {
+            if (isProtected(ids[i]) || rnd.nextDouble() >= probability) {
                 actions[i] = Action.NONE;
             } else if (rnd.nextDouble() < MASK_TOKEN_SHARE) {
                 actions[i] = Action.MASK_TOKEN;
@@ -175,7 +210,7 @@ public final class MlmMasking {
         long[] random = new long[ids.length];
         for (int i = 0; i < ids.length; i++) {
             actions[i] = Action.NONE;
-            if (!covered[i] || vocab.isSpecial(ids[i])) {
+            if (!covered[i] || isProtected(ids[i])) {
                 continue;
             }
             if (rnd.nextDouble() < MASK_TOKEN_SHARE) {
@@ -211,7 +246,7 @@ public final class MlmMasking {
             if (a == Action.NONE) {
                 continue;
             }
-            if (vocab.isSpecial(ids[i])) {
+            if (isProtected(ids[i])) {
                 throw new IllegalArgumentException("position " + i + " holds the special token " + ids[i]
                         + ", which is never masked");
             }

@@ -74,6 +74,7 @@ public final class PretrainingLoader implements AutoCloseable {
     private final PretrainingImageTransform imageTransform;
     private final BlockMasking blockMasking;
     private final MlmMasking mlm;
+    private final MlmMasking textMlm;
     private final ItmNegatives itm;
     private final QuestionTokenizer tokenizer;
     private final int textMaxLength;
@@ -110,7 +111,8 @@ public final class PretrainingLoader implements AutoCloseable {
         this.shuffle = b.shuffle;
         this.imageTransform = b.imageTransform;
         this.blockMasking = b.blockMasking;
-        this.mlm = b.mlm;
+        this.mlm = b.mlm.withProtection(MlmMasking.Protected.ALL_SPECIAL_IDS);
+        this.textMlm = b.mlm.withProtection(MlmMasking.Protected.CLS_SEP_PAD);
         this.itm = b.itm;
         this.textMaxLength = b.textMaxLength;
         this.pairsMaxLength = b.pairsMaxLength;
@@ -473,13 +475,14 @@ public final class PretrainingLoader implements AutoCloseable {
                 long[] ids = tokenizer.encodePadded(t, seqLen);
                 MlmMasking.Masked m;
                 if (o != null && o.mlmPlans() != null && o.mlmPlans()[i] != null) {
-                    m = mlm.apply(ids, o.mlmPlans()[i]);
+                    m = (pairs ? mlm : textMlm).apply(ids, o.mlmPlans()[i]);
                 } else {
                     // a sample's text masking has its own generator, apart from its image's
                     Random rnd = new Random(mix(seed, step, -(i + 1)));
-                    m = pairs && pairsWholeWordMask
-                            ? mlm.apply(ids, mlm.drawWholeWord(ids, tokenizer.continuations(t, seqLen), rnd))
-                            : mlm.apply(ids, rnd);
+                    m = !pairs ? textMlm.apply(ids, rnd)
+                            : pairsWholeWordMask
+                                    ? mlm.apply(ids, mlm.drawWholeWord(ids, tokenizer.continuations(t, seqLen), rnd))
+                                    : mlm.apply(ids, rnd);
                 }
                 if (text != null) {
                     System.arraycopy(ids, 0, text, k * seqLen, seqLen);
@@ -569,6 +572,10 @@ public final class PretrainingLoader implements AutoCloseable {
             return this;
         }
 
+        /**
+         * The masking probability and vocabulary; pairs protect all special ids, texts [CLS], [SEP] and [PAD]
+         * (see {@link MlmMasking.Protected}), whatever {@code m}'s own protection.
+         */
         public Builder mlm(MlmMasking m) {
             this.mlm = Objects.requireNonNull(m);
             return this;

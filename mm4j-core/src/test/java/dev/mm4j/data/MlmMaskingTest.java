@@ -166,4 +166,15 @@ class MlmMaskingTest {
             assertFalse(cut[3]);
         }
     }
+
+    @Test
+    void theTextDatasPathProtectsOnlyClsSepAndPadSoAnUnkCanBeMasked() {
+        MlmMasking text = new MlmMasking().withProtection(MlmMasking.Protected.CLS_SEP_PAD);
+        long[] ids = {V.cls(), V.unk(), 2003, V.sep(), V.pad()};
+        MlmMasking.Masked out = new MlmMasking(1.0, V, MlmMasking.Protected.CLS_SEP_PAD).apply(ids, new Random(1));
+        assertArrayEquals(new long[] {-1, V.unk(), 2003, -1, -1}, out.mlmLabels());
+        assertTrue(text.isProtected(V.cls()) && text.isProtected(V.sep()) && text.isProtected(V.pad()));
+        assertFalse(text.isProtected(V.unk()));
+        assertTrue(new MlmMasking().isProtected(V.unk()));
+    }
 }
