@@ -239,6 +239,29 @@ class PretrainingLoaderTest {
         }
     }
 
+    @Test
+    void withoutItmProbabilityPairsCarryNoItmLabelsAndTextsNeverPredictClsSepOrPad() {
+        try (PretrainingLoader l = small(6).source(pairs).itm(new ItmNegatives(0)).build()) {
+            PretrainingBatch b = l.batch(0);
+            assertNull(b.itmLabels());
+            assertNotNull(b.text());
+        }
+        try (PretrainingLoader l = small(6).source(texts).mlm(new MlmMasking(1.0, MlmMasking.Vocab.BERT_UNCASED))
+                .build()) {
+            PretrainingBatch b = l.batch(0);
+            for (int s = 0; s < b.size(); s++) {
+                long[] ids = tokenizer.encodePadded(texts.texts().get(
+                        texts.origins().indexOf(b.origins().get(s))), 24);
+                for (int i = 0; i < 24; i++) {
+                    long label = b.mlmLabels()[s * 24 + i];
+                    boolean special = ids[i] == 101 || ids[i] == 102 || ids[i] == 0;
+                    // probability 1: every other position is predicted, with its original id as the label
+                    assertEquals(special ? MlmMasking.IGNORE_INDEX : ids[i], label, "sample " + s + " position " + i);
+                }
+            }
+        }
+    }
+
     static void assertBatchEquals(PretrainingBatch a, PretrainingBatch b) {
         assertEquals(a.step(), b.step());
         assertEquals(a.kind(), b.kind());
