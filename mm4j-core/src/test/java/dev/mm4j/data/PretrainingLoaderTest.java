@@ -205,6 +205,21 @@ class PretrainingLoaderTest {
             assertArrayEquals(c11, Arrays.copyOfRange(b.text(), 16, 32));
             long[] c0 = tokenizer.encodePadded(pairs.captions().get(0), 16);
             assertArrayEquals(c0, Arrays.copyOfRange(b.text(), 48, 64));
+            // an explicit MLM plan for sample 2: position 1 becomes [MASK], nothing else
+            MlmMasking.Action[] actions = new MlmMasking.Action[16];
+            java.util.Arrays.fill(actions, MlmMasking.Action.NONE);
+            actions[1] = MlmMasking.Action.MASK_TOKEN;
+            MlmMasking.Plan[] plans = new MlmMasking.Plan[4];
+            plans[2] = new MlmMasking.Plan(actions, null);
+            PretrainingBatch p = l.batch(0, new PretrainingLoader.Overrides(null, masks, plans, itm));
+            long[] text2 = Arrays.copyOfRange(p.text(), 32, 48);
+            long[] want2 = text2.clone();
+            want2[1] = 103;
+            assertArrayEquals(want2, Arrays.copyOfRange(p.textMasked(), 32, 48));
+            long[] labels2 = new long[16];
+            Arrays.fill(labels2, -1);
+            labels2[1] = text2[1];
+            assertArrayEquals(labels2, Arrays.copyOfRange(p.mlmLabels(), 32, 48));
             IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
                     () -> l.batch(0, new PretrainingLoader.Overrides(null, new long[3][16], null, null)));
             assertEquals("patchMasks has 3 entries for a batch of 4", e.getMessage());
