@@ -34,8 +34,9 @@ import org.slf4j.LoggerFactory;
  * {@code [k*B, (k+1)*B)} of its epoch {@code e} ({@code n = e * batchesPerEpoch + k}), the epoch's order a seeded
  * shuffle (as {@link DataLoader}); each sample's crop, block mask and BERT masking come from a generator seeded with
  * {@code (seed, step, sample)}, the ITM negatives from one seeded with {@code (seed, step)}. So the same seed gives
- * the same batches whatever the worker threads do, and {@link #from(long) from(step + 1)} resumes exactly after
- * {@code step} (the batch records its {@link PretrainingBatch#step() step}). Like the reference's loaders, a
+ * the same batches whatever the worker threads do and however far ahead {@link #from} prepares batches
+ * ({@code prefetch}), and {@link #from(long) from(step + 1)} resumes exactly after {@code step} (the batch records
+ * its {@link PretrainingBatch#step() step}). Like the reference's loaders, a
  * source's batches are full ({@code drop_last}): an epoch has {@code max(1, size / B)} batches.
  *
  * <p><b>Per source</b>: text gives {@code text_masked} + {@code mlm_labels} (max length 512, the reference's
@@ -83,6 +84,8 @@ public final class PretrainingLoader implements AutoCloseable {
     private final boolean pairsWholeWordMask;
     private final List<List<String>> captions = new ArrayList<>();
     private final ExecutorService pool;
+    private final ExecutorService assembler;
+    private final int prefetch;
     private final Set<String> warned = ConcurrentHashMap.newKeySet();
     private final Map<Integer, Set<Integer>> badRecords = new ConcurrentHashMap<>();
     private final Map<String, Integer> skippedByReason = Collections.synchronizedMap(new TreeMap<>());
@@ -130,6 +133,15 @@ public final class PretrainingLoader implements AutoCloseable {
         for (PretrainingSource s : sources) {
             captions.add(s instanceof PretrainingSource.Pairs p ? p.captions() : null);
         }
+        if (b.prefetch < 1) {
+            throw new IllegalArgumentException("prefetch must be >= 1, got " + b.prefetch);
+        }
+        this.prefetch = b.prefetch;
+        this.assembler = Executors.newSingleThreadExecutor(r -> {
+            Thread t = new Thread(r, "mm4j-pretrain-batches");
+            t.setDaemon(true);
+            return t;
+        });
         AtomicInteger n = new AtomicInteger();
         this.pool = Executors.newFixedThreadPool(b.workers, r -> {
             Thread t = new Thread(r, "mm4j-pretrain-loader-" + n.incrementAndGet());
@@ -195,16 +207,42 @@ public final class PretrainingLoader implements AutoCloseable {
             drawn[sourceAt(s)]++;
         }
         return new Iterator<>() {
-            long step = start;
+            long nextSubmit = start;
+            final java.util.ArrayDeque<Future<PretrainingBatch>> ahead = new java.util.ArrayDeque<>();
             PretrainingBatch ready;
+
+            /** Keeps {@code prefetch} steps in preparation (each seeded by its step: order-independent). */
+            private void fill() {
+                while (ahead.size() < prefetch) {
+                    long step = nextSubmit++;
+                    int src = sourceAt(step);
+                    long n = drawn[src]++;
+                    ahead.add(assembler.submit(() -> make(step, src, n, null)));
+                }
+            }
 
             @Override
             public boolean hasNext() {
                 while (ready == null) {
-                    int src = sourceAt(step);
-                    ready = make(step, src, drawn[src]++, null);
-                    step++;
+                    fill();
+                    Future<PretrainingBatch> head = ahead.poll();
+                    try {
+                        ready = head.get();
+                    } catch (InterruptedException e) {
+                        ahead.forEach(f -> f.cancel(true));
+                        Thread.currentThread().interrupt();
+                        throw new IllegalStateException("interrupted while loading a pretraining batch", e);
+                    } catch (ExecutionException e) {
+                        ahead.forEach(f -> f.cancel(true));
+                        ahead.clear();
+                        if (e.getCause() instanceof RuntimeException re) {
+                            throw re;
+                        }
+                        throw new IllegalStateException("loading a pretraining batch failed: " + e.getCause(),
+                                e.getCause());
+                    }
                 }
+                fill();
                 return true;
             }
 
@@ -498,6 +536,7 @@ public final class PretrainingLoader implements AutoCloseable {
 
     @Override
     public void close() {
+        assembler.shutdownNow();
         pool.shutdownNow();
     }
 
@@ -516,6 +555,7 @@ public final class PretrainingLoader implements AutoCloseable {
         private int textMaxLength = DEFAULT_TEXT_MAX_LENGTH;
         private int pairsMaxLength = DEFAULT_PAIRS_MAX_LENGTH;
         private int workers = 2;
+        private int prefetch = 2;
         private long maxImagePixels = ImageTransform.DEFAULT_MAX_IMAGE_PIXELS;
         private boolean pairsWholeWordMask = true;
 
@@ -610,6 +650,12 @@ public final class PretrainingLoader implements AutoCloseable {
 
         public Builder workers(int n) {
             this.workers = n;
+            return this;
+        }
+
+        /** Batches {@link #from} prepares ahead of the consumer (the bound on memory). */
+        public Builder prefetch(int n) {
+            this.prefetch = n;
             return this;
         }
 

@@ -148,13 +148,14 @@ class PretrainingLoaderTest {
             // random access gives the iterator's batch
             assertBatchEquals(first.get(9), l.batch(first.get(9).step()));
         }
-        try (PretrainingLoader again = small(7).source(pairs).source(texts).source(images).workers(3).build()) {
+        try (PretrainingLoader again = small(7).source(pairs).source(texts).source(images).workers(3)
+                .prefetch(5).build()) {
             Iterator<PretrainingBatch> it = again.from(0);
             for (int k = 0; k < 16; k++) {
                 assertBatchEquals(first.get(k), it.next());
             }
         }
-        try (PretrainingLoader resumed = small(7).source(pairs).source(texts).source(images).build()) {
+        try (PretrainingLoader resumed = small(7).source(pairs).source(texts).source(images).prefetch(1).build()) {
             Iterator<PretrainingBatch> it = resumed.from(first.get(9).step() + 1);
             for (int k = 10; k < 16; k++) {
                 assertBatchEquals(first.get(k), it.next());
@@ -249,6 +250,11 @@ class PretrainingLoaderTest {
         Files.writeString(allBad.resolve("a.png"), "x");
         try (PretrainingLoader l = small(4).source(PretrainingSource.images(allBad)).build()) {
             IllegalStateException e = assertThrows(IllegalStateException.class, () -> l.batch(0));
+            assertTrue(e.getMessage().startsWith("none of the 1 records of source " + allBad + " could be used"),
+                    e.getMessage());
+            // the same through the prefetching iterator, on the consumer's thread
+            Iterator<PretrainingBatch> it = l.from(0);
+            e = assertThrows(IllegalStateException.class, it::next);
             assertTrue(e.getMessage().startsWith("none of the 1 records of source " + allBad + " could be used"),
                     e.getMessage());
         }
