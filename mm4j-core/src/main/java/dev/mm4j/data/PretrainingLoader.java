@@ -2,8 +2,9 @@ package dev.mm4j.data;
 
 import java.awt.image.BufferedImage;
 import java.io.IOException;
-import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
+import java.nio.file.Path;
+import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.Collections;
 import java.util.Iterator;
@@ -208,7 +209,7 @@ public final class PretrainingLoader implements AutoCloseable {
         }
         return new Iterator<>() {
             long nextSubmit = start;
-            final java.util.ArrayDeque<Future<PretrainingBatch>> ahead = new java.util.ArrayDeque<>();
+            final ArrayDeque<Future<PretrainingBatch>> ahead = new ArrayDeque<>();
             PretrainingBatch ready;
 
             /** Keeps {@code prefetch} steps in preparation (each seeded by its step: order-independent). */
@@ -406,7 +407,7 @@ public final class PretrainingLoader implements AutoCloseable {
             img = pair.image();
             origin = pair.origin();
         } else {
-            java.nio.file.Path path = ((PretrainingSource.Images) source).images().get(record);
+            Path path = ((PretrainingSource.Images) source).images().get(record);
             img = new VqaSample.FileImage(path);
             origin = path.toString();
         }
