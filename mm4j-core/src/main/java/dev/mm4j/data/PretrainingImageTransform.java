@@ -89,6 +89,9 @@ public final class PretrainingImageTransform {
         int[] enc;
         int[] cb;
         if (train) {
+            if (box == null) {
+                throw new IllegalArgumentException("a training transform needs a crop box");
+            }
             int[] crop = PillowResize.crop(rgb, 3, h, w, box.top(), box.left(), box.height(), box.width());
             enc = PillowResize.resize(crop, 3, box.height(), box.width(), encoderSize, encoderSize,
                     PillowResize.Filter.BICUBIC);
