@@ -193,6 +193,20 @@ public final class QuestionTokenizer implements AutoCloseable {
         return ids.length == length ? ids : Arrays.copyOf(ids, length); // zero = [PAD]
     }
 
+    /**
+     * For {@link #encodePadded}'s ids: whether each position continues the word before it (a {@code ##} word
+     * piece), for whole-word masking; false at [CLS], [SEP] (also the one that ends a truncated text) and [PAD].
+     */
+    public boolean[] continuations(String question, int length) {
+        String[] pieces = tokenizer.encode(question == null ? "" : question, true, false).getTokens();
+        int kept = Math.min(pieces.length, Math.min(length, maxLength));
+        boolean[] out = new boolean[length];
+        for (int i = 0; i < kept - 1; i++) {
+            out[i] = pieces[i].startsWith("##");
+        }
+        return out;
+    }
+
     /** The word pieces (for debugging and messages). */
     public List<String> tokens(String question) {
         return Arrays.asList(tokenizer.encode(question, true, false).getTokens());
