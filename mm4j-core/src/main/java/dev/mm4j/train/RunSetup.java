@@ -210,7 +210,7 @@ final class RunSetup implements AutoCloseable {
                 return batch.index();
             }
         };
-        TrainingLoop<Batch> loop = new TrainingLoop<>(model, model.config(), optimizer, manager, data, s, schedule,
+        TrainingLoop<Batch> loop = new TrainingLoop<>(model, model.config(), optimizer, manager, data, TrainingLoop.Options.of(s), schedule,
                 totalSteps, store, state, resumedFrom);
         if (valLoader != null) {
             loop.validator(() -> Evaluator.evaluate(model, valLoader.epoch(0, 0), vocab, manager,

@@ -25,7 +25,7 @@ import java.util.function.BooleanSupplier;
  * and pretraining run on it with their own {@link LossModel} and {@link Data}.
  *
  * <pre>{@code
- * TrainingLoop<Batch> loop = new TrainingLoop<>(model, model.config(), optimizer, manager, data, settings,
+ * TrainingLoop<Batch> loop = new TrainingLoop<>(model, model.config(), optimizer, manager, data, Options.of(settings),
  *         schedule, totalSteps, store, state, resumedFrom)
  *         .listeners(listeners).log(System.out).cancelWhen(() -> stop);
  * TrainingLoop.Outcome o = loop.run();
@@ -58,6 +58,31 @@ public final class TrainingLoop<B> {
         int index(B batch);
     }
 
+    /**
+     * What the loop takes from a run's settings (the same keys for every task).
+     *
+     * @param gradAccum micro-batches per optimizer step
+     * @param maxGradNorm clip the global gradient norm to this (0: no clipping; updates during the backward pass)
+     * @param dropout train mode (dropout active) during the steps
+     * @param seed the run's seed; each step's dropout is seeded from (seed, step)
+     * @param logEvery measure the gradient norm every this many steps (for the metrics log)
+     * @param evalEvery validate every this many steps (0: only when the caller asks)
+     * @param checkpointEvery write a checkpoint every this many steps (0: only when the caller asks)
+     */
+    public record Options(int gradAccum, double maxGradNorm, boolean dropout, long seed, int logEvery, long evalEvery,
+            long checkpointEvery) {
+        public Options {
+            if (gradAccum < 1) {
+                throw new IllegalArgumentException("grad_accum must be at least 1, got " + gradAccum);
+            }
+        }
+
+        /** The loop's part of a run's settings. */
+        public static Options of(FinetuneSettings s) {
+            return new Options(s.gradAccum, s.maxGradNorm, s.dropout, s.seed, s.logEvery, s.evalEvery, s.checkpointEvery);
+        }
+    }
+
     /** Periodic validation of a classification model (null for tasks validated elsewhere). */
     public interface Validator {
         Evaluator.Result validate() throws IOException;
@@ -69,7 +94,7 @@ public final class TrainingLoop<B> {
     private final AdamW optimizer;
     private final NDManager manager;
     private final Data<B> data;
-    private final FinetuneSettings s;
+    private final Options s;
     private final LrSchedule schedule;
     private final long totalSteps;
     private final CheckpointStore store;
@@ -87,13 +112,13 @@ public final class TrainingLoop<B> {
      * @param model the model, trained and checkpointed (a {@link Module} that is a {@link LossModel})
      * @param config written into the checkpoints' weights' metadata (null for a model without one)
      * @param data the training data; its batches are grouped by {@code s.gradAccum} into steps
-     * @param s the run's settings: accumulation, clipping, dropout, seed, log/eval/checkpoint intervals
+     * @param s accumulation, clipping, dropout, seed, log/eval/checkpoint intervals ({@link Options#of} a run's settings)
      * @param store where checkpoints go
      * @param state where the run stands (fresh, or restored from {@code resumedFrom}); the loop advances it
      * @param resumedFrom the checkpoint the run resumed from, or null
      */
     public <M extends Module & LossModel<B>> TrainingLoop(M model, FlavaConfig config, AdamW optimizer,
-            NDManager manager, Data<B> data, FinetuneSettings s, LrSchedule schedule, long totalSteps,
+            NDManager manager, Data<B> data, Options s, LrSchedule schedule, long totalSteps,
             CheckpointStore store, TrainState state, Path resumedFrom) {
         this.model = model;
         this.weights = model;

@@ -139,7 +139,7 @@ class TrainingLoopTest {
             Path from = resume ? store.latest() : null;
             TrainState st = from != null ? CheckpointStore.restore(from, model, opt) : new TrainState();
             LrSchedule schedule = new LrSchedule(LrSchedule.Kind.COSINE, s.lr, 2, total, 0.5, 0);
-            return new Run(model, opt, new TrainingLoop<>(model, null, opt, m, new Data(), s, schedule, total, store, st,
+            return new Run(model, opt, new TrainingLoop<>(model, null, opt, m, new Data(), TrainingLoop.Options.of(s), schedule, total, store, st,
                     from));
         }
 

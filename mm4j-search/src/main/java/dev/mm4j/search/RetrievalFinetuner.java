@@ -207,7 +207,7 @@ public final class RetrievalFinetuner {
             all.add(TrainingListeners.metrics(metrics, s.logEvery));
             all.addAll(listeners);
             TrainingLoop<FlavaForRetrieval.Pairs> loop = new TrainingLoop<>(model, model.config(), optimizer, manager,
-                    data, s, schedule, total, store, state, resumedFrom)
+                    data, TrainingLoop.Options.of(s), schedule, total, store, state, resumedFrom)
                     .listeners(all).log(out).cancelWhen(() -> cancelRequested);
             TrainingLoop.Outcome o;
             try {
