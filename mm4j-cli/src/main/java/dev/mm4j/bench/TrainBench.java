@@ -137,7 +137,7 @@ public final class TrainBench {
                 for (int b : batches) {
                     Batch batch = batch(cfg, b, textLen);
                     if (train) {
-                        TrainingStep step = new TrainingStep(model, optimizer, m);
+                        TrainingStep<Batch> step = new TrainingStep<>(model, optimizer, m);
                         resetPeakRss();
                         double[] t = time(() -> step.run(List.of(batch), 1e-5, 0, false, true));
                         print(mode, variant, precision, b, textLen, "train", t, FlavaFlops.trainStep(cfg, b, textLen, textKeys), peak);
@@ -222,7 +222,7 @@ public final class TrainBench {
      * bandwidth, clearing gradients), where its memory goes (weights, gradients, moments, activations kept
      * for backward per encoder, data, JVM heap, allocator slack), and each encoder's inference forward.
      */
-    private void breakdown(FlavaForClassification model, AdamW optimizer, NDManager manager, Batch batch, TrainingStep step) {
+    private void breakdown(FlavaForClassification model, AdamW optimizer, NDManager manager, Batch batch, TrainingStep<Batch> step) {
         int n = Math.max(1, o.repeats());
         double[][] t = new double[4][n];
         long gradBytes = 0;

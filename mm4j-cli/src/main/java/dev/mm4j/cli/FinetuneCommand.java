@@ -87,11 +87,8 @@ public final class FinetuneCommand implements Callable<Integer> {
     public Integer call() throws Exception {
         FinetuneSettings s = settings(preset, settingsFile, overrides());
         if (s.isRetrieval()) {
-            if (resume) {
-                throw new IllegalArgumentException("--resume is for classification runs; retrieval runs keep no checkpoints");
-            }
-            new RetrievalFinetuner(s, System.out).run();
-            return 0;
+            RetrievalFinetuner.Result r = new RetrievalFinetuner(s, System.out).resume(resume).run();
+            return r.status() == Finetuner.Status.STOPPED_ON_NON_FINITE_LOSS ? 3 : 0;
         }
         Finetuner.Result r = Finetuner.builder().settings(s).resume(resume).log(System.out).progressBar(true).build().run();
         return r.stoppedOnNonFinite() ? 3 : 0;

@@ -4,6 +4,7 @@ import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.index.NDIndex;
 import ai.djl.training.GradientCollector;
+import dev.mm4j.data.Batch;
 import dev.mm4j.nn.Activation;
 import dev.mm4j.nn.Linear;
 import dev.mm4j.nn.Mlp;
@@ -17,7 +18,7 @@ import java.util.function.Consumer;
  * image/text encoder's output for unimodal heads), trained with mean cross-entropy. Parameter names
  * are {@code model.*} and {@code classifier.model.*}, as in TorchMultimodal's state dict.
  */
-public final class FlavaForClassification extends Module {
+public final class FlavaForClassification extends Module implements LossModel<Batch> {
     private final FlavaConfig config;
     private final FlavaModel model;
     private final Mlp classifier;
@@ -83,9 +84,20 @@ public final class FlavaForClassification extends Module {
      * The same backward pass; {@code layerDone} gets the parameters of each layer that ran checkpointed as soon as
      * their gradients are complete, before the rest of the backward pass (see {@link FlavaModel#backwardCheckpointed}).
      */
+    @Override
     public void backward(GradientCollector gc, NDArray loss, Consumer<Collection<Parameter>> layerDone) {
         gc.backward(loss);
         model.backwardCheckpointed(layerDone);
+    }
+
+    /**
+     * The training loss of a labelled host batch: mean cross-entropy of the multimodal head (what
+     * {@link #forward(NDArray, NDArray, NDArray)} gives), its inputs made in {@code step}.
+     */
+    @Override
+    public Loss forward(ModelStep step, Batch batch) {
+        ModelStep.Inputs in = step.inputs(batch);
+        return Loss.of(forward(in.image(), in.text(), in.labels()).loss());
     }
 
     public Output forward(NDArray image, NDArray text, NDArray labels) {

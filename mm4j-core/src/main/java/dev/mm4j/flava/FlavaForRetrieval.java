@@ -4,6 +4,9 @@ import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import ai.djl.training.GradientCollector;
 import dev.mm4j.nn.Module;
+import dev.mm4j.nn.Parameter;
+import java.util.Collection;
+import java.util.function.Consumer;
 
 /**
  * FLAVA for image-text retrieval: the model's image and text embeddings (CLS through {@code image_projection} /
@@ -12,7 +15,7 @@ import dev.mm4j.nn.Module;
  * so a pretraining checkpoint loads its projections and its learned temperature, and a classification
  * checkpoint ({@code model.*}, {@code classifier.*}) loads everything but the temperature.
  */
-public final class FlavaForRetrieval extends Module {
+public final class FlavaForRetrieval extends Module implements LossModel<FlavaForRetrieval.Pairs> {
     private final FlavaConfig config;
     private final FlavaModel model;
     private final ContrastiveLossWithTemperature contrastiveLoss;
@@ -69,9 +72,36 @@ public final class FlavaForRetrieval extends Module {
         return contrastiveLoss.forward(imageEmbeddings(pixels, normalize), textEmbeddings(inputIds, normalize));
     }
 
+    /**
+     * One training batch on the host: {@code size} images and their captions, row i of each a pair.
+     *
+     * @param images {@code size*3*height*width} floats, NCHW, the model's image transform applied
+     * @param inputIds {@code size*seqLen} token ids, row-major, 0 = padding
+     * @param epoch the epoch the batch belongs to
+     * @param index the batch's number within its epoch (resume with the next one)
+     */
+    public record Pairs(float[] images, int height, int width, long[] inputIds, int seqLen, int size, int epoch,
+            int index) {}
+
+    /** The contrastive loss of a batch of pairs on L2-normalised embeddings (what fine-tuning optimises). */
+    @Override
+    public Loss forward(ModelStep step, Pairs batch) {
+        return Loss.of(forward(step.images(batch.images(), batch.size(), batch.height(), batch.width()),
+                step.tokens(batch.inputIds(), batch.size(), batch.seqLen()), true).loss());
+    }
+
     /** The backward pass of {@code loss} from this model's last forward, checkpointed layers included. */
     public void backward(GradientCollector gc, NDArray loss) {
+        backward(gc, loss, params -> {});
+    }
+
+    /**
+     * The same backward pass; {@code layerDone} gets the parameters of each layer that ran checkpointed as soon as
+     * their gradients are complete, before the rest of the backward pass.
+     */
+    @Override
+    public void backward(GradientCollector gc, NDArray loss, Consumer<Collection<Parameter>> layerDone) {
         gc.backward(loss);
-        model.backwardCheckpointed(params -> {});
+        model.backwardCheckpointed(layerDone);
     }
 }

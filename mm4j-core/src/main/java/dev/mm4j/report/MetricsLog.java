@@ -12,8 +12,11 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
+import java.util.Collections;
 import java.util.HashSet;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.Set;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -33,19 +36,34 @@ public final class MetricsLog implements AutoCloseable {
     private static final Logger LOG = LoggerFactory.getLogger(MetricsLog.class);
     private static final ObjectMapper MAPPER = new ObjectMapper();
 
-    /** One line of the log; null fields are absent. */
+    /**
+     * One line of the log; null fields are absent.
+     *
+     * @param lossParts the named parts of a training step's loss ({@code "loss_parts": {"mlm": 2.1, ...}}), empty
+     *     (absent) when the loss has none
+     */
     public record Entry(long step, Double loss, Double lr, Double gradNorm, Double samplesPerS, Double valAccuracy,
-            Double epoch) {
+            Double epoch, Map<String, Double> lossParts) {
+
+        public Entry {
+            lossParts = lossParts == null ? Map.of() : Collections.unmodifiableMap(new LinkedHashMap<>(lossParts));
+        }
 
         /** A training-step entry. */
         public static Entry train(long step, double loss, double lr, double gradNorm, double samplesPerS,
                 double epoch) {
-            return new Entry(step, loss, lr, gradNorm, samplesPerS, null, epoch);
+            return train(step, loss, lr, gradNorm, samplesPerS, epoch, Map.of());
+        }
+
+        /** A training-step entry with the named parts of its loss. */
+        public static Entry train(long step, double loss, double lr, double gradNorm, double samplesPerS,
+                double epoch, Map<String, Double> lossParts) {
+            return new Entry(step, loss, lr, gradNorm, samplesPerS, null, epoch, lossParts);
         }
 
         /** A validation entry. */
         public static Entry validation(long step, double valAccuracy, double epoch) {
-            return new Entry(step, null, null, null, null, valAccuracy, epoch);
+            return new Entry(step, null, null, null, null, valAccuracy, epoch, Map.of());
         }
 
         /** Identifies an entry in a log: its kind (validation or training) and step. */
@@ -63,6 +81,10 @@ public final class MetricsLog implements AutoCloseable {
             put(n, "samples_per_s", samplesPerS);
             put(n, "val_accuracy", valAccuracy);
             put(n, "epoch", epoch);
+            if (!lossParts.isEmpty()) {
+                ObjectNode parts = n.putObject("loss_parts");
+                lossParts.forEach((k, v) -> put(parts, k, v));
+            }
             return n;
         }
 
@@ -75,8 +97,13 @@ public final class MetricsLog implements AutoCloseable {
             if (n == null || !n.isObject() || !n.has("step")) {
                 throw new IllegalArgumentException("not a metrics entry: " + n);
             }
+            Map<String, Double> parts = new LinkedHashMap<>();
+            JsonNode p = n.get("loss_parts");
+            if (p != null && p.isObject()) {
+                p.fieldNames().forEachRemaining(k -> parts.put(k, get(p, k)));
+            }
             return new Entry(n.get("step").asLong(), get(n, "loss"), get(n, "lr"), get(n, "grad_norm"),
-                    get(n, "samples_per_s"), get(n, "val_accuracy"), get(n, "epoch"));
+                    get(n, "samples_per_s"), get(n, "val_accuracy"), get(n, "epoch"), parts);
         }
 
         private static Double get(JsonNode n, String k) {

@@ -99,6 +99,11 @@ public final class AdamW implements AutoCloseable {
         return mode;
     }
 
+    /** The parameters this optimizer updates, in the order it was given them. */
+    public List<Parameter> parameters() {
+        return slots.stream().map(Slot::param).toList();
+    }
+
     /** Steps taken so far (PyTorch's {@code state['step']}). */
     public long stepCount() {
         return step;

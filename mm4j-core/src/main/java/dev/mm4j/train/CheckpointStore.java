@@ -3,7 +3,10 @@ package dev.mm4j.train;
 import dev.mm4j.checkpoint.SafeTensors;
 import dev.mm4j.checkpoint.StateDict;
 import dev.mm4j.checkpoint.StateDictLoader;
+import ai.djl.ndarray.NDArray;
+import dev.mm4j.flava.FlavaConfig;
 import dev.mm4j.flava.FlavaForClassification;
+import dev.mm4j.nn.Module;
 import dev.mm4j.checkpoint.ModelBundle;
 import dev.mm4j.util.AtomicFiles;
 import dev.mm4j.util.DirectoryLock;
@@ -13,6 +16,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Comparator;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.stream.Stream;
@@ -69,8 +73,17 @@ public final class CheckpointStore {
 
     /** Writes a complete checkpoint and makes it the latest; returns its folder. */
     public Path save(FlavaForClassification model, AdamW optimizer, TrainState state) throws IOException {
+        return save(model, model.config(), optimizer, state);
+    }
+
+    /**
+     * Writes a complete checkpoint of any model and makes it the latest; returns its folder.
+     *
+     * @param config written into the weights' metadata (as a model bundle's), or null for a model without one
+     */
+    public Path save(Module model, FlavaConfig config, AdamW optimizer, TrainState state) throws IOException {
         Path target = dir.resolve(String.format("%s%08d", PREFIX, state.step));
-        Path tmp = writeFolder(model, optimizer, state, "." + target.getFileName());
+        Path tmp = writeFolder(model, config, optimizer, state, "." + target.getFileName());
         replaceDir(tmp, target);
         AtomicFiles.writeString(dir.resolve("latest"), target.getFileName() + "\n");
         prune();
@@ -79,17 +92,28 @@ public final class CheckpointStore {
 
     /** Writes the current model as {@code best/} (atomically replacing the previous best); returns that folder. */
     public Path saveBest(FlavaForClassification model, AdamW optimizer, TrainState state) throws IOException {
+        return saveBest(model, model.config(), optimizer, state);
+    }
+
+    /** {@link #saveBest(FlavaForClassification, AdamW, TrainState)} for any model; {@code config} as in {@link #save}. */
+    public Path saveBest(Module model, FlavaConfig config, AdamW optimizer, TrainState state) throws IOException {
         Path best = dir.resolve("best");
-        replaceDir(writeFolder(model, optimizer, state, ".best"), best);
+        replaceDir(writeFolder(model, config, optimizer, state, ".best"), best);
         return best;
     }
 
-    private Path writeFolder(FlavaForClassification model, AdamW optimizer, TrainState state, String tmpPrefix)
+    private Path writeFolder(Module model, FlavaConfig config, AdamW optimizer, TrainState state, String tmpPrefix)
             throws IOException {
         Files.createDirectories(dir);
         Path tmp = AtomicFiles.createTempDirectory(dir, tmpPrefix + TMP);
         try {
-            ModelBundle.writeWeights(tmp.resolve(MODEL), model);
+            if (config != null) {
+                ModelBundle.writeWeights(tmp.resolve(MODEL), model, config);
+            } else {
+                Map<String, NDArray> arrays = new LinkedHashMap<>();
+                model.namedParameters().forEach((n, p) -> arrays.put(n, p.array()));
+                SafeTensors.writeNDArrays(tmp.resolve(MODEL), arrays, Map.of("format", "pt"));
+            }
             SafeTensors.writeNDArrays(tmp.resolve(OPTIMIZER), optimizer.state(),
                     Map.of("step", Long.toString(optimizer.stepCount())));
             AtomicFiles.writeString(tmp.resolve(STATE), state.toJson());
@@ -114,7 +138,7 @@ public final class CheckpointStore {
     }
 
     /** Restores model weights and optimizer moments from a checkpoint folder; returns its state. */
-    public static TrainState restore(Path checkpoint, FlavaForClassification model, AdamW optimizer) throws IOException {
+    public static TrainState restore(Path checkpoint, Module model, AdamW optimizer) throws IOException {
         TrainState state = state(checkpoint);
         StateDictLoader.load(model, checkpoint.resolve(MODEL), true);
         try (StateDict sd = SafeTensors.read(checkpoint.resolve(OPTIMIZER))) {

@@ -1,5 +1,6 @@
 package dev.mm4j.train;
 
+import dev.mm4j.data.Batch;
 import dev.mm4j.data.VqaDataset;
 import dev.mm4j.eval.AccuracyByType;
 import dev.mm4j.eval.Evaluator;
@@ -147,7 +148,7 @@ public final class Finetuner {
                 all.add(progress);
             }
             all.addAll(listeners);
-            TrainingLoop loop = new TrainingLoop(run, all, out, () -> cancelRequested);
+            TrainingLoop<Batch> loop = run.loop().listeners(all).log(out).cancelWhen(() -> cancelRequested);
             TrainingLoop.Outcome o = loop.run();
             if (progress != null) {
                 progress.close();

@@ -9,7 +9,6 @@ import dev.mm4j.report.ChartRenderer;
 import dev.mm4j.report.HtmlReport;
 import dev.mm4j.report.MetricsLog;
 import java.io.IOException;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Map;
 
@@ -20,7 +19,7 @@ import java.util.Map;
  * and the exported model bundle {@code model/}.
  */
 final class RunOutputs {
-    static final String METRICS = "metrics.jsonl";
+    static final String METRICS = TrainingListeners.METRICS;
     static final String CURVES = "curves.png";
     static final String PREDICTIONS = "predictions.json";
     static final String REPORT = "report.html";
@@ -34,13 +33,7 @@ final class RunOutputs {
 
     /** The metrics log: a resumed run drops the entries of the steps it will run again; a new run starts it afresh. */
     static MetricsLog openMetrics(RunSetup run) throws IOException {
-        Path file = run.outDir.resolve(METRICS);
-        if (run.resumedFrom != null) {
-            MetricsLog.truncateAfter(file, run.state.step - 1);
-        } else {
-            Files.deleteIfExists(file);
-        }
-        return MetricsLog.open(file);
+        return TrainingListeners.openMetrics(run.outDir.resolve(METRICS), run.state);
     }
 
     static Path modelDir(RunSetup run) {

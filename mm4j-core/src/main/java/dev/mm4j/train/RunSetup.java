@@ -3,6 +3,7 @@ package dev.mm4j.train;
 import ai.djl.engine.Engine;
 import ai.djl.ndarray.NDManager;
 import dev.mm4j.data.AnswerVocab;
+import dev.mm4j.data.Batch;
 import dev.mm4j.data.DataLoader;
 import dev.mm4j.data.ImageTransform;
 import dev.mm4j.data.QuestionTokenizer;
@@ -23,6 +24,7 @@ import java.nio.file.Path;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.Deque;
+import java.util.Iterator;
 import java.util.List;
 
 /**
@@ -182,9 +184,39 @@ final class RunSetup implements AutoCloseable {
         return s.data != null ? s.data : train.dataset().describe();
     }
 
-    /** Fractional epoch of the current data position. */
-    double epochProgress() {
-        return state.epoch + (double) state.nextBatch / Math.max(1, batchesPerEpoch);
+    /**
+     * The training loop of this run: the classification model on the training loader, validated on the validation
+     * split (when there is one), checkpointed into the run's store.
+     */
+    TrainingLoop<Batch> loop() {
+        TrainingLoop.Data<Batch> data = new TrainingLoop.Data<>() {
+            @Override
+            public Iterator<Batch> epoch(int epoch, int startBatch) {
+                return trainLoader.epoch(epoch, startBatch);
+            }
+
+            @Override
+            public int batchesPerEpoch() {
+                return batchesPerEpoch;
+            }
+
+            @Override
+            public int samples(Batch batch) {
+                return batch.size();
+            }
+
+            @Override
+            public int index(Batch batch) {
+                return batch.index();
+            }
+        };
+        TrainingLoop<Batch> loop = new TrainingLoop<>(model, model.config(), optimizer, manager, data, TrainingLoop.Options.of(s), schedule,
+                totalSteps, store, state, resumedFrom);
+        if (valLoader != null) {
+            loop.validator(() -> Evaluator.evaluate(model, valLoader.epoch(0, 0), vocab, manager,
+                    RunOutputs.REPORT_SAMPLES));
+        }
+        return loop;
     }
 
     private DataLoader loader(Iterable<VqaSample> samples, ImageTransform transform, QuestionTokenizer tokenizer,

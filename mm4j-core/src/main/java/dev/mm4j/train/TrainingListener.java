@@ -3,9 +3,10 @@ package dev.mm4j.train;
 import dev.mm4j.eval.Evaluator;
 import java.io.IOException;
 import java.nio.file.Path;
+import java.util.Map;
 
 /**
- * What a fine-tuning run reports while it runs: every applied step, every validation pass and every checkpoint
+ * What a training run (any task) reports while it runs: every applied step, every validation pass and every checkpoint
  * written, as typed events. Progress, metrics and memory reporting are listeners ({@link TrainingListeners}), so the
  * loop itself only trains, validates and checkpoints; a caller adds its own with
  * {@link Finetuner.Builder#listener(TrainingListener)}. Events arrive on the training thread, in step order; an
@@ -24,9 +25,11 @@ public interface TrainingListener {
      * @param samples samples in the step (over all micro-batches)
      * @param seconds wall time of the step
      * @param epoch fractional epoch after the step
+     * @param lossParts the named parts of the loss (e.g. each pretraining loss; mean over the micro-batches), in the
+     *     model's order; empty for a loss without parts
      */
     record Step(long index, long total, double loss, double lr, double gradNorm, int samples, double seconds,
-            double epoch) {
+            double epoch, Map<String, Double> lossParts) {
         /** Training throughput of this step. */
         public double samplesPerSecond() {
             return samples / seconds;

@@ -5,14 +5,32 @@ import dev.mm4j.report.ProgressReporter;
 import dev.mm4j.util.Hardware;
 import java.io.IOException;
 import java.io.PrintStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.util.Collections;
 import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.Set;
 
-/** The listeners a fine-tuning run reports through: console lines, metrics.jsonl, the progress bar, RSS. */
+/** The listeners a training run (any task) reports through: console lines, metrics.jsonl, the progress bar, RSS. */
 public final class TrainingListeners {
+    /** The metrics log's name in a run's output folder. */
+    public static final String METRICS = "metrics.jsonl";
+
     private TrainingListeners() {}
+
+    /**
+     * A run's metrics log: a resumed run ({@code state.step > 0}) drops the entries of the steps it will run again; a
+     * new run starts it afresh.
+     */
+    public static MetricsLog openMetrics(Path file, TrainState state) throws IOException {
+        if (state.step > 0) {
+            MetricsLog.truncateAfter(file, state.step - 1);
+        } else {
+            Files.deleteIfExists(file);
+        }
+        return MetricsLog.open(file);
+    }
 
     /** "Loss at step i = x" per step (the tutorial's output, when asked for) and a line per validation. */
     public static TrainingListener console(PrintStream out, boolean printLoss) {
@@ -32,7 +50,7 @@ public final class TrainingListeners {
         };
     }
 
-    /** Appends every {@code every}-th step and every validation to the run's metrics log. */
+    /** Appends every {@code every}-th step (with the loss's parts, if any) and every validation to the run's metrics log. */
     public static TrainingListener metrics(MetricsLog log, int every) {
         int n = Math.max(1, every);
         return new TrainingListener() {
@@ -40,7 +58,7 @@ public final class TrainingListeners {
             public void onStep(Step s) throws IOException {
                 if (s.index() % n == 0) {
                     log.append(MetricsLog.Entry.train(s.index(), s.loss(), s.lr(), s.gradNorm(), s.samplesPerSecond(),
-                            s.epoch()));
+                            s.epoch(), s.lossParts()));
                 }
             }
 

@@ -9,12 +9,34 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 class MetricsLogTest {
     @TempDir Path dir;
+
+    @Test
+    void aStepsNamedLossPartsRoundTripInTheirOrder() throws Exception {
+        Path f = dir.resolve("parts.jsonl");
+        Map<String, Double> parts = new LinkedHashMap<>();
+        parts.put("mlm", 2.25);
+        parts.put("itm", 0.5);
+        parts.put("global_contrastive", Double.NaN);
+        var e = MetricsLog.Entry.train(4, 2.75, 1e-4, 1.5, 12, 0.5, parts);
+        try (var log = MetricsLog.open(f)) {
+            log.append(e);
+        }
+        assertEquals("{\"step\":4,\"loss\":2.75,\"lr\":1.0E-4,\"grad_norm\":1.5,\"samples_per_s\":12.0,\"epoch\":0.5,"
+                + "\"loss_parts\":{\"mlm\":2.25,\"itm\":0.5,\"global_contrastive\":\"NaN\"}}", Files.readAllLines(f).get(0));
+        MetricsLog.Entry back = MetricsLog.read(f).get(0);
+        assertEquals(List.of("mlm", "itm", "global_contrastive"), List.copyOf(back.lossParts().keySet()));
+        assertEquals(2.25, back.lossParts().get("mlm"));
+        assertTrue(back.lossParts().get("global_contrastive").isNaN());
+        assertTrue(MetricsLog.Entry.train(1, 1, 1, 1, 1, 1).lossParts().isEmpty());
+    }
 
     @Test
     void roundTrip() throws Exception {

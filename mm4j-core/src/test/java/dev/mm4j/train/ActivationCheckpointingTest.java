@@ -125,7 +125,7 @@ class ActivationCheckpointingTest {
             for (int k = 0; k < 2; k++) {
                 Random r = new Random(11);
                 try (AdamW opt = new AdamW(models[k].namedParameters(), AdamW.Settings.torchDefaults(), m)) {
-                    TrainingStep step = new TrainingStep(models[k], opt, m);
+                    TrainingStep<Batch> step = new TrainingStep<>(models[k], opt, m);
                     for (int s = 0; s < 3; s++) {
                         List<Batch> micro = List.of(TrainingStepTest.batch(r, 2, 10), TrainingStepTest.batch(r, 2, 10));
                         losses[k][s] = step.run(micro, 1e-3, 1.0, false, false).loss();
@@ -159,7 +159,7 @@ class ActivationCheckpointingTest {
             for (int k = 0; k < 2; k++) {
                 Random r = new Random(17);
                 try (AdamW opt = new AdamW(models[k].namedParameters(), AdamW.Settings.torchDefaults(), m)) {
-                    TrainingStep step = new TrainingStep(models[k], opt, m);
+                    TrainingStep<Batch> step = new TrainingStep<>(models[k], opt, m);
                     for (int s = 0; s < 3; s++) {
                         List<Batch> micro = new ArrayList<>();
                         for (int i = 0; i < microBatches; i++) {
@@ -261,7 +261,7 @@ class ActivationCheckpointingTest {
                 FlavaForClassification model = models[k];
                 Random r = new Random(5);
                 try (AdamW opt = new AdamW(model.namedParameters(), AdamW.Settings.torchDefaults(), m)) {
-                    TrainingStep step = new TrainingStep(model, opt, m);
+                    TrainingStep<Batch> step = new TrainingStep<>(model, opt, m);
                     for (int s = 0; s < 2; s++) {
                         Batch batch = TrainingStepTest.batch(r, 2, 10);
                         try (ModelStep probe = ModelStep.open(m)) {

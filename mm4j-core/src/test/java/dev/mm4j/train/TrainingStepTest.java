@@ -95,7 +95,7 @@ class TrainingStepTest {
                 FlavaForClassification model = FlavaForClassification.create(small(), m);
                 model.setTraining(false); // no dropout: the two runs see the same function
                 try (AdamW opt = new AdamW(model.namedParameters(), AdamW.Settings.torchDefaults(), m)) {
-                    TrainingStep ts = new TrainingStep(model, opt, m);
+                    TrainingStep<Batch> ts = new TrainingStep<>(model, opt, m);
                     List<Batch> in = run == 0 ? List.of(whole) : List.of(a, b);
                     TrainingStep.Result res = ts.run(in, 1e-3, 0.5, true, false);
                     losses[run] = res.loss();

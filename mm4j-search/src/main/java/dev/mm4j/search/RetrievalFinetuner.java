@@ -1,9 +1,7 @@
 package dev.mm4j.search;
 
 import ai.djl.engine.Engine;
-import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
-import ai.djl.training.GradientCollector;
 import dev.mm4j.checkpoint.ModelBundle;
 import dev.mm4j.data.CaptionPairs;
 import dev.mm4j.data.ImageTransform;
@@ -11,24 +9,33 @@ import dev.mm4j.data.QuestionTokenizer;
 import dev.mm4j.download.PretrainedWeights;
 import dev.mm4j.flava.FlavaConfig;
 import dev.mm4j.flava.FlavaForRetrieval;
-import dev.mm4j.flava.ModelStep;
 import dev.mm4j.train.AdamW;
 import dev.mm4j.train.CheckpointStore;
 import dev.mm4j.train.FinetuneSettings;
+import dev.mm4j.train.Finetuner;
 import dev.mm4j.train.LrSchedule;
+import dev.mm4j.train.TrainState;
+import dev.mm4j.train.TrainingListener;
+import dev.mm4j.train.TrainingListeners;
+import dev.mm4j.train.TrainingLoop;
+import dev.mm4j.report.MetricsLog;
 import dev.mm4j.util.AtomicFiles;
 import dev.mm4j.util.DirectoryLock;
 import dev.mm4j.util.Hardware;
 import java.io.IOException;
 import java.io.PrintStream;
+import java.io.UncheckedIOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Collections;
 import java.util.HashSet;
+import java.util.Iterator;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.NoSuchElementException;
+import java.util.Objects;
 import java.util.Random;
 import java.util.Set;
 
@@ -37,24 +44,60 @@ import java.util.Set;
  * image-caption pairs ({@link CaptionPairs}) with {@code ContrastiveLossWithTemperature} on L2-normalised embeddings,
  * as FLAVA's pretraining does. An epoch visits every training image once, with one of its captions picked at random,
  * in batches of distinct images with distinct captions (another image's caption is a negative; see
- * {@link #epochBatches}); the training images are decoded once up front when they fit in memory. At the end: the retrieval bundle in
+ * {@link #epochBatches}); the training images are decoded once up front when they fit in memory. The steps run on
+ * the training loop every task shares ({@link TrainingLoop}): the run's optimizer, schedule, accumulation, clipping,
+ * seed, threads, device and data settings, checkpoints every {@code checkpoint_every} steps and at the end into
+ * {@code OUT/checkpoints}, {@link #resume(boolean) resume} from the latest (repeating the uninterrupted run's losses),
+ * {@code OUT/metrics.jsonl}, {@link #cancel()} and {@link #listener listeners}. At the end: the retrieval bundle in
  * {@code OUT/model} and recall@1/@5 of text -> image retrieval among the held-out images ({@code OUT/recall.json}).
- * Uses the run's optimizer, schedule, clipping, seed, threads, device and data settings; no checkpoints/resume.
  */
 public final class RetrievalFinetuner {
 
-    /** What a run did. */
-    public record Result(long steps, List<Double> losses, RetrievalRecall.Result recall, Path modelDir) {}
+    /**
+     * What a run did.
+     *
+     * @param steps the optimizer steps done in all (with those before a resume)
+     * @param losses the training loss of each step this run made
+     * @param recall the held-out recall (null without held-out images, or unless the run completed)
+     * @param modelDir the exported bundle (null when the run was cancelled)
+     * @param status how the run ended (a non-finite loss stops the steps; the model is exported as it was)
+     * @param lastCheckpoint the latest checkpoint folder (null when none was written)
+     */
+    public record Result(long steps, List<Double> losses, RetrievalRecall.Result recall, Path modelDir,
+            Finetuner.Status status, Path lastCheckpoint) {}
 
     /** The training images, each with its captions. */
     record Image(CaptionPairs.Pair first, List<String> captions) {}
 
     private final FinetuneSettings s;
     private final PrintStream out;
+    private final List<TrainingListener> listeners = new ArrayList<>();
+    private boolean resume;
+    private volatile boolean cancelRequested;
 
     public RetrievalFinetuner(FinetuneSettings settings, PrintStream out) {
         this.s = settings;
         this.out = out;
+    }
+
+    /** Continue the run in the output folder from its latest checkpoint (default: a new run, which refuses a used folder). */
+    public RetrievalFinetuner resume(boolean resume) {
+        this.resume = resume;
+        return this;
+    }
+
+    /** Receive step and checkpoint events (see {@link TrainingListener}). */
+    public RetrievalFinetuner listener(TrainingListener listener) {
+        listeners.add(Objects.requireNonNull(listener, "listener"));
+        return this;
+    }
+
+    /**
+     * Asks the run to stop; safe from any thread. The run finishes the step in progress, writes a checkpoint and
+     * returns with {@link Finetuner.Status#CANCELLED}; {@link #resume(boolean) resume} continues it.
+     */
+    public void cancel() {
+        cancelRequested = true;
     }
 
     public Result run() throws IOException {
@@ -63,9 +106,17 @@ public final class RetrievalFinetuner {
         }
         Path outDir = Path.of(s.out);
         Files.createDirectories(outDir);
-        try (DirectoryLock lock = new CheckpointStore(outDir, s.keepLast).lockOutput()) {
+        CheckpointStore store = new CheckpointStore(outDir, s.keepLast);
+        try (DirectoryLock lock = store.lockOutput()) {
             if (Files.exists(outDir.resolve("model").resolve(ModelBundle.WEIGHTS))) {
                 throw new IOException(outDir + " already holds a model; choose another --out");
+            }
+            Path resumedFrom = store.latest();
+            if (resume && resumedFrom == null) {
+                throw new IOException("--resume: no checkpoint in " + store.dir() + " (nothing to resume)");
+            }
+            if (!resume && resumedFrom != null) {
+                throw new IOException(outDir + " already holds checkpoints; pass --resume to continue that run, or choose another --out");
             }
             AtomicFiles.writeString(outDir.resolve("settings.yaml"), s.toYaml());
             int threads = Hardware.configureThreads(s.threads);
@@ -85,19 +136,32 @@ public final class RetrievalFinetuner {
                 FlavaForRetrieval model = FlavaForRetrieval.create(config, manager);
                 out.printf("model: FLAVA for retrieval, %,d parameters, embeddings of %d, on %s%n", model.parameterCount(),
                         config.textAndImageProjSize, manager.getDevice());
-                out.println(pretrained.loadInto(model));
+                if (resumedFrom == null) {
+                    out.println(pretrained.loadInto(model));
+                }
                 Embedder embedder = Embedder.over(model, manager, tokenizer, transform);
-                List<Double> losses = train(model, manager, embedder, train);
+                Trained t;
+                try (AdamW optimizer = new AdamW(model.namedParameters(), s.adamw(), manager)) {
+                    t = train(model, optimizer, manager, embedder, train, store, resumedFrom, outDir);
+                } finally {
+                    model.setTraining(false);
+                }
+                if (t.status == Finetuner.Status.CANCELLED) {
+                    out.printf("%ncancelled after %d of %d steps; checkpoint %s (resume to continue)%n", t.steps,
+                            t.total, t.lastCheckpoint);
+                    return new Result(t.steps, t.outcome.losses(), null, null, t.status, t.lastCheckpoint);
+                }
+                List<Double> losses = t.outcome.losses();
                 Path modelDir = outDir.resolve("model");
                 ModelBundle.Info info = new ModelBundle.Info();
                 info.maxLength = maxLength;
                 info.padding = s.padding;
                 info.antialias = s.antialias;
                 info.normalize = s.normalize;
-                info.trainedSteps = losses.size();
+                info.trainedSteps = t.steps;
                 ModelBundle.writeRetrieval(modelDir, model, info, tokenizerFile);
                 RetrievalRecall.Result recall = val.isEmpty() ? null : recall(model, embedder, val);
-                out.printf("%ndone: %d steps; final loss %.4f; model exported to %s%n", losses.size(),
+                out.printf("%ndone: %d steps; final loss %.4f; model exported to %s%n", t.steps,
                         losses.isEmpty() ? Double.NaN : losses.get(losses.size() - 1), modelDir);
                 if (recall != null) {
                     out.println("held-out text -> image retrieval: " + recall);
@@ -105,13 +169,17 @@ public final class RetrievalFinetuner {
                             "{\"recall_at_1\": %.4f, \"recall_at_5\": %.4f, \"queries\": %d, \"images\": %d}%n",
                             recall.at1(), recall.at5(), recall.queries(), recall.images()));
                 }
-                return new Result(losses.size(), losses, recall, modelDir);
+                return new Result(t.steps, losses, recall, modelDir, t.status, t.lastCheckpoint);
             }
         }
     }
 
-    private List<Double> train(FlavaForRetrieval model, NDManager manager, Embedder embedder, List<Image> images)
-            throws IOException {
+    /** How the steps ended: the loop's outcome, the steps done in all, the run's total, the latest checkpoint. */
+    private record Trained(TrainingLoop.Outcome outcome, Finetuner.Status status, long steps, long total,
+            Path lastCheckpoint) {}
+
+    private Trained train(FlavaForRetrieval model, AdamW optimizer, NDManager manager, Embedder embedder,
+            List<Image> images, CheckpointStore store, Path resumedFrom, Path outDir) throws IOException {
         int batch = Math.min(s.batchSize, images.size());
         if (batch < 2) {
             throw new IllegalArgumentException("contrastive training needs batches of at least 2 images (batch_size "
@@ -122,34 +190,142 @@ public final class RetrievalFinetuner {
         LrSchedule schedule = new LrSchedule(LrSchedule.Kind.parse(s.schedule), s.lr, Math.min(s.warmupSteps, total), total, 0.5, 0);
         out.printf("training: %d steps (about %d per epoch), batch %d distinct images with distinct captions, schedule %s%n",
                 total, perEpoch, batch, schedule);
+        TrainState state;
+        if (resumedFrom != null) {
+            state = CheckpointStore.restore(resumedFrom, model, optimizer);
+            out.printf("resumed from %s: step %d, epoch %d, next batch %d%n", resumedFrom, state.step, state.epoch,
+                    state.nextBatch);
+        } else {
+            state = new TrainState();
+            state.seed = s.seed;
+        }
         Pixels pixels = Pixels.of(images, embedder.transform(), out);
-        List<Double> losses = new ArrayList<>();
-        Random random = new Random(s.seed);
-        java.util.ArrayDeque<List<TrainPair>> epoch = new java.util.ArrayDeque<>();
-        try (AdamW optimizer = new AdamW(model.namedParameters(), s.adamw(), manager)) {
-            for (long step = 0; step < total; step++) {
-                if (epoch.isEmpty()) {
-                    epoch.addAll(epochBatches(images, batch, s.shuffle, random));
-                    if (epoch.isEmpty()) {
-                        throw new IllegalArgumentException("the training captions are too few to fill a batch of " + batch
-                                + " distinct captions (" + images.size() + " images): lower batch_size");
-                    }
-                }
-                List<TrainPair> b = epoch.poll();
-                double lr = schedule.lr(step);
-                double loss = step(model, optimizer, manager, embedder, pixels, b, lr);
-                if (!Double.isFinite(loss)) {
-                    out.printf("%nstopping: the loss is %s at step %d (lr %.3g); no update was made for it%n", loss, step, lr);
-                    break;
-                }
-                losses.add(loss);
-                if (s.logEvery > 0 && (step % s.logEvery == 0 || step == total - 1)) {
-                    out.printf("step %d/%d  loss %.4f  lr %.3g  temperature scale %.2f%n", step + 1, total, loss, lr,
-                            Math.exp(model.contrastiveLoss().logitScale()));
+        PairData data = new PairData(images, batch, (int) perEpoch, pixels, embedder);
+        List<TrainingListener> all = new ArrayList<>();
+        all.add(console(model, total));
+        try (MetricsLog metrics = TrainingListeners.openMetrics(outDir.resolve(TrainingListeners.METRICS), state)) {
+            all.add(TrainingListeners.metrics(metrics, s.logEvery));
+            all.addAll(listeners);
+            TrainingLoop<FlavaForRetrieval.Pairs> loop = new TrainingLoop<>(model, model.config(), optimizer, manager,
+                    data, TrainingLoop.Options.of(s), schedule, total, store, state, resumedFrom)
+                    .listeners(all).log(out).cancelWhen(() -> cancelRequested);
+            TrainingLoop.Outcome o;
+            try {
+                o = loop.run();
+            } catch (UncheckedIOException e) {
+                throw e.getCause();
+            }
+            if (o.stoppedOnNonFinite()) {
+                return new Trained(o, Finetuner.Status.STOPPED_ON_NON_FINITE_LOSS, state.step, total, o.lastCheckpoint());
+            }
+            Path last = loop.checkpoint();
+            return new Trained(o, o.cancelled() ? Finetuner.Status.CANCELLED : Finetuner.Status.COMPLETED, state.step,
+                    total, last);
+        }
+    }
+
+    /** "step i/n loss ... lr ... temperature scale ..." every {@code log_every} steps and at the last. */
+    private TrainingListener console(FlavaForRetrieval model, long total) {
+        return new TrainingListener() {
+            @Override
+            public void onStep(Step st) {
+                if (s.logEvery > 0 && (st.index() % s.logEvery == 0 || st.index() == total - 1)) {
+                    out.printf("step %d/%d  loss %.4f  lr %.3g  temperature scale %.2f%n", st.index() + 1, total,
+                            st.loss(), st.lr(), Math.exp(model.contrastiveLoss().logitScale()));
                 }
             }
+        };
+    }
+
+    /**
+     * The training batches: epoch after epoch of {@link #epochBatches}, drawn from one {@code Random(seed)} in epoch
+     * order, so that epoch e's batches are the same whether the run got there without a break or resumed there (the
+     * draws of the epochs before it are made again).
+     */
+    private final class PairData implements TrainingLoop.Data<FlavaForRetrieval.Pairs> {
+        private final List<Image> images;
+        private final int batch;
+        private final int perEpoch;
+        private final Pixels pixels;
+        private final Embedder embedder;
+        private Random random;
+        private int drawn; // epochs drawn from random so far
+
+        PairData(List<Image> images, int batch, int perEpoch, Pixels pixels, Embedder embedder) {
+            this.images = images;
+            this.batch = batch;
+            this.perEpoch = perEpoch;
+            this.pixels = pixels;
+            this.embedder = embedder;
         }
-        return losses;
+
+        @Override
+        public Iterator<FlavaForRetrieval.Pairs> epoch(int epoch, int startBatch) {
+            if (random == null || drawn > epoch) {
+                random = new Random(s.seed);
+                drawn = 0;
+            }
+            List<List<TrainPair>> batches = null;
+            while (drawn <= epoch) {
+                batches = epochBatches(images, batch, s.shuffle, random);
+                drawn++;
+                if (batches.isEmpty()) {
+                    throw new IllegalArgumentException("the training captions are too few to fill a batch of " + batch
+                            + " distinct captions (" + images.size() + " images): lower batch_size");
+                }
+            }
+            List<List<TrainPair>> epochBatches = batches;
+            return new Iterator<>() {
+                int next = startBatch;
+
+                @Override
+                public boolean hasNext() {
+                    return next < epochBatches.size();
+                }
+
+                @Override
+                public FlavaForRetrieval.Pairs next() {
+                    if (!hasNext()) {
+                        throw new NoSuchElementException();
+                    }
+                    int index = next++;
+                    try {
+                        return pairs(epochBatches.get(index), epoch, index);
+                    } catch (IOException e) {
+                        throw new UncheckedIOException(e);
+                    }
+                }
+            };
+        }
+
+        @Override
+        public int batchesPerEpoch() {
+            return perEpoch;
+        }
+
+        @Override
+        public int samples(FlavaForRetrieval.Pairs b) {
+            return b.size();
+        }
+
+        @Override
+        public int index(FlavaForRetrieval.Pairs b) {
+            return b.index();
+        }
+
+        /** A batch of pairs as the model's host batch: its images' pixels and its captions' token ids. */
+        private FlavaForRetrieval.Pairs pairs(List<TrainPair> b, int epoch, int index) throws IOException {
+            ImageTransform t = embedder.transform();
+            int n = b.size();
+            float[] px = new float[n * t.outputLength()];
+            List<String> texts = new ArrayList<>(n);
+            for (int i = 0; i < n; i++) {
+                System.arraycopy(pixels.get(b.get(i).image), 0, px, i * t.outputLength(), t.outputLength());
+                texts.add(b.get(i).caption);
+            }
+            Embedder.Tokens tokens = embedder.tokens(texts);
+            return new FlavaForRetrieval.Pairs(px, t.height(), t.width(), tokens.ids(), tokens.length(), n, epoch, index);
+        }
     }
 
     /** One training pair of a batch: the image's position in the training list and the caption drawn for it. */
@@ -227,44 +403,6 @@ public final class RetrievalFinetuner {
 
         private static float[] decode(Image im, ImageTransform transform) throws IOException {
             return transform.apply(im.first.image().readBytes(), im.first.origin());
-        }
-    }
-
-    /** One optimizer step on one batch of pairs; the loss, or NaN/inf (then no update). */
-    private double step(FlavaForRetrieval model, AdamW optimizer, NDManager manager, Embedder embedder, Pixels images,
-            List<TrainPair> batch, double lr) throws IOException {
-        model.setTraining(s.dropout);
-        ImageTransform t = embedder.transform();
-        int n = batch.size();
-        float[] pixels = new float[n * t.outputLength()];
-        List<String> texts = new ArrayList<>(n);
-        for (int i = 0; i < n; i++) {
-            System.arraycopy(images.get(batch.get(i).image), 0, pixels, i * t.outputLength(), t.outputLength());
-            texts.add(batch.get(i).caption);
-        }
-        Embedder.Tokens tokens = embedder.tokens(texts);
-        try (ModelStep step = ModelStep.open(manager)) {
-            float value;
-            try (GradientCollector gc = Engine.getInstance().newGradientCollector()) {
-                NDArray loss = model.forward(step.images(pixels, n, t.height(), t.width()),
-                        step.tokens(tokens.ids(), n, tokens.length()), true).loss();
-                value = loss.getFloat();
-                if (!Float.isFinite(value)) {
-                    optimizer.zeroGrad();
-                    return value;
-                }
-                model.backward(gc, loss);
-            }
-            double norm = s.maxGradNorm > 0 ? optimizer.gradNorm() : Double.NaN;
-            if (s.maxGradNorm > 0 && !Double.isFinite(norm)) {
-                optimizer.zeroGrad();
-                return norm;
-            }
-            optimizer.step(lr, s.maxGradNorm > 0 ? Math.min(1.0, s.maxGradNorm / (norm + 1e-6)) : 1.0);
-            optimizer.zeroGrad();
-            return value;
-        } finally {
-            model.setTraining(false);
         }
     }
 

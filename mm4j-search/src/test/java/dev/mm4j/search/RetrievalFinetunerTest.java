@@ -8,7 +8,11 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.mm4j.checkpoint.ModelBundle;
 import dev.mm4j.data.CaptionPairs;
 import dev.mm4j.data.SyntheticTextVqa;
+import dev.mm4j.report.MetricsLog;
+import dev.mm4j.train.CheckpointStore;
 import dev.mm4j.train.FinetuneSettings;
+import dev.mm4j.train.Finetuner;
+import dev.mm4j.train.TrainingListener;
 import java.io.ByteArrayOutputStream;
 import java.io.PrintStream;
 import java.nio.file.Files;
@@ -98,6 +102,73 @@ class RetrievalFinetunerTest {
         Exception again = assertThrows(Exception.class, () -> new RetrievalFinetuner(s, new PrintStream(new ByteArrayOutputStream())).run());
         assertTrue(again.getMessage().contains("already holds a model"), again.getMessage());
         assertTrue(Files.exists(r.modelDir().resolve(ModelBundle.WEIGHTS)));
+    }
+
+    static FinetuneSettings settings(Path data, Path out, long steps) {
+        FinetuneSettings s = FinetuneSettings.preset("default");
+        s.task = "retrieval";
+        s.data = data.toString();
+        s.out = out.toString();
+        s.model = tinyModel();
+        s.maxLength = 24;
+        s.batchSize = 4;
+        s.maxSteps = steps;
+        s.shuffle = true;
+        return s;
+    }
+
+    @Test
+    void aCancelledRunResumedFromItsCheckpointRepeatsTheUninterruptedLosses() throws Exception {
+        Path data = tmp.resolve("data");
+        SyntheticTextVqa.generate(new SyntheticTextVqa.Options(data, 24, 12, 0, 3, 64, 48, 1, SyntheticTextVqa.Look.DEMO));
+        PrintStream quiet = new PrintStream(new ByteArrayOutputStream(), true);
+        RetrievalFinetuner.Result whole = new RetrievalFinetuner(settings(data, tmp.resolve("whole"), 9), quiet).run();
+        assertEquals(Finetuner.Status.COMPLETED, whole.status());
+        assertEquals(9, whole.losses().size());
+
+        // the same run, cancelled after 7 steps (in its second epoch: the resumed run draws epoch 0's batches again)
+        FinetuneSettings s = settings(data, tmp.resolve("parts"), 9);
+        RetrievalFinetuner first = new RetrievalFinetuner(s, quiet);
+        first.listener(new TrainingListener() {
+            @Override
+            public void onStep(Step st) {
+                if (st.index() == 6) {
+                    first.cancel();
+                }
+            }
+        });
+        RetrievalFinetuner.Result a = first.run();
+        assertEquals(Finetuner.Status.CANCELLED, a.status());
+        assertEquals(7, a.steps());
+        assertNull(a.modelDir());
+        assertTrue(CheckpointStore.state(a.lastCheckpoint()).epoch >= 1, "the checkpoint is past the first epoch");
+        // the folder holds a run: a new one is refused, pointing at --resume
+        Exception refused = assertThrows(java.io.IOException.class, () -> new RetrievalFinetuner(s, quiet).run());
+        assertTrue(refused.getMessage().contains("--resume"), refused.getMessage());
+
+        List<String> events = new ArrayList<>();
+        RetrievalFinetuner.Result b = new RetrievalFinetuner(s, quiet).resume(true).listener(new TrainingListener() {
+            @Override
+            public void onStep(Step st) {
+                events.add("step " + st.index());
+            }
+
+            @Override
+            public void onCheckpoint(Checkpoint c) {
+                events.add("checkpoint " + c.stepsDone());
+            }
+        }).run();
+        assertEquals(Finetuner.Status.COMPLETED, b.status());
+        assertEquals(9, b.steps());
+        assertEquals(List.of("step 7", "step 8", "checkpoint 9"), events);
+        List<Double> resumed = new ArrayList<>(a.losses());
+        resumed.addAll(b.losses());
+        assertEquals(whole.losses(), resumed, "the resumed run repeats the uninterrupted losses exactly");
+        assertEquals(whole.recall(), b.recall());
+        // metrics.jsonl: one line per step, the first part's kept, the resumed part's appended
+        List<MetricsLog.Entry> metrics = MetricsLog.read(tmp.resolve("parts").resolve("metrics.jsonl"));
+        assertEquals(List.of(0L, 1L, 2L, 3L, 4L, 5L, 6L, 7L, 8L), metrics.stream().map(MetricsLog.Entry::step).toList());
+        assertEquals(whole.losses(), metrics.stream().map(MetricsLog.Entry::loss).toList());
     }
 
     @Test

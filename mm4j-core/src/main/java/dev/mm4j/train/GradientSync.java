@@ -1,0 +1,30 @@
+package dev.mm4j.train;
+
+import dev.mm4j.nn.Parameter;
+import java.util.Collection;
+
+/**
+ * Where a {@link TrainingStep}'s gradients are complete on this process and not yet used: the place where
+ * data-parallel training makes them the same on every process (an all-reduce, in buckets). Both calls come on the
+ * training thread, only for the step's last micro-batch (the earlier ones accumulate locally), before the gradient
+ * norm is measured, before clipping and before any parameter is updated. Every parameter the optimizer updates is
+ * passed exactly once per applied step: some during the backward pass ({@link #layerReady}), the rest after it
+ * ({@link #restReady}). A step whose loss is not finite stops before its backward pass and calls neither.
+ */
+public interface GradientSync {
+
+    /** Single-process training: nothing to synchronise. */
+    GradientSync NONE = new GradientSync() {};
+
+    /**
+     * A layer's gradients are complete while the backward pass still runs (layers recomputed under activation
+     * checkpointing, when the step updates during the backward pass); they are updated right after this returns.
+     */
+    default void layerReady(Collection<Parameter> params) {}
+
+    /**
+     * The backward pass ended: the gradients of {@code params}, those not passed to {@link #layerReady}, are
+     * complete; the norm, clipping and the update of them follow when this returns.
+     */
+    default void restReady(Collection<Parameter> params) {}
+}
