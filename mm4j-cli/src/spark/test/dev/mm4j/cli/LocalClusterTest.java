@@ -74,7 +74,7 @@ class LocalClusterTest {
                     "--conf", "spark.executor.memory=768m", "--conf", EXECUTOR_JVM}, split));
             listeners.close();
             System.out.println("listeners of the test JVM and its executor JVMs during the run: " + listeners.seen.keySet());
-            // the driver, its block manager, the master, its web UI, two workers with theirs, two executors: all there
+            // the driver's, the master's and the two workers' (web UIs included) in this JVM, and the executors'
             assertTrue(listeners.seen.size() >= 8, "listeners seen: " + listeners.seen.keySet());
             assertTrue(listeners.seen.keySet().stream().anyMatch(l -> !l.endsWith("(pid " + ProcessHandle.current().pid() + ")")),
                     "an executor JVM's listener seen: " + listeners.seen.keySet());
