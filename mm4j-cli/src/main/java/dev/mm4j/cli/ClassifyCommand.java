@@ -2,6 +2,7 @@ package dev.mm4j.cli;
 
 import dev.mm4j.search.Embedder;
 import dev.mm4j.search.ZeroShotClassifier;
+import dev.mm4j.util.FileTrees;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Arrays;
@@ -34,9 +35,7 @@ public final class ClassifyCommand implements Callable<Integer> {
     public Integer call() throws Exception {
         List<String> names = Arrays.stream(labels.split(",")).map(String::strip).filter(s -> !s.isEmpty()).toList();
         for (Path image : images) {
-            if (!Files.isReadable(image)) {
-                throw new IllegalArgumentException("cannot read image " + image);
-            }
+            FileTrees.readableFile(image, "image");
         }
         engine.configureThreads();
         try (Embedder e = model.open(engine.device())) {

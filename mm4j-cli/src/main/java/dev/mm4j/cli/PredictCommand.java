@@ -2,6 +2,7 @@ package dev.mm4j.cli;
 
 import dev.mm4j.serve.Answer;
 import dev.mm4j.serve.VqaModel;
+import dev.mm4j.util.FileTrees;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.concurrent.Callable;
@@ -29,9 +30,7 @@ public final class PredictCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
-        if (!Files.isReadable(image)) {
-            throw new IllegalArgumentException("cannot read image " + image);
-        }
+        FileTrees.readableFile(image, "image");
         engine.configureThreads();
         try (VqaModel m = VqaModel.load(model, engine.device(), new VqaModel.Options(0, VqaModel.Options.defaults().maxPixels()),
                 engine.modelPrecision())) {

@@ -2,6 +2,7 @@ package dev.mm4j.cli;
 
 import dev.mm4j.search.Embedder;
 import dev.mm4j.search.ImageIndex;
+import dev.mm4j.util.FileTrees;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
@@ -42,8 +43,11 @@ public final class SearchCommand implements Callable<Integer> {
         if ((text == null) == (image == null)) {
             throw new IllegalArgumentException("give a query text or --image FILE (one of them)");
         }
-        if (image != null && !Files.isReadable(image)) {
-            throw new IllegalArgumentException("cannot read image " + image);
+        if (text != null && text.isBlank()) {
+            throw new IllegalArgumentException("the query text is empty: give the words to search for (or --image FILE)");
+        }
+        if (image != null) {
+            FileTrees.readableFile(image, "image");
         }
         if (k < 1 || candidates < 1) {
             throw new IllegalArgumentException("-k and --candidates must be at least 1, got " + k + " and " + candidates);

@@ -27,7 +27,7 @@ public final class BatchPredictCommand implements Callable<Integer> {
     @Option(names = "--out", required = true, paramLabel = "DIR", description = "output folder")
     Path out;
 
-    @Option(names = "--master", paramLabel = "URL", description = "Spark master: local[*], local[N], local[N,F] (F attempts per task), local-cluster[W,C,MB] (W workers with executor JVMs of their own), "
+    @Option(names = "--master", paramLabel = "URL", description = "Spark master: local[*], local[N], local[N,F] (F attempts per task), local-cluster[W,C,MB] (W workers with executor JVMs of their own; needs SPARK_LOCAL_IP, which ./mm4j sets to 127.0.0.1), "
             + "spark://..., yarn, k8s://...; default: spark-submit's, else local[*]")
     String master;
 

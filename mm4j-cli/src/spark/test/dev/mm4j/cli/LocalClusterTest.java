@@ -19,6 +19,7 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Optional;
+import java.util.Set;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
@@ -37,6 +38,9 @@ import org.junit.jupiter.api.io.TempDir;
  * output must equal {@code evaluate}'s on the same bundle and split, also when an executor JVM is killed
  * (SIGKILL) while one of its tasks is reading an image: the test turns that image into a named pipe, and the
  * moment an executor opens the pipe is the moment the test kills that executor (no timing involved).
+ *
+ * <p>Every listener of the run (driver, master, workers, their web UIs, executors) is on the loopback: the test
+ * samples the sockets of this JVM and its executor JVMs while the first run goes on.
  *
  * <p>A worker builds its executors' class path from {@code SPARK_HOME/jars} and needs {@code SPARK_SCALA_VERSION}
  * in its environment; the spark profile sets both for the tests' JVM, and this test fills {@code SPARK_HOME/jars}
@@ -64,8 +68,18 @@ class LocalClusterTest {
 
         long t0 = System.nanoTime();
         Path out1 = tmp.resolve("cluster");
-        String run1 = cli(concat(new String[] {"batch-predict", "--master", MASTER, "--partitions", "4", "--out", out1.toString(),
-                "--conf", "spark.executor.memory=768m", "--conf", EXECUTOR_JVM}, split));
+        String run1;
+        try (Listeners listeners = new Listeners()) {
+            run1 = cli(concat(new String[] {"batch-predict", "--master", MASTER, "--partitions", "4", "--out", out1.toString(),
+                    "--conf", "spark.executor.memory=768m", "--conf", EXECUTOR_JVM}, split));
+            listeners.close();
+            System.out.println("listeners of the test JVM and its executor JVMs during the run: " + listeners.seen.keySet());
+            // the driver's, the master's and the two workers' (web UIs included) in this JVM, and the executors'
+            assertTrue(listeners.seen.size() >= 8, "listeners seen: " + listeners.seen.keySet());
+            assertTrue(listeners.seen.keySet().stream().anyMatch(l -> !l.endsWith("(pid " + ProcessHandle.current().pid() + ")")),
+                    "an executor JVM's listener seen: " + listeners.seen.keySet());
+            assertEquals(Set.of(), listeners.outsideLoopback(), "listeners outside the loopback");
+        }
         System.out.printf("local-cluster run: %.1f s%n", (System.nanoTime() - t0) / 1e9);
         assertTrue(run1.contains("37 of 40 questions predicted on " + MASTER + " in 4 partitions"), run1);
         assertSameAsEvaluate(evaluated, reference, run1, out1);

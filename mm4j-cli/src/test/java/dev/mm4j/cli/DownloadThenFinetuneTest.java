@@ -155,7 +155,7 @@ class DownloadThenFinetuneTest {
         assertEquals(requests, server.seen.size(), "finetune sent no request");
         Path folder = cache.resolve("hf/facebook/flava-tiny/main").toAbsolutePath();
         assertTrue(out.contains("weights: hf:facebook/flava-tiny = " + folder + " (SAFETENSORS, Hugging Face transformers layout)"), out);
-        assertTrue(out.contains("mapped 79 tensors to TorchMultimodal names"), out);
+        assertTrue(out.contains("mapped 80 tensors to TorchMultimodal names"), out); // 79 and the logit_scale
         assertTrue(out.contains("loaded 79 tensors; missing 4 [classifier.model.0.bias"), out);
         assertTrue(out.contains("Loss at step 2 = "), out);
         String settings = Files.readString(tmp.resolve("run-hf/model/bundle.json"));

@@ -29,7 +29,10 @@ public final class HfFlavaLayout {
             new Rule("flava.image_to_mm_projection.", "model.image_to_mm_projection."),
             new Rule("flava.text_to_mm_projection.", "model.text_to_mm_projection."),
             new Rule("flava.image_projection.", "model.image_projection."),
-            new Rule("flava.text_projection.", "model.text_projection."));
+            new Rule("flava.text_projection.", "model.text_projection."),
+            // FlavaModel.logit_scale, the contrastive temperature: where FLAVAForPreTraining (and our retrieval model)
+            // keeps it; a classification model has none and reports it unexpected, as for TorchMultimodal's checkpoint
+            new Rule("flava.logit_scale", "loss.contrastive_loss.logit_scale"));
 
     /** Inside an encoder (inner renames, in this order; names that match none are equal in both). */
     private static final List<Rule> LAYERS = List.of(
@@ -50,7 +53,6 @@ public final class HfFlavaLayout {
             new Rule("itm_head.", "pretraining heads"),            // image-text matching
             new Rule("mmm_image_head.", "pretraining heads"),      // masked multimodal modeling, image part
             new Rule("mmm_text_head.", "pretraining heads"),       // masked multimodal modeling, text part
-            new Rule("flava.logit_scale", "logit_scale (contrastive temperature)"),
             new Rule("image_codebook.", "image_codebook (DALL-E tokenizer for masked image modeling)"),
             new Rule(".embeddings.position_ids", "position_ids / token_type_ids buffers (not weights)"),
             new Rule(".embeddings.token_type_ids", "position_ids / token_type_ids buffers (not weights)"));

@@ -156,6 +156,11 @@ public final class ModelBundle {
      */
     public static Loaded load(Path dir, NDManager manager, String precision) throws IOException {
         Path weights = weightsFile(dir);
+        if (!isBundle(dir)) {
+            throw new IOException(dir + " is not a model bundle (no " + INFO + ", and " + weights.getFileName()
+                    + " has no mm4j FLAVA config): a checkpoint, e.g. a Hugging Face folder? Fine-tune it first "
+                    + "(finetune --checkpoint " + dir + ") or embed with it (classify, index, search)");
+        }
         Path folder = weights.toAbsolutePath().getParent();
         Info info = info(folder);
         if (RETRIEVAL_FORMAT.equals(info.format)) {
@@ -228,10 +233,25 @@ public final class ModelBundle {
         return weights;
     }
 
-    /** Whether {@code path} is a bundle: a folder holding {@code model.safetensors} with its config, or that file. */
+    /**
+     * Whether {@code path} is a bundle: a folder holding {@code bundle.json}, or a safetensors file (or a folder's
+     * {@code model.safetensors}) whose metadata carries the FLAVA config mm4j writes ({@value #CONFIG_KEY}). A
+     * Hugging Face model folder ({@code config.json} and {@code model.safetensors}, as transformers' {@code
+     * save_pretrained} writes it) is not one: it has neither.
+     */
     public static boolean isBundle(Path path) {
+        if (Files.isDirectory(path) && Files.isRegularFile(path.resolve(INFO))) {
+            return true;
+        }
         Path weights = Files.isDirectory(path) ? path.resolve(WEIGHTS) : path;
-        return Files.isRegularFile(weights) && weights.getFileName().toString().equals(WEIGHTS);
+        if (!Files.isRegularFile(weights) || !weights.getFileName().toString().endsWith(".safetensors")) {
+            return false;
+        }
+        try (StateDict sd = SafeTensors.read(weights)) { // the header only: the data is mapped, not read
+            return sd.metadata().containsKey(CONFIG_KEY);
+        } catch (IOException e) {
+            return false; // not readable as a bundle's weights: whoever opens it as a checkpoint says what is wrong
+        }
     }
 
     private static Info info(Path folder) throws IOException {

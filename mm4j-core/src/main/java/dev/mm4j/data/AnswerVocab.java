@@ -1,5 +1,6 @@
 package dev.mm4j.data;
 
+import dev.mm4j.util.FileTrees;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -75,7 +76,7 @@ public final class AnswerVocab {
     }
 
     public static AnswerVocab load(Path path) throws IOException {
-        String text = Files.readString(path, StandardCharsets.UTF_8);
+        String text = Files.readString(FileTrees.notADirectory(path, "answer vocabulary"), StandardCharsets.UTF_8);
         if (splitLines(text).isEmpty()) {
             throw new IOException(path + ": the answer vocabulary is empty (expected one answer per line)");
         }

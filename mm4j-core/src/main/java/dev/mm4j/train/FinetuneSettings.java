@@ -10,6 +10,7 @@ import dev.mm4j.data.ImageTransform;
 import dev.mm4j.data.Padding;
 import dev.mm4j.download.Sources;
 import dev.mm4j.flava.FlavaConfig;
+import dev.mm4j.util.FileTrees;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -215,7 +216,7 @@ public final class FinetuneSettings {
     public FinetuneSettings merge(Path yaml) throws IOException {
         byte[] bytes;
         try {
-            bytes = Files.readAllBytes(yaml);
+            bytes = Files.readAllBytes(FileTrees.notADirectory(yaml, "settings file"));
         } catch (java.nio.file.NoSuchFileException e) {
             throw new IllegalArgumentException("settings file " + yaml + " does not exist", e);
         }

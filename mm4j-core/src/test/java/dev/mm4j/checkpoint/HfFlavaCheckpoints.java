@@ -54,7 +54,7 @@ public final class HfFlavaCheckpoints {
         throw new IllegalArgumentException("no HF name for " + name);
     }
 
-    /** Tensors a FlavaForPreTraining checkpoint has besides FlavaModel's, all to be ignored on purpose. */
+    /** Tensors a FlavaForPreTraining checkpoint has besides FlavaModel's: ignored on purpose, but for flava.logit_scale (mapped). */
     public static Map<String, HostTensor> pretrainingExtras(int textHidden) {
         Map<String, HostTensor> m = new LinkedHashMap<>();
         m.put("flava.logit_scale", HostTensor.ofFloats(new float[] {2.6592f}));

@@ -3,7 +3,9 @@ package dev.mm4j.search;
 import java.io.IOException;
 import java.util.ArrayList;
 import java.util.Comparator;
+import java.util.HashSet;
 import java.util.List;
+import java.util.Set;
 
 /**
  * Zero-shot classification, CLIP-style: each label becomes a prompt ({@code template} with {@code {}} replaced by
@@ -18,10 +20,16 @@ public final class ZeroShotClassifier {
     private final List<String> labels;
     private final float[][] prompts;
 
-    /** Embeds the prompts once; {@code template} must contain {@code {}}. */
+    /** Embeds the prompts once; the labels must differ, and {@code template} must contain {@code {}}. */
     public ZeroShotClassifier(Embedder embedder, List<String> labels, String template) {
         if (labels.isEmpty()) {
             throw new IllegalArgumentException("no labels: give at least one (e.g. --labels \"stop,open,closed\")");
+        }
+        Set<String> seen = new HashSet<>();
+        for (String label : labels) {
+            if (!seen.add(label)) {
+                throw new IllegalArgumentException("label '" + label + "' is given twice: give each label once");
+            }
         }
         if (!template.contains("{}")) {
             throw new IllegalArgumentException("template '" + template + "' has no {} where the label goes");

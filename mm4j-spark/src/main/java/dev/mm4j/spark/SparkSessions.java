@@ -26,7 +26,8 @@ public final class SparkSessions {
      * (spark-submit's own settings), keys not starting with {@code spark.} ignored with a warning; {@code master},
      * when given, wins over {@code spark.master}. Sessions on this machine ({@code local...}) run without the web
      * UI and bind to the loopback unless told otherwise; elsewhere Spark binds as it does by default
-     * ({@code spark.driver.host} / {@code spark.driver.bindAddress} to override). When the executors are other
+     * ({@code spark.driver.host} / {@code spark.driver.bindAddress} to override). {@code local-cluster[...]} needs
+     * {@code SPARK_LOCAL_IP} in the environment (see {@link #checkLocalCluster}). When the executors are other
      * JVMs (anything but {@code local[...]}), the application's code is shipped to them ({@code spark.jars},
      * see {@link ApplicationJar}) unless {@code spark.jars} already carries it.
      */
@@ -45,6 +46,9 @@ public final class SparkSessions {
             conf.setMaster(DEFAULT_MASTER);
         }
         String m = conf.get("spark.master");
+        if (m.startsWith("local-cluster")) {
+            checkLocalCluster(m, System.getenv());
+        }
         if (m.startsWith("local")) {
             conf.setIfMissing("spark.ui.enabled", "false");
             conf.setIfMissing("spark.driver.host", "127.0.0.1");
@@ -61,6 +65,22 @@ public final class SparkSessions {
             }
         }
         return SparkSession.builder().config(conf).getOrCreate();
+    }
+
+    /**
+     * Refuses {@code local-cluster[...]} unless {@code SPARK_LOCAL_IP} is set ({@code ./mm4j} sets 127.0.0.1).
+     * Its master and workers run in this JVM and its executors in JVMs the workers start, and Spark binds them all
+     * (RPC, block managers, the master's and workers' web UIs, which cannot be turned off) to the address
+     * {@code SPARK_LOCAL_IP} names, read from the process environment only; without it to the machine's first
+     * non-loopback address and the web UIs to all interfaces.
+     */
+    static void checkLocalCluster(String master, Map<String, String> env) {
+        String ip = env.get("SPARK_LOCAL_IP");
+        if (ip == null || ip.isBlank()) {
+            throw new IllegalArgumentException(master + " needs SPARK_LOCAL_IP in the environment (SPARK_LOCAL_IP=127.0.0.1, "
+                    + "as ./mm4j sets it): without it Spark's in-process master and workers listen on this machine's network "
+                    + "address and their web UIs on all interfaces");
+        }
     }
 
     /** A session with no extra settings. */
