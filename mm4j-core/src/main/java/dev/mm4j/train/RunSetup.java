@@ -73,14 +73,15 @@ final class RunSetup implements AutoCloseable {
         writeSettings(out);
         int threads = Hardware.configureThreads(s.threads);
 
-        AnswerVocab given = s.buildsVocab() ? null : AnswerVocab.load(vocabPath());
+        Path vocabFile = s.buildsVocab() ? null : vocabFile();
+        AnswerVocab given = vocabFile == null ? null : AnswerVocab.load(vocabFile);
         PretrainedWeights pretrained = PretrainedWeights.resolve(s.checkpoint);
         tokenizerFile = s.tokenizer == null ? pretrained.tokenizerFile() : Path.of(s.tokenizer);
         train = open(trainData != null ? Split.of(trainData, s.trainLimit, false)
                 : Split.open(Path.of(s.data), s.trainSplit, s.trainLimit));
         val = valData != null ? open(Split.of(valData, s.valLimit, false))
                 : s.hasValidation() && s.data != null ? open(Split.open(Path.of(s.data), s.valSplit, s.valLimit)) : null;
-        vocab = given != null ? given : builtVocab(out);
+        vocab = given != null ? given : builtVocab(out, !s.buildsVocab());
         FlavaConfig config = s.flavaConfig(vocab.size(), pretrained.config(new FlavaConfig()));
         majorityAnswer = Evaluator.majorityAnswer(train.samples());
         out.printf("data: %d training questions (%s), %d validation; answer vocabulary %d; %d libtorch threads%n",
@@ -234,35 +235,37 @@ final class RunSetup implements AutoCloseable {
     }
 
     /**
-     * {@code vocab: build}: the vocabulary built from the training split into {@code OUT/answers.txt}; a resumed run
-     * reads the one its first part built (its classes are the checkpoint's).
+     * {@code vocab: build}, or no vocabulary given nor found beside the data: the vocabulary built from the training
+     * split into {@code OUT/answers.txt}; a resumed run reads the one its first part built (its classes are the
+     * checkpoint's).
      */
-    private AnswerVocab builtVocab(PrintStream out) throws IOException {
+    private AnswerVocab builtVocab(PrintStream out, boolean byDefault) throws IOException {
         Path file = outDir.resolve(BUILT_VOCAB);
         if (resumedFrom != null && Files.exists(file)) {
             return AnswerVocab.load(file);
         }
         AnswerVocab built = AnswerVocab.build(train.samples(), s.vocabMinCount, dataName());
         AtomicFiles.writeString(file, built.toText());
+        if (byDefault) {
+            out.println("no answer vocabulary given (settings key vocab, --vocab FILE, Finetuner.Builder.vocabulary(Path)) "
+                    + "and no answers.txt beside the data: building one from the training split");
+        }
         out.printf("answer vocabulary built from the training split: %d answers given at least %d time(s), plus %s; "
                 + "written to %s%n", built.size() - 1, s.vocabMinCount, AnswerVocab.UNKNOWN, file);
         return built;
     }
 
-    private Path vocabPath() throws IOException {
+    /** The vocabulary file given, or else {@code answers.txt} beside the data; null when there is neither. */
+    private Path vocabFile() {
         if (s.vocab != null) {
             return Path.of(s.vocab);
         }
         if (s.data == null) {
-            throw new IOException("no answer vocabulary: set vocab (--vocab FILE, one answer per line, or --vocab build)");
+            return null;
         }
         Path data = Path.of(s.data);
         Path candidate = (Files.isDirectory(data) ? data : data.toAbsolutePath().getParent()).resolve("answers.txt");
-        if (Files.exists(candidate)) {
-            return candidate;
-        }
-        throw new IOException("no answer vocabulary: pass --vocab FILE (one answer per line; looked for " + candidate
-                + "), or --vocab build to build one from the training split");
+        return Files.exists(candidate) ? candidate : null;
     }
 
     @Override
