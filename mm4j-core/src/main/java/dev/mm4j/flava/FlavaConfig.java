@@ -2,6 +2,7 @@ package dev.mm4j.flava;
 
 import com.fasterxml.jackson.annotation.JsonFormat;
 import com.fasterxml.jackson.annotation.JsonIgnore;
+import com.fasterxml.jackson.annotation.JsonProperty;
 import com.fasterxml.jackson.databind.DeserializationFeature;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.PropertyNamingStrategies;
@@ -76,8 +77,12 @@ public final class FlavaConfig {
      * groups; {@code group_count} only scales the residual paths' gain).
      */
     public int codebookGroupCount = 4;
+    @JsonProperty("codebook_n_hid")
     public int codebookNHid = 256;
+
+    @JsonProperty("codebook_n_blk_per_group")
     public int codebookNBlkPerGroup = 2;
+
     /** {@code FLAVAPretrainingLoss}'s loss weights (a loss with weight 0 is not computed) and its heads' norm eps. */
     public double mlmWeight = 1.0;
     public double mimWeight = 1.0;

@@ -10,6 +10,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.mm4j.flava.FlavaConfig;
 import dev.mm4j.flava.FlavaForPreTraining;
+import dev.mm4j.flava.FlavaPretrainingParityTest;
 import dev.mm4j.nn.Parameter;
 import java.io.InputStream;
 import java.nio.ByteBuffer;
@@ -53,13 +54,7 @@ class PretrainingCheckpointTest {
         try (InputStream in = PretrainingCheckpointTest.class.getResourceAsStream("/fixtures/flava-tiny/pretraining.json")) {
             fixture = new ObjectMapper().readTree(in);
         }
-        tiny = FlavaConfig.fromJson(fixture.get("config").toString());
-        JsonNode cb = fixture.get("codebook");
-        tiny.imageVocabSize = fixture.get("image_vocab_size").asInt();
-        tiny.codebookImageSize = cb.get("image_size").asInt();
-        tiny.codebookGroupCount = cb.get("group_count").asInt();
-        tiny.codebookNHid = cb.get("n_hid").asInt();
-        tiny.codebookNBlkPerGroup = cb.get("n_blk_per_group").asInt();
+        tiny = FlavaPretrainingParityTest.config(fixture);
     }
 
     @BeforeEach

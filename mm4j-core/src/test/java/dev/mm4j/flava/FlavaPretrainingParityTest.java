@@ -34,7 +34,7 @@ import org.junit.jupiter.api.Test;
  * largest magnitude (5e-5 for the patch embedding after three steps, as the README allows). Config, inputs and
  * every expected number come from the JSON, so another configuration's fixture runs unchanged.
  */
-class FlavaPretrainingParityTest {
+public class FlavaPretrainingParityTest {
     static final double REL = 1e-5;
     static final String PATCH_EMBEDDING = "model.image_encoder.embeddings.patch_embeddings.projection.weight";
     static final double PATCH_EMBEDDING_AFTER_STEPS = 5e-5;
@@ -46,17 +46,16 @@ class FlavaPretrainingParityTest {
     FlavaForPreTraining model;
     Map<String, FlavaForPreTraining.Inputs> cases;
 
-    /** The fixture's configuration: the model kwargs plus the codebook's and the image vocabulary. */
-    static FlavaConfig config(JsonNode f) throws Exception {
-        FlavaConfig c = FlavaConfig.fromJson(f.get("config").toString());
+    /** The fixture's configuration: the model kwargs plus the codebook's and the image vocabulary, by their kwarg names. */
+    public static FlavaConfig config(JsonNode f) throws Exception {
         JsonNode cb = f.get("codebook");
-        c.imageVocabSize = f.get("image_vocab_size").asInt();
-        c.codebookImageSize = cb.get("image_size").asInt();
-        c.codebookGroupCount = cb.get("group_count").asInt();
-        c.codebookNHid = cb.get("n_hid").asInt();
-        c.codebookNBlkPerGroup = cb.get("n_blk_per_group").asInt();
-        assertEquals(c.imageVocabSize, cb.get("vocab_size").asInt(), "the codebook's vocabulary is the MIM heads'");
-        return c.validate();
+        assertEquals(f.get("image_vocab_size").asInt(), cb.get("vocab_size").asInt(), "the codebook's vocabulary is the MIM heads'");
+        return FlavaConfig.withKwargs(FlavaConfig.fromJson(f.get("config").toString()), Map.of(
+                "image_vocab_size", f.get("image_vocab_size").asInt(),
+                "codebook_image_size", cb.get("image_size").asInt(),
+                "codebook_group_count", cb.get("group_count").asInt(),
+                "codebook_n_hid", cb.get("n_hid").asInt(),
+                "codebook_n_blk_per_group", cb.get("n_blk_per_group").asInt()));
     }
 
     @BeforeAll
@@ -150,6 +149,77 @@ class FlavaPretrainingParityTest {
 
     @Test
     void gradientsAndThreeAdamWStepsOnTheSumMatchTheReference() throws Exception {
+        threeStepsMatchTheReference();
+    }
+
+    /** The same with every transformer layer recomputed in the backward pass (the image and text encoders run twice). */
+    @Test
+    void withActivationCheckpointingTheStepsAreTheSame() throws Exception {
+        FlavaConfig c = config.copy();
+        c.activationCheckpointing = true;
+        model = FlavaForPreTraining.create(c, manager);
+        StateDictLoader.load(model, fixture("pretraining.pt"), true);
+        model.setTraining(false);
+        threeStepsMatchTheReference();
+    }
+
+    /**
+     * With activation checkpointing, a layer's parameters are reported done once, after the backward pass has gone
+     * through every run of the layer (the image encoder runs on the image and on the masked image): their gradients
+     * are then final.
+     */
+    @Test
+    void checkpointedLayersAreReportedOnceWithTheirFinalGradients() throws Exception {
+        FlavaConfig c = config.copy();
+        c.activationCheckpointing = true;
+        model = FlavaForPreTraining.create(c, manager);
+        StateDictLoader.load(model, fixture("pretraining.pt"), true);
+        model.setTraining(false);
+        Map<Parameter, float[]> atDone = new java.util.IdentityHashMap<>();
+        List<Parameter> order = new ArrayList<>();
+        try (NDScope scope = new NDScope()) {
+            try (GradientCollector gc = Engine.getInstance().newGradientCollector()) {
+                FlavaForPreTraining.Output out = model.forward(cases.get("pairs"));
+                model.backward(gc, out.total(), params -> {
+                    for (Parameter p : params) {
+                        assertNull(atDone.put(p, p.array().getGradient().toFloatArray()), "reported twice");
+                        order.add(p);
+                    }
+                });
+            }
+            int layers = config.imageNumHiddenLayers + config.textNumHiddenLayers + config.multimodalNumHiddenLayers;
+            Parameter query0 = model.stateDictParameters().get("model.image_encoder.encoder.layer.0.attention.query.weight");
+            assertTrue(atDone.containsKey(query0), "the image encoder's first layer is reported");
+            assertEquals(layers * 16, order.size(), "every layer's 16 tensors once");
+            for (Parameter p : order) {
+                assertArrayEquals(p.array().getGradient().toFloatArray(), atDone.get(p), "gradient final when reported");
+            }
+        }
+    }
+
+    /** bfloat16 matrix products: the same losses to bfloat16's precision, and a backward pass. */
+    @Test
+    void bf16GivesTheLossesToBfloat16Precision() throws Exception {
+        FlavaConfig c = config.copy();
+        c.precision = dev.mm4j.nn.Precision.BF16;
+        model = FlavaForPreTraining.create(c, manager);
+        StateDictLoader.load(model, fixture("pretraining.pt"), true);
+        model.setTraining(false);
+        JsonNode eval = fixture.get("eval");
+        try (NDScope scope = new NDScope()) {
+            try (GradientCollector gc = Engine.getInstance().newGradientCollector()) {
+                for (var e : cases.entrySet()) {
+                    FlavaForPreTraining.Output out = model.forward(e.getValue());
+                    assertLosses("bf16 " + e.getKey(), eval.get(e.getKey()), out.losses(), 5e-3);
+                    model.backward(gc, out.total());
+                }
+            }
+            NDArray g = model.stateDictParameters().get("loss.mmm_loss.mim.cls.decoder.weight").array().getGradient();
+            assertTrue(g.abs().sum().getFloat() > 0, "gradients reach the heads");
+        }
+    }
+
+    void threeStepsMatchTheReference() throws Exception {
         JsonNode train = fixture.get("train");
         JsonNode opt = train.get("optimizer");
         AdamW.Settings s = new AdamW.Settings(opt.get("lr").asDouble(), opt.get("betas").get(0).asDouble(),
