@@ -197,6 +197,30 @@ public class FlavaPretrainingParityTest {
         }
     }
 
+    /** FLAVAGlobalContrastiveLoss clamps its log-temperature into [0, 4.6052] in place before each use. */
+    @Test
+    void logitScaleIsClampedIntoTheReferencesRange() {
+        Parameter p = model.stateDictParameters().get("loss.contrastive_loss.logit_scale");
+        assertEquals(fixture.get("logit_scale_init").asDouble(), p.array().getFloat(), 1e-6);
+        p.copyFrom(manager.full(new ai.djl.ndarray.types.Shape(), 7f));
+        try (NDScope scope = new NDScope()) {
+            model.forward(cases.get("pairs"));
+        }
+        assertEquals(4.6052f, p.array().getFloat(), 0f);
+        p.copyFrom(manager.full(new ai.djl.ndarray.types.Shape(), -3f));
+        assertEquals(0f, model.loss().contrastiveLoss().logitScale(), 0f);
+        assertEquals(0f, p.array().getFloat(), 0f);
+    }
+
+    /** The codebook's logit-Laplace pixel map: (1 - 2 eps) x + eps with eps 0.1, [0, 1] onto [0.1, 0.9]. */
+    @Test
+    void codebookPixelMapIsTheLogitLaplaceMap() {
+        try (NDScope scope = new NDScope()) {
+            float[] y = DalleVaeEncoder.mapPixels(manager.create(new float[] {0f, 0.5f, 1f})).toFloatArray();
+            assertArrayEquals(new float[] {0.1f, 0.5f, 0.9f}, y, 1e-7f);
+        }
+    }
+
     /** bfloat16 matrix products: the same losses to bfloat16's precision, and a backward pass. */
     @Test
     void bf16GivesTheLossesToBfloat16Precision() throws Exception {
