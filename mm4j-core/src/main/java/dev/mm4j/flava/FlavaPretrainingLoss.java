@@ -17,7 +17,10 @@ import dev.mm4j.nn.Pooler;
 import dev.mm4j.nn.Precision;
 import dev.mm4j.nn.TorchOps;
 import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
 
 /**
  * TorchMultimodal's {@code FLAVAPretrainingLoss}: FLAVA's five objectives and their heads, named as its state dict
@@ -77,8 +80,8 @@ public final class FlavaPretrainingLoss extends Module {
     public record Losses(NDArray mmmTextLoss, NDArray mmmImageLoss, NDArray mimLoss, NDArray mlmLoss, NDArray itmLoss,
             NDArray globalContrastiveLoss) {
         /** The losses that were computed, by TorchMultimodal's names, in its order. */
-        public java.util.Map<String, NDArray> named() {
-            java.util.Map<String, NDArray> m = new java.util.LinkedHashMap<>();
+        public Map<String, NDArray> named() {
+            Map<String, NDArray> m = new LinkedHashMap<>();
             put(m, "mmm_text_loss", mmmTextLoss);
             put(m, "mmm_image_loss", mmmImageLoss);
             put(m, "mim_loss", mimLoss);
@@ -97,7 +100,7 @@ public final class FlavaPretrainingLoss extends Module {
             return sum;
         }
 
-        private static void put(java.util.Map<String, NDArray> m, String k, NDArray v) {
+        private static void put(Map<String, NDArray> m, String k, NDArray v) {
             if (v != null) {
                 m.put(k, v);
             }
@@ -281,7 +284,7 @@ public final class FlavaPretrainingLoss extends Module {
             }
             boolean[] counted = new boolean[(int) s[0]];
             if (pairs == null) {
-                java.util.Arrays.fill(counted, true);
+                Arrays.fill(counted, true);
             } else {
                 for (long r : pairs) {
                     counted[(int) r] = true;

@@ -325,6 +325,21 @@ class PretrainingCheckpointTest {
         }
     }
 
+    /** A model's weights written as a bundle's safetensors (tied biases under both names) load back strictly. */
+    @Test
+    void writtenWeightsLoadBackStrictly() throws Exception {
+        FlavaForPreTraining model = FlavaForPreTraining.create(tiny, manager);
+        PretrainingCheckpoint.load(model, resource("/fixtures/flava-tiny/pretraining.pt"), null);
+        Path file = tmp.resolve("written.safetensors");
+        ModelBundle.writeWeights(file, model, tiny);
+        try (StateDict sd = Checkpoints.read(file)) {
+            assertTrue(sd.contains("loss.mim_loss.cls.decoder.bias") && sd.contains("loss.mim_loss.cls.bias"));
+        }
+        FlavaForPreTraining back = FlavaForPreTraining.create(tiny, manager);
+        assertTrue(PretrainingCheckpoint.load(back, file, null).isExact());
+        assertReferenceNumbers(back);
+    }
+
     @Test
     void openAisPickledEncoderIsRefusedWithTheFormsToUse() throws Exception {
         // what encoder.pkl starts with: a pickle (protocol 2) of dall_e.encoder.Encoder, not a state dict
