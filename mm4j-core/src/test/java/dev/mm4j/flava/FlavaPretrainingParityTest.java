@@ -234,7 +234,7 @@ public class FlavaPretrainingParityTest {
             try (GradientCollector gc = Engine.getInstance().newGradientCollector()) {
                 for (var e : cases.entrySet()) {
                     FlavaForPreTraining.Output out = model.forward(e.getValue());
-                    assertLosses("bf16 " + e.getKey(), eval.get(e.getKey()), out.losses(), 5e-3);
+                    assertLosses("bf16 " + e.getKey(), eval.get(e.getKey()), out.losses(), 2e-2);
                     model.backward(gc, out.total());
                 }
             }
