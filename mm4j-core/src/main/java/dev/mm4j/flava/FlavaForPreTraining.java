@@ -30,11 +30,29 @@ public final class FlavaForPreTraining extends Module {
     private final FlavaPretrainingLoss loss;
 
     public FlavaForPreTraining(FlavaConfig config) {
-        this.config = config.validate();
+        this.config = validForPretraining(config.validate());
         this.model = child("model", new FlavaModel(config));
         this.imageCodebook = child("image_codebook", new DalleVaeEncoder(config));
         this.loss = child("loss", new FlavaPretrainingLoss(config));
         setPrecision(config.precision);
+    }
+
+    /**
+     * What pretraining needs beyond {@link FlavaConfig#validate}: the unimodal MIM/MLM heads are as wide as the
+     * multimodal encoder and read the image/text encoders' outputs, and the codebook's token grid is the patch grid.
+     */
+    private static FlavaConfig validForPretraining(FlavaConfig c) {
+        if (c.imageHiddenSize != c.multimodalHiddenSize || c.textHiddenSize != c.multimodalHiddenSize) {
+            throw new IllegalArgumentException("invalid FLAVA pretraining config: image_hidden_size (" + c.imageHiddenSize
+                    + ") and text_hidden_size (" + c.textHiddenSize + ") must equal multimodal_hidden_size ("
+                    + c.multimodalHiddenSize + "): the MIM and MLM heads read those encoders' outputs");
+        }
+        if (c.codebookGridSize() != c.imageSize / c.patchSize) {
+            throw new IllegalArgumentException("invalid FLAVA pretraining config: codebook_image_size / 8 ("
+                    + c.codebookGridSize() + ") must equal image_size / patch_size (" + c.imageSize / c.patchSize
+                    + "): one codebook token per patch");
+        }
+        return c;
     }
 
     /** Builds the model and allocates its parameters, randomly initialized, on {@code manager}'s device. */
@@ -150,6 +168,8 @@ public final class FlavaForPreTraining extends Module {
     /**
      * The same backward pass; {@code layerDone} gets the parameters of each layer that ran checkpointed as soon as
      * their gradients are complete (after its earliest run: the image and text encoders may run twice a forward).
+     * Complete for this backward pass: where a step runs several forwards (e.g. the pairs, image and text cases), each
+     * with its backward, gradients add up and only the last backward's {@code layerDone} sees a layer's final ones.
      */
     public void backward(GradientCollector gc, NDArray loss, Consumer<Collection<Parameter>> layerDone) {
         gc.backward(loss);

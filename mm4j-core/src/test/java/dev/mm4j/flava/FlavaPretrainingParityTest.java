@@ -212,6 +212,19 @@ public class FlavaPretrainingParityTest {
         assertEquals(0f, p.array().getFloat(), 0f);
     }
 
+    /** Configurations FLAVA pretraining cannot run are refused when the model is built, naming the keys. */
+    @Test
+    void configsThatCannotPretrainAreRefused() {
+        FlavaConfig narrowText = config.copy();
+        narrowText.textHiddenSize = config.multimodalHiddenSize * 2;
+        Exception e = assertThrows(IllegalArgumentException.class, () -> new FlavaForPreTraining(narrowText));
+        assertTrue(e.getMessage().contains("text_hidden_size (" + narrowText.textHiddenSize + ")"), e.getMessage());
+        FlavaConfig grid = config.copy();
+        grid.codebookImageSize = config.codebookImageSize * 2;
+        e = assertThrows(IllegalArgumentException.class, () -> new FlavaForPreTraining(grid));
+        assertTrue(e.getMessage().contains("codebook_image_size / 8"), e.getMessage());
+    }
+
     /** The codebook's logit-Laplace pixel map: (1 - 2 eps) x + eps with eps 0.1, [0, 1] onto [0.1, 0.9]. */
     @Test
     void codebookPixelMapIsTheLogitLaplaceMap() {
