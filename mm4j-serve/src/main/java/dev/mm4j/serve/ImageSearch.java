@@ -109,25 +109,50 @@ public final class ImageSearch implements AutoCloseable {
      * @throws InvalidInputException bytes that are not an image, do not decode, or declare more than the pixel limit
      */
     public float[] embedImage(byte[] image) {
-        VqaModel.checkImage(image, "image", maxPixels);
-        float[] pixels;
-        try {
-            pixels = embedder.transform().apply(image, "image");
-        } catch (IOException | RuntimeException e) {
-            throw new InvalidInputException(InvalidInputException.Kind.UNDECODABLE_IMAGE, e.getMessage());
-        }
-        return forward(() -> embedder.pixels(List.of(pixels))[0]);
+        return embedPixels(List.of(pixels(image)))[0];
     }
 
     /** The L2-normalised embedding of a text, as {@link Embedder#texts} gives it. */
     public float[] embedText(String text) {
+        return embedTexts(List.of(textIds(text)))[0];
+    }
+
+    /**
+     * An encoded image checked and transformed for {@link #embedPixels}, on the calling thread (no lock).
+     *
+     * @throws InvalidInputException bytes that are not an image, do not decode, or declare more than the pixel limit
+     */
+    public float[] pixels(byte[] image) {
+        VqaModel.checkImage(image, "image", maxPixels);
+        try {
+            return embedder.transform().apply(image, "image");
+        } catch (IOException | RuntimeException e) {
+            throw new InvalidInputException(InvalidInputException.Kind.UNDECODABLE_IMAGE, e.getMessage());
+        }
+    }
+
+    /**
+     * A text's token ids for {@link #embedTexts}, on the calling thread (no lock); a huge text is cut before it is
+     * tokenized ({@link dev.mm4j.data.QuestionTokenizer#maxChars()}).
+     */
+    public long[] textIds(String text) {
         if (text == null || text.isBlank()) {
             throw new InvalidInputException(InvalidInputException.Kind.MISSING_TEXT, "text: missing or empty");
         }
-        return forward(() -> embedder.texts(List.of(text))[0]);
+        return embedder.textIds(text);
     }
 
-    private float[] forward(java.util.function.Supplier<float[]> pass) {
+    /** Embeddings of images from {@link #pixels}, in forward passes run one at a time. */
+    public float[][] embedPixels(List<float[]> pixels) {
+        return forward(() -> embedder.pixels(pixels));
+    }
+
+    /** Embeddings of texts from {@link #textIds}, in forward passes run one at a time. */
+    public float[][] embedTexts(List<long[]> ids) {
+        return forward(() -> embedder.textEmbeddings(ids));
+    }
+
+    private float[][] forward(java.util.function.Supplier<float[][]> pass) {
         lock.lock();
         try {
             if (closed) {

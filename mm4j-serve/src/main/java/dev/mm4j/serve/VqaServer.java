@@ -156,6 +156,7 @@ public final class VqaServer implements AutoCloseable {
     private final Timer embedLatency;
     private final Timer searchLatency;
     private final DistributionSummary batchSizes;
+    private final DistributionSummary embedBatchSizes;
     private final AtomicInteger inFlight = new AtomicInteger();
     private final AtomicBoolean stopping = new AtomicBoolean();
     private final CountDownLatch loaded = new CountDownLatch(1);
@@ -164,6 +165,7 @@ public final class VqaServer implements AutoCloseable {
     private volatile VqaModel model;
     private volatile ImageSearch search;
     private volatile Batcher batcher;
+    private volatile EmbedBatcher embedBatcher;
     private volatile Throwable loadError;
     private volatile ConnectionLimit connectionLimit;
     private volatile Server jetty;
@@ -196,6 +198,11 @@ public final class VqaServer implements AutoCloseable {
                 .publishPercentileHistogram().register(registry);
         this.batchSizes = DistributionSummary.builder("mm4j.batch.size").description("requests per forward pass")
                 .serviceLevelObjectives(1, 2, 4, 8, 16, 32, 64).register(registry);
+        this.embedBatchSizes = DistributionSummary.builder("mm4j.embed.batch.size")
+                .description("texts and images per embedding batch (/v1/embed, /v1/search)")
+                .serviceLevelObjectives(1, 2, 4, 8, 16, 32, 64).register(registry);
+        Gauge.builder("mm4j.embed.queue.depth", () -> embedBatcher == null ? 0 : embedBatcher.depth())
+                .description("texts and images waiting to be embedded").register(registry);
         Gauge.builder("mm4j.queue.depth", () -> batcher == null ? 0 : batcher.depth())
                 .description("requests waiting for a forward pass").register(registry);
         Gauge.builder("mm4j.image.cache.bytes", () -> model == null ? 0 : model.imageCacheBytes())
@@ -277,7 +284,7 @@ public final class VqaServer implements AutoCloseable {
         Thread t = new Thread(() -> {
             try {
                 if (searchLoader != null) {
-                    s.search = searchLoader.call();
+                    s.searchReady(searchLoader.call());
                 }
                 if (loader != null) {
                     s.ready(loader.call());
@@ -308,7 +315,9 @@ public final class VqaServer implements AutoCloseable {
         if (model != null) {
             s.ready(model);
         }
-        s.search = search;
+        if (search != null) {
+            s.searchReady(search);
+        }
         s.loaded.countDown();
         s.listen();
         return s;
@@ -389,6 +398,12 @@ public final class VqaServer implements AutoCloseable {
                 throw new IllegalStateException(e);
             }
         }
+    }
+
+    private void searchReady(ImageSearch se) {
+        this.embedBatcher = new EmbedBatcher(se, settings.maxBatch(), settings.maxWaitMs(), settings.maxQueue(),
+                embedBatchSizes::record);
+        this.search = se;
     }
 
     private void ready(VqaModel m) {
@@ -490,25 +505,7 @@ public final class VqaServer implements AutoCloseable {
         int k = parseK(kText);
         VqaModel.Query q = m.prepare(image, question);
         long tPrepared = System.nanoTime();
-        CompletableFuture<VqaModel.Result> future;
-        try {
-            future = batcher.submit(q, k);
-        } catch (RejectedExecutionException e) {
-            throw new HttpError(503, draining ? "server is shutting down" : "busy: " + e.getMessage() + "; retry later", "1");
-        }
-        VqaModel.Result r;
-        long left = settings.requestTimeoutMs() - TimeUnit.NANOSECONDS.toMillis(tPrepared - t0);
-        try {
-            r = future.get(Math.max(1, left), TimeUnit.MILLISECONDS);
-        } catch (TimeoutException e) {
-            future.cancel(false);
-            throw new HttpError(504, "not answered within the request timeout of " + settings.requestTimeoutMs() + " ms");
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-            throw new HttpError(503, "interrupted", "1");
-        } catch (ExecutionException e) {
-            throw e.getCause() instanceof RuntimeException re ? re : new IllegalStateException(e.getCause());
-        }
+        VqaModel.Result r = await(queued(() -> batcher.submit(q, k)), t0);
         long tDone = System.nanoTime();
         cacheCounter(r.imageCached() ? "hit" : "miss").increment();
         Map<String, Object> out = new LinkedHashMap<>();
@@ -534,6 +531,31 @@ public final class VqaServer implements AutoCloseable {
         return out;
     }
 
+    /** Queues work on a batcher; a full queue (or a server shutting down) is 503 with Retry-After. */
+    private <T> CompletableFuture<T> queued(java.util.function.Supplier<CompletableFuture<T>> submit) {
+        try {
+            return submit.get();
+        } catch (RejectedExecutionException e) {
+            throw new HttpError(503, draining ? "server is shutting down" : "busy: " + e.getMessage() + "; retry later", "1");
+        }
+    }
+
+    /** Waits for queued work until the request's timeout (counted from {@code t0}); then 504, the work cancelled. */
+    private <T> T await(CompletableFuture<T> future, long t0) {
+        long left = settings.requestTimeoutMs() - TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - t0);
+        try {
+            return future.get(Math.max(1, left), TimeUnit.MILLISECONDS);
+        } catch (TimeoutException e) {
+            future.cancel(false);
+            throw new HttpError(504, "not answered within the request timeout of " + settings.requestTimeoutMs() + " ms");
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new HttpError(503, "interrupted", "1");
+        } catch (ExecutionException e) {
+            throw e.getCause() instanceof RuntimeException re ? re : new IllegalStateException(e.getCause());
+        }
+    }
+
     /** Whether an index is served (/v1/search, /v1/images). */
     private boolean indexed() {
         ImageSearch se = search;
@@ -551,8 +573,14 @@ public final class VqaServer implements AutoCloseable {
         Map<String, Object> out = new LinkedHashMap<>();
         out.put("model", se.name());
         out.put("dimension", se.dimension());
-        float[] image = f.image() == null ? null : se.embedImage(f.image());
-        float[] txt = text == null ? null : se.embedText(text);
+        // decoded and tokenized here, on the request's thread; only the forward passes are queued (batched)
+        float[] pixels = f.image() == null ? null : se.pixels(f.image());
+        long[] ids = text == null ? null : se.textIds(text);
+        EmbedBatcher b = embedBatcher;
+        CompletableFuture<float[]> imageF = pixels == null ? null : queued(() -> b.image(pixels));
+        CompletableFuture<float[]> textF = ids == null ? null : queued(() -> b.text(ids));
+        float[] image = imageF == null ? null : await(imageF, t0);
+        float[] txt = textF == null ? null : await(textF, t0);
         if (image != null) {
             out.put("image", image);
         }
@@ -575,7 +603,15 @@ public final class VqaServer implements AutoCloseable {
             throw new HttpError(400, "body: give 'text' or 'image' (" + f.imageField() + "), one of them");
         }
         int k = parseK(f.values().get("k"));
-        float[] query = text != null ? se.embedText(text) : se.embedImage(f.image());
+        float[] query;
+        EmbedBatcher b = embedBatcher;
+        if (text != null) {
+            long[] ids = se.textIds(text);
+            query = await(queued(() -> b.text(ids)), t0);
+        } else {
+            float[] pixels = se.pixels(f.image());
+            query = await(queued(() -> b.image(pixels)), t0);
+        }
         long tEmbedded = System.nanoTime();
         List<Map<String, Object>> hits = new ArrayList<>();
         for (ImageIndex.Hit h : se.search(query, k)) {
@@ -826,6 +862,9 @@ public final class VqaServer implements AutoCloseable {
         }
         if (batcher != null) {
             batcher.close();
+        }
+        if (embedBatcher != null) {
+            embedBatcher.close();
         }
         app.stop();
         if (ownsModel && model != null) {
