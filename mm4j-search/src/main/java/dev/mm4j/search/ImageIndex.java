@@ -252,6 +252,22 @@ public final class ImageIndex implements AutoCloseable {
      */
     public static final int DEFAULT_CANDIDATES = 100;
 
+    /**
+     * The most hits ({@code k}) and candidates one search collects: Lucene sizes its queues for them up front, so a
+     * billion would be an OutOfMemoryError.
+     */
+    public static final int MAX_K = 10_000;
+
+    /** Refuses a {@code k} or {@code candidates} outside 1..{@link #MAX_K} with a one-line message. */
+    public static void checkK(int k, int candidates) {
+        if (k < 1 || k > MAX_K) {
+            throw new IllegalArgumentException("k must be from 1 to " + MAX_K + ", got " + k);
+        }
+        if (candidates < 1 || candidates > MAX_K) {
+            throw new IllegalArgumentException("candidates must be from 1 to " + MAX_K + ", got " + candidates);
+        }
+    }
+
     /** The {@code k} nearest images to an L2-normalised query vector (HNSW, {@link #DEFAULT_CANDIDATES}), best first. */
     public List<Hit> search(float[] query, int k) throws IOException {
         try (Searcher s = searcher()) {
@@ -281,11 +297,13 @@ public final class ImageIndex implements AutoCloseable {
 
         /** The best {@code k} of the {@code max(k, candidates)} nearest images that the HNSW graph search finds, best first. */
         public List<Hit> search(float[] query, int k, int candidates) throws IOException {
+            checkK(k, candidates);
             return hits(searcher.search(new KnnFloatVectorQuery(VECTOR, query, Math.max(k, candidates)), k).scoreDocs);
         }
 
         /** The {@code k} nearest images by cosine over every stored vector (exact, linear in the index size), best first. */
         public List<Hit> exact(float[] query, int k) throws IOException {
+            checkK(k, 1);
             java.util.PriorityQueue<ScoreDoc> top = new java.util.PriorityQueue<>(
                     (a, b) -> a.score != b.score ? Float.compare(a.score, b.score) : Integer.compare(b.doc, a.doc));
             for (org.apache.lucene.index.LeafReaderContext leaf : reader.leaves()) {

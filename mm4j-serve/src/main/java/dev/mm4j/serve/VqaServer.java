@@ -89,6 +89,12 @@ public final class VqaServer implements AutoCloseable {
      */
     public record Settings(String host, int port, int maxBatch, long maxWaitMs, int maxQueue, long requestTimeoutMs,
             long maxBodyBytes, int maxK, int maxConnections, long idleTimeoutMs) {
+        public Settings {
+            if (maxK < 1 || maxK > ImageIndex.MAX_K) {
+                throw new IllegalArgumentException("max k must be from 1 to " + ImageIndex.MAX_K + ", got " + maxK);
+            }
+        }
+
         /** Default connection limit and idle timeout. */
         public static final int MAX_CONNECTIONS = 200;
         public static final long IDLE_TIMEOUT_MS = 10_000;
