@@ -70,6 +70,9 @@ import org.slf4j.LoggerFactory;
 public final class VqaServer implements AutoCloseable {
     private static final Logger log = LoggerFactory.getLogger(VqaServer.class);
     private static final ObjectMapper JSON = new ObjectMapper();
+    /** Request bodies: one JSON value, nothing after it. */
+    private static final com.fasterxml.jackson.databind.ObjectReader STRICT_JSON =
+            JSON.reader().with(com.fasterxml.jackson.databind.DeserializationFeature.FAIL_ON_TRAILING_TOKENS);
 
     /**
      * Service settings.
@@ -177,6 +180,8 @@ public final class VqaServer implements AutoCloseable {
     private volatile Server jetty;
     private final AtomicLong lastClientErrorLog = new AtomicLong(System.nanoTime() - CLIENT_ERROR_LOG_EVERY_NANOS);
     private final AtomicInteger clientErrorsNotLogged = new AtomicInteger();
+    private final AtomicLong lastIndexLog = new AtomicLong(System.nanoTime() - CLIENT_ERROR_LOG_EVERY_NANOS);
+    private final AtomicInteger indexErrorsNotLogged = new AtomicInteger();
     /** Client errors (a malformed body) are logged at most once per minute: any client could otherwise fill the disk. */
     private static final long CLIENT_ERROR_LOG_EVERY_NANOS = TimeUnit.MINUTES.toNanos(1);
     /** The API's routes and the one method each takes; the others get 405. */
@@ -193,9 +198,13 @@ public final class VqaServer implements AutoCloseable {
         this.answers = answers;
         this.searches = searches;
         // the page shows the tabs of the endpoints served
-        this.page = new String(resource("/dev/mm4j/serve/index.html"), StandardCharsets.UTF_8)
-                .replace("<body>", "<body data-answer=\"" + answers + "\" data-search=\"" + searches + "\">")
-                .getBytes(StandardCharsets.UTF_8);
+        String html = new String(resource("/dev/mm4j/serve/index.html"), StandardCharsets.UTF_8)
+                .replace("<body>", "<body data-answer=\"" + answers + "\" data-search=\"" + searches + "\">");
+        if (!answers) { // search only: the header says what is served
+            html = html.replace("<span id=\"model\">visual question answering</span>", "<span id=\"model\">image search</span>")
+                    .replace("<title>Multimodal4J — ask about an image</title>", "<title>Multimodal4J — image search</title>");
+        }
+        this.page = html.getBytes(StandardCharsets.UTF_8);
         this.latency = Timer.builder("mm4j.request.latency").description("POST /v1/answer latency")
                 .publishPercentileHistogram().register(registry);
         this.embedLatency = Timer.builder("mm4j.embed.latency").description("POST /v1/embed latency")
@@ -246,6 +255,7 @@ public final class VqaServer implements AutoCloseable {
         app.post("/v1/embed", ctx -> handle(ctx, embedLatency, this::embedBody));
         app.post("/v1/search", ctx -> handle(ctx, searchLatency, this::searchBody));
         app.get("/v1/images/{sha256}", this::picture);
+        app.head("/v1/images/{sha256}", this::picture); // the headers GET would send: type and length
         API.forEach((path, allowed) -> {
             for (HandlerType t : List.of(HandlerType.GET, HandlerType.HEAD, HandlerType.POST, HandlerType.PUT,
                     HandlerType.PATCH, HandlerType.DELETE, HandlerType.OPTIONS)) {
@@ -266,9 +276,27 @@ public final class VqaServer implements AutoCloseable {
         });
         app.error(404, ctx -> {
             if (ctx.attribute(ERROR_SENT) == null) { // a route's own 404 (an image not in the index) stands
-                error(ctx, 404, "no such endpoint: " + ctx.method() + " " + ctx.path(), null);
+                HandlerType allowed = apiMethod(ctx.path());
+                if (allowed != null) { // TRACE, CONNECT, methods Javalin does not know
+                    ctx.header("Allow", allowed.name());
+                    error(ctx, 405, "method not allowed: " + ctx.req().getMethod() + " " + ctx.path() + " (use " + allowed + ")", null);
+                } else {
+                    error(ctx, 404, "no such endpoint: " + ctx.req().getMethod() + " " + ctx.path(), null);
+                }
             }
         });
+    }
+
+    /** The one method an API path takes, or null for a path outside the API. */
+    private static HandlerType apiMethod(String path) {
+        for (Map.Entry<String, HandlerType> e : API.entrySet()) {
+            String p = e.getKey();
+            if (p.endsWith("{sha256}") ? path.startsWith(p.substring(0, p.indexOf('{'))) && path.length() > p.indexOf('{')
+                    && path.indexOf('/', p.indexOf('{')) < 0 : path.equals(p)) {
+                return e.getValue();
+            }
+        }
+        return null;
     }
 
     /** Starts listening now and loads the model in the background ({@code /readyz} says when); the server owns and closes the model. */
@@ -365,6 +393,19 @@ public final class VqaServer implements AutoCloseable {
         error(ctx, 500, "internal error (" + e.getClass().getSimpleName() + "); see the server log", null);
     }
 
+    /** 503 while the index folder is gone; one log line a minute at most. */
+    private void indexUnavailable(Context ctx, ImageIndex.UnavailableException e) {
+        long now = System.nanoTime();
+        long last = lastIndexLog.get();
+        if (now - last >= CLIENT_ERROR_LOG_EVERY_NANOS && lastIndexLog.compareAndSet(last, now)) {
+            int more = indexErrorsNotLogged.getAndSet(0);
+            log.warn("{}{}", e.getMessage(), more > 0 ? " (and " + more + " more requests since the last such line)" : "");
+        } else {
+            indexErrorsNotLogged.incrementAndGet();
+        }
+        error(ctx, 503, e.getMessage(), "10");
+    }
+
     /** One line for a client's malformed request, at most once a minute (with how many were not logged). */
     private void logClientError(String what) {
         long now = System.nanoTime();
@@ -441,6 +482,15 @@ public final class VqaServer implements AutoCloseable {
     }
 
     private void readyz(Context ctx) throws IOException {
+        ImageSearch se = search;
+        if (ready() && se != null && !se.available()) {
+            try {
+                se.size(); // the reason
+            } catch (ImageIndex.UnavailableException e) {
+                indexUnavailable(ctx, e);
+                return;
+            }
+        }
         if (ready()) {
             Map<String, Object> body = new LinkedHashMap<>();
             body.put("status", "ready");
@@ -474,6 +524,8 @@ public final class VqaServer implements AutoCloseable {
             error(ctx, e.status, e.getMessage(), e.retryAfter);
         } catch (InvalidInputException e) {
             error(ctx, e.kind() == InvalidInputException.Kind.NOT_AN_IMAGE ? 415 : 400, e.getMessage(), null);
+        } catch (ImageIndex.UnavailableException e) {
+            indexUnavailable(ctx, e);
         } catch (IOException | RuntimeException e) {
             failed(ctx, e);
         } finally {
@@ -670,15 +722,24 @@ public final class VqaServer implements AutoCloseable {
                             + ImageSearch.MAX_THUMBNAIL + ", got '" + sizeText + "'");
                 }
             }
-            ImageSearch.Picture p = search.picture(ctx.pathParam("sha256"), size);
+            ImageSearch.Picture p = search.picture(ctx.pathParam("sha256"), size, settings.maxBodyBytes());
             // content-addressed: the same URL always means the same bytes
             ctx.header("Cache-Control", "public, max-age=31536000, immutable");
             ctx.header("X-Content-Type-Options", "nosniff");
-            ctx.status(200).contentType(p.contentType()).result(p.bytes());
+            ctx.status(200).contentType(p.contentType());
+            if (ctx.method() == HandlerType.HEAD) {
+                ctx.header("Content-Length", Integer.toString(p.bytes().length));
+            } else {
+                ctx.result(p.bytes());
+            }
         } catch (HttpError e) {
             error(ctx, e.status, e.getMessage(), e.retryAfter);
         } catch (NoSuchElementException e) {
             error(ctx, 404, e.getMessage(), null);
+        } catch (ImageSearch.TooLargeException e) {
+            error(ctx, 413, e.getMessage(), null);
+        } catch (ImageIndex.UnavailableException e) {
+            indexUnavailable(ctx, e);
         }
     }
 
@@ -735,7 +796,7 @@ public final class VqaServer implements AutoCloseable {
         }
         JsonNode n;
         try {
-            n = JSON.readTree(raw);
+            n = STRICT_JSON.readTree(raw);
         } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
             throw new HttpError(400, "body: not valid JSON (" + e.getOriginalMessage() + ")");
         } catch (IOException e) {
@@ -745,7 +806,15 @@ public final class VqaServer implements AutoCloseable {
             throw new HttpError(400, "body: expected a JSON object " + shape);
         }
         for (String name : names) {
-            values.put(name, n.hasNonNull(name) ? n.get(name).asText() : null);
+            JsonNode v = n.get(name);
+            if (v == null || v.isNull()) {
+                values.put(name, null);
+            } else if (name.equals("k") ? !v.isIntegralNumber() : !v.isTextual()) {
+                throw new HttpError(400, name + ": must be " + (name.equals("k") ? "an integer" : "a string") + ", got "
+                        + v.getNodeType().toString().toLowerCase(Locale.ROOT) + " " + abbreviate(v.toString()));
+            } else {
+                values.put(name, v.asText());
+            }
         }
         JsonNode img = n.get("image");
         if (img == null || img.isNull()) {
@@ -763,6 +832,10 @@ public final class VqaServer implements AutoCloseable {
         } catch (IllegalArgumentException e) {
             throw new HttpError(400, "image: not valid base64 (" + e.getMessage() + ")");
         }
+    }
+
+    private static String abbreviate(String s) {
+        return s.length() <= 40 ? s : s.substring(0, 40) + "...";
     }
 
     private static HttpError multipartError(Exception e) {
