@@ -180,24 +180,31 @@ public final class QuestionTokenizer implements AutoCloseable {
     }
 
     /**
-     * The most characters per token a text is read at: a text of more than {@code maxLength * MAX_CHARS_PER_TOKEN}
-     * characters is cut (at a word boundary) before the tokenizer sees it, so a huge text costs no more than this.
+     * The most characters per token a text is read at: a text of more than {@code max(maxLength, 128) *
+     * MAX_CHARS_PER_TOKEN} characters is cut (at a word boundary) before the tokenizer sees it, so a huge text costs no
+     * more than this (128: a small max length still reads a few thousand characters, so counts stay exact for them).
      * WordPiece tokens average 4-6 characters with their whitespace (and a word of over 100 characters is one
      * {@code [UNK]}), so any text whose words are not almost all over 64 characters long keeps all its first
      * {@code maxLength} tokens.
      */
     public static final int MAX_CHARS_PER_TOKEN = 64;
-    /** The first, cheaper cut tried ({@code maxLength * 8} characters): enough for ordinary text. */
+    /** The first, cheaper cut tried ({@code max(maxLength, 128) * 8} characters): enough for ordinary text. */
     static final int FIRST_CHARS_PER_TOKEN = 8;
 
-    /** The longest text (in characters) read by {@link #encode}: {@code maxLength * MAX_CHARS_PER_TOKEN}. */
+    /** The longest text (in characters) read by {@link #encode}: {@code max(maxLength, 128) * MAX_CHARS_PER_TOKEN}. */
     public int maxChars() {
         return maxChars(maxLength);
     }
 
     private static int maxChars(int limit) {
-        return (int) Math.min(Integer.MAX_VALUE, (long) limit * MAX_CHARS_PER_TOKEN);
+        return (int) Math.min(Integer.MAX_VALUE, (long) Math.max(limit, MIN_CUT_TOKENS) * MAX_CHARS_PER_TOKEN);
     }
+
+    private static long firstCut(int limit) {
+        return (long) Math.max(limit, MIN_CUT_TOKENS) * FIRST_CHARS_PER_TOKEN;
+    }
+
+    private static final int MIN_CUT_TOKENS = 128;
 
     /**
      * {@code text} cut to at most {@code maxChars} characters at a word boundary: before the last whitespace at or
@@ -224,19 +231,19 @@ public final class QuestionTokenizer implements AutoCloseable {
     }
 
     /**
-     * Tokenizes at most {@code limit * MAX_CHARS_PER_TOKEN} characters: a longer text is cut at a word boundary, first
-     * at {@code limit * 8} characters, then at the bound; the cut part is used once it gives at least {@code limit}
+     * Tokenizes at most {@link #maxChars(int)} characters: a longer text is cut at a word boundary, first at
+     * {@link #firstCut(int)} characters, then at the bound; the cut part is used once it gives at least {@code limit}
      * ids, which are then exactly the first ids of the whole text (tokens do not cross whitespace).
      */
     private Encoded encode(String question, int limit) {
         String text = question == null ? "" : question;
-        if (text.length() <= (long) limit * FIRST_CHARS_PER_TOKEN) {
+        if (text.length() <= firstCut(limit)) {
             return truncate(tokenizer.encode(text, true, false).getIds(), limit, false);
         }
         int max = maxChars(limit);
         long[] ids = null;
         String part = text;
-        for (long chars = (long) limit * FIRST_CHARS_PER_TOKEN; ; chars = Math.min(max, chars * 4)) {
+        for (long chars = firstCut(limit); ; chars = Math.min(max, chars * 4)) {
             part = cut(text, (int) Math.min(max, chars));
             ids = tokenizer.encode(part, true, false).getIds();
             if (ids.length >= limit || part.length() == text.length() || chars >= max) {

@@ -83,6 +83,10 @@ class QuestionTokenizerTest {
     @Test
     void textIsCutAtTheBoundBeforeTokenizingWithTheSameIds() throws IOException {
         assertEquals(512 * 64, tok.maxChars());
+        try (QuestionTokenizer small = QuestionTokenizer.bertBaseUncased(16)) {
+            assertEquals(128 * 64, small.maxChars(), "a small max length still reads 128 tokens' worth");
+            assertEquals(44, small.encoded("what" + " does the sign say".repeat(10) + "?").untruncatedLength());
+        }
         String[] words = {"what", "does", "the", "sign", "say", "about", "parking", "on", "sundays", "?", "unbelievably"};
         StringBuilder b = new StringBuilder();
         for (int i = 0; b.length() <= tok.maxChars() + 10; i++) {
