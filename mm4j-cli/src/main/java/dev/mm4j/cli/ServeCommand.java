@@ -1,5 +1,6 @@
 package dev.mm4j.cli;
 
+import dev.mm4j.checkpoint.ModelBundle;
 import dev.mm4j.flava.FlavaConfig;
 import dev.mm4j.serve.ImageSearch;
 import dev.mm4j.serve.VqaModel;
@@ -81,6 +82,10 @@ public final class ServeCommand implements Callable<Integer> {
         if (model == null && index == null && embedModel == null) {
             throw new IllegalArgumentException("nothing to serve: give --model DIR (questions), --index INDEX (search) "
                     + "or --embed-model DIR (embeddings)");
+        }
+        if (model != null && ModelBundle.isRetrieval(model)) {
+            throw new IllegalArgumentException("--model " + model + " is a retrieval model (embeddings, no answers): pass it "
+                    + "as --embed-model " + model + " (POST /v1/embed; with --index INDEX, search with it)");
         }
         if (embedConfig != null && embedModel == null) {
             throw new IllegalArgumentException("--embed-config is for --embed-model");

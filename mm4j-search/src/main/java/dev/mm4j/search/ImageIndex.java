@@ -28,6 +28,7 @@ import org.apache.lucene.index.VectorSimilarityFunction;
 import org.apache.lucene.search.IndexSearcher;
 import org.apache.lucene.search.KnnFloatVectorQuery;
 import org.apache.lucene.search.ScoreDoc;
+import org.apache.lucene.search.SearcherManager;
 import org.apache.lucene.search.TermQuery;
 import org.apache.lucene.search.TopDocs;
 import org.apache.lucene.store.Directory;
@@ -241,8 +242,8 @@ public final class ImageIndex implements AutoCloseable {
 
     /** The commit's user data: the model ({@value #MODEL}), its config ({@value #CONFIG}), {@value #DIMENSION}. */
     public Map<String, String> userData() throws IOException {
-        try (DirectoryReader r = DirectoryReader.open(directory)) {
-            return r.getIndexCommit().getUserData();
+        try (Searcher s = shared()) {
+            return s.reader.getIndexCommit().getUserData();
         }
     }
 
@@ -252,9 +253,25 @@ public final class ImageIndex implements AutoCloseable {
      */
     public static final int DEFAULT_CANDIDATES = 100;
 
+    /**
+     * The most hits ({@code k}) and candidates one search collects: Lucene sizes its queues for them up front, so a
+     * billion would be an OutOfMemoryError.
+     */
+    public static final int MAX_K = 10_000;
+
+    /** Refuses a {@code k} or {@code candidates} outside 1..{@link #MAX_K} with a one-line message. */
+    public static void checkK(int k, int candidates) {
+        if (k < 1 || k > MAX_K) {
+            throw new IllegalArgumentException("k must be from 1 to " + MAX_K + ", got " + k);
+        }
+        if (candidates < 1 || candidates > MAX_K) {
+            throw new IllegalArgumentException("candidates must be from 1 to " + MAX_K + ", got " + candidates);
+        }
+    }
+
     /** The {@code k} nearest images to an L2-normalised query vector (HNSW, {@link #DEFAULT_CANDIDATES}), best first. */
     public List<Hit> search(float[] query, int k) throws IOException {
-        try (Searcher s = searcher()) {
+        try (Searcher s = shared()) {
             return s.search(query, k);
         }
     }
@@ -266,12 +283,20 @@ public final class ImageIndex implements AutoCloseable {
 
     /** Queries against one open reader: HNSW ({@link #search}) or exact brute force over every vector ({@link #exact}). */
     public static final class Searcher implements AutoCloseable {
-        private final DirectoryReader reader;
+        final DirectoryReader reader;
         private final IndexSearcher searcher;
+        private final SearcherManager from;
 
         private Searcher(DirectoryReader reader) {
             this.reader = reader;
             this.searcher = new IndexSearcher(reader);
+            this.from = null;
+        }
+
+        private Searcher(IndexSearcher acquired, SearcherManager from) {
+            this.reader = (DirectoryReader) acquired.getIndexReader();
+            this.searcher = acquired;
+            this.from = from;
         }
 
         /** The {@code k} nearest images by Lucene's HNSW graph (approximate, {@link #DEFAULT_CANDIDATES}), best first. */
@@ -281,11 +306,13 @@ public final class ImageIndex implements AutoCloseable {
 
         /** The best {@code k} of the {@code max(k, candidates)} nearest images that the HNSW graph search finds, best first. */
         public List<Hit> search(float[] query, int k, int candidates) throws IOException {
+            checkK(k, candidates);
             return hits(searcher.search(new KnnFloatVectorQuery(VECTOR, query, Math.max(k, candidates)), k).scoreDocs);
         }
 
         /** The {@code k} nearest images by cosine over every stored vector (exact, linear in the index size), best first. */
         public List<Hit> exact(float[] query, int k) throws IOException {
+            checkK(k, 1);
             java.util.PriorityQueue<ScoreDoc> top = new java.util.PriorityQueue<>(
                     (a, b) -> a.score != b.score ? Float.compare(a.score, b.score) : Integer.compare(b.doc, a.doc));
             for (org.apache.lucene.index.LeafReaderContext leaf : reader.leaves()) {
@@ -332,14 +359,18 @@ public final class ImageIndex implements AutoCloseable {
 
         @Override
         public void close() throws IOException {
-            reader.close();
+            if (from != null) {
+                from.release(searcher);
+            } else {
+                reader.close();
+            }
         }
     }
 
     /** The indexed image whose bytes had this SHA-256 (lower-case hex), if any. */
     public Optional<Stored> find(String sha256) throws IOException {
-        try (DirectoryReader r = DirectoryReader.open(directory)) {
-            IndexSearcher s = new IndexSearcher(r);
+        try (Searcher shared = shared()) {
+            IndexSearcher s = shared.searcher;
             TopDocs top = s.search(new TermQuery(new Term(SHA256, sha256)), 1);
             if (top.scoreDocs.length == 0) {
                 return Optional.empty();
@@ -362,13 +393,94 @@ public final class ImageIndex implements AutoCloseable {
 
     /** Number of images in the index. */
     public int size() throws IOException {
-        try (DirectoryReader r = DirectoryReader.open(directory)) {
-            return r.numDocs();
+        try (Searcher s = shared()) {
+            return s.size();
+        }
+    }
+
+    // ---- reading side for long-running readers (the server): one shared reader, refreshed when the index changes ----
+
+    /** The index folder went (or holds no index now): answered until it is back. */
+    public static final class UnavailableException extends IOException {
+        public UnavailableException(String message) {
+            super(message);
+        }
+    }
+
+    /** How often at most {@link #shared()} looks at the folder for a change (or for its return). */
+    static final long REFRESH_NANOS = java.util.concurrent.TimeUnit.SECONDS.toNanos(1);
+
+    private final Object sharedLock = new Object();
+    private SearcherManager searchers;
+    private long lastLook = System.nanoTime() - REFRESH_NANOS;
+    private String unavailable;
+
+    /**
+     * A view of the index from the one reader this index holds open (Lucene's {@link SearcherManager}) rather than a
+     * reader of its own: cheap, for every query of a server. At most once a second it looks at the folder: a changed
+     * index (re-run {@code mm4j index}) is seen from then on; a folder gone or no longer an index is an
+     * {@link UnavailableException} until it is back. Close the view (it releases the reader).
+     */
+    public Searcher shared() throws IOException {
+        SearcherManager m = sharedSearchers();
+        IndexSearcher s = m.acquire();
+        return new Searcher(s, m);
+    }
+
+    /** Whether {@link #shared()} serves now (looks at the folder at most once a second). */
+    public boolean available() {
+        try {
+            sharedSearchers();
+            return true;
+        } catch (IOException e) {
+            return false;
+        }
+    }
+
+    private SearcherManager sharedSearchers() throws IOException {
+        synchronized (sharedLock) {
+            long now = System.nanoTime();
+            if (now - lastLook < REFRESH_NANOS) {
+                if (unavailable != null) {
+                    throw new UnavailableException(unavailable);
+                }
+                if (searchers != null) {
+                    return searchers;
+                }
+            }
+            lastLook = now;
+            Path dir = directory instanceof FSDirectory fs ? fs.getDirectory() : null;
+            try {
+                if (!DirectoryReader.indexExists(directory)) {
+                    throw new java.nio.file.NoSuchFileException(dir + " (no index there now)");
+                }
+                if (searchers == null) {
+                    searchers = new SearcherManager(directory, null);
+                } else if (unavailable == null) {
+                    searchers.maybeRefresh();
+                } else { // back after it went: maybe another index, so a new reader
+                    SearcherManager old = searchers;
+                    searchers = new SearcherManager(directory, null);
+                    old.close();
+                }
+                unavailable = null;
+                return searchers;
+            } catch (IOException | RuntimeException e) {
+                unavailable = "index unavailable: " + dir + " cannot be read (" + e.getClass().getSimpleName() + ": "
+                        + e.getMessage() + ")";
+                throw new UnavailableException(unavailable);
+            }
         }
     }
 
     @Override
     public void close() throws IOException {
+        synchronized (sharedLock) {
+            if (searchers != null) {
+                searchers.close();
+                searchers = null;
+            }
+        }
         directory.close();
     }
 }

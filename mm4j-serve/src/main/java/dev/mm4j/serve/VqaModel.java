@@ -224,7 +224,8 @@ public final class VqaModel implements AutoCloseable {
         checkImage(image, "image", options.maxPixels());
         String key = sha256(image);
         float[] pixels = cache.enabled() && cache.contains(key) ? null : decode(image);
-        int tokens = bundle.tokenizer().tokens(question).size();
+        // both bounded by the tokenizer's maxChars: a huge question is cut before it is tokenized
+        int tokens = bundle.tokenizer().encoded(question).untruncatedLength();
         return new Query(image, key, bundle.encode(question), tokens, pixels);
     }
 

@@ -70,6 +70,9 @@ import org.slf4j.LoggerFactory;
 public final class VqaServer implements AutoCloseable {
     private static final Logger log = LoggerFactory.getLogger(VqaServer.class);
     private static final ObjectMapper JSON = new ObjectMapper();
+    /** Request bodies: one JSON value, nothing after it. */
+    private static final com.fasterxml.jackson.databind.ObjectReader STRICT_JSON =
+            JSON.reader().with(com.fasterxml.jackson.databind.DeserializationFeature.FAIL_ON_TRAILING_TOKENS);
 
     /**
      * Service settings.
@@ -89,6 +92,12 @@ public final class VqaServer implements AutoCloseable {
      */
     public record Settings(String host, int port, int maxBatch, long maxWaitMs, int maxQueue, long requestTimeoutMs,
             long maxBodyBytes, int maxK, int maxConnections, long idleTimeoutMs) {
+        public Settings {
+            if (maxK < 1 || maxK > ImageIndex.MAX_K) {
+                throw new IllegalArgumentException("max k must be from 1 to " + ImageIndex.MAX_K + ", got " + maxK);
+            }
+        }
+
         /** Default connection limit and idle timeout. */
         public static final int MAX_CONNECTIONS = 200;
         public static final long IDLE_TIMEOUT_MS = 10_000;
@@ -156,6 +165,7 @@ public final class VqaServer implements AutoCloseable {
     private final Timer embedLatency;
     private final Timer searchLatency;
     private final DistributionSummary batchSizes;
+    private final DistributionSummary embedBatchSizes;
     private final AtomicInteger inFlight = new AtomicInteger();
     private final AtomicBoolean stopping = new AtomicBoolean();
     private final CountDownLatch loaded = new CountDownLatch(1);
@@ -164,11 +174,14 @@ public final class VqaServer implements AutoCloseable {
     private volatile VqaModel model;
     private volatile ImageSearch search;
     private volatile Batcher batcher;
+    private volatile EmbedBatcher embedBatcher;
     private volatile Throwable loadError;
     private volatile ConnectionLimit connectionLimit;
     private volatile Server jetty;
     private final AtomicLong lastClientErrorLog = new AtomicLong(System.nanoTime() - CLIENT_ERROR_LOG_EVERY_NANOS);
     private final AtomicInteger clientErrorsNotLogged = new AtomicInteger();
+    private final AtomicLong lastIndexLog = new AtomicLong(System.nanoTime() - CLIENT_ERROR_LOG_EVERY_NANOS);
+    private final AtomicInteger indexErrorsNotLogged = new AtomicInteger();
     /** Client errors (a malformed body) are logged at most once per minute: any client could otherwise fill the disk. */
     private static final long CLIENT_ERROR_LOG_EVERY_NANOS = TimeUnit.MINUTES.toNanos(1);
     /** The API's routes and the one method each takes; the others get 405. */
@@ -185,9 +198,13 @@ public final class VqaServer implements AutoCloseable {
         this.answers = answers;
         this.searches = searches;
         // the page shows the tabs of the endpoints served
-        this.page = new String(resource("/dev/mm4j/serve/index.html"), StandardCharsets.UTF_8)
-                .replace("<body>", "<body data-answer=\"" + answers + "\" data-search=\"" + searches + "\">")
-                .getBytes(StandardCharsets.UTF_8);
+        String html = new String(resource("/dev/mm4j/serve/index.html"), StandardCharsets.UTF_8)
+                .replace("<body>", "<body data-answer=\"" + answers + "\" data-search=\"" + searches + "\">");
+        if (!answers) { // search only: the header says what is served
+            html = html.replace("<span id=\"model\">visual question answering</span>", "<span id=\"model\">image search</span>")
+                    .replace("<title>Multimodal4J — ask about an image</title>", "<title>Multimodal4J — image search</title>");
+        }
+        this.page = html.getBytes(StandardCharsets.UTF_8);
         this.latency = Timer.builder("mm4j.request.latency").description("POST /v1/answer latency")
                 .publishPercentileHistogram().register(registry);
         this.embedLatency = Timer.builder("mm4j.embed.latency").description("POST /v1/embed latency")
@@ -196,6 +213,11 @@ public final class VqaServer implements AutoCloseable {
                 .publishPercentileHistogram().register(registry);
         this.batchSizes = DistributionSummary.builder("mm4j.batch.size").description("requests per forward pass")
                 .serviceLevelObjectives(1, 2, 4, 8, 16, 32, 64).register(registry);
+        this.embedBatchSizes = DistributionSummary.builder("mm4j.embed.batch.size")
+                .description("texts and images per embedding batch (/v1/embed, /v1/search)")
+                .serviceLevelObjectives(1, 2, 4, 8, 16, 32, 64).register(registry);
+        Gauge.builder("mm4j.embed.queue.depth", () -> embedBatcher == null ? 0 : embedBatcher.depth())
+                .description("texts and images waiting to be embedded").register(registry);
         Gauge.builder("mm4j.queue.depth", () -> batcher == null ? 0 : batcher.depth())
                 .description("requests waiting for a forward pass").register(registry);
         Gauge.builder("mm4j.image.cache.bytes", () -> model == null ? 0 : model.imageCacheBytes())
@@ -233,6 +255,7 @@ public final class VqaServer implements AutoCloseable {
         app.post("/v1/embed", ctx -> handle(ctx, embedLatency, this::embedBody));
         app.post("/v1/search", ctx -> handle(ctx, searchLatency, this::searchBody));
         app.get("/v1/images/{sha256}", this::picture);
+        app.head("/v1/images/{sha256}", this::picture); // the headers GET would send: type and length
         API.forEach((path, allowed) -> {
             for (HandlerType t : List.of(HandlerType.GET, HandlerType.HEAD, HandlerType.POST, HandlerType.PUT,
                     HandlerType.PATCH, HandlerType.DELETE, HandlerType.OPTIONS)) {
@@ -253,9 +276,27 @@ public final class VqaServer implements AutoCloseable {
         });
         app.error(404, ctx -> {
             if (ctx.attribute(ERROR_SENT) == null) { // a route's own 404 (an image not in the index) stands
-                error(ctx, 404, "no such endpoint: " + ctx.method() + " " + ctx.path(), null);
+                HandlerType allowed = apiMethod(ctx.path());
+                if (allowed != null) { // TRACE, CONNECT, methods Javalin does not know
+                    ctx.header("Allow", allowed.name());
+                    error(ctx, 405, "method not allowed: " + ctx.req().getMethod() + " " + ctx.path() + " (use " + allowed + ")", null);
+                } else {
+                    error(ctx, 404, "no such endpoint: " + ctx.req().getMethod() + " " + ctx.path(), null);
+                }
             }
         });
+    }
+
+    /** The one method an API path takes, or null for a path outside the API. */
+    private static HandlerType apiMethod(String path) {
+        for (Map.Entry<String, HandlerType> e : API.entrySet()) {
+            String p = e.getKey();
+            if (p.endsWith("{sha256}") ? path.startsWith(p.substring(0, p.indexOf('{'))) && path.length() > p.indexOf('{')
+                    && path.indexOf('/', p.indexOf('{')) < 0 : path.equals(p)) {
+                return e.getValue();
+            }
+        }
+        return null;
     }
 
     /** Starts listening now and loads the model in the background ({@code /readyz} says when); the server owns and closes the model. */
@@ -277,7 +318,7 @@ public final class VqaServer implements AutoCloseable {
         Thread t = new Thread(() -> {
             try {
                 if (searchLoader != null) {
-                    s.search = searchLoader.call();
+                    s.searchReady(searchLoader.call());
                 }
                 if (loader != null) {
                     s.ready(loader.call());
@@ -308,7 +349,9 @@ public final class VqaServer implements AutoCloseable {
         if (model != null) {
             s.ready(model);
         }
-        s.search = search;
+        if (search != null) {
+            s.searchReady(search);
+        }
         s.loaded.countDown();
         s.listen();
         return s;
@@ -348,6 +391,19 @@ public final class VqaServer implements AutoCloseable {
         }
         log.error("{} {} failed", ctx.method(), ctx.path(), e);
         error(ctx, 500, "internal error (" + e.getClass().getSimpleName() + "); see the server log", null);
+    }
+
+    /** 503 while the index folder is gone; one log line a minute at most. */
+    private void indexUnavailable(Context ctx, ImageIndex.UnavailableException e) {
+        long now = System.nanoTime();
+        long last = lastIndexLog.get();
+        if (now - last >= CLIENT_ERROR_LOG_EVERY_NANOS && lastIndexLog.compareAndSet(last, now)) {
+            int more = indexErrorsNotLogged.getAndSet(0);
+            log.warn("{}{}", e.getMessage(), more > 0 ? " (and " + more + " more requests since the last such line)" : "");
+        } else {
+            indexErrorsNotLogged.incrementAndGet();
+        }
+        error(ctx, 503, e.getMessage(), "10");
     }
 
     /** One line for a client's malformed request, at most once a minute (with how many were not logged). */
@@ -391,6 +447,12 @@ public final class VqaServer implements AutoCloseable {
         }
     }
 
+    private void searchReady(ImageSearch se) {
+        this.embedBatcher = new EmbedBatcher(se, settings.maxBatch(), settings.maxWaitMs(), settings.maxQueue(),
+                embedBatchSizes::record);
+        this.search = se;
+    }
+
     private void ready(VqaModel m) {
         this.batcher = new Batcher(m, settings.maxBatch(), settings.maxWaitMs(), settings.maxQueue(), batchSizes::record);
         this.model = m;
@@ -420,6 +482,15 @@ public final class VqaServer implements AutoCloseable {
     }
 
     private void readyz(Context ctx) throws IOException {
+        ImageSearch se = search;
+        if (ready() && se != null && !se.available()) {
+            try {
+                se.size(); // the reason
+            } catch (ImageIndex.UnavailableException e) {
+                indexUnavailable(ctx, e);
+                return;
+            }
+        }
         if (ready()) {
             Map<String, Object> body = new LinkedHashMap<>();
             body.put("status", "ready");
@@ -453,6 +524,8 @@ public final class VqaServer implements AutoCloseable {
             error(ctx, e.status, e.getMessage(), e.retryAfter);
         } catch (InvalidInputException e) {
             error(ctx, e.kind() == InvalidInputException.Kind.NOT_AN_IMAGE ? 415 : 400, e.getMessage(), null);
+        } catch (ImageIndex.UnavailableException e) {
+            indexUnavailable(ctx, e);
         } catch (IOException | RuntimeException e) {
             failed(ctx, e);
         } finally {
@@ -490,25 +563,7 @@ public final class VqaServer implements AutoCloseable {
         int k = parseK(kText);
         VqaModel.Query q = m.prepare(image, question);
         long tPrepared = System.nanoTime();
-        CompletableFuture<VqaModel.Result> future;
-        try {
-            future = batcher.submit(q, k);
-        } catch (RejectedExecutionException e) {
-            throw new HttpError(503, draining ? "server is shutting down" : "busy: " + e.getMessage() + "; retry later", "1");
-        }
-        VqaModel.Result r;
-        long left = settings.requestTimeoutMs() - TimeUnit.NANOSECONDS.toMillis(tPrepared - t0);
-        try {
-            r = future.get(Math.max(1, left), TimeUnit.MILLISECONDS);
-        } catch (TimeoutException e) {
-            future.cancel(false);
-            throw new HttpError(504, "not answered within the request timeout of " + settings.requestTimeoutMs() + " ms");
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-            throw new HttpError(503, "interrupted", "1");
-        } catch (ExecutionException e) {
-            throw e.getCause() instanceof RuntimeException re ? re : new IllegalStateException(e.getCause());
-        }
+        VqaModel.Result r = await(queued(() -> batcher.submit(q, k)), t0);
         long tDone = System.nanoTime();
         cacheCounter(r.imageCached() ? "hit" : "miss").increment();
         Map<String, Object> out = new LinkedHashMap<>();
@@ -534,6 +589,31 @@ public final class VqaServer implements AutoCloseable {
         return out;
     }
 
+    /** Queues work on a batcher; a full queue (or a server shutting down) is 503 with Retry-After. */
+    private <T> CompletableFuture<T> queued(java.util.function.Supplier<CompletableFuture<T>> submit) {
+        try {
+            return submit.get();
+        } catch (RejectedExecutionException e) {
+            throw new HttpError(503, draining ? "server is shutting down" : "busy: " + e.getMessage() + "; retry later", "1");
+        }
+    }
+
+    /** Waits for queued work until the request's timeout (counted from {@code t0}); then 504, the work cancelled. */
+    private <T> T await(CompletableFuture<T> future, long t0) {
+        long left = settings.requestTimeoutMs() - TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - t0);
+        try {
+            return future.get(Math.max(1, left), TimeUnit.MILLISECONDS);
+        } catch (TimeoutException e) {
+            future.cancel(false);
+            throw new HttpError(504, "not answered within the request timeout of " + settings.requestTimeoutMs() + " ms");
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new HttpError(503, "interrupted", "1");
+        } catch (ExecutionException e) {
+            throw e.getCause() instanceof RuntimeException re ? re : new IllegalStateException(e.getCause());
+        }
+    }
+
     /** Whether an index is served (/v1/search, /v1/images). */
     private boolean indexed() {
         ImageSearch se = search;
@@ -551,8 +631,14 @@ public final class VqaServer implements AutoCloseable {
         Map<String, Object> out = new LinkedHashMap<>();
         out.put("model", se.name());
         out.put("dimension", se.dimension());
-        float[] image = f.image() == null ? null : se.embedImage(f.image());
-        float[] txt = text == null ? null : se.embedText(text);
+        // decoded and tokenized here, on the request's thread; only the forward passes are queued (batched)
+        float[] pixels = f.image() == null ? null : se.pixels(f.image());
+        long[] ids = text == null ? null : se.textIds(text);
+        EmbedBatcher b = embedBatcher;
+        CompletableFuture<float[]> imageF = pixels == null ? null : queued(() -> b.image(pixels));
+        CompletableFuture<float[]> textF = ids == null ? null : queued(() -> b.text(ids));
+        float[] image = imageF == null ? null : await(imageF, t0);
+        float[] txt = textF == null ? null : await(textF, t0);
         if (image != null) {
             out.put("image", image);
         }
@@ -575,7 +661,15 @@ public final class VqaServer implements AutoCloseable {
             throw new HttpError(400, "body: give 'text' or 'image' (" + f.imageField() + "), one of them");
         }
         int k = parseK(f.values().get("k"));
-        float[] query = text != null ? se.embedText(text) : se.embedImage(f.image());
+        float[] query;
+        EmbedBatcher b = embedBatcher;
+        if (text != null) {
+            long[] ids = se.textIds(text);
+            query = await(queued(() -> b.text(ids)), t0);
+        } else {
+            float[] pixels = se.pixels(f.image());
+            query = await(queued(() -> b.image(pixels)), t0);
+        }
         long tEmbedded = System.nanoTime();
         List<Map<String, Object>> hits = new ArrayList<>();
         for (ImageIndex.Hit h : se.search(query, k)) {
@@ -628,15 +722,24 @@ public final class VqaServer implements AutoCloseable {
                             + ImageSearch.MAX_THUMBNAIL + ", got '" + sizeText + "'");
                 }
             }
-            ImageSearch.Picture p = search.picture(ctx.pathParam("sha256"), size);
+            ImageSearch.Picture p = search.picture(ctx.pathParam("sha256"), size, settings.maxBodyBytes());
             // content-addressed: the same URL always means the same bytes
             ctx.header("Cache-Control", "public, max-age=31536000, immutable");
             ctx.header("X-Content-Type-Options", "nosniff");
-            ctx.status(200).contentType(p.contentType()).result(p.bytes());
+            ctx.status(200).contentType(p.contentType());
+            if (ctx.method() == HandlerType.HEAD) {
+                ctx.header("Content-Length", Integer.toString(p.bytes().length));
+            } else {
+                ctx.result(p.bytes());
+            }
         } catch (HttpError e) {
             error(ctx, e.status, e.getMessage(), e.retryAfter);
         } catch (NoSuchElementException e) {
             error(ctx, 404, e.getMessage(), null);
+        } catch (ImageSearch.TooLargeException e) {
+            error(ctx, 413, e.getMessage(), null);
+        } catch (ImageIndex.UnavailableException e) {
+            indexUnavailable(ctx, e);
         }
     }
 
@@ -693,7 +796,7 @@ public final class VqaServer implements AutoCloseable {
         }
         JsonNode n;
         try {
-            n = JSON.readTree(raw);
+            n = STRICT_JSON.readTree(raw);
         } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
             throw new HttpError(400, "body: not valid JSON (" + e.getOriginalMessage() + ")");
         } catch (IOException e) {
@@ -703,7 +806,15 @@ public final class VqaServer implements AutoCloseable {
             throw new HttpError(400, "body: expected a JSON object " + shape);
         }
         for (String name : names) {
-            values.put(name, n.hasNonNull(name) ? n.get(name).asText() : null);
+            JsonNode v = n.get(name);
+            if (v == null || v.isNull()) {
+                values.put(name, null);
+            } else if (name.equals("k") ? !v.isIntegralNumber() : !v.isTextual()) {
+                throw new HttpError(400, name + ": must be " + (name.equals("k") ? "an integer" : "a string") + ", got "
+                        + v.getNodeType().toString().toLowerCase(Locale.ROOT) + " " + abbreviate(v.toString()));
+            } else {
+                values.put(name, v.asText());
+            }
         }
         JsonNode img = n.get("image");
         if (img == null || img.isNull()) {
@@ -721,6 +832,10 @@ public final class VqaServer implements AutoCloseable {
         } catch (IllegalArgumentException e) {
             throw new HttpError(400, "image: not valid base64 (" + e.getMessage() + ")");
         }
+    }
+
+    private static String abbreviate(String s) {
+        return s.length() <= 40 ? s : s.substring(0, 40) + "...";
     }
 
     private static HttpError multipartError(Exception e) {
@@ -826,6 +941,9 @@ public final class VqaServer implements AutoCloseable {
         }
         if (batcher != null) {
             batcher.close();
+        }
+        if (embedBatcher != null) {
+            embedBatcher.close();
         }
         app.stop();
         if (ownsModel && model != null) {
