@@ -301,6 +301,26 @@ public final class ImageIndex implements AutoCloseable {
         }
     }
 
+    /** What opening an index costs: the latest commit opened without verification, then {@link #verify}, in ms. */
+    public record OpenCost(double openMs, double verifyMs) {}
+
+    /**
+     * Times opening the latest commit of {@code dir} ({@code DirectoryReader.open}, which checks headers and footers
+     * only) and verifying it ({@link #verify}: every byte through CRC32); the files are read from the page cache when
+     * they were just written or read.
+     */
+    public static OpenCost openCost(Path dir) throws IOException {
+        try (Directory d = FSDirectory.open(dir)) {
+            long t0 = System.nanoTime();
+            try (DirectoryReader r = openChecked(dir, d)) {
+                long t1 = System.nanoTime();
+                verify(dir, r);
+                long t2 = System.nanoTime();
+                return new OpenCost((t1 - t0) / 1e6, (t2 - t1) / 1e6);
+            }
+        }
+    }
+
     /** The one-line error for a damaged index: the file (from Lucene's resource description) and what is wrong. */
     private static IOException corrupt(Path dir, IOException e) {
         String what = e instanceof org.apache.lucene.index.CorruptIndexException c ? c.getOriginalMessage() : e.getMessage();
@@ -610,9 +630,40 @@ public final class ImageIndex implements AutoCloseable {
             return search(query, k, DEFAULT_CANDIDATES);
         }
 
-        /** The best {@code k} of the {@code max(k, candidates)} nearest images that the HNSW graph search finds, best first. */
+        /**
+         * The best {@code k} of the {@code max(k, candidates)} nearest images that the HNSW graph search finds, best
+         * first. The candidates are ranked by their exact cosine from the stored float32 vectors ({@link #rescored}):
+         * the same ranking as the graph's for a float32 index; for an int8 one, whose graph scores are approximate,
+         * more candidates then find more of the exact top k.
+         */
         public List<Hit> search(float[] query, int k, int candidates) throws IOException {
-            return hits(searcher.search(new KnnFloatVectorQuery(VECTOR, query, Math.max(k, candidates)), k).scoreDocs);
+            int n = Math.max(k, candidates);
+            return hits(rescored(query, searcher.search(new KnnFloatVectorQuery(VECTOR, query, n), n).scoreDocs, k));
+        }
+
+        /** The best {@code k} of {@code docs} by the cosine of their stored float32 vectors to {@code query}. */
+        private ScoreDoc[] rescored(float[] query, ScoreDoc[] docs, int k) throws IOException {
+            ScoreDoc[] byDoc = docs.clone();
+            java.util.Arrays.sort(byDoc, java.util.Comparator.comparingInt(d -> d.doc));
+            List<org.apache.lucene.index.LeafReaderContext> leaves = reader.leaves();
+            org.apache.lucene.index.FloatVectorValues values = null;
+            int leaf = -1;
+            List<ScoreDoc> out = new ArrayList<>(byDoc.length);
+            for (ScoreDoc sd : byDoc) {
+                int l = org.apache.lucene.index.ReaderUtil.subIndex(sd.doc, leaves);
+                if (l != leaf) {
+                    leaf = l;
+                    values = leaves.get(l).reader().getFloatVectorValues(VECTOR);
+                }
+                int target = sd.doc - leaves.get(l).docBase;
+                int at = values.docID() < target ? values.advance(target) : values.docID();
+                if (at != target) {
+                    throw new IllegalStateException("document " + sd.doc + " has no " + VECTOR);
+                }
+                out.add(new ScoreDoc(sd.doc, VectorSimilarityFunction.COSINE.compare(query, values.vectorValue())));
+            }
+            out.sort((a, b) -> a.score != b.score ? Float.compare(b.score, a.score) : Integer.compare(a.doc, b.doc));
+            return out.subList(0, Math.min(k, out.size())).toArray(new ScoreDoc[0]);
         }
 
         /** The {@code k} nearest images by cosine over every stored vector (exact, linear in the index size), best first. */
