@@ -38,20 +38,23 @@ public final class SearchBench {
      * a synth folder whose {@code split} is embedded (null: {@code images} demo-look signs are generated); {@code sizes}:
      * the index sizes of the scale part, each built as a random set (unit vectors of the model's dimension) and a
      * clustered set ({@code clusteredDimension}), once per {@code quantizations} entry, with {@code hnswM} and
-     * {@code beamWidth}; {@code queries} timed per index; {@code k} hits per query; {@code candidates}: the HNSW
+     * {@code beamWidth} ({@code sets}: which of the two); {@code queries} timed per index; {@code k} hits per query; {@code candidates}: the HNSW
      * searches' candidate counts.
      */
     public record Options(Path model, Path data, String split, int images, List<Integer> sizes, int queries, int k,
             int threads, long seed, List<Integer> candidates, List<ImageIndex.Quantization> quantizations,
-            int clusteredDimension, int hnswM, int beamWidth) {
+            int clusteredDimension, int hnswM, int beamWidth, List<String> sets) {
         /** The defaults of everything after {@code seed}: candidates 100 and 400, float32 and int8, 768-d clusters, M 16, beam 100. */
         public Options(Path model, Path data, String split, int images, List<Integer> sizes, int queries, int k, int threads,
                 long seed) {
             this(model, data, split, images, sizes, queries, k, threads, seed, List.of(100, 400),
                     List.of(ImageIndex.Quantization.NONE, ImageIndex.Quantization.INT8), 768,
-                    ImageIndex.Settings.DEFAULT.hnswM(), ImageIndex.Settings.DEFAULT.beamWidth());
+                    ImageIndex.Settings.DEFAULT.hnswM(), ImageIndex.Settings.DEFAULT.beamWidth(), SETS);
         }
     }
+
+    /** The vector sets of the scale part. */
+    public static final List<String> SETS = List.of("random", "clustered");
 
     /**
      * The scale part's figures for one index: the set ({@code random}, {@code clustered}), its size and dimension, the
@@ -84,7 +87,7 @@ public final class SearchBench {
             embedded(embedder, pairs, tmp.resolve("captioned"));
             List<Scale> rows = new ArrayList<>();
             for (int n : o.sizes()) {
-                for (String set : List.of("random", "clustered")) {
+                for (String set : o.sets()) {
                     int d = set.equals("random") ? embedder.dimension() : o.clusteredDimension();
                     Random random = new Random(o.seed() + n + (set.equals("random") ? 0 : 7919));
                     VectorSet vs = set.equals("random") ? VectorSet.random(random, n, o.queries(), d)

@@ -50,6 +50,10 @@ public final class BenchSearchCommand implements Callable<Integer> {
             + "part (default: ${DEFAULT-VALUE})")
     List<String> quantization = List.of("none", "int8");
 
+    @Option(names = "--sets", split = ",", paramLabel = "random|clustered", description = "vector sets of the scale part "
+            + "(default: ${DEFAULT-VALUE})")
+    List<String> sets = SearchBench.SETS;
+
     @Option(names = "--clustered-dimension", paramLabel = "D", description = "dimension of the clustered set (default: ${DEFAULT-VALUE})")
     int clusteredDimension = 768;
 
@@ -68,13 +72,13 @@ public final class BenchSearchCommand implements Callable<Integer> {
     @Override
     public Integer call() throws Exception {
         if (k < 1 || queries < 1 || images < 2 || clusteredDimension < 1 || sizes.stream().anyMatch(n -> n < 1)
-                || candidates.stream().anyMatch(n -> n < 1)) {
-            throw new IllegalArgumentException("-k, --queries, --sizes, --candidates, --clustered-dimension must be positive "
-                    + "and --images at least 2");
+                || candidates.stream().anyMatch(n -> n < 1) || !SearchBench.SETS.containsAll(sets)) {
+            throw new IllegalArgumentException("-k, --queries, --sizes, --candidates, --clustered-dimension must be positive, "
+                    + "--images at least 2 and --sets among " + SearchBench.SETS);
         }
         new ImageIndex.Settings(hnswM, beamWidth, ImageIndex.Quantization.NONE); // checks the ranges
         new SearchBench(new SearchBench.Options(model, data, split, images, sizes, queries, k, threads, seed, candidates,
-                quantization.stream().map(ImageIndex.Quantization::parse).toList(), clusteredDimension, hnswM, beamWidth),
+                quantization.stream().map(ImageIndex.Quantization::parse).toList(), clusteredDimension, hnswM, beamWidth, sets),
                 System.out).run();
         return 0;
     }

@@ -15,8 +15,6 @@ import java.util.Locale;
 import java.util.Map;
 import java.util.Optional;
 import java.util.stream.Stream;
-import org.slf4j.Logger;
-import org.slf4j.LoggerFactory;
 import org.apache.lucene.document.Document;
 import org.apache.lucene.document.Field;
 import org.apache.lucene.document.KnnFloatVectorField;
@@ -34,6 +32,8 @@ import org.apache.lucene.search.TermQuery;
 import org.apache.lucene.search.TopDocs;
 import org.apache.lucene.store.Directory;
 import org.apache.lucene.store.FSDirectory;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * A plain Lucene index of image embeddings (HNSW, cosine), one document per image:
@@ -607,6 +607,27 @@ public final class ImageIndex implements AutoCloseable {
     public List<Hit> search(float[] query, int k) throws IOException {
         try (Searcher s = searcher()) {
             return s.search(query, k);
+        }
+    }
+
+    /** The most candidates one HNSW search may collect (a bound for requests from outside: {@code /v1/search}). */
+    public static final int MAX_CANDIDATES = 10_000;
+
+    /**
+     * The {@code k} nearest images to an L2-normalised query vector, best first: by the HNSW graph collecting
+     * {@code candidates} ({@link Searcher#search(float[], int, int)}), or {@code exact}ly over every vector
+     * ({@link Searcher#exact}; {@code candidates} is then unused). What {@code /v1/search}'s {@code candidates} and
+     * {@code exact} map to; a value out of range is an {@link IllegalArgumentException} naming it.
+     */
+    public List<Hit> search(float[] query, int k, int candidates, boolean exact) throws IOException {
+        if (k < 1) {
+            throw new IllegalArgumentException("k: must be at least 1, got " + k);
+        }
+        if (candidates < 1 || candidates > MAX_CANDIDATES) {
+            throw new IllegalArgumentException("candidates: must be from 1 to " + MAX_CANDIDATES + ", got " + candidates);
+        }
+        try (Searcher s = searcher()) {
+            return exact ? s.exact(query, k) : s.search(query, k, candidates);
         }
     }
 

@@ -379,6 +379,8 @@ class ImageIndexTest {
                 assertEquals(k, few.size());
                 assertEquals(k, many.size());
                 assertEquals(many, idx.search(q, k), "search(q, k) collects the default candidates");
+                assertEquals(few, idx.search(q, k, k, false), "the server's entry point: HNSW");
+                assertEquals(exact, idx.search(q, k, 1, true), "the server's entry point: exact");
                 found10 += few.stream().filter(h -> truth.contains(h.path())).count() / (double) k;
                 found100 += many.stream().filter(h -> truth.contains(h.path())).count() / (double) k;
             }
@@ -389,5 +391,11 @@ class ImageIndexTest {
         assertTrue(found100 > 0.9, "recall@10 with 100 candidates " + found100);
         assertTrue(found100 > found10, found100 + " vs " + found10);
         assertThrows(IllegalArgumentException.class, () -> ImageIndex.create(tmp.resolve("none"), List.of(), "x"));
+        try (ImageIndex idx = ImageIndex.open(dir)) {
+            var e = assertThrows(IllegalArgumentException.class, () -> idx.search(queries[0], 5, 0, false));
+            assertEquals("candidates: must be from 1 to 10000, got 0", e.getMessage());
+            assertThrows(IllegalArgumentException.class, () -> idx.search(queries[0], 5, 10_001, false));
+            assertThrows(IllegalArgumentException.class, () -> idx.search(queries[0], 0, 100, true));
+        }
     }
 }
