@@ -193,6 +193,12 @@ class IndexCommandTest {
             assertTrue(first.startsWith("error: corrupt index " + index + ": _0.cfs: checksum failed"), bad.err());
             assertEquals("", bad.out(), "no hits from a corrupt index");
         }
+        // serve --index: the server does not become ready on it
+        Run serve = org.junit.jupiter.api.Assertions.assertTimeoutPreemptively(java.time.Duration.ofSeconds(120),
+                () -> run("serve", "--index", index.toString(), "--host", "127.0.0.1", "--port", "0"));
+        assertEquals(1, serve.rc(), serve.out() + serve.err());
+        assertTrue(serve.err().contains("error: corrupt index " + index + ": _0.cfs: checksum failed"), serve.err());
+        assertFalse(serve.err().contains("ready:"), serve.err());
     }
 
     @Test

@@ -83,7 +83,7 @@ public final class ImageIndex implements AutoCloseable {
         }
     }
 
-    /** A file that was not indexed: its path, the kind of problem (as training counts them) and the message. */
+    /** A file that was not indexed: its path, the kind of problem (as training counts them), the message (naming it). */
     public record Skipped(String path, String reason, String message) {}
 
     public static final String HNSW_M = "mm4j.hnsw_m";
@@ -413,6 +413,9 @@ public final class ImageIndex implements AutoCloseable {
         }
     }
 
+    /** The largest image file {@code index} reads (1 GiB); a bigger one is skipped unread. */
+    static final long MAX_FILE_BYTES = 1L << 30;
+
     /** Images added between commits by default ({@code index --commit-every}): what a {@code kill -9} can lose at most. */
     public static final int DEFAULT_COMMIT_EVERY = 256;
 
@@ -449,12 +452,18 @@ public final class ImageIndex implements AutoCloseable {
                 String name = s.image().toString();
                 byte[] b;
                 try {
+                    long size = Files.size(s.image());
+                    if (size > MAX_FILE_BYTES) {
+                        skip(name, "image unreadable", name + ": a file of " + size + " bytes, over the " + MAX_FILE_BYTES
+                                + " an image may have");
+                        continue;
+                    }
                     b = Files.readAllBytes(s.image());
                 } catch (java.nio.file.NoSuchFileException e) {
-                    skip(name, "image file missing", "no such file");
+                    skip(name, "image file missing", name + ": no such file");
                     continue;
-                } catch (IOException | RuntimeException | OutOfMemoryError e) {
-                    skip(name, "image unreadable", "cannot read it: " + e);
+                } catch (IOException | RuntimeException e) {
+                    skip(name, "image unreadable", name + ": cannot read it: " + e);
                     continue;
                 }
                 String hash = sha256(b);
@@ -496,8 +505,9 @@ public final class ImageIndex implements AutoCloseable {
         }
 
         private void skip(String path, String reason, String message) {
-            LOG.warn("skipping {}: {}", path, message);
-            skipped.add(new Skipped(path, reason, message));
+            String m = message != null && message.startsWith(path) ? message : path + ": " + message;
+            LOG.warn("skipping {}", m);
+            skipped.add(new Skipped(path, reason, m));
         }
 
         private String reasons() {
