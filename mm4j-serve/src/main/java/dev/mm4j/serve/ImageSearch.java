@@ -197,6 +197,12 @@ public final class ImageSearch implements AutoCloseable {
         return index.search(query, k);
     }
 
+    /** {@link ImageIndex#search(float[], int, int, boolean)}: HNSW with {@code candidates}, or {@code exact}. */
+    public List<ImageIndex.Hit> search(float[] query, int k, int candidates, boolean exact) throws IOException {
+        requireIndex();
+        return index.search(query, k, candidates, exact);
+    }
+
     /** {@link #picture(String, int, long)} with files read up to {@link #DEFAULT_MAX_IMAGE_BYTES}. */
     public Picture picture(String sha256, int size) throws IOException {
         return picture(sha256, size, DEFAULT_MAX_IMAGE_BYTES);

@@ -655,12 +655,15 @@ public final class VqaServer implements AutoCloseable {
     private Map<String, Object> searchBody(Context ctx, long t0) throws IOException {
         checkServing(indexed(), "--index DIR");
         ImageSearch se = search;
-        Fields f = fields(ctx, "{\"text\": ..., \"k\": ...} or {\"image\": base64, \"k\": ...}", "text", "k");
+        Fields f = fields(ctx, "{\"text\": ..., \"k\": ..., \"candidates\": ..., \"exact\": ...} or {\"image\": base64, "
+                + "\"k\": ...}", "text", "k", "candidates", "exact");
         String text = f.values().get("text");
         if ((f.image() == null) == (text == null)) {
             throw new HttpError(400, "body: give 'text' or 'image' (" + f.imageField() + "), one of them");
         }
         int k = parseK(f.values().get("k"));
+        int candidates = parseCandidates(f.values().get("candidates"));
+        boolean exact = parseBoolean("exact", f.values().get("exact"));
         float[] query;
         EmbedBatcher b = embedBatcher;
         if (text != null) {
@@ -672,7 +675,7 @@ public final class VqaServer implements AutoCloseable {
         }
         long tEmbedded = System.nanoTime();
         List<Map<String, Object>> hits = new ArrayList<>();
-        for (ImageIndex.Hit h : se.search(query, k)) {
+        for (ImageIndex.Hit h : se.search(query, k, candidates, exact)) {
             Map<String, Object> e = new LinkedHashMap<>();
             e.put("score", h.score());
             e.put("path", h.path());
@@ -809,8 +812,10 @@ public final class VqaServer implements AutoCloseable {
             JsonNode v = n.get(name);
             if (v == null || v.isNull()) {
                 values.put(name, null);
-            } else if (name.equals("k") ? !v.isIntegralNumber() : !v.isTextual()) {
-                throw new HttpError(400, name + ": must be " + (name.equals("k") ? "an integer" : "a string") + ", got "
+            } else if (INTEGER_FIELDS.contains(name) ? !v.isIntegralNumber()
+                    : BOOLEAN_FIELDS.contains(name) ? !v.isBoolean() : !v.isTextual()) {
+                throw new HttpError(400, name + ": must be " + (INTEGER_FIELDS.contains(name) ? "an integer"
+                        : BOOLEAN_FIELDS.contains(name) ? "true or false" : "a string") + ", got "
                         + v.getNodeType().toString().toLowerCase(Locale.ROOT) + " " + abbreviate(v.toString()));
             } else {
                 values.put(name, v.asText());
@@ -850,6 +855,37 @@ public final class VqaServer implements AutoCloseable {
             }
         }
         return new HttpError(400, "body: not valid multipart/form-data (" + msg + ")");
+    }
+
+    /** JSON fields whose value is an integer, or true/false; every other field is a string. */
+    private static final java.util.Set<String> INTEGER_FIELDS = java.util.Set.of("k", "candidates");
+    private static final java.util.Set<String> BOOLEAN_FIELDS = java.util.Set.of("exact");
+
+    /** {@code candidates} of /v1/search: the HNSW search's breadth, default {@link ImageIndex#DEFAULT_CANDIDATES}. */
+    private static int parseCandidates(String s) {
+        if (s == null || s.isBlank()) {
+            return ImageIndex.DEFAULT_CANDIDATES;
+        }
+        try {
+            int c = Integer.parseInt(s.trim());
+            if (c >= 1 && c <= ImageIndex.MAX_K) {
+                return c;
+            }
+        } catch (NumberFormatException e) {
+            // below
+        }
+        throw new HttpError(400, "candidates: must be an integer from 1 to " + ImageIndex.MAX_K + ", got '" + s + "'");
+    }
+
+    private static boolean parseBoolean(String name, String s) {
+        if (s == null || s.isBlank()) {
+            return false;
+        }
+        return switch (s.trim()) {
+            case "true" -> true;
+            case "false" -> false;
+            default -> throw new HttpError(400, name + ": must be true or false, got '" + s + "'");
+        };
     }
 
     private int parseK(String s) {

@@ -168,6 +168,36 @@ class VqaServerSearchTest {
     }
 
     @Test
+    void searchTakesCandidatesAndExactAsTheIndexDoes() throws Exception {
+        String text = "OPEN104";
+        float[] q = reference.texts(List.of(text))[0];
+        List<ImageIndex.Hit> exact = referenceIndex.search(q, IMAGES, 1, true);
+        List<ImageIndex.Hit> narrow = referenceIndex.search(q, 2, 2, false);
+        Reply byExact = json(server.uri(), "v1/search", "text", text, "k", IMAGES, "exact", true);
+        Reply byNarrow = json(server.uri(), "v1/search", "text", text, "k", 2, "candidates", 2);
+        assertEquals(200, byExact.status(), byExact.body().toString());
+        assertEquals(200, byNarrow.status(), byNarrow.body().toString());
+        assertEquals(IMAGES, byExact.body().get("hits").size());
+        for (int i = 0; i < IMAGES; i++) {
+            assertEquals(exact.get(i).path(), byExact.body().get("hits").get(i).get("path").asText());
+            assertEquals(exact.get(i).score(), byExact.body().get("hits").get(i).get("score").asDouble(), 1e-6);
+        }
+        for (int i = 0; i < 2; i++) {
+            assertEquals(narrow.get(i).path(), byNarrow.body().get("hits").get(i).get("path").asText());
+        }
+        // multipart: the same fields as text
+        Reply form = multipart(server.uri(), "v1/search", null, "text", text, "k", "3", "exact", "true");
+        assertEquals(200, form.status(), form.body().toString());
+        assertEquals(exact.get(0).path(), form.body().get("hits").get(0).get("path").asText());
+        URI u = server.uri();
+        assertError(400, json(u, "v1/search", "text", text, "candidates", 0), "candidates: must be");
+        assertError(400, json(u, "v1/search", "text", text, "candidates", ImageIndex.MAX_K + 1), "candidates: must be");
+        assertError(400, json(u, "v1/search", "text", text, "candidates", "many"), "candidates: must be an integer");
+        assertError(400, json(u, "v1/search", "text", text, "exact", "yes"), "exact: must be true or false");
+        assertError(400, multipart(u, "v1/search", null, "text", text, "exact", "maybe"), "exact: must be true or false");
+    }
+
+    @Test
     void badInputGetsJsonErrors() throws Exception {
         URI u = server.uri();
         byte[] img = TinyBundle.png(21, 64, 64);
