@@ -11,7 +11,7 @@ import dev.mm4j.data.Padding;
 import dev.mm4j.flava.FlavaConfig;
 import dev.mm4j.flava.FlavaForClassification;
 import dev.mm4j.nn.Precision;
-import dev.mm4j.serve.VqaModel;
+import dev.mm4j.inference.VqaModel;
 import dev.mm4j.serve.VqaServer;
 import dev.mm4j.util.FileTrees;
 import java.awt.Color;

@@ -3,7 +3,7 @@ package dev.mm4j.cli;
 import dev.mm4j.checkpoint.ModelBundle;
 import dev.mm4j.flava.FlavaConfig;
 import dev.mm4j.serve.ImageSearch;
-import dev.mm4j.serve.VqaModel;
+import dev.mm4j.inference.VqaModel;
 import dev.mm4j.serve.VqaServer;
 import java.nio.file.Path;
 import java.util.Objects;

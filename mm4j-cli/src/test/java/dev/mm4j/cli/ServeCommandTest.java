@@ -6,7 +6,7 @@ import ai.djl.Device;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.mm4j.data.Padding;
-import dev.mm4j.search.Embedder;
+import dev.mm4j.inference.Embedder;
 import dev.mm4j.search.ImageIndex;
 import dev.mm4j.serve.TinyBundle;
 import java.io.BufferedReader;

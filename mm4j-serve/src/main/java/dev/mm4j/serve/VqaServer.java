@@ -1,8 +1,11 @@
 package dev.mm4j.serve;
 
+import dev.mm4j.inference.Answer;
+import dev.mm4j.inference.InvalidInputException;
+import dev.mm4j.inference.VqaModel;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
-import dev.mm4j.search.Embedder;
+import dev.mm4j.inference.Embedder;
 import dev.mm4j.search.ImageIndex;
 import io.javalin.Javalin;
 import io.javalin.config.SizeUnit;

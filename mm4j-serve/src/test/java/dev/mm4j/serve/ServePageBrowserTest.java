@@ -2,9 +2,11 @@ package dev.mm4j.serve;
 
 import static org.junit.jupiter.api.Assertions.*;
 
+import dev.mm4j.inference.Answer;
+import dev.mm4j.inference.VqaModel;
 import ai.djl.Device;
 import dev.mm4j.data.Padding;
-import dev.mm4j.search.Embedder;
+import dev.mm4j.inference.Embedder;
 import dev.mm4j.search.ImageIndex;
 import java.nio.file.Files;
 import java.nio.file.Path;

@@ -12,7 +12,7 @@ import java.awt.Color;
 import java.awt.Font;
 import java.awt.Graphics2D;
 import java.awt.image.BufferedImage;
-import dev.mm4j.search.Embedder;
+import dev.mm4j.inference.Embedder;
 import dev.mm4j.search.ImageIndex;
 import java.io.ByteArrayOutputStream;
 import java.nio.file.Files;

@@ -7,7 +7,7 @@ import static org.junit.jupiter.api.Assertions.*;
 import ai.djl.Device;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.mm4j.data.Padding;
-import dev.mm4j.search.Embedder;
+import dev.mm4j.inference.Embedder;
 import dev.mm4j.serve.VqaServerTest.Reply;
 import java.net.URI;
 import java.nio.charset.StandardCharsets;

@@ -5,11 +5,12 @@ import static dev.mm4j.serve.VqaServerTest.multipart;
 import static dev.mm4j.serve.VqaServerTest.post;
 import static org.junit.jupiter.api.Assertions.*;
 
+import dev.mm4j.inference.VqaModel;
 import ai.djl.Device;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.mm4j.data.Padding;
-import dev.mm4j.search.Embedder;
+import dev.mm4j.inference.Embedder;
 import dev.mm4j.search.ImageIndex;
 import dev.mm4j.serve.VqaServerTest.Reply;
 import java.awt.image.BufferedImage;
