@@ -70,7 +70,7 @@ class ServePageBrowserTest {
         Path image = tmp.resolve("sign.png");
         Files.write(image, TinyBundle.png(5, 320, 200));
         try (VqaModel model = VqaModel.load(bundle, Device.cpu());
-                VqaServer server = VqaServer.start(model, VqaServer.Settings.defaults().withPort(0))) {
+                ModelServer server = ModelServer.start(model, ModelServer.Settings.defaults().withPort(0))) {
             List<Answer> want = model.answer(Files.readAllBytes(image), "what does the sign say?", 5);
             ChromeDriver browser = browser();
             try {
@@ -107,7 +107,7 @@ class ServePageBrowserTest {
                 ImageSearch search = ImageSearch.open(index, null, null, Device.cpu(), 1_000_000);
                 Embedder embedder = Embedder.open(bundle, null, Device.cpu());
                 ImageIndex reference = ImageIndex.open(index);
-                VqaServer server = VqaServer.start(model, search, VqaServer.Settings.defaults().withPort(0))) {
+                ModelServer server = ModelServer.start(model, search, ModelServer.Settings.defaults().withPort(0))) {
             List<ImageIndex.Hit> want = reference.search(embedder.texts(List.of(query))[0], 12);
             ChromeDriver browser = browser();
             try {
