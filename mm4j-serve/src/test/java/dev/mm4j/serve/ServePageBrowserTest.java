@@ -2,6 +2,7 @@ package dev.mm4j.serve;
 
 import static org.junit.jupiter.api.Assertions.*;
 
+import dev.mm4j.inference.TinyBundle;
 import dev.mm4j.inference.Answer;
 import dev.mm4j.inference.VqaModel;
 import ai.djl.Device;
@@ -101,7 +102,7 @@ class ServePageBrowserTest {
     @Test
     void searchTabShowsTheHitsAsThumbnails() throws Exception {
         Path bundle = TinyBundle.write(tmp.resolve("model"), Padding.DYNAMIC);
-        Path index = TinyBundle.index(tmp, bundle, 14);
+        Path index = TinyIndex.build(tmp, bundle, 14);
         String query = "a sign that says STOP104";
         try (VqaModel model = VqaModel.load(bundle, Device.cpu());
                 ImageSearch search = ImageSearch.open(index, null, null, Device.cpu(), 1_000_000);

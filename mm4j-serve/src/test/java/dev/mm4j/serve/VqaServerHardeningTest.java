@@ -2,6 +2,7 @@ package dev.mm4j.serve;
 
 import static org.junit.jupiter.api.Assertions.*;
 
+import dev.mm4j.inference.TinyBundle;
 import dev.mm4j.inference.VqaModel;
 import ai.djl.Device;
 import com.fasterxml.jackson.databind.JsonNode;

@@ -4,6 +4,7 @@ import static dev.mm4j.serve.VqaServerTest.assertError;
 import static dev.mm4j.serve.VqaServerTest.post;
 import static org.junit.jupiter.api.Assertions.*;
 
+import dev.mm4j.inference.TinyBundle;
 import ai.djl.Device;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.mm4j.data.Padding;
@@ -40,7 +41,7 @@ class VqaServerSearchHardeningTest {
     @BeforeAll
     static void start() throws Exception {
         bundle = TinyBundle.write(tmp.resolve("model"), Padding.DYNAMIC);
-        index = TinyBundle.index(tmp, bundle, 4);
+        index = TinyIndex.build(tmp, bundle, 4);
         reference = Embedder.open(bundle, null, Device.cpu());
         search = ImageSearch.open(index, null, null, Device.cpu(), 1_000_000);
     }
@@ -163,7 +164,7 @@ class VqaServerSearchHardeningTest {
     @Test
     void aGoneIndexFolderIs503UntilItIsBack() throws Exception {
         Path dir = Files.createDirectories(tmp.resolve("going"));
-        Path idx = TinyBundle.index(dir, bundle, 2);
+        Path idx = TinyIndex.build(dir, bundle, 2);
         Path away = dir.resolve("index.away");
         try (ImageSearch s = ImageSearch.open(idx, bundle, null, Device.cpu(), 1_000_000);
                 ModelServer srv = ModelServer.start(null, s, ModelServer.Settings.defaults().withPort(0))) {
@@ -196,7 +197,7 @@ class VqaServerSearchHardeningTest {
     @Test
     void indexedImagesAreReadUpToTheBodyLimitAndThumbnailsAreCached() throws Exception {
         Path dir = Files.createDirectories(tmp.resolve("bounded"));
-        Path idx = TinyBundle.index(dir, bundle, 3);
+        Path idx = TinyIndex.build(dir, bundle, 3);
         Path[] files = {dir.resolve("images/img100.png"), dir.resolve("images/img101.png"), dir.resolve("images/img102.png")};
         String[] sha = new String[3];
         for (int i = 0; i < 3; i++) {

@@ -5,6 +5,7 @@ import static dev.mm4j.serve.VqaServerTest.multipart;
 import static dev.mm4j.serve.VqaServerTest.post;
 import static org.junit.jupiter.api.Assertions.*;
 
+import dev.mm4j.inference.TinyBundle;
 import dev.mm4j.inference.VqaModel;
 import ai.djl.Device;
 import com.fasterxml.jackson.databind.JsonNode;
@@ -52,7 +53,7 @@ class VqaServerSearchTest {
     @BeforeAll
     static void start() throws Exception {
         bundle = TinyBundle.write(tmp.resolve("model"), Padding.DYNAMIC);
-        index = TinyBundle.index(tmp, bundle, IMAGES);
+        index = TinyIndex.build(tmp, bundle, IMAGES);
         reference = Embedder.open(bundle, null, Device.cpu()); // a classification bundle's encoders embed
         referenceIndex = ImageIndex.open(index);
         model = VqaModel.load(bundle, Device.cpu());
@@ -207,7 +208,7 @@ class VqaServerSearchTest {
     @Test
     void anIndexedFileThatChangedIsNotServed() throws Exception {
         Path dir = Files.createDirectories(tmp.resolve("changing"));
-        Path idx = TinyBundle.index(dir, bundle, 2);
+        Path idx = TinyIndex.build(dir, bundle, 2);
         try (ImageSearch s = ImageSearch.open(idx, bundle, null, Device.cpu(), 1_000_000);
                 ModelServer srv = ModelServer.start(null, s, ModelServer.Settings.defaults().withPort(0))) {
             Path file = dir.resolve("images/img100.png");

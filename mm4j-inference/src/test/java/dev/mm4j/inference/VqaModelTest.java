@@ -1,10 +1,7 @@
-package dev.mm4j.serve;
+package dev.mm4j.inference;
 
 import static org.junit.jupiter.api.Assertions.*;
 
-import dev.mm4j.inference.Answer;
-import dev.mm4j.inference.InvalidInputException;
-import dev.mm4j.inference.VqaModel;
 import ai.djl.Device;
 import dev.mm4j.data.Padding;
 import dev.mm4j.nn.Precision;
