@@ -5,7 +5,7 @@ import dev.mm4j.data.CaptionPairs;
 import dev.mm4j.data.SyntheticTextVqa;
 import dev.mm4j.flava.FlavaConfig;
 import dev.mm4j.report.TextTable;
-import dev.mm4j.search.Embedder;
+import dev.mm4j.inference.Embedder;
 import dev.mm4j.search.ImageIndex;
 import dev.mm4j.search.RetrievalRecall;
 import dev.mm4j.train.FinetuneSettings;

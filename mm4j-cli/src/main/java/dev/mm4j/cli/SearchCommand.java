@@ -1,6 +1,6 @@
 package dev.mm4j.cli;
 
-import dev.mm4j.search.Embedder;
+import dev.mm4j.inference.Embedder;
 import dev.mm4j.search.ImageIndex;
 import dev.mm4j.util.FileTrees;
 import java.nio.file.Files;

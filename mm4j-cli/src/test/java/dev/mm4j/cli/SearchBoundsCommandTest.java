@@ -2,12 +2,13 @@ package dev.mm4j.cli;
 
 import static org.junit.jupiter.api.Assertions.*;
 
+import dev.mm4j.serve.TinyIndex;
 import ai.djl.Device;
 import ai.djl.ndarray.NDManager;
 import dev.mm4j.checkpoint.ModelBundle;
 import dev.mm4j.data.Padding;
 import dev.mm4j.flava.FlavaForRetrieval;
-import dev.mm4j.serve.TinyBundle;
+import dev.mm4j.inference.TinyBundle;
 import java.io.PrintWriter;
 import java.io.StringWriter;
 import java.nio.file.Path;
@@ -21,7 +22,7 @@ class SearchBoundsCommandTest {
     @Test
     void hugeKAndCandidatesAreOneLineUsageErrors() throws Exception {
         Path bundle = TinyBundle.write(tmp.resolve("model"), Padding.DYNAMIC);
-        Path index = TinyBundle.index(tmp, bundle, 3);
+        Path index = TinyIndex.build(tmp, bundle, 3);
         for (String[] opt : new String[][] {{"-k", "1000000000"}, {"-k", "2147483647"}, {"--candidates", "1000000000"}}) {
             StringWriter err = new StringWriter();
             int code = Main.commandLine().setErr(new PrintWriter(err)).execute("search", "--index", index.toString(),

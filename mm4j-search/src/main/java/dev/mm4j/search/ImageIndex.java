@@ -1,5 +1,6 @@
 package dev.mm4j.search;
 
+import dev.mm4j.inference.Embedder;
 import ai.djl.Device;
 import dev.mm4j.data.CaptionPairs;
 import dev.mm4j.flava.FlavaConfig;

@@ -2,6 +2,8 @@ package dev.mm4j.search;
 
 import static org.junit.jupiter.api.Assertions.*;
 
+import dev.mm4j.inference.Embedder;
+import dev.mm4j.inference.EmbedderTest;
 import ai.djl.Device;
 import java.awt.Color;
 import java.nio.file.Files;

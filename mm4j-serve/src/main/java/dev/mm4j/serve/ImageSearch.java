@@ -1,10 +1,12 @@
 package dev.mm4j.serve;
 
+import dev.mm4j.inference.InvalidInputException;
+import dev.mm4j.inference.VqaModel;
 import ai.djl.Device;
 import dev.mm4j.data.ImageHeader;
 import dev.mm4j.data.ImageTransform;
 import dev.mm4j.flava.FlavaConfig;
-import dev.mm4j.search.Embedder;
+import dev.mm4j.inference.Embedder;
 import dev.mm4j.search.ImageIndex;
 import dev.mm4j.util.Hardware;
 import java.awt.Graphics2D;

@@ -4,10 +4,11 @@ import static dev.mm4j.serve.VqaServerTest.assertError;
 import static dev.mm4j.serve.VqaServerTest.post;
 import static org.junit.jupiter.api.Assertions.*;
 
+import dev.mm4j.inference.TinyBundle;
 import ai.djl.Device;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.mm4j.data.Padding;
-import dev.mm4j.search.Embedder;
+import dev.mm4j.inference.Embedder;
 import dev.mm4j.serve.VqaServerTest.Reply;
 import java.net.URI;
 import java.nio.charset.StandardCharsets;
@@ -40,7 +41,7 @@ class VqaServerSearchHardeningTest {
     @BeforeAll
     static void start() throws Exception {
         bundle = TinyBundle.write(tmp.resolve("model"), Padding.DYNAMIC);
-        index = TinyBundle.index(tmp, bundle, 4);
+        index = TinyIndex.build(tmp, bundle, 4);
         reference = Embedder.open(bundle, null, Device.cpu());
         search = ImageSearch.open(index, null, null, Device.cpu(), 1_000_000);
     }
@@ -78,7 +79,7 @@ class VqaServerSearchHardeningTest {
     void hugeTextsAreCutBeforeTokenizingAndDoNotHoldUpOthers() throws Exception {
         byte[] huge = JSON.writeValueAsBytes(Map.of("text", "word ".repeat(1900 * 1024))); // 9.7 MB, under 10 MB
         byte[] blank = JSON.writeValueAsBytes(Map.of("text", " ".repeat(1900 * 1024 * 5)));
-        try (VqaServer s = VqaServer.start(null, search, VqaServer.Settings.defaults().withPort(0).withLimits(64, 20_000, 10L << 20))) {
+        try (ModelServer s = ModelServer.start(null, search, ModelServer.Settings.defaults().withPort(0).withLimits(64, 20_000, 10L << 20))) {
             // warm-up: the same bodies read and parsed, not tokenized (blank text is refused before), so the heap has grown
             List<CompletableFuture<Reply>> warm = new ArrayList<>();
             for (int i = 0; i < 4; i++) {
@@ -119,7 +120,7 @@ class VqaServerSearchHardeningTest {
 
     @Test
     void embedAndSearchShedLoadWith503AndTimeOutWith504() throws Exception {
-        try (VqaServer s = VqaServer.start(null, search, VqaServer.Settings.defaults().withPort(0).withBatching(8, 1500)
+        try (ModelServer s = ModelServer.start(null, search, ModelServer.Settings.defaults().withPort(0).withBatching(8, 1500)
                 .withLimits(2, 30_000, 1 << 20))) {
             List<CompletableFuture<Reply>> replies = new ArrayList<>();
             for (int i = 0; i < 4; i++) {
@@ -143,7 +144,7 @@ class VqaServerSearchHardeningTest {
             assertEquals(2, busy, "the others are refused at once");
             assertTrue(VqaServerHardeningTest.metric(s, "mm4j_embed_batch_size_count") >= 1);
         }
-        try (VqaServer s = VqaServer.start(null, search, VqaServer.Settings.defaults().withPort(0).withBatching(8, 1000)
+        try (ModelServer s = ModelServer.start(null, search, ModelServer.Settings.defaults().withPort(0).withBatching(8, 1000)
                 .withLimits(8, 50, 1 << 20))) {
             assertError(504, json(s.uri(), "v1/search", Map.of("text", "stop")), "request timeout of 50 ms");
             assertError(504, json(s.uri(), "v1/embed", Map.of("text", "stop")), "request timeout of 50 ms");
@@ -163,10 +164,10 @@ class VqaServerSearchHardeningTest {
     @Test
     void aGoneIndexFolderIs503UntilItIsBack() throws Exception {
         Path dir = Files.createDirectories(tmp.resolve("going"));
-        Path idx = TinyBundle.index(dir, bundle, 2);
+        Path idx = TinyIndex.build(dir, bundle, 2);
         Path away = dir.resolve("index.away");
         try (ImageSearch s = ImageSearch.open(idx, bundle, null, Device.cpu(), 1_000_000);
-                VqaServer srv = VqaServer.start(null, s, VqaServer.Settings.defaults().withPort(0))) {
+                ModelServer srv = ModelServer.start(null, s, ModelServer.Settings.defaults().withPort(0))) {
             Reply ok = json(srv.uri(), "v1/search", Map.of("text", "stop", "k", 1));
             assertEquals(200, ok.status(), ok.body().toString());
             String image = "v1/images/" + ok.body().get("hits").get(0).get("sha256").asText();
@@ -196,14 +197,14 @@ class VqaServerSearchHardeningTest {
     @Test
     void indexedImagesAreReadUpToTheBodyLimitAndThumbnailsAreCached() throws Exception {
         Path dir = Files.createDirectories(tmp.resolve("bounded"));
-        Path idx = TinyBundle.index(dir, bundle, 3);
+        Path idx = TinyIndex.build(dir, bundle, 3);
         Path[] files = {dir.resolve("images/img100.png"), dir.resolve("images/img101.png"), dir.resolve("images/img102.png")};
         String[] sha = new String[3];
         for (int i = 0; i < 3; i++) {
             sha[i] = dev.mm4j.search.ImageIndex.sha256(Files.readAllBytes(files[i]));
         }
         try (ImageSearch s = ImageSearch.open(idx, bundle, null, Device.cpu(), 1_000_000);
-                VqaServer srv = VqaServer.start(null, s, VqaServer.Settings.defaults().withPort(0).withLimits(64, 30_000, 100_000))) {
+                ModelServer srv = ModelServer.start(null, s, ModelServer.Settings.defaults().withPort(0).withLimits(64, 30_000, 100_000))) {
             byte[] png = Files.readAllBytes(files[0]);
             var get = HTTP.send(java.net.http.HttpRequest.newBuilder(srv.uri().resolve("v1/images/" + sha[0])).build(),
                     java.net.http.HttpResponse.BodyHandlers.ofByteArray());
@@ -243,7 +244,7 @@ class VqaServerSearchHardeningTest {
 
     @Test
     void jsonTypesOtherMethodsAndTheSearchOnlyPage() throws Exception {
-        try (VqaServer srv = VqaServer.start(null, search, VqaServer.Settings.defaults().withPort(0))) {
+        try (ModelServer srv = ModelServer.start(null, search, ModelServer.Settings.defaults().withPort(0))) {
             URI u = srv.uri();
             java.util.function.Function<String, Reply> body = b -> {
                 try {

@@ -5,11 +5,13 @@ import static dev.mm4j.serve.VqaServerTest.multipart;
 import static dev.mm4j.serve.VqaServerTest.post;
 import static org.junit.jupiter.api.Assertions.*;
 
+import dev.mm4j.inference.TinyBundle;
+import dev.mm4j.inference.VqaModel;
 import ai.djl.Device;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.mm4j.data.Padding;
-import dev.mm4j.search.Embedder;
+import dev.mm4j.inference.Embedder;
 import dev.mm4j.search.ImageIndex;
 import dev.mm4j.serve.VqaServerTest.Reply;
 import java.awt.image.BufferedImage;
@@ -46,17 +48,17 @@ class VqaServerSearchTest {
     static ImageIndex referenceIndex;
     static VqaModel model;
     static ImageSearch search;
-    static VqaServer server;
+    static ModelServer server;
 
     @BeforeAll
     static void start() throws Exception {
         bundle = TinyBundle.write(tmp.resolve("model"), Padding.DYNAMIC);
-        index = TinyBundle.index(tmp, bundle, IMAGES);
+        index = TinyIndex.build(tmp, bundle, IMAGES);
         reference = Embedder.open(bundle, null, Device.cpu()); // a classification bundle's encoders embed
         referenceIndex = ImageIndex.open(index);
         model = VqaModel.load(bundle, Device.cpu());
         search = ImageSearch.open(index, null, null, Device.cpu(), 1_000_000);
-        server = VqaServer.start(model, search, VqaServer.Settings.defaults().withPort(0).withLimits(64, 30_000, 2_000_000));
+        server = ModelServer.start(model, search, ModelServer.Settings.defaults().withPort(0).withLimits(64, 30_000, 2_000_000));
     }
 
     @AfterAll
@@ -236,9 +238,9 @@ class VqaServerSearchTest {
     @Test
     void anIndexedFileThatChangedIsNotServed() throws Exception {
         Path dir = Files.createDirectories(tmp.resolve("changing"));
-        Path idx = TinyBundle.index(dir, bundle, 2);
+        Path idx = TinyIndex.build(dir, bundle, 2);
         try (ImageSearch s = ImageSearch.open(idx, bundle, null, Device.cpu(), 1_000_000);
-                VqaServer srv = VqaServer.start(null, s, VqaServer.Settings.defaults().withPort(0))) {
+                ModelServer srv = ModelServer.start(null, s, ModelServer.Settings.defaults().withPort(0))) {
             Path file = dir.resolve("images/img100.png");
             String sha = ImageIndex.sha256(Files.readAllBytes(file));
             assertEquals(200, get(srv.uri(), "v1/images/" + sha).statusCode());
@@ -256,13 +258,13 @@ class VqaServerSearchTest {
 
     @Test
     void endpointsWithoutTheirModelAnswer404AndAnEmbedOnlyServerEmbeds() throws Exception {
-        try (VqaServer vqaOnly = VqaServer.start(model, VqaServer.Settings.defaults().withPort(0))) {
+        try (ModelServer vqaOnly = ModelServer.start(model, ModelServer.Settings.defaults().withPort(0))) {
             assertError(404, json(vqaOnly.uri(), "v1/embed", "text", "x"), "--index DIR");
             assertError(404, json(vqaOnly.uri(), "v1/search", "text", "x"), "--index DIR");
             assertError(404, getJson(vqaOnly.uri(), "v1/images/" + "0".repeat(64)), "--index DIR");
         }
-        try (VqaServer embedOnly = VqaServer.start(null, () -> ImageSearch.open(null, bundle, null, Device.cpu(), 1_000_000),
-                VqaServer.Settings.defaults().withPort(0))) {
+        try (ModelServer embedOnly = ModelServer.start(null, () -> ImageSearch.open(null, bundle, null, Device.cpu(), 1_000_000),
+                ModelServer.Settings.defaults().withPort(0))) {
             embedOnly.awaitLoaded();
             Reply r = json(embedOnly.uri(), "v1/embed", "text", "open");
             assertEquals(200, r.status(), r.body().toString());
