@@ -1,0 +1,54 @@
+package dev.mm4j.train.dist;
+
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.DataType;
+import ai.djl.ndarray.types.Shape;
+import java.time.Duration;
+import java.util.Arrays;
+import java.util.List;
+
+/**
+ * One rank of {@link ProcessGroupTest}, in its own JVM: {@code C10dRank port rank world timeoutSeconds mode}.
+ * Prints {@code key=value} lines. Modes: {@code sum} (all-reduces a float32 and an int64 DJL array, prints them and the
+ * libtorch copies mapped), {@code stall} (rank 0 all-reduces until it fails and prints how long it took; the other
+ * ranks print ready and sleep, to be killed).
+ */
+public final class C10dRank {
+    public static void main(String[] args) throws Exception {
+        int port = Integer.parseInt(args[0]);
+        int rank = Integer.parseInt(args[1]);
+        int world = Integer.parseInt(args[2]);
+        Duration timeout = Duration.ofSeconds(Long.parseLong(args[3]));
+        String mode = args[4];
+        try (NDManager m = NDManager.newBaseManager();
+                ProcessGroup pg = ProcessGroup.open(Rendezvous.local(port, rank, world, timeout))) {
+            System.out.println("libtorch=" + String.join(",", C10d.mappedLibtorch()));
+            NDArray f = m.arange(0f, 6f).mul(m.full(new Shape(), rank + 1, DataType.FLOAT32));
+            NDArray g = m.arange(0, 5, 1, DataType.INT64).add(m.full(new Shape(), 10L * rank, DataType.INT64));
+            pg.allReduceSum(List.of(f, g));
+            System.out.println("fp32=" + Arrays.toString(f.toFloatArray()));
+            System.out.println("int64=" + Arrays.toString(g.toLongArray()));
+            System.out.flush();
+            if (mode.equals("stall")) {
+                if (rank != 0) {
+                    System.out.println("ready");
+                    System.out.flush();
+                    Thread.sleep(600_000);
+                }
+                long t0 = System.nanoTime();
+                try {
+                    for (int i = 0; ; i++) {
+                        pg.allReduceSum(List.of(f));
+                    }
+                } catch (IllegalStateException e) {
+                    System.out.println("failedAfterMs=" + (System.nanoTime() - t0) / 1_000_000);
+                    System.out.println("error=" + e.getMessage().replace('\n', ' '));
+                    System.out.flush();
+                    System.exit(3);
+                }
+            }
+        }
+        System.out.println("done");
+    }
+}
