@@ -18,16 +18,16 @@ import org.junit.jupiter.api.Test;
  * libtorch's c10d through the native part, between real processes on 127.0.0.1: DJL's own arrays all-reduced in
  * place, one libtorch mapped per process, and a rank killed with SIGKILL makes the other fail within the timeout.
  */
-class ProcessGroupTest {
+public class ProcessGroupTest {
 
     /** A rank's JVM, its output collected line by line. */
-    static final class Rank {
-        final Process process;
-        final List<String> lines = new ArrayList<>();
+    public static final class Rank {
+        public final Process process;
+        public final List<String> lines = new ArrayList<>();
         final CompletableFuture<Void> ready = new CompletableFuture<>();
         final Thread reader;
 
-        Rank(String mainClass, String... args) throws IOException {
+        public Rank(String mainClass, String... args) throws IOException {
             List<String> cmd = new ArrayList<>(List.of(
                     ProcessHandle.current().info().command().orElse("java"),
                     "-Xmx1g", "-Dai.djl.offline=true", "-cp", System.getProperty("java.class.path"), mainClass));
@@ -52,7 +52,7 @@ class ProcessGroupTest {
             reader.start();
         }
 
-        int await(long seconds) throws Exception {
+        public int await(long seconds) throws Exception {
             if (!process.waitFor(seconds, TimeUnit.SECONDS)) {
                 process.destroyForcibly();
                 fail("rank did not end within " + seconds + " s: " + output());
@@ -68,14 +68,14 @@ class ProcessGroupTest {
             }
         }
 
-        String output() {
+        public String output() {
             synchronized (lines) {
                 return String.join("\n", lines);
             }
         }
     }
 
-    static int freePort() throws IOException {
+    public static int freePort() throws IOException {
         try (ServerSocket s = new ServerSocket(0, 1, InetAddress.getLoopbackAddress())) {
             return s.getLocalPort();
         }
