@@ -7,7 +7,6 @@ import dev.mm4j.nn.Precision;
 import dev.mm4j.train.TrainingLoopTest.Data;
 import dev.mm4j.train.TrainingLoopTest.Regressor;
 import dev.mm4j.train.TrainingLoopTest.Rows;
-import dev.mm4j.train.dist.DataParallelSync;
 import dev.mm4j.train.dist.ProcessGroup;
 import dev.mm4j.train.dist.Rendezvous;
 import java.time.Duration;

@@ -61,7 +61,7 @@ public class ProcessGroupTest {
             return process.exitValue();
         }
 
-        String value(String key) {
+        public String value(String key) {
             synchronized (lines) {
                 return lines.stream().filter(l -> l.startsWith(key + "=")).map(l -> l.substring(key.length() + 1))
                         .findFirst().orElseThrow(() -> new AssertionError("no " + key + " in " + lines));

@@ -1,11 +1,12 @@
-package dev.mm4j.train.dist;
+package dev.mm4j.train;
 
 import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.pytorch.engine.PtNDArray;
 import ai.djl.pytorch.jni.JniUtils;
 import dev.mm4j.nn.Parameter;
-import dev.mm4j.train.GradientSync;
+import dev.mm4j.train.dist.ProcessGroup;
 import java.util.ArrayList;
 import java.util.Collection;
 import java.util.List;
@@ -39,6 +40,23 @@ public final class DataParallelSync implements GradientSync {
 
     public ProcessGroup group() {
         return group;
+    }
+
+    /** The mean over the ranks (one float64 all-reduce): every rank sees the same loss and takes the same decision. */
+    @Override
+    public double meanOverRanks(double value) {
+        if (group.worldSize() == 1) {
+            return value;
+        }
+        boolean gradMode = JniUtils.isGradMode();
+        JniUtils.setGradMode(false);
+        try (NDManager m = NDManager.newBaseManager();
+                NDArray v = m.create(new double[] {value})) { // read back before either is closed
+            group.allReduceSum(List.of(v));
+            return v.getDouble(0) / group.worldSize();
+        } finally {
+            JniUtils.setGradMode(gradMode);
+        }
     }
 
     @Override
