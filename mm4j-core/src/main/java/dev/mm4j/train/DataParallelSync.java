@@ -17,7 +17,7 @@ import java.util.List;
  * backward pass is synchronised before the step updates it; the rest after the backward pass, in buckets of about
  * {@code bucketBytes}: every collective of a bucket is started before the first is awaited (Gloo's threads work on
  * them side by side, the next bucket is launched while one is awaited). Each rank must call with the same parameters
- * in the same order (the same model).
+ * in the same order (the same model); a parameter without a gradient (unused by the loss) is left out on every rank.
  */
 public final class DataParallelSync implements GradientSync {
     /** DDP's default bucket size ({@code bucket_cap_mb=25}). */
@@ -124,8 +124,10 @@ public final class DataParallelSync implements GradientSync {
             NDArray w = p.array();
             NDArray g = JniUtils.getGradient((PtNDArray) w);
             if (g == null) {
-                throw new IllegalStateException("a parameter of shape " + p.shape() + " has no gradient to average: "
-                        + "every parameter must take part in every rank's loss");
+                // not used by this step's loss (p.grad is None): the same on every rank, as the model is the same
+                // (DDP's find_unused_parameters case); a parameter used on one rank only would leave the ranks
+                // waiting for each other until the timeout
+                continue;
             }
             current.add(g);
             bytes += g.getShape().size() * g.getDataType().getNumOfBytes();

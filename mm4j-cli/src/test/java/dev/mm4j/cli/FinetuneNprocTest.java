@@ -1,0 +1,50 @@
+package dev.mm4j.cli;
+
+import static org.junit.jupiter.api.Assertions.*;
+
+import dev.mm4j.report.MetricsLog;
+import dev.mm4j.train.CheckpointStore;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * {@code mm4j finetune --nproc 2}: two processes on 127.0.0.1 train one run (process 0 writes OUT: settings, metrics,
+ * checkpoints, the exported model), and a rerun with --resume continues it.
+ */
+class FinetuneNprocTest {
+    @TempDir Path tmp;
+
+    @Test
+    void twoProcessesTrainOneRunThatProcessZeroWritesAndAResumeContinuesIt() throws Exception {
+        Path data = tmp.resolve("data");
+        assertEquals(0, Main.commandLine().execute("synth", "--out", data.toString(), "--train", "24", "--val", "4",
+                "--test", "4", "--width", "64", "--height", "48"));
+        Path out = tmp.resolve("out");
+        String[] common = {"finetune", "--preset", "demo", "--data", data.toString(), "--out", out.toString(),
+            "--batch-size", "3", "--threads", "1", "--nproc", "2", "--dist-timeout", "60",
+            "--set", "checkpoint_every=2", "--set", "eval_every=0", "--set", "val_limit=4"};
+        String[] first = concat(common, "--max-steps", "2");
+        assertEquals(0, Main.commandLine().execute(first));
+        // written once, by process 0: step 0's loss line and the final validation's line, no duplicates
+        List<String> lines = Files.readAllLines(out.resolve("metrics.jsonl"));
+        assertEquals(1, lines.stream().filter(l -> l.startsWith("{\"step\":0,\"loss\"")).count(), lines.toString());
+        assertEquals(1, lines.stream().filter(l -> l.contains("val_accuracy")).count(), lines.toString());
+        CheckpointStore store = new CheckpointStore(out, 3);
+        assertEquals(2, CheckpointStore.state(store.latest()).step);
+        assertTrue(Files.isDirectory(out.resolve("model")), "process 0 exported the model");
+
+        assertEquals(0, Main.commandLine().execute(concat(common, "--max-steps", "4", "--resume")));
+        assertEquals(4, CheckpointStore.state(store.latest()).step);
+        List<Long> steps = MetricsLog.read(out.resolve("metrics.jsonl")).stream().map(MetricsLog.Entry::step).toList();
+        assertEquals(3L, steps.get(steps.size() - 1), "the resumed run's final validation: " + steps);
+    }
+
+    private static String[] concat(String[] a, String... b) {
+        String[] out = java.util.Arrays.copyOf(a, a.length + b.length);
+        System.arraycopy(b, 0, out, a.length, b.length);
+        return out;
+    }
+}
