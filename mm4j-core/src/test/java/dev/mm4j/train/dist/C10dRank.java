@@ -12,7 +12,7 @@ import java.util.List;
  * One rank of {@link ProcessGroupTest}, in its own JVM: {@code C10dRank port rank world timeoutSeconds mode}.
  * Prints {@code key=value} lines. Modes: {@code sum} (all-reduces a float32 and an int64 DJL array, prints them and the
  * libtorch copies mapped), {@code stall} (rank 0 all-reduces until it fails and prints how long it took; the other
- * ranks print ready and sleep, to be killed).
+ * ranks print ready and sleep, to be killed), {@code bench:FLOATS:ITERATIONS} (times an in-place all-reduce).
  */
 public final class C10dRank {
     public static void main(String[] args) throws Exception {
@@ -30,6 +30,25 @@ public final class C10dRank {
             System.out.println("fp32=" + Arrays.toString(f.toFloatArray()));
             System.out.println("int64=" + Arrays.toString(g.toLongArray()));
             System.out.flush();
+            if (mode.startsWith("bench:")) { // bench:FLOATS:ITERATIONS, in place, best and mean seconds
+                String[] b = mode.split(":");
+                long n = Long.parseLong(b[1]);
+                int iters = Integer.parseInt(b[2]);
+                try (NDArray big = m.zeros(new Shape(n), DataType.FLOAT32)) {
+                    pg.allReduceSum(List.of(big)); // warm-up
+                    double best = Double.MAX_VALUE;
+                    double sum = 0;
+                    for (int i = 0; i < iters; i++) {
+                        long t = System.nanoTime();
+                        pg.allReduceSum(List.of(big));
+                        double sec = (System.nanoTime() - t) / 1e9;
+                        best = Math.min(best, sec);
+                        sum += sec;
+                    }
+                    System.out.printf("bench=%d floats (%.3f GB): best %.3f s, mean %.3f s over %d: %.2f GB/s (best)%n",
+                            n, n * 4 / 1e9, best, sum / iters, iters, n * 4 / 1e9 / best);
+                }
+            }
             if (mode.equals("stall")) {
                 if (rank != 0) {
                     System.out.println("ready");
