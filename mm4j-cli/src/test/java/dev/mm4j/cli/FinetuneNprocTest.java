@@ -42,6 +42,53 @@ class FinetuneNprocTest {
         assertEquals(3L, steps.get(steps.size() - 1), "the resumed run's final validation: " + steps);
     }
 
+    /**
+     * The issue's target on FLAVA (the demo preset's small model): 2 processes x batch 3 train the same weights, within
+     * 1e-6 relative, as 1 process with gradient accumulation 2 x batch 3 over the same global batches; dropout off
+     * (each process draws its own masks), fp32 and bf16.
+     */
+    @org.junit.jupiter.params.ParameterizedTest
+    @org.junit.jupiter.params.provider.ValueSource(strings = {"fp32", "bf16"})
+    void twoProcessesTrainTheWeightsOfOneWithAccumulationTwo(String precision) throws Exception {
+        Path data = tmp.resolve("data");
+        assertEquals(0, Main.commandLine().execute("synth", "--out", data.toString(), "--train", "24", "--val", "4",
+                "--test", "4", "--width", "64", "--height", "48"));
+        String[] common = {"finetune", "--preset", "demo", "--data", data.toString(), "--batch-size", "3",
+            "--threads", "1", "--max-steps", "3", "--precision", precision, "--set", "dropout=false",
+            "--set", "eval_every=0", "--set", "val_limit=4"};
+        Path two = tmp.resolve("two");
+        Path one = tmp.resolve("one");
+        assertEquals(0, Main.commandLine().execute(concat(common, "--out", two.toString(), "--nproc", "2",
+                "--dist-timeout", "60")));
+        assertEquals(0, Main.commandLine().execute(concat(common, "--out", one.toString(), "--set", "grad_accum=2")));
+        try (dev.mm4j.checkpoint.StateDict a = dev.mm4j.checkpoint.SafeTensors.read(
+                        two.resolve("model").resolve(dev.mm4j.checkpoint.ModelBundle.WEIGHTS));
+                dev.mm4j.checkpoint.StateDict b = dev.mm4j.checkpoint.SafeTensors.read(
+                        one.resolve("model").resolve(dev.mm4j.checkpoint.ModelBundle.WEIGHTS))) {
+            assertEquals(b.names(), a.names());
+            double worst = 0;
+            String where = "";
+            int compared = 0;
+            for (String name : b.names()) {
+                if (!b.get(name).isFloating()) {
+                    continue;
+                }
+                float[] x = a.get(name).toFloatArray();
+                float[] y = b.get(name).toFloatArray();
+                for (int i = 0; i < y.length; i++) {
+                    double rel = Math.abs(x[i] - y[i]) / Math.max(Math.abs(y[i]), 1e-3);
+                    if (rel > worst) {
+                        worst = rel;
+                        where = name + "[" + i + "]";
+                    }
+                }
+                compared++;
+            }
+            assertTrue(compared > 10, "compared " + compared + " tensors");
+            assertTrue(worst <= 1e-6, precision + ": max relative difference " + worst + " at " + where);
+        }
+    }
+
     private static String[] concat(String[] a, String... b) {
         String[] out = java.util.Arrays.copyOf(a, a.length + b.length);
         System.arraycopy(b, 0, out, a.length, b.length);
