@@ -116,4 +116,26 @@ public class ProcessGroupTest {
         assertTrue(error.contains("within 20.0 s"), "the timeout is printed: " + error);
         r1.await(30);
     }
+
+    @Test
+    void aRankThatHangsMakesTheOtherFailAfterTheTimeout() throws Exception {
+        String port = String.valueOf(freePort());
+        int timeoutSeconds = 5;
+        Rank r0 = new Rank(C10dRank.class.getName(), port, "0", "2", String.valueOf(timeoutSeconds), "stall");
+        Rank r1 = new Rank(C10dRank.class.getName(), port, "1", "2", String.valueOf(timeoutSeconds), "stall");
+        try {
+            r1.ready.get(120, TimeUnit.SECONDS);
+            // SIGSTOP: rank 1 neither answers nor closes its connections
+            assertEquals(0, new ProcessBuilder("kill", "-STOP", String.valueOf(r1.process.pid())).start().waitFor());
+            assertEquals(3, r0.await(timeoutSeconds + 60), r0::output);
+            long failedAfterMs = Long.parseLong(r0.value("failedAfterMs"));
+            assertTrue(failedAfterMs >= timeoutSeconds * 1000L - 1000 && failedAfterMs < timeoutSeconds * 1000L + 15_000,
+                    "rank 0 failed " + failedAfterMs + " ms into the all-reduce, with a " + timeoutSeconds + " s timeout");
+            String error = r0.value("error");
+            assertTrue(error.contains("within 5.0 s"), error);
+        } finally {
+            r1.process.destroyForcibly();
+            r1.await(30);
+        }
+    }
 }
