@@ -13,10 +13,14 @@
 // releases as c10::intrusive_ptr); the Java side owns one Group (store + process group) and each pending Work, and
 // frees each exactly once (close()).
 #include <jni.h>
+#include <netdb.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <cerrno>
 #include <cstring>
 #include <exception>
 #include <memory>
@@ -184,6 +188,37 @@ std::string utf(JNIEnv* env, jstring s) {
   return out;
 }
 
+/**
+ * Rank 0's store socket, bound to the master address only (TCPStore's own server would listen on every interface):
+ * handed to TCPStore as masterListenFd, which then owns it.
+ */
+int listenOn(const std::string& host, int port) {
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+  addrinfo* res = nullptr;
+  std::string service = std::to_string(port);
+  int rc = getaddrinfo(host.c_str(), service.c_str(), &hints, &res);
+  if (rc != 0) throw std::runtime_error("cannot resolve the master address " + host + ": " + gai_strerror(rc));
+  std::string error = "no address";
+  int fd = -1;
+  for (addrinfo* a = res; a != nullptr && fd < 0; a = a->ai_next) {
+    fd = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, a->ai_protocol);
+    if (fd < 0) continue;
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (bind(fd, a->ai_addr, a->ai_addrlen) != 0 || listen(fd, 2048) != 0) {
+      error = std::strerror(errno);
+      close(fd);
+      fd = -1;
+    }
+  }
+  freeaddrinfo(res);
+  if (fd < 0) throw std::runtime_error("cannot listen on " + host + ":" + service + " for the rendezvous: " + error);
+  return fd;
+}
+
 /** The fields written below are where libtorch's own constructor put its values, or the declarations are wrong. */
 void checkOptionsLayout(const c10d::ProcessGroupGloo::Options* o, std::chrono::milliseconds timeout) {
   if (o->timeout != timeout || o->backend != "gloo" || !o->devices.empty() || o->threads != 2) {
@@ -210,9 +245,11 @@ JNIEXPORT jlong JNICALL Java_dev_mm4j_train_dist_C10d_openGroup(JNIEnv* env, jcl
     so.waitWorkers = true;
     so.timeout = timeout;
     so.useLibUV = false;  // DJL's libtorch is built without libuv
+    std::string master = utf(env, jmaster);
+    if (rank == 0) so.masterListenFd = listenOn(master, port);
     auto group = std::make_unique<Group>();
     group->timeout = timeout;
-    group->store = c10::intrusive_ptr<c10d::Store>::adopt(new c10d::TCPStore(utf(env, jmaster), so));
+    group->store = c10::intrusive_ptr<c10d::Store>::adopt(new c10d::TCPStore(master, so));
 
     auto options = c10::intrusive_ptr<c10d::ProcessGroupGloo::Options>::adopt(
         new c10d::ProcessGroupGloo::Options(timeout));

@@ -15,6 +15,34 @@ import java.util.List;
  * ranks print ready and sleep, to be killed), {@code bench:FLOATS:ITERATIONS} (times an in-place all-reduce).
  */
 public final class C10dRank {
+    /** This process's listening TCP sockets' local addresses, as /proc/net/tcp{,6} write them (hex ip:port). */
+    static List<String> listening() throws java.io.IOException {
+        java.util.Set<String> inodes = new java.util.HashSet<>();
+        try (java.nio.file.DirectoryStream<java.nio.file.Path> fds =
+                java.nio.file.Files.newDirectoryStream(java.nio.file.Paths.get("/proc/self/fd"))) {
+            for (java.nio.file.Path fd : fds) {
+                try {
+                    String link = java.nio.file.Files.readSymbolicLink(fd).toString();
+                    if (link.startsWith("socket:[")) {
+                        inodes.add(link.substring(8, link.length() - 1));
+                    }
+                } catch (java.io.IOException ignored) {
+                    // closed meanwhile
+                }
+            }
+        }
+        List<String> out = new java.util.ArrayList<>();
+        for (String table : List.of("/proc/self/net/tcp", "/proc/self/net/tcp6")) {
+            for (String line : java.nio.file.Files.readAllLines(java.nio.file.Paths.get(table))) {
+                String[] f = line.trim().split("\\s+");
+                if (f.length > 9 && f[3].equals("0A") && inodes.contains(f[9])) { // 0A: LISTEN
+                    out.add(f[1]);
+                }
+            }
+        }
+        return out;
+    }
+
     public static void main(String[] args) throws Exception {
         int port = Integer.parseInt(args[0]);
         int rank = Integer.parseInt(args[1]);
@@ -24,6 +52,7 @@ public final class C10dRank {
         try (NDManager m = NDManager.newBaseManager();
                 ProcessGroup pg = ProcessGroup.open(Rendezvous.local(port, rank, world, timeout))) {
             System.out.println("libtorch=" + String.join(",", C10d.mappedLibtorch()));
+            System.out.println("listening=" + String.join(",", listening()));
             NDArray f = m.arange(0f, 6f).mul(m.full(new Shape(), rank + 1, DataType.FLOAT32));
             NDArray g = m.arange(0, 5, 1, DataType.INT64).add(m.full(new Shape(), 10L * rank, DataType.INT64));
             pg.allReduceSum(List.of(f, g));

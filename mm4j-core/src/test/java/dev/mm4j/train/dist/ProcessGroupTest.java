@@ -16,7 +16,7 @@ import org.junit.jupiter.api.Test;
 
 /**
  * libtorch's c10d through the native part, between real processes on 127.0.0.1: DJL's own arrays all-reduced in
- * place, one libtorch mapped per process, and a rank killed with SIGKILL makes the other fail within the timeout.
+ * place, one libtorch mapped per process, every listening socket on the loopback, and a rank killed with SIGKILL makes the other fail within the timeout.
  */
 public class ProcessGroupTest {
 
@@ -95,6 +95,13 @@ public class ProcessGroupTest {
             String[] libtorch = r.value("libtorch").split(",");
             assertEquals(1, libtorch.length, "exactly one libtorch_cpu.so mapped: " + r.value("libtorch"));
             assertTrue(libtorch[0].contains(".djl.ai"), "it is DJL's: " + libtorch[0]);
+            // the store (rank 0) and Gloo listen on the loopback only: 127.0.0.1 (0100007F) or ::1
+            String[] listening = r.value("listening").split(",");
+            assertTrue(listening.length >= 1, r.value("listening"));
+            for (String a : listening) {
+                assertTrue(a.startsWith("0100007F:") || a.startsWith("00000000000000000000000001000000:"),
+                        "listens on the loopback only: " + a);
+            }
         }
     }
 
