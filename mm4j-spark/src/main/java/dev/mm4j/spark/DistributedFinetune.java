@@ -60,7 +60,9 @@ public final class DistributedFinetune {
         RDD<String> ranks = jsc.parallelize(IntStream.range(0, workers).boxed().toList(), workers).rdd()
                 .barrier()
                 .mapPartitions(f, false, ClassTag$.MODULE$.apply(String.class));
-        return ranks.toJavaRDD().collect();
+        // a shuffle after the barrier stage makes it a shuffle-map stage, which Spark retries as a whole when a task
+        // fails (a failed barrier result stage is not retried)
+        return ranks.toJavaRDD().repartition(1).collect().stream().sorted().toList();
     }
 
     private static Iterator<String> task(String yaml, boolean resume, long timeoutSeconds, int workers)
