@@ -98,10 +98,51 @@ public final class FinetuneCommand implements Callable<Integer> {
             + "for the others; a process that dies stops the others within it (default: ${DEFAULT-VALUE})")
     long distTimeout = Rendezvous.DEFAULT_TIMEOUT.toSeconds();
 
+    @Option(names = "--master", paramLabel = "URL", description = "data-parallel training as a Spark barrier stage "
+            + "(like TorchDistributor): one task per rank on this master (spark://HOST:7077, local-cluster[W,C,MB]), the "
+            + "first task's host the rendezvous; OUT must be on a file system every executor sees; a failed stage is "
+            + "retried and resumes from the last checkpoint. Runs from the Spark build (./mm4j does that for --master)")
+    String master;
+
+    @Option(names = "--workers", paramLabel = "N", description = "with --master: the number of ranks (tasks) (default: ${DEFAULT-VALUE})")
+    int workers = 2;
+
+    @Option(names = "--conf", paramLabel = "KEY=VALUE", description = "with --master: a Spark setting, as spark-submit's --conf")
+    List<String> conf = new ArrayList<>();
+
     @Spec CommandSpec spec;
+
+    /** Runs the ranks on a Spark cluster; installed by the Spark build's main class ({@code SparkMain}). */
+    public interface Cluster {
+        /** @return one line per rank */
+        List<String> run(String master, Map<String, String> conf, int workers, FinetuneSettings settings, boolean resume,
+                Duration timeout) throws Exception;
+    }
+
+    static Cluster cluster;
 
     @Override
     public Integer call() throws Exception {
+        if (master != null) {
+            if (cluster == null) {
+                throw new IllegalArgumentException("finetune --master runs from the Spark build (mvn -Pspark package, "
+                        + "target/mm4j-spark.jar; ./mm4j finetune --master ... runs it)");
+            }
+            if (nproc > 1) {
+                throw new IllegalArgumentException("--master and --nproc: choose one (--workers sets the ranks on Spark)");
+            }
+            Map<String, String> settings = new LinkedHashMap<>();
+            for (String c : conf) {
+                int eq = c.indexOf('=');
+                if (eq <= 0) {
+                    throw new IllegalArgumentException("--conf " + c + ": expected KEY=VALUE");
+                }
+                settings.put(c.substring(0, eq), c.substring(eq + 1));
+            }
+            FinetuneSettings s = settings(preset, settingsFile, overrides());
+            cluster.run(master, settings, workers, s, resume, Duration.ofSeconds(distTimeout)).forEach(System.out::println);
+            return 0;
+        }
         Rendezvous rank = Rendezvous.fromEnvironment(System.getenv()); // set by the launcher for each process
         if (nproc > 1 && rank == null) {
             List<String> args = new ArrayList<>(List.of("finetune"));

@@ -54,12 +54,26 @@ class DistributedFinetuneClusterTest {
                 SyntheticTextVqa.Look.DEMO));
         long steps = 6;
         Path whole = tmp.resolve("whole");
-        List<String> ranks;
-        try (SparkSession spark = cluster()) {
-            ranks = DistributedFinetune.run(spark, 2, settings(data, whole, steps), false, Duration.ofSeconds(60));
+        // through the command line: ./mm4j finetune --master ... --workers 2 (the Spark build's main class)
+        SparkMain.installCluster();
+        java.io.ByteArrayOutputStream printed = new java.io.ByteArrayOutputStream();
+        java.io.PrintStream stdout = System.out;
+        int rc;
+        System.setOut(new java.io.PrintStream(printed, true));
+        try {
+            rc = Main.commandLine().execute("finetune", "--preset", "demo", "--data", data.toString(), "--out",
+                    whole.toString(), "--max-steps", String.valueOf(steps), "--batch-size", "3", "--threads", "1",
+                    "--set", "eval_every=0", "--set", "val_limit=4", "--set", "checkpoint_every=1", "--set", "dropout=false",
+                    "--master", "local-cluster[2,1,1536]", "--workers", "2", "--dist-timeout", "60",
+                    "--conf", "spark.executor.memory=1280m",
+                    "--conf", "spark.executor.extraJavaOptions=-XX:TieredStopAtLevel=1 -XX:+UseSerialGC -Dai.djl.offline=true");
+        } finally {
+            System.setOut(stdout);
         }
-        assertEquals(List.of("rank 0 (attempt 0): COMPLETED after 6 steps", "rank 1 (attempt 0): COMPLETED after 6 steps"),
-                ranks);
+        assertEquals(0, rc, printed.toString());
+        assertTrue(printed.toString().contains("rank 0 (attempt 0): COMPLETED after 6 steps\nrank 1 (attempt 0): COMPLETED after 6 steps"),
+                printed.toString());
+        List<String> ranks;
         CheckpointStore store = new CheckpointStore(whole, 3);
         assertEquals(6, CheckpointStore.state(store.latest()).step);
         assertTrue(Files.isDirectory(whole.resolve("model")), "rank 0 exported the model");

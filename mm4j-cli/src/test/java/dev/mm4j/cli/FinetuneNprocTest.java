@@ -89,6 +89,16 @@ class FinetuneNprocTest {
         }
     }
 
+    @Test
+    void masterNeedsTheSparkBuild() {
+        java.io.StringWriter err = new java.io.StringWriter();
+        picocli.CommandLine cl = Main.commandLine();
+        cl.setErr(new java.io.PrintWriter(err, true));
+        int rc = cl.execute("finetune", "--data", tmp.toString(), "--master", "spark://127.0.0.1:7077", "--workers", "2");
+        assertEquals(2, rc, err.toString());
+        assertTrue(err.toString().startsWith("error: finetune --master runs from the Spark build"), err.toString());
+    }
+
     private static String[] concat(String[] a, String... b) {
         String[] out = java.util.Arrays.copyOf(a, a.length + b.length);
         System.arraycopy(b, 0, out, a.length, b.length);
