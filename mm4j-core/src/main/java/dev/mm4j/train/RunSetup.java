@@ -59,18 +59,28 @@ final class RunSetup implements AutoCloseable {
 
     private final Deque<AutoCloseable> opened;
 
+    /** This process's rank among the run's data-parallel processes (0 when alone), and their number. */
+    final int rank;
+    final int worldSize;
+
     private RunSetup(FinetuneSettings s, boolean resume, PrintStream out, VqaDataset trainData, VqaDataset valData,
-            Deque<AutoCloseable> opened) throws IOException {
+            int rank, int worldSize, Deque<AutoCloseable> opened) throws IOException {
         this.s = s;
         this.opened = opened;
+        this.rank = rank;
+        this.worldSize = worldSize;
         if (s.data == null && trainData == null) {
             throw new IllegalArgumentException("no dataset: set data (--data PATH) or give a training dataset");
         }
         outDir = Path.of(s.out);
         store = new CheckpointStore(outDir, s.keepLast);
-        open(store.lockOutput()); // one run per OUT; removes what killed runs left there
+        if (rank == 0) {
+            open(store.lockOutput()); // one run per OUT (rank 0's); removes what killed runs left there
+        }
         resumedFrom = checkResume(resume);
-        writeSettings(out);
+        if (rank == 0) {
+            writeSettings(out);
+        }
         int threads = Hardware.configureThreads(s.threads);
 
         Path vocabFile = s.buildsVocab() ? null : vocabFile();
@@ -104,11 +114,18 @@ final class RunSetup implements AutoCloseable {
         state = resumedFrom != null ? resumed(out) : fresh(pretrained, out);
 
         batchesPerEpoch = (int) ((train.size() + s.batchSize - 1) / s.batchSize);
-        long stepsPerEpoch = Math.max(1, (batchesPerEpoch + s.gradAccum - 1) / s.gradAccum);
+        // data-parallel: each step takes worldSize batches (one per rank); an epoch's last incomplete group is left out
+        long rankBatches = batchesPerEpoch / worldSize;
+        if (rankBatches < 1) {
+            throw new IllegalArgumentException(batchesPerEpoch + " batches of " + s.batchSize + " are fewer than the "
+                    + worldSize + " processes: lower batch_size or the number of processes");
+        }
+        long stepsPerEpoch = Math.max(1, (rankBatches + s.gradAccum - 1) / s.gradAccum);
         totalSteps = s.maxSteps > 0 ? s.maxSteps : s.epochs * stepsPerEpoch;
         schedule = schedule(out);
-        out.printf("training: %d steps (%d per epoch), batch %d x %d accumulation, %s padding, schedule %s%n",
-                totalSteps, stepsPerEpoch, s.batchSize, s.gradAccum, s.padding, schedule);
+        out.printf("training: %d steps (%d per epoch), batch %d x %d accumulation%s, %s padding, schedule %s%n",
+                totalSteps, stepsPerEpoch, s.batchSize, s.gradAccum,
+                worldSize > 1 ? " x " + worldSize + " processes" : "", s.padding, schedule);
     }
 
     /** Opens everything from the settings; on failure, closes what was already opened and rethrows. */
@@ -122,9 +139,19 @@ final class RunSetup implements AutoCloseable {
      */
     static RunSetup open(FinetuneSettings s, boolean resume, PrintStream out, VqaDataset trainData, VqaDataset valData)
             throws IOException {
+        return open(s, resume, out, trainData, valData, 0, 1);
+    }
+
+    /**
+     * As {@link #open(FinetuneSettings, boolean, PrintStream, VqaDataset, VqaDataset)}, as rank {@code rank} of
+     * {@code worldSize} data-parallel processes sharing the output folder: rank 0 alone locks it and writes there;
+     * every rank reads the same checkpoint when resuming.
+     */
+    static RunSetup open(FinetuneSettings s, boolean resume, PrintStream out, VqaDataset trainData, VqaDataset valData,
+            int rank, int worldSize) throws IOException {
         Deque<AutoCloseable> opened = new ArrayDeque<>();
         try {
-            return new RunSetup(s, resume, out, trainData, valData, opened);
+            return new RunSetup(s, resume, out, trainData, valData, rank, worldSize, opened);
         } catch (IOException | RuntimeException e) {
             try {
                 closeAll(opened);
@@ -245,6 +272,9 @@ final class RunSetup implements AutoCloseable {
             return AnswerVocab.load(file);
         }
         AnswerVocab built = AnswerVocab.build(train.samples(), s.vocabMinCount, dataName());
+        if (rank != 0) {
+            return built; // the same on every rank (the same split); rank 0 writes it
+        }
         AtomicFiles.writeString(file, built.toText());
         if (byDefault) {
             out.println("no answer vocabulary given (settings key vocab, --vocab FILE, Finetuner.Builder.vocabulary(Path)) "
