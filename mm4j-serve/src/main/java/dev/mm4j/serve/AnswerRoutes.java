@@ -20,7 +20,10 @@ final class AnswerRoutes implements Resource {
     private final Timer latency;
     private final DistributionSummary batchSizes;
     private volatile VqaModel model;
-    private volatile Batcher batcher;
+    private volatile Batcher<Ask, VqaModel.Result> batcher;
+
+    /** A prepared question and how many answers its caller wants. */
+    private record Ask(VqaModel.Query query, int k) {}
 
     AnswerRoutes(ServePolicy policy, boolean served) {
         this.policy = policy;
@@ -38,8 +41,23 @@ final class AnswerRoutes implements Resource {
 
     void ready(VqaModel m) {
         ModelServer.Settings s = policy.settings;
-        this.batcher = new Batcher(m, s.maxBatch(), s.maxWaitMs(), s.maxQueue(), batchSizes::record);
+        this.batcher = new Batcher<>("mm4j-batcher", asks -> answer(m, asks), s.maxBatch(), s.maxWaitMs(), s.maxQueue(),
+                batchSizes::record);
         this.model = m;
+    }
+
+    /** One forward pass for a batch of questions: the most answers any asks for, then each cut to its own k. */
+    private static List<VqaModel.Result> answer(VqaModel m, List<Ask> asks) {
+        int k = asks.stream().mapToInt(Ask::k).max().orElse(1);
+        List<VqaModel.Result> results = m.answer(asks.stream().map(Ask::query).toList(), k);
+        List<VqaModel.Result> out = new ArrayList<>(asks.size());
+        for (int i = 0; i < asks.size(); i++) {
+            VqaModel.Result r = results.get(i);
+            int ki = Math.min(asks.get(i).k(), r.answers().size());
+            out.add(new VqaModel.Result(List.copyOf(r.answers().subList(0, ki)), r.imageCached(), r.batchSize(),
+                    r.forwardMs()));
+        }
+        return out;
     }
 
     @Override
@@ -80,7 +98,7 @@ final class AnswerRoutes implements Resource {
         int k = policy.parseK(f.values().get("k"));
         VqaModel.Query q = m.prepare(image, question);
         long tPrepared = System.nanoTime();
-        VqaModel.Result r = policy.await(policy.queued(() -> batcher.submit(q, k)), t0);
+        VqaModel.Result r = policy.await(policy.queued(() -> batcher.submit(new Ask(q, k))), t0);
         long tDone = System.nanoTime();
         cacheCounter(r.imageCached() ? "hit" : "miss").increment();
         Map<String, Object> out = new LinkedHashMap<>();

@@ -18,7 +18,7 @@ import org.slf4j.LoggerFactory;
 
 /**
  * {@code POST /v1/embed} and {@code POST /v1/search} over an {@link ImageSearch}: inputs decoded and tokenized on the
- * request's thread, the forward passes batched ({@link EmbedBatcher}); hits link to {@link ImageRoutes}.
+ * request's thread, the forward passes batched ({@link Batcher}: texts in one pass, images in another); hits link to {@link ImageRoutes}.
  */
 final class SearchRoutes implements Resource {
     private static final Logger log = LoggerFactory.getLogger(ModelServer.class);
@@ -31,7 +31,10 @@ final class SearchRoutes implements Resource {
     private final Timer searchLatency;
     private final DistributionSummary embedBatchSizes;
     private volatile ImageSearch search;
-    private volatile EmbedBatcher embedBatcher;
+    private volatile Batcher<Embedding, float[]> embedBatcher;
+
+    /** What /v1/embed and /v1/search queue: a text's ids ({@link ImageSearch#textIds}) or an image's pixels. */
+    private record Embedding(long[] ids, float[] pixels) {}
 
     SearchRoutes(ServePolicy policy, boolean served) {
         this.policy = policy;
@@ -46,7 +49,8 @@ final class SearchRoutes implements Resource {
 
     void ready(ImageSearch se) {
         ModelServer.Settings s = policy.settings;
-        this.embedBatcher = new EmbedBatcher(se, s.maxBatch(), s.maxWaitMs(), s.maxQueue(), embedBatchSizes::record);
+        this.embedBatcher = new Batcher<>("mm4j-embed-batcher", batch -> embed(se, batch), s.maxBatch(), s.maxWaitMs(),
+                s.maxQueue(), embedBatchSizes::record);
         this.search = se;
     }
 
@@ -59,6 +63,29 @@ final class SearchRoutes implements Resource {
     boolean indexed() {
         ImageSearch se = search;
         return se != null && se.indexed();
+    }
+
+    /** One batch's embeddings, in its order: the texts in one forward pass, the images in another. */
+    private static List<float[]> embed(ImageSearch se, List<Embedding> batch) {
+        float[][] out = new float[batch.size()][];
+        List<Integer> texts = new ArrayList<>();
+        List<Integer> images = new ArrayList<>();
+        for (int i = 0; i < batch.size(); i++) {
+            (batch.get(i).ids() != null ? texts : images).add(i);
+        }
+        if (!texts.isEmpty()) {
+            float[][] v = se.embedTexts(texts.stream().map(i -> batch.get(i).ids()).toList());
+            for (int j = 0; j < v.length; j++) {
+                out[texts.get(j)] = v[j];
+            }
+        }
+        if (!images.isEmpty()) {
+            float[][] v = se.embedPixels(images.stream().map(i -> batch.get(i).pixels()).toList());
+            for (int j = 0; j < v.length; j++) {
+                out[images.get(j)] = v[j];
+            }
+        }
+        return java.util.Arrays.asList(out);
     }
 
     @Override
@@ -112,9 +139,9 @@ final class SearchRoutes implements Resource {
         // decoded and tokenized here, on the request's thread; only the forward passes are queued (batched)
         float[] pixels = f.image() == null ? null : se.pixels(f.image());
         long[] ids = text == null ? null : se.textIds(text);
-        EmbedBatcher b = embedBatcher;
-        CompletableFuture<float[]> imageF = pixels == null ? null : policy.queued(() -> b.image(pixels));
-        CompletableFuture<float[]> textF = ids == null ? null : policy.queued(() -> b.text(ids));
+        Batcher<Embedding, float[]> b = embedBatcher;
+        CompletableFuture<float[]> imageF = pixels == null ? null : policy.queued(() -> b.submit(new Embedding(null, pixels)));
+        CompletableFuture<float[]> textF = ids == null ? null : policy.queued(() -> b.submit(new Embedding(ids, null)));
         float[] image = imageF == null ? null : policy.await(imageF, t0);
         float[] txt = textF == null ? null : policy.await(textF, t0);
         if (image != null) {
@@ -143,13 +170,13 @@ final class SearchRoutes implements Resource {
         int candidates = ServePolicy.parseCandidates(f.values().get("candidates"));
         boolean exact = ServePolicy.parseBoolean("exact", f.values().get("exact"));
         float[] query;
-        EmbedBatcher b = embedBatcher;
+        Batcher<Embedding, float[]> b = embedBatcher;
         if (text != null) {
             long[] ids = se.textIds(text);
-            query = policy.await(policy.queued(() -> b.text(ids)), t0);
+            query = policy.await(policy.queued(() -> b.submit(new Embedding(ids, null))), t0);
         } else {
             float[] pixels = se.pixels(f.image());
-            query = policy.await(policy.queued(() -> b.image(pixels)), t0);
+            query = policy.await(policy.queued(() -> b.submit(new Embedding(null, pixels))), t0);
         }
         long tEmbedded = System.nanoTime();
         List<Map<String, Object>> hits = new ArrayList<>();
