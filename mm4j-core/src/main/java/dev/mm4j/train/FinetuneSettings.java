@@ -29,6 +29,12 @@ public final class FinetuneSettings {
      * image-text training of the encoders and projections on captions, search.RetrievalFinetuner).
      */
     public String task = "classification";
+    /**
+     * For labelled data beyond VQA (text, image or image + text, {@code data.LabelledExamples}): the encoder the
+     * classification head reads, image, text or mm (TorchMultimodal's {@code required_embedding}); null decides it from
+     * the data (text -> text, image -> image, both -> mm).
+     */
+    public String requiredEmbedding;
 
     // data
     /** Dataset path: official JSON / folder, or Hugging Face parquet file(s) / folder. */
