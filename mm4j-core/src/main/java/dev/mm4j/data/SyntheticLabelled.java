@@ -109,10 +109,10 @@ public final class SyntheticLabelled {
     }
 
     private static final String[][] QUESTIONS = {
-        {"what colour is the %s?", "which colour does the %s have?", "what color was the %s painted?"},
-        {"how many %s are there?", "how many %s did they count?", "what number of %s is listed?"},
-        {"where is the %s?", "in which city is the %s?", "where was the %s found?"},
-        {"when did the %s open?", "what year was the %s built?", "when was the %s sold?"},
+        {"what colour is the %s?", "which colour is the %s?"},
+        {"how many %s are there?", "how many %s are left?"},
+        {"where is the %s?", "in which city is the %s?"},
+        {"when was the %s built?", "what year was the %s built?"},
     };
     private static final String[][] ANSWERS = {
         {"red", "green", "blue", "yellow", "purple", "orange"},
@@ -120,8 +120,7 @@ public final class SyntheticLabelled {
         {"paris", "london", "tokyo", "cairo", "lima", "oslo"},
         {"1990", "2004", "1875", "1961", "2012", "1930"},
     };
-    private static final String[] SENTENCES = {"the %s is %s.", "it was %2$s, said the guide of the %1$s.",
-        "records show the %s as %s.", "most agree the %s is %s."};
+    private static final String[] SENTENCES = {"the %s is %s.", "the %s: %s."};
     private static final String[] THINGS = {"house", "bridge", "tower", "boat", "shop", "museum", "garden", "library"};
 
     /**
