@@ -48,7 +48,7 @@ public final class DemoCommand implements Callable<Integer> {
             + "VQA, as above) or retrieval: train the small FLAVA contrastively on the same data's captions (finetune's "
             + "demo-retrieval preset, into DIR/retrieval) and print text -> image recall@1/@5 among the held-out images; "
             + "text: QNLI-style sentence pairs (synth --task text) through the text head; image: rendered positive / "
-            + "negative phrases in the ImageFolder layout (synth --task image, like RenderedSST2) through the image head; "
+            + "negative words in the ImageFolder layout (synth --task image, like RenderedSST2) through the image head; "
             + "both print accuracy and macro-F1 next to the majority-class baseline (into DIR/text, DIR/image)")
     String task = "classification";
 
@@ -184,12 +184,12 @@ public final class DemoCommand implements Callable<Integer> {
         s.out = run.toString();
         s.seed = seed;
         s.batchSize = 32;
-        s.maxSteps = steps != null ? steps : text ? 400 : 500;
+        s.maxSteps = steps != null ? steps : text ? 600 : 1000;
         s.warmupSteps = 50;
+        s.lr = text ? 1e-3 : 5e-4;
         s.evalEvery = 0;
         s.checkpointEvery = 0;
         s.logEvery = 50;
-        s.threads = 0;
         if (precision != null) {
             s.precision = precision;
         }

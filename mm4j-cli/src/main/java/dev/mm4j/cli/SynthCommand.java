@@ -67,8 +67,8 @@ public final class SynthCommand implements Callable<Integer> {
 
     @Option(names = "--task", paramLabel = "vqa|text|image", description = {"vqa (default): the synthetic TextVQA above; "
             + "text: a GLUE-style TSV sentence-pair set in QNLI's layout (train.tsv, dev.tsv, test.tsv without labels: "
-            + "question, sentence, entailment when the sentence answers that kind of question); image: short positive / "
-            + "negative phrases rendered as images in torchvision's ImageFolder layout (train|val|test/negative|positive/), "
+            + "question, sentence, entailment when the sentence answers that kind of question); image: positive / "
+            + "negative words rendered as images in torchvision's ImageFolder layout (train|val|test/negative|positive/), "
             + "like RenderedSST2. --train/--val/--test count examples; both balanced (majority baseline 50%)"})
     String task = "vqa";
 

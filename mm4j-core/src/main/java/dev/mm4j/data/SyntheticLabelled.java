@@ -19,7 +19,7 @@ import javax.imageio.ImageIO;
 /**
  * Labelled data to run without downloads, in the layouts of the real sets ({@link LabelledExamples}):
  * <ul>
- *   <li>{@link #renderedSentences}: short positive / negative phrases rendered as images in torchvision's ImageFolder
+ *   <li>{@link #renderedSentences}: positive / negative words rendered as images in torchvision's ImageFolder
  *       layout ({@code train|val|test/negative|positive/N.png}), like RenderedSST2;</li>
  *   <li>{@link #textPairs}: a GLUE-style TSV sentence-pair set ({@code train.tsv}, {@code dev.tsv}, {@code test.tsv}
  *       with QNLI's header {@code index question sentence label}): a question and a sentence, {@code entailment} when
@@ -29,10 +29,9 @@ import javax.imageio.ImageIO;
  * Deterministic for a seed. Labels are balanced, so the majority-class baseline is 50%.
  */
 public final class SyntheticLabelled {
-    /** Words of the rendered phrases, by sentiment. */
-    public static final List<String> POSITIVE = List.of("good", "great", "fun", "superb", "lovely", "moving", "witty", "smart");
-    public static final List<String> NEGATIVE = List.of("bad", "dull", "awful", "boring", "weak", "stale", "messy", "poor");
-    private static final List<String> NOUNS = List.of("film", "movie", "plot", "cast", "story", "script");
+    /** The rendered words, by sentiment. */
+    public static final List<String> POSITIVE = List.of("good", "great", "superb", "lovely");
+    public static final List<String> NEGATIVE = List.of("bad", "dull", "awful", "boring");
 
     private SyntheticLabelled() {}
 
@@ -40,8 +39,9 @@ public final class SyntheticLabelled {
     public record Sizes(int train, int val, int test) {}
 
     /**
-     * Writes {@code out/{train,val,test}/{negative,positive}/N.png}: each image one phrase ("so good", "dull plot", ...)
-     * in black or dark ink on a light background, its size, place and font varied; {@code size} pixels square.
+     * Writes {@code out/{train,val,test}/{negative,positive}/N.png}: each image one word of {@link #POSITIVE} or
+     * {@link #NEGATIVE} in dark ink on a light background, bold sans-serif as wide as the image allows, centred with a
+     * little jitter; {@code size} pixels square.
      */
     public static void renderedSentences(Path out, Sizes sizes, int size, long seed) throws IOException {
         String[] splits = {"train", "val", "test"};
@@ -52,7 +52,7 @@ public final class SyntheticLabelled {
                 boolean positive = i % 2 == 0;
                 List<String> words = positive ? POSITIVE : NEGATIVE;
                 String word = words.get(r.nextInt(words.size()));
-                String phrase = r.nextBoolean() ? word : word + " " + NOUNS.get(r.nextInt(NOUNS.size()));
+                String phrase = word;
                 Path f = out.resolve(splits[s]).resolve(positive ? "positive" : "negative")
                         .resolve(String.format("%05d.png", i));
                 Files.createDirectories(f.getParent());
@@ -68,37 +68,29 @@ public final class SyntheticLabelled {
         try {
             g.setRenderingHint(RenderingHints.KEY_TEXT_ANTIALIASING, RenderingHints.VALUE_TEXT_ANTIALIAS_ON);
             g.setRenderingHint(RenderingHints.KEY_ANTIALIASING, RenderingHints.VALUE_ANTIALIAS_ON);
-            int bg = 215 + r.nextInt(40);
-            g.setColor(new Color(bg, bg - r.nextInt(15), bg - r.nextInt(15)));
+            int bg = 225 + r.nextInt(31);
+            g.setColor(new Color(bg, bg, bg));
             g.fillRect(0, 0, size, size);
             String[] lines = phrase.split(" ");
-            int style = r.nextBoolean() ? Font.BOLD : Font.PLAIN;
-            Font font = new Font(r.nextBoolean() ? Font.SANS_SERIF : Font.SERIF, style, 12);
-            float px = size * (0.30f + 0.08f * r.nextFloat()) / lines.length * (lines.length == 1 ? 1f : 1.4f);
-            font = font.deriveFont(px);
+            // one typeface, each line as wide as the image allows (up to a cap), the block centred with a little jitter
+            Font font = new Font(Font.SANS_SERIF, Font.BOLD, 12);
             g.setFont(font);
             FontMetrics fm = g.getFontMetrics();
             int widest = 0;
             for (String l : lines) {
                 widest = Math.max(widest, fm.stringWidth(l));
             }
-            if (widest > size - 4) {
-                font = font.deriveFont(px * (size - 4) / (float) widest);
-                g.setFont(font);
-                fm = g.getFontMetrics();
-                widest = 0;
-                for (String l : lines) {
-                    widest = Math.max(widest, fm.stringWidth(l));
-                }
-            }
+            float px = Math.min(12f * (size * 0.9f) / widest, size * 0.42f / lines.length);
+            g.setFont(font.deriveFont(px));
+            fm = g.getFontMetrics();
             int lineH = fm.getAscent() + fm.getDescent();
-            int blockH = lineH * lines.length;
-            int x0 = 2 + r.nextInt(Math.max(1, size - 4 - widest));
-            int y0 = 2 + r.nextInt(Math.max(1, size - 4 - blockH));
-            int ink = r.nextInt(60);
-            g.setColor(new Color(ink, ink, ink + r.nextInt(40)));
-            for (int i = 0; i < lines.length; i++) {
-                g.drawString(lines[i], x0, y0 + i * lineH + fm.getAscent());
+            int y = (size - lineH * lines.length) / 2 + r.nextInt(5) - 2;
+            int ink = r.nextInt(50);
+            g.setColor(new Color(ink, ink, ink));
+            for (String l : lines) {
+                int x = (size - fm.stringWidth(l)) / 2 + r.nextInt(5) - 2;
+                g.drawString(l, x, y + fm.getAscent());
+                y += lineH;
             }
         } finally {
             g.dispose();
