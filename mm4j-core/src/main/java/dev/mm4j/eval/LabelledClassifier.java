@@ -10,7 +10,6 @@ import dev.mm4j.flava.FlavaForClassification;
 import dev.mm4j.flava.ModelStep;
 import dev.mm4j.flava.RequiredEmbedding;
 import java.io.IOException;
-import java.io.UncheckedIOException;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
@@ -210,9 +209,5 @@ public final class LabelledClassifier {
             sb.append("}\n");
         }
         return sb.toString();
-    }
-
-    static UncheckedIOException unchecked(IOException e) {
-        return new UncheckedIOException(e);
     }
 }
