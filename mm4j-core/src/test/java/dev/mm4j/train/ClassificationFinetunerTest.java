@@ -95,6 +95,33 @@ class ClassificationFinetunerTest {
     }
 
     @Test
+    void imageAndTextManifestsTrainTheMultimodalHeadOrTheHeadAsked() throws Exception {
+        Path images = dir.resolve("rendered");
+        SyntheticLabelled.renderedSentences(images, new SyntheticLabelled.Sizes(12, 6, 0), 32, 2);
+        Path memes = dir.resolve("memes");
+        Files.createDirectories(memes);
+        for (String split : List.of("train", "val")) {
+            StringBuilder sb = new StringBuilder();
+            int id = 0;
+            for (LabelledExamples.Example e : LabelledExamples.read(images, split).examples()) {
+                sb.append(String.format("{\"id\": %d, \"img\": \"%s\", \"text\": \"a %s meme\", \"label\": %d}%n", id++,
+                        memes.relativize(e.image()).toString().replace('\\', '/'), e.label(), e.label().equals("positive") ? 1 : 0));
+            }
+            Files.writeString(memes.resolve(split + ".jsonl"), sb.toString());
+        }
+        Finetuner f = run(memes, "mm").build();
+        Finetuner.Result r = f.run();
+        assertEquals(RequiredEmbedding.MM, f.lastLabelled().head());
+        assertEquals(List.of("0", "1"), f.lastLabelled().classes());
+        assertEquals(6, f.lastLabelled().metrics().count());
+        Finetuner g = run(memes, "image-of-mm").set("required_embedding", "image").build();
+        g.run();
+        assertEquals(RequiredEmbedding.IMAGE, g.lastLabelled().head());
+        JsonNode info = new ObjectMapper().readTree(r.modelDir().resolve("bundle.json").toFile());
+        assertEquals("mm", info.get("required_embedding").asText());
+    }
+
+    @Test
     void aHeadTheDataCannotFeedIsAClearError() throws Exception {
         Path data = dir.resolve("pairs");
         SyntheticLabelled.textPairs(data, new SyntheticLabelled.Sizes(8, 4, 0), 1);
