@@ -2,8 +2,9 @@ package dev.mm4j.cli;
 
 import dev.mm4j.data.SyntheticTextVqa;
 import dev.mm4j.eval.AccuracyByType;
-import dev.mm4j.search.RetrievalFinetuner;
+import dev.mm4j.inference.Embedder;
 import dev.mm4j.report.TextTable;
+import dev.mm4j.search.RetrievalFinetuner;
 import dev.mm4j.train.FinetuneSettings;
 import dev.mm4j.train.Finetuner;
 import dev.mm4j.util.AtomicFiles;
@@ -44,17 +45,23 @@ public final class DemoCommand implements Callable<Integer> {
             + "bf16 where the CPU has avx512_bf16/AMX or on a GPU, else fp32)")
     String precision;
 
-    @Option(names = "--task", paramLabel = "classification|retrieval", description = "classification (default: VQA, as "
-            + "above) or retrieval: train the small FLAVA contrastively on the same data's captions (finetune's "
-            + "demo-retrieval preset, into DIR/retrieval) and print text -> image recall@1/@5 among the held-out images")
+    @Option(names = "--task", paramLabel = "classification|retrieval|text|image", description = "classification (default: "
+            + "VQA, as above) or retrieval: train the small FLAVA contrastively on the same data's captions (finetune's "
+            + "demo-retrieval preset, into DIR/retrieval) and print text -> image recall@1/@5 among the held-out images; "
+            + "text: QNLI-style sentence pairs (synth --task text) through the text head; image: rendered positive / "
+            + "negative words in the ImageFolder layout (synth --task image, like RenderedSST2) through the image head; "
+            + "both print accuracy and macro-F1 next to the majority-class baseline (into DIR/text, DIR/image)")
     String task = "classification";
 
     @Override
     public Integer call() throws Exception {
+        if (task.equals("text") || task.equals("image")) {
+            return labelled(task.equals("text"));
+        }
         boolean retrieval = switch (task) {
             case "retrieval" -> true;
             case "classification" -> false;
-            default -> throw new IllegalArgumentException("--task: classification or retrieval, got '" + task + "'");
+            default -> throw new IllegalArgumentException("--task: classification, retrieval, text or image, got '" + task + "'");
         };
         long t0 = System.nanoTime();
         Path data = dir.resolve("data");
@@ -128,6 +135,15 @@ public final class DemoCommand implements Callable<Integer> {
                 100.0 / r.recall().images());
         System.out.printf(Locale.ROOT, "    wall time %d:%02d (generation, training, evaluation); peak RSS %.2f GB%n",
                 (long) seconds / 60, (long) seconds % 60, Hardware.peakRssBytes() / 1e9);
+        Path coco = dev.mm4j.search.CocoRetrieval.writeFromManifest(dir.resolve("data"), "val");
+        try (Embedder embedder = Embedder.open(r.modelDir(), null, ai.djl.Device.cpu())) {
+            var cr = dev.mm4j.search.CocoRetrieval.evaluate(embedder,
+                    dev.mm4j.search.CocoRetrieval.read(coco, dir.resolve("data"), 0));
+            System.out.println("    COCO-style zero-shot retrieval on the held-out captions (" + coco + "):");
+            System.out.print(cr.table("      "));
+            System.out.println("    (the same: ./mm4j evaluate --task retrieval --model " + r.modelDir() + " --data " + coco
+                    + " --images " + dir.resolve("data") + ")");
+        }
         Path captions = dir.resolve("data").resolve(dev.mm4j.data.CaptionPairs.manifestName("val"));
         System.out.println("    try:    ./mm4j index --model " + r.modelDir() + " --images " + captions + " --out "
                 + dir.resolve("index"));
@@ -135,6 +151,71 @@ public final class DemoCommand implements Callable<Integer> {
         AtomicFiles.writeString(dir.resolve("retrieval-result.txt"), String.format(Locale.ROOT,
                 "recall_at_1 %.4f%nrecall_at_5 %.4f%nseconds %.1f%npeak_rss_bytes %d%n", r.recall().at1(), r.recall().at5(),
                 seconds, Hardware.peakRssBytes()));
+        return 0;
+    }
+
+    /** Text pairs or rendered sentences: generated, fine-tuned from scratch through the unimodal head, scored. */
+    private int labelled(boolean text) throws Exception {
+        long t0 = System.nanoTime();
+        String name = text ? "text" : "image";
+        Path data = dir.resolve(name + "-data");
+        Path run = dir.resolve(name);
+        int nTrain = train == 12000 ? (text ? 4000 : 3000) : train;
+        if (!Files.exists(data)) {
+            System.out.println("1/3 generating " + (text ? "QNLI-style sentence pairs (GLUE TSV)" : "rendered sentences "
+                    + "(ImageFolder, like RenderedSST2)") + " in " + data + " ...");
+            var sizes = new dev.mm4j.data.SyntheticLabelled.Sizes(nTrain, val, 50);
+            if (text) {
+                dev.mm4j.data.SyntheticLabelled.textPairs(data, sizes, seed);
+            } else {
+                dev.mm4j.data.SyntheticLabelled.renderedSentences(data, sizes, 64, seed);
+            }
+        } else {
+            System.out.println("1/3 using the data already in " + data);
+        }
+        if (Files.exists(run)) {
+            Path old = dir.resolve(run.getFileName() + ".previous");
+            if (Files.exists(old)) {
+                dev.mm4j.util.FileTrees.delete(old);
+            }
+            Files.move(run, old);
+        }
+        FinetuneSettings s = FinetuneSettings.preset("demo");
+        s.data = data.toString();
+        s.out = run.toString();
+        s.seed = seed;
+        s.batchSize = 32;
+        s.maxSteps = steps != null ? steps : text ? 600 : 1000;
+        s.warmupSteps = 50;
+        s.lr = text ? 1e-3 : 5e-4;
+        s.evalEvery = 0;
+        s.checkpointEvery = 0;
+        s.logEvery = 50;
+        if (precision != null) {
+            s.precision = precision;
+        }
+        System.out.println("2/3 fine-tuning a small FLAVA from scratch through its " + name + " head (" + s.maxSteps
+                + " steps of " + s.batchSize + ") ...");
+        Finetuner f = Finetuner.builder().settings(s).log(System.out).build();
+        Finetuner.Result r = f.run();
+        if (r.stoppedOnNonFinite() || r.valAccuracy() == null) {
+            return 3;
+        }
+        var full = f.lastLabelled();
+        double seconds = (System.nanoTime() - t0) / 1e9;
+        System.out.println();
+        System.out.println("3/3 result on the held-out split (" + full.metrics().count() + " examples):");
+        System.out.printf(Locale.ROOT, "    accuracy %.1f%%   macro-F1 %.1f%%   majority baseline (always \"%s\") %.1f%%%n",
+                100 * full.metrics().accuracy(), 100 * full.metrics().macroF1(), full.majorityClass(),
+                100 * full.baselineAccuracy());
+        System.out.print(full.metrics().table("    "));
+        System.out.printf(Locale.ROOT, "    wall time %d:%02d (generation, training, evaluation); peak RSS %.2f GB%n",
+                (long) seconds / 60, (long) seconds % 60, Hardware.peakRssBytes() / 1e9);
+        System.out.println("    try:    ./mm4j evaluate --model " + r.modelDir() + " --data " + data + " --split val");
+        AtomicFiles.writeString(dir.resolve(name + "-result.txt"), String.format(Locale.ROOT,
+                "accuracy %.4f%nmacro_f1 %.4f%nbaseline %.4f%nseconds %.1f%npeak_rss_bytes %d%n",
+                full.metrics().accuracy(), full.metrics().macroF1(), full.baselineAccuracy(), seconds,
+                Hardware.peakRssBytes()));
         return 0;
     }
 }

@@ -31,9 +31,16 @@ import picocli.CommandLine.Spec;
                 "Presets: tutorial (the TorchMultimodal tutorial: batch 2, AdamW lr 1e-3, 3 steps, prints 'Loss at step i = x'), "
                         + "torchmultimodal (its FLAVA fine-tuning defaults: lr 1e-5, betas 0.9/0.98, eps 1e-6, wd 0.1, warmup, "
                         + "linear decay), demo (a small model trained from scratch, used by 'mm4j demo'), demo-retrieval (the "
-                        + "same model trained for retrieval: task retrieval, all cores; 'mm4j demo --task retrieval')."})
+                        + "same model trained for retrieval: task retrieval, all cores; 'mm4j demo --task retrieval'), qnli and "
+                        + "rendered_sst2 (TorchMultimodal's FLAVA example configs: batch 32, lr 1e-5, cosine with warmup).",
+                "Labelled text / images (task classification): --data a GLUE-style folder (train.tsv, dev.tsv: a header, "
+                        + "one sentence column or a pair such as question/sentence, label), a CSV / JSON Lines file or folder "
+                        + "with text (+ text_pair) and label, an ImageFolder (train/, val/ with one folder per class, like "
+                        + "RenderedSST2), or image + text manifests ({img, text, label}). The head reads the encoder the data "
+                        + "has (--set required_embedding=image|text|mm to choose); OUT gets classes.txt, eval.json (accuracy, "
+                        + "macro-F1, per class) and predictions.jsonl."})
 public final class FinetuneCommand implements Callable<Integer> {
-    @Option(names = "--preset", description = "tutorial, torchmultimodal, demo, demo-retrieval or default (default: ${DEFAULT-VALUE})")
+    @Option(names = "--preset", description = "tutorial, torchmultimodal, demo, demo-retrieval, qnli, rendered_sst2 or default (default: ${DEFAULT-VALUE})")
     String preset = "default";
 
     @Option(names = "--settings", paramLabel = "YAML", description = "settings file (keys as in OUT/settings.yaml)")
@@ -46,7 +53,8 @@ public final class FinetuneCommand implements Callable<Integer> {
     String task;
 
     @Option(names = "--data", paramLabel = "PATH", description = "dataset: official JSON / folder, parquet file / folder, "
-            + "or a JSON Lines / CSV manifest (image, question, answers) / folder of <split>.jsonl|csv")
+            + "or a JSON Lines / CSV manifest (image, question, answers) / folder of <split>.jsonl|csv; or labelled text / "
+            + "images: GLUE TSV folder, CSV / JSON Lines with text and label, ImageFolder, {img, text, label} manifests")
     String data;
 
     @Option(names = "--vocab", paramLabel = "FILE|build", description = "answer vocabulary, one answer per line "

@@ -15,7 +15,8 @@ import picocli.CommandLine.Option;
             "Write a synthetic TextVQA in the official layout: TextVQA_0.5.1_{train,val,test}.json,",
             "train_images/ (train+val) and test_images/ JPEGs, and answers.txt (line 0 = <unk>).",
             "Signs with one word in various fonts/colours; questions about the word and the colours.",
-            "Same seed, same files."})
+            "Same seed, same files. Also annotations/captions_{train,val}.json: the signs' captions in COCO's format "
+                    + "(evaluate --task retrieval --data DIR/annotations/captions_val.json --images DIR)."})
 public final class SynthCommand implements Callable<Integer> {
 
     @Option(names = "--out", required = true, description = "output folder (created)")
@@ -64,12 +65,39 @@ public final class SynthCommand implements Callable<Integer> {
     @Option(names = "--white-panel", description = "write the word on a white panel in a coloured sign (default: straight on the sign's colour)")
     boolean whitePanel;
 
+    @Option(names = "--task", paramLabel = "vqa|text|image", description = {"vqa (default): the synthetic TextVQA above; "
+            + "text: a GLUE-style TSV sentence-pair set in QNLI's layout (train.tsv, dev.tsv, test.tsv without labels: "
+            + "question, sentence, entailment when the sentence answers that kind of question); image: positive / "
+            + "negative words rendered as images in torchvision's ImageFolder layout (train|val|test/negative|positive/), "
+            + "like RenderedSST2. --train/--val/--test count examples; both balanced (majority baseline 50%)"})
+    String task = "vqa";
+
+    @Option(names = "--size", defaultValue = "64", description = "--task image: image side in pixels (default ${DEFAULT-VALUE})")
+    int size;
+
     @Override
     public Integer call() throws Exception {
+        if (!task.equals("vqa")) {
+            long t0 = System.nanoTime();
+            var sizes = new dev.mm4j.data.SyntheticLabelled.Sizes(train, val, test);
+            switch (task) {
+                case "text" -> dev.mm4j.data.SyntheticLabelled.textPairs(out, sizes, seed);
+                case "image" -> dev.mm4j.data.SyntheticLabelled.renderedSentences(out, sizes, size, seed);
+                default -> throw new IllegalArgumentException("--task: vqa, text or image, got '" + task + "'");
+            }
+            System.out.printf(Locale.ROOT, "wrote %d/%d/%d %s examples (train/val/test) to %s in %.1f s%n", train, val, test,
+                    task.equals("text") ? "sentence-pair" : "rendered-sentence", out, (System.nanoTime() - t0) / 1e9);
+            return 0;
+        }
         int t = threads != null ? threads : Runtime.getRuntime().availableProcessors();
         SyntheticTextVqa.Summary s = SyntheticTextVqa.generate(
                 new SyntheticTextVqa.Options(out, train, val, test, seed, width, height, t,
                         new SyntheticTextVqa.Look(textScaleMin, textScaleMax, maxDistractors, positionJitter, oneTextStyle, whitePanel)));
+        for (String split : new String[] {"train", "val"}) {
+            if (java.nio.file.Files.isRegularFile(out.resolve(dev.mm4j.data.CaptionPairs.manifestName(split)))) {
+                dev.mm4j.search.CocoRetrieval.writeFromManifest(out, split); // annotations/captions_SPLIT.json
+            }
+        }
         System.out.printf(Locale.ROOT, "wrote %d questions on %d images (%.1f MB of JPEG) to %s in %.1f s (%.0f images/s)%n",
                 s.questions(), s.images(), s.jpegBytes() / 1e6, out, s.seconds(), s.imagesPerSecond());
         return 0;

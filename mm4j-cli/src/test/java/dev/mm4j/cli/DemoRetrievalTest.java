@@ -33,6 +33,19 @@ class DemoRetrievalTest {
         assertEquals(Double.parseDouble(m.group(1)), 100 * Double.parseDouble(saved.group(1)), 0.05, result + " vs " + m.group());
         assertEquals(Double.parseDouble(m.group(2)), 100 * Double.parseDouble(saved.group(2)), 0.05, result + " vs " + m.group());
         assertFalse(Files.exists(tmp.resolve("run")), "the VQA run's folder is not touched");
+        // the COCO-style recall table of the held-out captions, and evaluate --task retrieval prints the same
+        Matcher coco = Pattern.compile("image -> text\\s+([0-9.]+)%\\s+([0-9.]+)%\\s+([0-9.]+)%\\s+(\\d+)\n\\s*"
+                + "text -> image\\s+([0-9.]+)%\\s+([0-9.]+)%\\s+([0-9.]+)%\\s+(\\d+)").matcher(out);
+        assertTrue(coco.find(), out);
+        Run ev = run("evaluate", "--task", "retrieval", "--model", tmp.resolve("retrieval/model").toString(), "--data",
+                tmp.resolve("data/annotations/captions_val.json").toString(), "--images", tmp.resolve("data").toString());
+        assertEquals(0, ev.rc, ev.out);
+        Matcher again = coco.pattern().matcher(ev.out);
+        assertTrue(again.find(), ev.out);
+        for (int g = 1; g <= 8; g++) {
+            assertEquals(coco.group(g), again.group(g), ev.out);
+        }
+        assertTrue(Double.parseDouble(coco.group(1)) <= Double.parseDouble(coco.group(2)), coco.group());
         // an unknown task is a usage error
         assertEquals(2, Main.commandLine().execute("demo", "--task", "ranking", "--dir", tmp.toString()));
 

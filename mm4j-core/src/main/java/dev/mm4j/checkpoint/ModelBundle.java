@@ -56,6 +56,13 @@ public final class ModelBundle {
         public String tokenizer;
         public long trainedSteps;
         /**
+         * What the classification bundle was trained for: null or {@code vqa} (answers to questions about images), or
+         * {@code classification} (labelled text, images or both; its answers file lists the class names).
+         */
+        public String task;
+        /** For {@code task: classification}: the encoder the head reads, image, text or mm. */
+        public String requiredEmbedding;
+        /**
          * The precision the model was trained in, resolved: fp32 or bf16 ({@link Precision#code()}); null in bundles
          * written before it was recorded (they were trained in fp32).
          */

@@ -271,6 +271,39 @@ public final class QuestionTokenizer implements AutoCloseable {
         return new Encoded(out, ids.length, cut);
     }
 
+    /**
+     * A text pair as BERT takes it: {@code [CLS] a [SEP] b [SEP]}, unpadded, truncated longest first to
+     * {@link #maxLength()} (Hugging Face's default {@code truncation=True}), with BERT's token type ids (0 for
+     * {@code [CLS] a [SEP]}, 1 for {@code b [SEP]}). FLAVA's text encoder is given type 0 everywhere (TorchMultimodal's
+     * data modules drop the tokenizer's {@code token_type_ids}), so the model reads {@link Pair#ids()} alone.
+     */
+    public Pair encodePair(String a, String b) {
+        long[] special = tokenizer.encode("", true, false).getIds(); // [CLS] [SEP]
+        long[] x = tokenizer.encode(a == null ? "" : a, false, false).getIds();
+        long[] y = tokenizer.encode(b == null ? "" : b, false, false).getIds();
+        int lx = x.length;
+        int ly = y.length;
+        while (lx + ly + 3 > maxLength && lx + ly > 0) {
+            if (lx > ly) {
+                lx--;
+            } else {
+                ly--;
+            }
+        }
+        long[] ids = new long[lx + ly + 3];
+        long[] types = new long[ids.length];
+        ids[0] = special[0];
+        System.arraycopy(x, 0, ids, 1, lx);
+        ids[lx + 1] = special[special.length - 1];
+        System.arraycopy(y, 0, ids, lx + 2, ly);
+        ids[ids.length - 1] = special[special.length - 1];
+        java.util.Arrays.fill(types, lx + 2, ids.length, 1L);
+        return new Pair(ids, types);
+    }
+
+    /** A pair's token ids and BERT's token type ids ({@link #encodePair}). */
+    public record Pair(long[] ids, long[] tokenTypeIds) {}
+
     /** {@link #encode} truncated to {@code min(length, maxLength)} and right-padded with 0 to {@code length}. */
     public long[] encodePadded(String question, int length) {
         if (length < 2) {

@@ -86,6 +86,55 @@ public final class FlavaForClassification extends FlavaWithHead implements LossM
         return Loss.of(forward(in.image(), in.text(), in.labels()).loss());
     }
 
+    /**
+     * A labelled host batch of images, texts or both (TorchMultimodal's classification data modules with
+     * {@code datasets.selected} image, text or both); a missing input is null.
+     *
+     * @param images {@code size*3*height*width} floats in [0, 1], NCHW, or null
+     * @param inputIds {@code size*seqLen} token ids (0 = padding), or null
+     * @param labels class ids, or null (inference)
+     * @param required the head that reads the batch; null picks it from the inputs as TorchMultimodal does (mm when
+     *     both are given, else the one given)
+     */
+    public record Examples(float[] images, int height, int width, long[] inputIds, int seqLen, long[] labels,
+            RequiredEmbedding required, int size, int epoch, int index) {
+        public RequiredEmbedding head() {
+            return required != null ? required : images != null && inputIds != null ? RequiredEmbedding.MM
+                    : images != null ? RequiredEmbedding.IMAGE : RequiredEmbedding.TEXT;
+        }
+    }
+
+    /** Logits (and the loss when the batch has labels) of a host batch, its inputs made in {@code step}. */
+    public Output forward(ModelStep step, Examples b) {
+        RequiredEmbedding head = b.head();
+        NDArray image = b.images() == null || head == RequiredEmbedding.TEXT ? null
+                : step.images(b.images(), b.size(), b.height(), b.width());
+        NDArray text = b.inputIds() == null || head == RequiredEmbedding.IMAGE ? null
+                : step.tokens(b.inputIds(), b.size(), b.seqLen());
+        return forward(image, text, b.labels() == null ? null : step.labels(b.labels()), head);
+    }
+
+    /** This model trained on {@link Examples} (the same weights; for {@code train.TrainingLoop}). */
+    public LossModel<Examples> onExamples() {
+        FlavaForClassification self = this;
+        return new LossModel<>() {
+            @Override
+            public Loss forward(ModelStep step, Examples batch) {
+                return Loss.of(self.forward(step, batch).loss());
+            }
+
+            @Override
+            public void backward(GradientCollector gc, NDArray loss, Consumer<Collection<Parameter>> layerDone) {
+                self.backward(gc, loss, layerDone);
+            }
+
+            @Override
+            public void setTraining(boolean training) {
+                self.setTraining(training);
+            }
+        };
+    }
+
     public Output forward(NDArray image, NDArray text, NDArray labels) {
         return forward(image, text, labels, RequiredEmbedding.MM);
     }

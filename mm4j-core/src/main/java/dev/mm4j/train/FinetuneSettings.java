@@ -29,6 +29,12 @@ public final class FinetuneSettings {
      * image-text training of the encoders and projections on captions, search.RetrievalFinetuner).
      */
     public String task = "classification";
+    /**
+     * For labelled data beyond VQA (text, image or image + text, {@code data.LabelledExamples}): the encoder the
+     * classification head reads, image, text or mm (TorchMultimodal's {@code required_embedding}); null decides it from
+     * the data (text -> text, image -> image, both -> mm).
+     */
+    public String requiredEmbedding;
 
     // data
     /** Dataset path: official JSON / folder, or Hugging Face parquet file(s) / folder. */
@@ -154,6 +160,28 @@ public final class FinetuneSettings {
                 s.checkpoint = DEFAULT_CHECKPOINT;
                 s.precision = "auto";
             }
+            case "qnli", "rendered_sst2" -> {
+                // TorchMultimodal's FLAVA example, configs/finetuning/{qnli,rendered_sst2}.yaml: the published FLAVA
+                // checkpoint, batch 32, AdamW with the file's lr / betas / eps / weight decay, cosine schedule with
+                // warmup (examples/flava/model.py get_cosine_schedule_with_warmup), the file's max_steps; labelled data
+                // in GLUE's TSV layout (QNLI: question/sentence, text head) or the ImageFolder layout (RenderedSST2,
+                // image head); validation every val_check_interval steps is left to evaluate
+                boolean qnli = name.equals("qnli");
+                s.lr = 1e-5;
+                s.betas = qnli ? List.of(0.9, 0.98) : List.of(0.9, 0.999);
+                s.eps = qnli ? 1e-6 : 1e-8;
+                s.weightDecay = qnli ? 0.1 : 0.01;
+                s.schedule = "cosine";
+                s.warmupSteps = qnli ? 1986 : 1256;
+                s.maxSteps = qnli ? 33112 : 20935;
+                s.batchSize = 32;
+                s.shuffle = true;
+                s.normalize = "imagenet";
+                s.checkpoint = DEFAULT_CHECKPOINT;
+                s.checkpointEvery = 1000;
+                s.requiredEmbedding = qnli ? "text" : "image";
+                s.precision = "auto";
+            }
             case "demo" -> {
                 // the demo's small model (demo-model.yaml) from scratch, batch 96 of 16x16-patch images. On the demo's
                 // data, batch 96 learns to read within these 1600 steps where batch 32 (3x the steps for the same
@@ -182,7 +210,7 @@ public final class FinetuneSettings {
                 s.precision = "auto";
             }
             case "default", "none" -> { }
-            default -> throw new IllegalArgumentException("unknown preset '" + name + "' (tutorial, torchmultimodal, demo, demo-retrieval)");
+            default -> throw new IllegalArgumentException("unknown preset '" + name + "' (tutorial, torchmultimodal, demo, demo-retrieval, qnli, rendered_sst2)");
         }
         return s;
     }

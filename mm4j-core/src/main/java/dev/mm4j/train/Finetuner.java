@@ -1,6 +1,7 @@
 package dev.mm4j.train;
 
 import dev.mm4j.data.Batch;
+import dev.mm4j.data.LabelledExamples;
 import dev.mm4j.data.VqaDataset;
 import dev.mm4j.eval.AccuracyByType;
 import dev.mm4j.eval.Evaluator;
@@ -141,8 +142,17 @@ public final class Finetuner {
      * @throws IllegalArgumentException for settings that cannot work (no data, unknown preset, bad model kwargs)
      */
     public Result run() throws IOException {
+        boolean labelled = trainData == null && s.data != null && !s.isRetrieval()
+                && LabelledExamples.recognizes(Path.of(s.data));
         if (rendezvous != null && rendezvous.worldSize() > 1) {
+            if (labelled) {
+                throw new IllegalArgumentException("labelled text / image classification runs in one process for now: "
+                        + "leave out --nproc (distributed()) for " + s.data);
+            }
             return runDataParallel();
+        }
+        if (labelled) {
+            return runLabelled();
         }
         try (RunSetup run = RunSetup.open(s, resume, out, trainData, valData);
                 MetricsLog metrics = RunOutputs.openMetrics(run);
@@ -240,6 +250,30 @@ public final class Finetuner {
                     scores == null ? null : scores.baseline(), run.majorityAnswer, run.outDir, RunOutputs.modelDir(run),
                     last, memory.rssAtStep(), scores == null ? null : scores.byType());
         }
+    }
+
+    /**
+     * Labelled text, images or both ({@link LabelledExamples}) instead of VQA data: {@link ClassificationFinetuner}
+     * with this run's settings and listeners; its result as this run's (the validation accuracy, the majority-class
+     * baseline; {@link #lastLabelled()} has the rest: macro-F1, per class, the head).
+     */
+    private Result runLabelled() throws IOException {
+        ClassificationFinetuner f = new ClassificationFinetuner(s, out).resume(resume).cancelWhen(() -> cancelRequested);
+        listeners.forEach(f::listener);
+        ClassificationFinetuner.Result r = f.run();
+        lastLabelled = r;
+        return new Result(r.status(), r.steps(), r.losses(), r.metrics() == null ? null : r.metrics().accuracy(),
+                r.baselineAccuracy(), r.majorityClass(), r.outDir(), r.modelDir(), r.lastCheckpoint(), Map.of(), null);
+    }
+
+    private volatile ClassificationFinetuner.Result lastLabelled;
+
+    /**
+     * After {@link #run()} on labelled text / image / image + text data: that run's full result (macro-F1 and
+     * per-class metrics, class names, the head); null for VQA data or before it ran.
+     */
+    public ClassificationFinetuner.Result lastLabelled() {
+        return lastLabelled;
     }
 
     /**

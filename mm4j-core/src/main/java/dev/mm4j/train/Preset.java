@@ -11,7 +11,11 @@ public enum Preset {
     /** The demo's small FLAVA trained from scratch (what {@code mm4j demo} runs). */
     DEMO("demo"),
     /** The demo's small FLAVA trained from scratch for retrieval (contrastive) on the demo's captions. */
-    DEMO_RETRIEVAL("demo-retrieval");
+    DEMO_RETRIEVAL("demo-retrieval"),
+    /** TorchMultimodal's FLAVA example on GLUE QNLI (configs/finetuning/qnli.yaml): text head, batch 32, lr 1e-5. */
+    QNLI("qnli"),
+    /** TorchMultimodal's FLAVA example on RenderedSST2 (configs/finetuning/rendered_sst2.yaml): image head, batch 32. */
+    RENDERED_SST2("rendered_sst2");
 
     private final String key;
 

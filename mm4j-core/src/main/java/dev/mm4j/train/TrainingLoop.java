@@ -192,8 +192,18 @@ public final class TrainingLoop<B> {
     public <M extends Module & LossModel<B>> TrainingLoop(M model, FlavaConfig config, AdamW optimizer,
             NDManager manager, Data<B> data, Options s, LrSchedule schedule, long totalSteps,
             CheckpointStore store, TrainState state, Path resumedFrom) {
+        this(model, model, config, optimizer, manager, data, s, schedule, totalSteps, store, state, resumedFrom);
+    }
+
+    /**
+     * A loop whose loss comes from a view of a module ({@code weights}) rather than the module itself, e.g.
+     * {@code FlavaForClassification.onExamples()} (the same weights trained on another batch type).
+     */
+    public TrainingLoop(Module weights, LossModel<B> model, FlavaConfig config, AdamW optimizer, NDManager manager,
+            Data<B> data, Options s, LrSchedule schedule, long totalSteps, CheckpointStore store, TrainState state,
+            Path resumedFrom) {
         this.model = model;
-        this.weights = model;
+        this.weights = weights;
         this.config = config;
         this.optimizer = optimizer;
         this.manager = manager;

@@ -164,4 +164,20 @@ class QuestionTokenizerTest {
         IOException e = assertThrows(IOException.class, () -> QuestionTokenizer.load(Path.of("/nonexistent/vocab.txt"), 512));
         assertEquals("tokenizer file not found: /nonexistent/vocab.txt", e.getMessage());
     }
+
+    @Test
+    void aPairIsClsASepBSepWithBertTokenTypes() {
+        QuestionTokenizer.Pair p = tok.encodePair("what is it?", "it is a cat.");
+        assertArrayEquals(new long[] {101, 2054, 2003, 2009, 1029, 102, 2009, 2003, 1037, 4937, 1012, 102}, p.ids());
+        assertArrayEquals(new long[] {0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1}, p.tokenTypeIds());
+    }
+
+    @Test
+    void aLongPairIsTruncatedLongestFirstKeepingBothSeps() throws Exception {
+        try (QuestionTokenizer t8 = QuestionTokenizer.bertBaseUncased(8)) {
+            // "what" + 5 pieces of the sentence: the sentence loses pieces until 1 + 1 + 1 + 4 + 1 = 8
+            QuestionTokenizer.Pair p = t8.encodePair("what", "it is a cat.");
+            assertArrayEquals(new long[] {101, 2054, 102, 2009, 2003, 1037, 4937, 102}, p.ids());
+        }
+    }
 }
