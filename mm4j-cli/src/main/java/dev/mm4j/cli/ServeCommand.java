@@ -1,15 +1,17 @@
 package dev.mm4j.cli;
 
 import dev.mm4j.checkpoint.ModelBundle;
+import dev.mm4j.eval.LabelledBundleEvaluation;
 import dev.mm4j.flava.FlavaConfig;
-import dev.mm4j.serve.ImageSearch;
 import dev.mm4j.inference.VqaModel;
+import dev.mm4j.serve.ImageSearch;
+import dev.mm4j.serve.LabelledModel;
 import dev.mm4j.serve.ModelServer;
 import java.nio.file.Path;
 import java.util.Objects;
+import java.util.concurrent.Callable;
 import java.util.stream.Collectors;
 import java.util.stream.Stream;
-import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
@@ -17,6 +19,7 @@ import picocli.CommandLine.Option;
 /** {@code mm4j serve}: a fine-tuned model and/or an image index behind HTTP (API, web page, health and metrics). */
 @Command(name = "serve", mixinStandardHelpOptions = true,
         description = {"Serves a fine-tuned model over HTTP until SIGTERM/Ctrl-C: POST /v1/answer (multipart or JSON),",
+                "or POST /v1/classify for a text / image classification model (finetune on labelled data),",
                 "the web page at /, /healthz, /readyz, /metrics (Prometheus).",
                 "With --index: POST /v1/search (text or image -> the nearest indexed images),",
                 "GET /v1/images/{sha256} (those images and thumbnails) and POST /v1/embed;",
@@ -24,7 +27,8 @@ import picocli.CommandLine.Option;
                 "Give --model, --index or --embed-model (or several).",
                 "--threads 0 (the default) serves with half the cores (at least 1); ./mm4j serve runs libtorch with OMP_WAIT_POLICY=PASSIVE unless set."})
 public final class ServeCommand implements Callable<Integer> {
-    @Option(names = "--model", paramLabel = "DIR", description = "VQA model folder (OUT/model of finetune): POST /v1/answer")
+    @Option(names = "--model", paramLabel = "DIR", description = "model folder (OUT/model of finetune): a VQA model "
+            + "(POST /v1/answer) or a text / image classification model (POST /v1/classify)")
     Path model;
 
     @Option(names = "--index", paramLabel = "INDEX", description = "image index built by 'mm4j index': POST /v1/search, "
@@ -94,12 +98,15 @@ public final class ServeCommand implements Callable<Integer> {
         ModelServer.Settings settings = new ModelServer.Settings(host, port, maxBatch, maxWaitMs, maxQueue, timeoutMs,
                 maxBodyMb << 20, 100).withConnections(maxConnections, idleTimeoutMs);
         VqaModel.Options options = new VqaModel.Options(cacheMb << 20, maxPixels);
-        Callable<VqaModel> vqa = model == null ? null
+        boolean labelled = model != null && LabelledBundleEvaluation.isLabelledBundle(model);
+        Callable<VqaModel> vqa = model == null || labelled ? null
                 : () -> VqaModel.load(model, engine.device(), options, engine.modelPrecision());
+        Callable<LabelledModel> classifier = !labelled ? null
+                : () -> LabelledModel.load(model, engine.device(), engine.modelPrecision(), maxPixels);
         Callable<ImageSearch> search = index == null && embedModel == null ? null
                 : () -> ImageSearch.open(index, embedModel, embedConfig == null ? null : FlavaConfig.load(embedConfig),
                         engine.device(), maxPixels);
-        try (ModelServer server = ModelServer.start(vqa, search, settings)) {
+        try (ModelServer server = ModelServer.start(vqa, search, classifier, settings)) {
             System.err.println("listening on " + server.uri() + " (loading " + Stream.of(model, index, embedModel)
                     .filter(Objects::nonNull).map(Path::toString).collect(Collectors.joining(", ")) + ")");
             server.awaitLoaded();

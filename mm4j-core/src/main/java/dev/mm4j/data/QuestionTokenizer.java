@@ -279,8 +279,9 @@ public final class QuestionTokenizer implements AutoCloseable {
      */
     public Pair encodePair(String a, String b) {
         long[] special = tokenizer.encode("", true, false).getIds(); // [CLS] [SEP]
-        long[] x = tokenizer.encode(a == null ? "" : a, false, false).getIds();
-        long[] y = tokenizer.encode(b == null ? "" : b, false, false).getIds();
+        // each text at most maxChars() characters: its first maxLength ids, whatever its size (as encode does)
+        long[] x = tokenizer.encode(cut(a == null ? "" : a, maxChars()), false, false).getIds();
+        long[] y = tokenizer.encode(cut(b == null ? "" : b, maxChars()), false, false).getIds();
         int lx = x.length;
         int ly = y.length;
         while (lx + ly + 3 > maxLength && lx + ly > 0) {

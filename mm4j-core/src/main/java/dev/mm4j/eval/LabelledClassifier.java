@@ -1,6 +1,5 @@
 package dev.mm4j.eval;
 
-import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import dev.mm4j.checkpoint.ModelBundle;
 import dev.mm4j.data.ImageTransform;
@@ -160,26 +159,37 @@ public final class LabelledClassifier {
 
     /** The predicted classes of {@code examples}, in batches of {@code batchSize}, the model in eval mode. */
     public List<Prediction> predict(List<LabelledExamples.Example> examples, int batchSize) throws IOException {
-        model.setTraining(false);
         List<Prediction> out = new ArrayList<>(examples.size());
-        NDManager manager = model.flava().namedParameters().values().iterator().next().array().getManager();
         for (int start = 0; start < examples.size(); start += batchSize) {
             List<LabelledExamples.Example> part = examples.subList(start, Math.min(examples.size(), start + batchSize));
-            FlavaForClassification.Examples b = batch(part, null, false, 0, start / batchSize);
-            try (ModelStep step = ModelStep.open(manager)) {
-                NDArray probs = model.forward(step, b).logits().softmax(-1);
-                float[] p = probs.toFloatArray();
-                int k = classes.size();
-                for (int i = 0; i < part.size(); i++) {
-                    float[] row = java.util.Arrays.copyOfRange(p, i * k, (i + 1) * k);
-                    int best = 0;
-                    for (int c = 1; c < k; c++) {
-                        if (row[c] > row[best]) {
-                            best = c;
-                        }
+            out.addAll(predict(part, null, start / batchSize));
+        }
+        return out;
+    }
+
+    /**
+     * The predicted classes of one batch, the model in eval mode; {@code pixels} holds each example's decoded image
+     * ({@link #transform()}'s output; null, or a null entry, to read the example's image file), as a server that
+     * received the images' bytes has them.
+     */
+    public List<Prediction> predict(List<LabelledExamples.Example> examples, List<float[]> pixels, int index)
+            throws IOException {
+        model.setTraining(false);
+        NDManager manager = model.flava().namedParameters().values().iterator().next().array().getManager();
+        FlavaForClassification.Examples b = batch(examples, pixels, false, 0, index);
+        List<Prediction> out = new ArrayList<>(examples.size());
+        try (ModelStep step = ModelStep.open(manager)) {
+            float[] p = model.forward(step, b).logits().softmax(-1).toFloatArray();
+            int k = classes.size();
+            for (int i = 0; i < examples.size(); i++) {
+                float[] row = java.util.Arrays.copyOfRange(p, i * k, (i + 1) * k);
+                int best = 0;
+                for (int c = 1; c < k; c++) {
+                    if (row[c] > row[best]) {
+                        best = c;
                     }
-                    out.add(new Prediction(part.get(i), best, row[best], row));
                 }
+                out.add(new Prediction(examples.get(i), best, row[best], row));
             }
         }
         return out;

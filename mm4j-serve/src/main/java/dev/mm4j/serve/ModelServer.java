@@ -115,6 +115,7 @@ public final class ModelServer implements AutoCloseable {
     private final ServePolicy policy;
     private final AnswerRoutes answers;
     private final SearchRoutes searches;
+    private final ClassifyRoutes classifies;
     /** The API's resources; a new endpoint is one more here. */
     private final List<Resource> resources;
     /** The API's routes and the one method each takes (HEAD goes with GET); the others get 405. */
@@ -125,19 +126,21 @@ public final class ModelServer implements AutoCloseable {
     private volatile ConnectionLimit connectionLimit;
     private volatile Server jetty;
 
-    private ModelServer(Settings settings, boolean ownsModel, boolean answering, boolean searching) {
+    private ModelServer(Settings settings, boolean ownsModel, boolean answering, boolean searching, boolean classifying) {
         this.settings = settings;
         this.ownsModel = ownsModel;
         this.policy = new ServePolicy(settings);
         this.answers = new AnswerRoutes(policy, answering);
         this.searches = new SearchRoutes(policy, searching);
-        this.resources = List.of(answers, searches, new ImageRoutes(policy, searches));
+        this.classifies = new ClassifyRoutes(policy, classifying);
+        this.resources = List.of(answers, searches, new ImageRoutes(policy, searches), classifies);
         // the page shows the tabs of the endpoints served
         String html = new String(resource("/dev/mm4j/serve/index.html"), StandardCharsets.UTF_8)
                 .replace("<body>", "<body data-answer=\"" + answering + "\" data-search=\"" + searching + "\">");
-        if (!answering) { // search only: the header says what is served
-            html = html.replace("<span id=\"model\">visual question answering</span>", "<span id=\"model\">image search</span>")
-                    .replace("<title>Multimodal4J — ask about an image</title>", "<title>Multimodal4J — image search</title>");
+        if (!answering) { // no questions: the header says what is served
+            String what = searching ? "image search" : "classification";
+            html = html.replace("<span id=\"model\">visual question answering</span>", "<span id=\"model\">" + what + "</span>")
+                    .replace("<title>Multimodal4J — ask about an image</title>", "<title>Multimodal4J — " + what + "</title>");
         }
         this.page = html.getBytes(StandardCharsets.UTF_8);
         Gauge.builder("mm4j.connections.open", () -> connectionLimit == null ? 0 : connectionLimit.getConnections())
@@ -229,10 +232,19 @@ public final class ModelServer implements AutoCloseable {
      * (its endpoints then answer 404), not both. The server owns and closes what they load.
      */
     public static ModelServer start(Callable<VqaModel> loader, Callable<ImageSearch> searchLoader, Settings settings) {
-        if (loader == null && searchLoader == null) {
-            throw new IllegalArgumentException("nothing to serve: give a VQA model, a search, or both");
+        return start(loader, searchLoader, null, settings);
+    }
+
+    /**
+     * The same, with a labelled-classification model ({@code /v1/classify}; {@link LabelledModel}) too; any loader may
+     * be null (its endpoints then answer 404), not all.
+     */
+    public static ModelServer start(Callable<VqaModel> loader, Callable<ImageSearch> searchLoader,
+            Callable<LabelledModel> classifierLoader, Settings settings) {
+        if (loader == null && searchLoader == null && classifierLoader == null) {
+            throw new IllegalArgumentException("nothing to serve: give a VQA model, a search, a classifier, or several");
         }
-        ModelServer s = new ModelServer(settings, true, loader != null, searchLoader != null);
+        ModelServer s = new ModelServer(settings, true, loader != null, searchLoader != null, classifierLoader != null);
         s.listen();
         Thread t = new Thread(() -> {
             try {
@@ -241,6 +253,9 @@ public final class ModelServer implements AutoCloseable {
                 }
                 if (loader != null) {
                     s.answers.ready(loader.call());
+                }
+                if (classifierLoader != null) {
+                    s.classifies.ready(classifierLoader.call());
                 }
             } catch (Throwable e) {
                 s.policy.loadError = e;
@@ -264,7 +279,7 @@ public final class ModelServer implements AutoCloseable {
         if (model == null && search == null) {
             throw new IllegalArgumentException("nothing to serve: give a VQA model, a search, or both");
         }
-        ModelServer s = new ModelServer(settings, false, model != null, search != null);
+        ModelServer s = new ModelServer(settings, false, model != null, search != null, false);
         if (model != null) {
             s.answers.ready(model);
         }
