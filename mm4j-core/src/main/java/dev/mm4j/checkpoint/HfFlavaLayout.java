@@ -103,6 +103,47 @@ public final class HfFlavaLayout {
         return null;
     }
 
+    /**
+     * Hugging Face's {@code FlavaForPreTraining} heads in TorchMultimodal's {@code FLAVAPretrainingLoss} (prefix
+     * renames, then {@link #HEAD_INSIDE}): each {@code FlavaMaskedPredictionHead} is a {@code MaskedPredictionLoss}'s
+     * {@code cls}, the ITM head is {@code ITMLoss}'s pooler and two-way head, {@code flava.logit_scale} is the global
+     * contrastive loss's. (The image codebook, {@code image_codebook.*}, is renamed by {@code PretrainingCheckpoint}.)
+     */
+    private static final List<Rule> HEADS = List.of(
+            new Rule("mlm_head.", "loss.mlm_loss.cls."),                     // masked language modeling
+            new Rule("mim_head.", "loss.mim_loss.cls."),                     // masked image modeling
+            new Rule("mmm_text_head.", "loss.mmm_loss.mlm.cls."),            // masked multimodal modeling, text
+            new Rule("mmm_image_head.", "loss.mmm_loss.mim.cls."),           // masked multimodal modeling, image
+            new Rule("itm_head.seq_relationship.", "loss.itm_loss.cls.seq_relationship."), // FlavaITMHead
+            new Rule("itm_head.pooler.", "loss.itm_loss.pooler."),           // FlavaPooler.dense
+            new Rule("flava.logit_scale", "loss.contrastive_loss.logit_scale"));
+
+    /** Inside a {@code FlavaMaskedPredictionHead}: {@code transform} (FlavaPredictionHeadTransform) is flat in ours. */
+    private static final List<Rule> HEAD_INSIDE = List.of(
+            new Rule("transform.dense.", "dense."),
+            new Rule("transform.LayerNorm.", "layer_norm."));
+
+    /**
+     * TorchMultimodal's {@code FLAVAForPreTraining} name for HF's {@code name}: the pretraining heads and
+     * {@code logit_scale} as {@code loss.*}, everything else as {@link #toTorchMultimodal}; null for what that
+     * leaves out (buffers, the codebook) or does not understand.
+     */
+    public static String toTorchMultimodalPretraining(String name) {
+        String k = withFlavaPrefix(name);
+        for (Rule h : HEADS) {
+            if (k.startsWith(h.from())) {
+                String rest = k.substring(h.from().length());
+                for (Rule r : HEAD_INSIDE) {
+                    if (rest.startsWith(r.from())) {
+                        rest = r.to() + rest.substring(r.from().length());
+                    }
+                }
+                return h.to() + rest;
+            }
+        }
+        return toTorchMultimodal(name);
+    }
+
     /** Why {@code name} is left out on purpose, or null. */
     public static String ignoredReason(String name) {
         String k = withFlavaPrefix(name);

@@ -85,7 +85,7 @@ public final class ModelBundle {
     /** Weights of any FLAVA module (its parameter names) with {@code config} in the metadata. */
     public static void writeWeights(Path file, Module model, FlavaConfig config) throws IOException {
         Map<String, NDArray> arrays = new LinkedHashMap<>();
-        model.namedParameters().forEach((n, p) -> arrays.put(n, p.array()));
+        model.stateDictParameters().forEach((n, p) -> arrays.put(n, p.array())); // tied weights under each name
         Map<String, String> meta = new LinkedHashMap<>();
         meta.put("format", "pt");
         meta.put(CONFIG_KEY, config.toKwargsJson()); // TorchMultimodal kwargs as they are

@@ -40,7 +40,7 @@ public final class StateDictLoader {
 
     /** Compares names and shapes without loading anything (what {@code inspect} prints). */
     public static Report check(Module module, StateDict sd) {
-        Map<String, Parameter> params = module.namedParameters();
+        Map<String, Parameter> params = module.stateDictParameters();
         TreeSet<String> missing = new TreeSet<>();
         TreeSet<String> mismatched = new TreeSet<>();
         int matching = 0;
@@ -80,7 +80,7 @@ public final class StateDictLoader {
             }
             throw new CheckpointException(source + " does not fit the model: " + String.join(" | ", problems));
         }
-        for (Map.Entry<String, Parameter> e : module.namedParameters().entrySet()) {
+        for (Map.Entry<String, Parameter> e : module.stateDictParameters().entrySet()) {
             HostTensor t = sd.get(e.getKey());
             if (t == null) {
                 continue;

@@ -2,6 +2,7 @@ package dev.mm4j.flava;
 
 import com.fasterxml.jackson.annotation.JsonFormat;
 import com.fasterxml.jackson.annotation.JsonIgnore;
+import com.fasterxml.jackson.annotation.JsonProperty;
 import com.fasterxml.jackson.databind.DeserializationFeature;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.PropertyNamingStrategies;
@@ -66,6 +67,37 @@ public final class FlavaConfig {
     public double classifierDropout = 0.5;
     public double initializerRange = 0.02;
 
+    // pretraining (FlavaForPreTraining): the codebook and FLAVAPretrainingLoss; not classification kwargs
+    /** Side of the codebook's input image ({@code flava_model_for_pretraining(codebook_image_size=112)}). */
+    public int codebookImageSize = 112;
+    /** Tokens of the image codebook (DALL-E's 8192): the MIM heads' output width and the codebook's. */
+    public int imageVocabSize = 8192;
+    /**
+     * {@code DalleEncoder(group_count, n_hid, n_blk_per_group)}: DALL-E's 4, 256, 2 (the encoder always has four
+     * groups; {@code group_count} only scales the residual paths' gain).
+     */
+    public int codebookGroupCount = 4;
+    @JsonProperty("codebook_n_hid")
+    public int codebookNHid = 256;
+
+    @JsonProperty("codebook_n_blk_per_group")
+    public int codebookNBlkPerGroup = 2;
+
+    /** {@code FLAVAPretrainingLoss}'s loss weights (a loss with weight 0 is not computed) and its heads' norm eps. */
+    public double mlmWeight = 1.0;
+    public double mimWeight = 1.0;
+    public double contrastiveLossWeight = 1.0;
+    public double mmmImageLossWeight = 1.0;
+    public double mmmTextLossWeight = 1.0;
+    public double itmLossWeight = 1.0;
+    public double pretrainingLayerNormEps = 1e-5;
+
+    /** The pretraining keys above: no {@code flava_model_for_classification} kwarg, left out of {@link #toKwargsJson}. */
+    static final List<String> PRETRAINING_KEYS = List.of("codebook_image_size", "image_vocab_size",
+            "codebook_group_count", "codebook_n_hid", "codebook_n_blk_per_group", "mlm_weight", "mim_weight",
+            "contrastive_loss_weight", "mmm_image_loss_weight", "mmm_text_loss_weight", "itm_loss_weight",
+            "pretraining_layer_norm_eps");
+
     /**
      * Whether the multimodal encoder ignores text padding tokens. Off reproduces the reference, whose
      * multimodal encoder attends to padding (so its numbers depend on the padded length); on makes the
@@ -105,6 +137,16 @@ public final class FlavaConfig {
         return classifierInDim != null ? classifierInDim : multimodalHiddenSize;
     }
 
+    /** FLAVA's full size for pretraining: {@code flava_model_for_pretraining()}'s defaults. */
+    public static FlavaConfig fullSizePretraining() {
+        return new FlavaConfig();
+    }
+
+    /** Side of the codebook's token grid: its input side over 8 (three 2x poolings). */
+    public int codebookGridSize() {
+        return codebookImageSize / 8;
+    }
+
     public int numPatches() {
         return (imageSize / patchSize) * (imageSize / patchSize);
     }
@@ -120,6 +162,11 @@ public final class FlavaConfig {
         require(imageDropout == 0 && textDropout == 0 && multimodalDropout == 0,
                 "encoder dropout (image_dropout/text_dropout/multimodal_dropout) other than 0 is not supported yet");
         require(classifierDropout >= 0 && classifierDropout < 1, "classifier_dropout must be in [0, 1)");
+        require(codebookImageSize > 0 && codebookImageSize % 8 == 0, "codebook_image_size must be a positive multiple of 8");
+        require(imageVocabSize > 0, "image_vocab_size must be positive");
+        require(codebookGroupCount > 0, "codebook_group_count must be positive");
+        require(codebookNHid > 0 && codebookNHid % 4 == 0, "codebook_n_hid must be a positive multiple of 4");
+        require(codebookNBlkPerGroup > 0, "codebook_n_blk_per_group must be positive");
         return this;
     }
 
@@ -175,6 +222,7 @@ public final class FlavaConfig {
             ObjectMapper m = mapper(false);
             com.fasterxml.jackson.databind.node.ObjectNode o = m.valueToTree(this);
             o.remove("initializer_range");
+            PRETRAINING_KEYS.forEach(o::remove);
             o.put("classifier_in_dim", classifierInputDim());
             return m.writerWithDefaultPrettyPrinter().writeValueAsString(o);
         } catch (IOException e) {

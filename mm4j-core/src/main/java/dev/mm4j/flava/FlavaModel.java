@@ -69,6 +69,46 @@ public final class FlavaModel extends Module {
         return new FlavaOutput(img, txt, mm, imageProjection, textProjection);
     }
 
+    /**
+     * What {@link #forwardMasked} gives: the unmasked image and text encoders' outputs with their projections
+     * ({@code unmasked}, whose encoders are null where they did not run) and the masked encoders' outputs (null
+     * where they did not run): TorchMultimodal's {@code FLAVAOutput} with {@code skip_unmasked_mm_encoder=True}.
+     */
+    public record MaskedOutput(FlavaOutput unmasked, EncoderOutput imageMasked, EncoderOutput textMasked,
+            EncoderOutput multimodalMasked) {}
+
+    /**
+     * TorchMultimodal's {@code FLAVAModel.forward(image, text, image_patches_mask, text_masked, required_embedding)}
+     * as pretraining calls it: the image encoder on the image with its masked patches replaced by the mask token,
+     * the text encoder on the masked text, and the multimodal encoder over both when {@code required} is MM (null
+     * picks MM when image and text are given, as the reference). The unmasked image and text run only when
+     * {@code unmasked} is set (the reference runs them always; only the global contrastive loss reads them).
+     * Without a patch mask the masked image is the unmasked one (the same numbers, computed once).
+     *
+     * @param image (B, C, H, W) in [0, 1], or null
+     * @param text (B, L) token ids, or null
+     * @param imagePatchesMask (B, patches) 1 = masked, or null
+     * @param textMasked (B, L) token ids with the masked positions replaced, or null
+     */
+    public MaskedOutput forwardMasked(NDArray image, NDArray text, NDArray imagePatchesMask, NDArray textMasked,
+            RequiredEmbedding required, boolean unmasked) {
+        if (required == null) {
+            required = image != null && text != null ? RequiredEmbedding.MM
+                    : image != null ? RequiredEmbedding.IMAGE : RequiredEmbedding.TEXT;
+        }
+        checkpointing.clear(); // one forward, then at most one backward()
+        boolean imageWanted = image != null && required != RequiredEmbedding.TEXT;
+        boolean textWanted = required != RequiredEmbedding.IMAGE;
+        EncoderOutput img = unmasked && imageWanted ? imageEncoder.forward(image) : null;
+        EncoderOutput txt = unmasked && textWanted && text != null ? textEncoder.forward(text) : null;
+        EncoderOutput imgMasked = !imageWanted ? null
+                : imagePatchesMask == null && img != null ? img : imageEncoder.forward(image, imagePatchesMask);
+        EncoderOutput txtMasked = textWanted && textMasked != null ? textEncoder.forward(textMasked) : null;
+        EncoderOutput mm = required == RequiredEmbedding.MM && imgMasked != null && txtMasked != null
+                ? multimodal(imgMasked, txtMasked, textMasked) : null;
+        return new MaskedOutput(new FlavaOutput(img, txt, null, imageProjection, textProjection), imgMasked, txtMasked, mm);
+    }
+
     /** The image encoder alone: pixels (B, C, H, W) in [0, 1] -> its output, reusable with {@link #forward(EncoderOutput, NDArray)}. */
     public EncoderOutput encodeImage(NDArray pixels) {
         return imageEncoder.forward(pixels);

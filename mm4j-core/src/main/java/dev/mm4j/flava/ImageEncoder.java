@@ -3,6 +3,7 @@ package dev.mm4j.flava;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDArrays;
 import ai.djl.ndarray.NDList;
+import ai.djl.ndarray.types.DataType;
 import dev.mm4j.nn.Activation;
 import dev.mm4j.nn.ActivationCheckpointing;
 import dev.mm4j.nn.Conv2d;
@@ -31,7 +32,15 @@ public final class ImageEncoder extends Module {
 
     /** pixels (B, C, H, W) in [0, 1] -> hidden states (B, 1 + patches, D). */
     public EncoderOutput forward(NDArray pixels) {
-        return output(encoder.forward(embeddings.forward(pixels), null));
+        return forward(pixels, null);
+    }
+
+    /**
+     * The same with masked image modelling: patches where {@code patchesMask} (B, patches; 1 = masked, row-major
+     * over the patch grid) is set are replaced by {@code mask_token} before the positions are added. Null: none.
+     */
+    public EncoderOutput forward(NDArray pixels, NDArray patchesMask) {
+        return output(encoder.forward(embeddings.forward(pixels, patchesMask), null));
     }
 
     /** Hidden states (B, 1 + patches, D) before the final norm, as this encoder's output. */
@@ -43,6 +52,7 @@ public final class ImageEncoder extends Module {
     static final class Embeddings extends Module {
         private final Parameter clsToken;
         private final Parameter positionEmbeddings;
+        private final Parameter maskToken;
         private final PatchEmbeddings patchEmbeddings;
         private final int imageSize;
 
@@ -50,20 +60,25 @@ public final class ImageEncoder extends Module {
             this.clsToken = parameter("cls_token", Init.zeros(), 1, 1, c.imageHiddenSize);
             this.positionEmbeddings = parameter("position_embeddings", Init.normal(c.initializerRange), 1,
                     c.numPatches() + 1, c.imageHiddenSize);
-            if (c.useImageMasking) {
-                parameter("mask_token", Init.zeros(), 1, 1, c.imageHiddenSize); // masked pretraining only
-            }
+            this.maskToken = c.useImageMasking
+                    ? parameter("mask_token", Init.zeros(), 1, 1, c.imageHiddenSize) // masked pretraining only
+                    : null;
             this.patchEmbeddings = child("patch_embeddings", new PatchEmbeddings(c));
             this.imageSize = c.imageSize;
         }
 
-        NDArray forward(NDArray pixels) {
+        NDArray forward(NDArray pixels, NDArray patchesMask) {
             long b = pixels.getShape().get(0);
             if (pixels.getShape().get(2) != imageSize || pixels.getShape().get(3) != imageSize) {
                 throw new IllegalArgumentException("input image size " + pixels.getShape() + " doesn't match model ("
                         + imageSize + "*" + imageSize + ")");
             }
             NDArray patches = patchEmbeddings.forward(pixels); // (B, P, D)
+            if (patchesMask != null && maskToken != null) {
+                // embeddings * (1 - w) + mask_token * w, as the reference (a mask without use_image_masking is ignored)
+                NDArray w = patchesMask.reshape(b, -1).toType(DataType.FLOAT32, false).expandDims(-1);
+                patches = patches.mul(w.neg().add(1f)).add(maskToken.array().mul(w));
+            }
             NDArray cls = clsToken.array().broadcast(b, 1, patches.getShape().get(2));
             return NDArrays.concat(new NDList(cls, patches), 1).add(positionEmbeddings.array());
         }

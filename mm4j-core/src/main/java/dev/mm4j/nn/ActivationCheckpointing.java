@@ -6,7 +6,11 @@ import ai.djl.pytorch.engine.PtNDArray;
 import ai.djl.pytorch.jni.JniUtils;
 import java.util.ArrayList;
 import java.util.Collection;
+import java.util.Collections;
+import java.util.IdentityHashMap;
 import java.util.List;
+import java.util.Map;
+import java.util.Set;
 import java.util.function.Consumer;
 
 /**
@@ -121,6 +125,15 @@ public final class ActivationCheckpointing {
      *     to update them and release their gradients before the rest of the backward pass allocates its own
      */
     public void backward(Consumer<Collection<Parameter>> layerDone) {
+        // a layer that ran more than once in the forward (an encoder run on two inputs, e.g. FLAVA pretraining's
+        // masked and unmasked image) is done once the backward pass has gone through its earliest run
+        Map<TransformerEncoderLayer, Integer> firstRun = new IdentityHashMap<>();
+        for (int i = tape.size() - 1; i >= 0; i--) {
+            if (tape.get(i) instanceof Layer l) {
+                firstRun.put(l.layer(), i);
+            }
+        }
+        Set<TransformerEncoderLayer> backpropagated = Collections.newSetFromMap(new IdentityHashMap<>());
         try {
             for (int i = tape.size() - 1; i >= 0; i--) {
                 Entry e = tape.get(i);
@@ -132,6 +145,9 @@ public final class ActivationCheckpointing {
                             JniUtils.backward((PtNDArray) out, (PtNDArray) gradOut, false, false);
                         }
                         gradOut.close();
+                        backpropagated.add(l.layer());
+                    }
+                    if (firstRun.get(l.layer()) == i && backpropagated.contains(l.layer())) {
                         layerDone.accept(l.layer().namedParameters().values());
                     }
                     if (!l.last()) {

@@ -14,6 +14,7 @@ import java.util.Map;
 public abstract class Module {
     private final Map<String, Parameter> parameters = new LinkedHashMap<>();
     private final Map<String, Module> children = new LinkedHashMap<>();
+    private final Map<String, Parameter> tied = new LinkedHashMap<>();
     private boolean training = true;
     private Precision precision = Precision.FP32;
 
@@ -26,6 +27,17 @@ public abstract class Module {
         return p;
     }
 
+    /**
+     * Declares {@code name} as a second name of a parameter declared elsewhere in the model (PyTorch's tied
+     * weights, e.g. {@code decoder.bias = self.bias}): the state dict holds it under both names
+     * ({@link #stateDictParameters()}), the parameters to train hold it once ({@link #namedParameters()}).
+     */
+    protected final void tie(String name, Parameter p) {
+        if (parameters.containsKey(name) || children.containsKey(name) || tied.putIfAbsent(name, p) != null) {
+            throw new IllegalArgumentException("duplicate name " + name + " in " + getClass().getSimpleName());
+        }
+    }
+
     /** Declares a child module; its parameters appear under {@code name.}. */
     protected final <M extends Module> M child(String name, M module) {
         if (children.putIfAbsent(name, module) != null || parameters.containsKey(name)) {
@@ -34,16 +46,32 @@ public abstract class Module {
         return module;
     }
 
-    /** All parameters of this module and its children, keyed by dotted path, in declaration order. */
+    /**
+     * All parameters of this module and its children, keyed by dotted path, in declaration order; a tied
+     * parameter once, under the name it was declared with (PyTorch's {@code named_parameters()}).
+     */
     public final Map<String, Parameter> namedParameters() {
         Map<String, Parameter> out = new LinkedHashMap<>();
-        collect("", out);
+        collect("", out, false);
         return Collections.unmodifiableMap(out);
     }
 
-    private void collect(String prefix, Map<String, Parameter> out) {
+    /**
+     * Every state-dict key and its parameter: {@link #namedParameters()} plus the second names of tied
+     * parameters (PyTorch's {@code state_dict()} keys). What a checkpoint is loaded into and written from.
+     */
+    public final Map<String, Parameter> stateDictParameters() {
+        Map<String, Parameter> out = new LinkedHashMap<>();
+        collect("", out, true);
+        return Collections.unmodifiableMap(out);
+    }
+
+    private void collect(String prefix, Map<String, Parameter> out, boolean withTied) {
         parameters.forEach((n, p) -> out.put(prefix + n, p));
-        children.forEach((n, c) -> c.collect(prefix + n + ".", out));
+        if (withTied) {
+            tied.forEach((n, p) -> out.put(prefix + n, p));
+        }
+        children.forEach((n, c) -> c.collect(prefix + n + ".", out, withTied));
     }
 
     /** Allocates every parameter on {@code manager}'s device with its initial values. */
