@@ -4,6 +4,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.dataformat.yaml.YAMLFactory;
 import dev.mm4j.train.FinetuneSettings;
 import dev.mm4j.train.Finetuner;
+import dev.mm4j.train.Pretrainer;
 import dev.mm4j.search.RetrievalFinetuner;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -26,19 +27,36 @@ import picocli.CommandLine.Option;
                 "Presets: tutorial (the TorchMultimodal tutorial: batch 2, AdamW lr 1e-3, 3 steps, prints 'Loss at step i = x'), "
                         + "torchmultimodal (its FLAVA fine-tuning defaults: lr 1e-5, betas 0.9/0.98, eps 1e-6, wd 0.1, warmup, "
                         + "linear decay), demo (a small model trained from scratch, used by 'mm4j demo'), demo-retrieval (the "
-                        + "same model trained for retrieval: task retrieval, all cores; 'mm4j demo --task retrieval')."})
+                        + "same model trained for retrieval: task retrieval, all cores; 'mm4j demo --task retrieval'), demo-pretraining "
+                        + "(the same model with a small codebook, pretrained on a mix of sources; 'mm4j demo --task pretraining')."})
 public final class FinetuneCommand implements Callable<Integer> {
-    @Option(names = "--preset", description = "tutorial, torchmultimodal, demo, demo-retrieval or default (default: ${DEFAULT-VALUE})")
+    @Option(names = "--preset", description = "tutorial, torchmultimodal, demo, demo-retrieval, demo-pretraining or default "
+            + "(default: ${DEFAULT-VALUE})")
     String preset = "default";
 
     @Option(names = "--settings", paramLabel = "YAML", description = "settings file (keys as in OUT/settings.yaml)")
     Path settingsFile;
 
-    @Option(names = "--task", paramLabel = "classification|retrieval",
-            description = "classification (default: FLAVA + answer head) or retrieval (contrastive image-text training on "
+    @Option(names = "--task", paramLabel = "classification|retrieval|pretraining",
+            description = "classification (default; also vqa: FLAVA + answer head), retrieval (contrastive image-text training on "
                     + "captions: a .jsonl/.csv manifest of {image, text}, a synth folder's captions_SPLIT.jsonl, or TextVQA data "
-                    + "as question + majority answer; writes a retrieval model and held-out recall@1/@5)")
+                    + "as question + majority answer; writes a retrieval model and held-out recall@1/@5) or pretraining "
+                    + "(FLAVA's pretraining losses over a mix of --pairs / --texts / --images sources or pretraining_sources; "
+                    + "loss weights as model kwargs mlm_weight, mim_weight, itm_loss_weight, mmm_text_loss_weight, "
+                    + "mmm_image_loss_weight, contrastive_loss_weight; writes OUT/model, a pretraining bundle that "
+                    + "--checkpoint OUT/model starts fine-tuning from)")
     String task;
+
+    @Option(names = "--pairs", paramLabel = "PATH[:RATIO]", description = "pretraining source of image-text pairs (a "
+            + "caption manifest or folder, as retrieval reads): contrastive + ITM + MMM; RATIO its sampling ratio (1)")
+    List<String> pairs = new ArrayList<>();
+
+    @Option(names = "--texts", paramLabel = "PATH[:RATIO]", description = "pretraining source of texts (.txt one per line, "
+            + ".jsonl with a text field): MLM")
+    List<String> texts = new ArrayList<>();
+
+    @Option(names = "--images", paramLabel = "PATH[:RATIO]", description = "pretraining source of images (a folder): MIM")
+    List<String> images = new ArrayList<>();
 
     @Option(names = "--data", paramLabel = "PATH", description = "dataset: official JSON / folder, parquet file / folder, "
             + "or a JSON Lines / CSV manifest (image, question, answers) / folder of <split>.jsonl|csv")
@@ -86,6 +104,14 @@ public final class FinetuneCommand implements Callable<Integer> {
     @Override
     public Integer call() throws Exception {
         FinetuneSettings s = settings(preset, settingsFile, overrides());
+        if (s.isPretraining()) {
+            Pretrainer.Result r = Pretrainer.builder().settings(s).resume(resume).log(System.out).progressBar(true)
+                    .build().run();
+            return r.status() == Finetuner.Status.STOPPED_ON_NON_FINITE_LOSS ? 3 : 0;
+        }
+        if (!pairs.isEmpty() || !texts.isEmpty() || !images.isEmpty()) {
+            throw new IllegalArgumentException("--pairs / --texts / --images are pretraining sources: add --task pretraining");
+        }
         if (s.isRetrieval()) {
             RetrievalFinetuner.Result r = new RetrievalFinetuner(s, System.out).resume(resume).run();
             return r.status() == Finetuner.Status.STOPPED_ON_NON_FINITE_LOSS ? 3 : 0;
@@ -106,6 +132,13 @@ public final class FinetuneCommand implements Callable<Integer> {
         put(o, "epochs", epochs);
         put(o, "batch_size", batchSize);
         put(o, "lr", lr);
+        List<Map<String, Object>> sources = new ArrayList<>();
+        pairs.forEach(p -> sources.add(source("pairs", p)));
+        texts.forEach(p -> sources.add(source("text", p)));
+        images.forEach(p -> sources.add(source("image", p)));
+        if (!sources.isEmpty()) {
+            o.put("pretraining_sources", sources);
+        }
         put(o, "device", engine.deviceSpec());
         put(o, "precision", engine.precisionSpec());
         put(o, "threads", engine.threads > 0 ? engine.threads : null);
@@ -125,6 +158,15 @@ public final class FinetuneCommand implements Callable<Integer> {
             }
         }
         return o;
+    }
+
+    private static Map<String, Object> source(String kind, String spec) {
+        FinetuneSettings.PretrainingSourceSpec p = FinetuneSettings.PretrainingSourceSpec.parse(kind, spec);
+        Map<String, Object> m = new LinkedHashMap<>();
+        m.put("kind", p.kind);
+        m.put("path", p.path);
+        m.put("ratio", p.ratio);
+        return m;
     }
 
     private static void put(Map<String, Object> o, String k, Object v) {

@@ -11,7 +11,9 @@ public enum Preset {
     /** The demo's small FLAVA trained from scratch (what {@code mm4j demo} runs). */
     DEMO("demo"),
     /** The demo's small FLAVA trained from scratch for retrieval (contrastive) on the demo's captions. */
-    DEMO_RETRIEVAL("demo-retrieval");
+    DEMO_RETRIEVAL("demo-retrieval"),
+    /** The demo's small FLAVA pretrained from scratch on a mix of sources ({@code mm4j demo --task pretraining}). */
+    DEMO_PRETRAINING("demo-pretraining");
 
     private final String key;
 
