@@ -212,6 +212,13 @@ class PretrainingCommandTest {
         assertEquals(uninterrupted, joined);
         assertTrue(Files.exists(rest.modelDir().resolve("model.safetensors")));
         assertFalse(rest.lastParts().isEmpty());
+
+        // activation checkpointing recomputes the layers in the backward pass: the same losses
+        List<Double> checkpointed = builder(kw, tmp.resolve("j3")).set("activation_checkpointing", true).build().run()
+                .losses();
+        for (int i = 0; i < 4; i++) {
+            assertEquals(uninterrupted.get(i), checkpointed.get(i), 1e-5 * Math.abs(uninterrupted.get(i)), "step " + i);
+        }
     }
 
     private static Pretrainer.Builder builder(Map<String, Object> kw, Path out) {

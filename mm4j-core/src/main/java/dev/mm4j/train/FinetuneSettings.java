@@ -188,7 +188,7 @@ public final class FinetuneSettings {
             s.evalEvery = 0;
             s.checkpointEvery = 200;
             s.logEvery = 20;
-            s.threads = 0;
+            s.threads = 1; // as the VQA demo: deterministic, and on a busy machine 2 threads lost more than they gained
             s.loaderThreads = 2;
             s.pairsMaxLength = 32;
             s.valSplit = "none";
