@@ -7,8 +7,8 @@ FLAVAForPreTraining as flava_model_for_pretraining(codebook_image_size=112) buil
 codebook is built with pretrained=False, as nothing is downloaded), the codebook frozen, AdamW over the rest, train
 mode; a batch of image-text pairs as the VL data gives it (the same shapes as the Java bench's: image 224, codebook
 input 112, 75 of 196 patches masked, captions of 20-30 tokens padded to TEXT_LEN with 15% masked, ITM labels),
-all five losses. bf16 = torch.autocast("cpu", dtype=torch.bfloat16). The first step is the warm-up; prints one JSON
-line per step, then a summary line (train_step_s_median over the steps after the first, peak_rss_mb).
+its four losses (ITM, MMM text, MMM image, global contrastive). bf16 = torch.autocast("cpu", dtype=torch.bfloat16).
+The first step is the warm-up; prints one JSON line per step, then a summary line (train_step_s_median over the steps after the first, peak_rss_mb).
 Not on any build or run path.
 """
 import json
@@ -78,7 +78,7 @@ def main():
         loss.backward()
         opt.step()
         times.append(time.time() - t)
-        print(json.dumps({"step": i, "s": round(times[-1], 3), "loss": float(loss), "losses": len(losses)}), flush=True)
+        print(json.dumps({"step": i, "s": round(times[-1], 3), "loss": float(loss.detach()), "losses": len(losses)}), flush=True)
     timed = times[1:] or times
     print(json.dumps({
         "impl": "torchmultimodal FLAVAForPreTraining, torch " + torch.__version__, "precision": precision,

@@ -22,7 +22,8 @@ import java.util.Random;
 /**
  * The full-size pretraining step ({@code bench --task pretraining}): {@link FlavaForPreTraining} (codebook input 112)
  * on a batch of image-text pairs as the reference's VL data gives it (text padded to 77, 75 of 196 patches masked by
- * block masking, 15% of the caption's tokens masked, ITM labels), forward + backward + AdamW through the training
+ * block masking, 15% of the caption's tokens masked, ITM labels: ITM, MMM text, MMM image and the global contrastive
+ * loss, as the reference computes for pairs), forward + backward + AdamW through the training
  * loop's {@link TrainingStep}, per precision: s/step (median and fastest of the repeats after a warm-up step) and the
  * process's peak RSS (reset before each precision, its model built afresh). TorchMultimodal's
  * {@code FLAVAForPreTraining} on PyTorch eager (fp32 and bf16 autocast) runs from {@code tools/bench_pretraining_reference.py};
@@ -51,7 +52,8 @@ public final class PretrainBench {
         out.printf("libtorch %s, %d intra-op threads, %d cores%n", Engine.getInstance().getVersion(), threads,
                 Runtime.getRuntime().availableProcessors());
         out.printf("FLAVA for pretraining: %,d parameters (codebook input %d), batch %d of image-text pairs, text %d, "
-                + "all five losses%n%n", new FlavaForPreTraining(o.config().copy()).parameterCount(),
+                + "its four losses (ITM, MMM text, MMM image, global contrastive; MLM and MIM are the unimodal "
+                + "sources')%n%n", new FlavaForPreTraining(o.config().copy()).parameterCount(),
                 o.config().codebookImageSize, o.batch(), o.textLen());
         out.printf("%-28s %-5s %5s %5s %9s %9s %10s %8s%n", "impl", "prec", "batch", "text", "s/step", "min s",
                 "samples/s", "peakRSS");

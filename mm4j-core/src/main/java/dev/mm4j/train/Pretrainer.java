@@ -236,7 +236,9 @@ public final class Pretrainer {
             return pretrained.loadInto(model) + " (a fine-tuned model's encoders; the pretraining heads and codebook "
                     + "start fresh)";
         }
-        return "weights: " + PretrainingCheckpoint.load(model, weights, null) + " (strict)";
+        // a bundle folder: its weights file; anything else (a file, a Hugging Face folder) as the checkpoint reader takes it
+        Path source = Files.isDirectory(p) && ModelBundle.isBundle(p) ? weights : p;
+        return "weights: " + PretrainingCheckpoint.load(model, source, null) + " (strict)";
     }
 
     private static boolean isPretrainingBundle(Path weights) throws IOException {
