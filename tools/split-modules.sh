@@ -8,7 +8,10 @@
 #     (from the old layout: data files named *Parquet* or importing org.apache.parquet / org.apache.hadoop ->
 #     mm4j-parquet, report files importing org.jfree or me.tongfei -> mm4j-cli; they now live in dev.mm4j.parquet
 #     and dev.mm4j.cli.charts: one package, one module)
-#   parquet -> mm4j-parquet, serve -> mm4j-serve, search -> mm4j-search, cli bench -> mm4j-cli
+#   parquet -> mm4j-parquet, inference -> mm4j-inference, serve -> mm4j-serve, search -> mm4j-search,
+#   cli bench -> mm4j-cli
+#     (from the old layout: serve's VqaModel, Answer, ImageCache, InvalidInputException and search's Embedder,
+#     ZeroShotClassifier -> mm4j-inference; they now live in dev.mm4j.inference: prediction without HTTP or Lucene)
 #   src/spark/java|test: dev.mm4j.cli -> mm4j-cli/src/spark/java|test (the Spark jar's commands), rest -> mm4j-spark
 # Resources follow their package (dev/mm4j/<pkg>/...); META-INF/services files follow the class they name;
 # test resources go to mm4j-core (its test-jar shares them). A test goes to the lowest module that has every
@@ -16,15 +19,16 @@
 set -euo pipefail
 cd "$(git rev-parse --show-toplevel)"
 
-MODULES="mm4j-core mm4j-parquet mm4j-search mm4j-serve mm4j-spark mm4j-cli"
+MODULES="mm4j-core mm4j-parquet mm4j-inference mm4j-search mm4j-serve mm4j-spark mm4j-cli"
 # what each module can see (itself and its dependencies), for placing tests; MODULES lists them lowest first
 declare -A SEES=(
   [mm4j-core]="mm4j-core"
   [mm4j-parquet]="mm4j-core mm4j-parquet"
-  [mm4j-serve]="mm4j-core mm4j-search mm4j-serve"
-  [mm4j-search]="mm4j-core mm4j-search"
+  [mm4j-inference]="mm4j-core mm4j-inference"
+  [mm4j-search]="mm4j-core mm4j-inference mm4j-search"
+  [mm4j-serve]="mm4j-core mm4j-inference mm4j-search mm4j-serve"
   [mm4j-spark]="mm4j-core mm4j-parquet mm4j-spark"
-  [mm4j-cli]="mm4j-core mm4j-parquet mm4j-serve mm4j-search mm4j-cli"
+  [mm4j-cli]="mm4j-core mm4j-parquet mm4j-inference mm4j-serve mm4j-search mm4j-cli"
 )
 moved=0
 problems=0
@@ -56,8 +60,11 @@ main_module() { # package file -> module of a main source file
         echo mm4j-parquet; else echo mm4j-core; fi ;;
     report)
       if grep -qE '^import (static )?(org\.jfree|me\.tongfei)\.' "$file" 2>/dev/null; then echo mm4j-cli; else echo mm4j-core; fi ;;
-    serve) echo mm4j-serve ;;
-    search) echo mm4j-search ;;
+    serve)
+      case "$(basename "$file" .java)" in VqaModel|Answer|ImageCache|InvalidInputException) echo mm4j-inference ;; *) echo mm4j-serve ;; esac ;;
+    search)
+      case "$(basename "$file" .java)" in Embedder|ZeroShotClassifier) echo mm4j-inference ;; *) echo mm4j-search ;; esac ;;
+    inference) echo mm4j-inference ;;
     parquet) echo mm4j-parquet ;;
     spark) echo mm4j-spark ;;
     cli|bench) echo mm4j-cli ;;
@@ -144,7 +151,7 @@ place_tests() {
     [ -n "$best" ] || best=mm4j-cli
     dst="$best/src/test/java/dev/mm4j/${f#*/dev/mm4j/}"
     if [ "$f" != "$dst" ]; then move "$f" "$dst"; changed=1; fi
-  done < <(find src/test/java mm4j-core/src/test/java mm4j-parquet/src/test/java mm4j-serve/src/test/java \
+  done < <(find src/test/java mm4j-core/src/test/java mm4j-parquet/src/test/java mm4j-inference/src/test/java mm4j-serve/src/test/java \
              mm4j-search/src/test/java mm4j-cli/src/test/java -name '*.java' 2>/dev/null | sort)
   return $((1 - changed))
 }

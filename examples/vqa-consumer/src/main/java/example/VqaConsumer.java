@@ -1,8 +1,8 @@
 package example;
 
 import dev.mm4j.data.SyntheticTextVqa;
-import dev.mm4j.serve.Answer;
-import dev.mm4j.serve.VqaModel;
+import dev.mm4j.inference.Answer;
+import dev.mm4j.inference.VqaModel;
 import dev.mm4j.train.Finetuner;
 import dev.mm4j.train.Preset;
 import dev.mm4j.train.TrainingListener;
@@ -52,7 +52,7 @@ public final class VqaConsumer {
         System.out.printf("trained %d steps: first loss %.4f, last loss %.4f, validation accuracy %s%n", r.steps(),
                 r.losses().get(0), lastLoss, r.valAccuracy() == null ? "-" : String.format("%.4f", r.valAccuracy()));
 
-        // prediction: the exported model bundle, through VqaModel (mm4j-serve)
+        // prediction: the exported model bundle, through VqaModel (mm4j-inference)
         Path image;
         try (Stream<Path> images = Files.list(data.resolve("train_images"))) {
             image = images.filter(p -> p.toString().endsWith(".jpg")).sorted().findFirst().orElseThrow();

@@ -11,8 +11,8 @@ import dev.mm4j.data.Padding;
 import dev.mm4j.flava.FlavaConfig;
 import dev.mm4j.flava.FlavaForClassification;
 import dev.mm4j.nn.Precision;
-import dev.mm4j.serve.VqaModel;
-import dev.mm4j.serve.VqaServer;
+import dev.mm4j.inference.VqaModel;
+import dev.mm4j.serve.ModelServer;
 import dev.mm4j.util.FileTrees;
 import java.awt.Color;
 import java.awt.Font;
@@ -151,10 +151,10 @@ public final class ServeBench {
         String tag = " " + model.precision().code() + (contended ? " contended" : " quiet");
         List<Row> rows = new ArrayList<>();
         for (boolean batching : new boolean[] {false, true}) {
-            VqaServer.Settings s = VqaServer.Settings.defaults().withPort(0)
+            ModelServer.Settings s = ModelServer.Settings.defaults().withPort(0)
                     .withBatching(batching ? o.maxBatch() : 1, batching ? o.maxWaitMs() : 0)
                     .withLimits(1024, 600_000, 10L << 20);
-            try (VqaServer server = VqaServer.start(model, s)) {
+            try (ModelServer server = ModelServer.start(model, s)) {
                 HttpClient http = client();
                 drive(http, server.uri(), List.of(body(image(-1), 0)), 1, 2); // warm-up
                 for (int c : o.clients()) {

@@ -1,6 +1,7 @@
 package dev.mm4j.cli;
 
 import dev.mm4j.bench.SearchBench;
+import dev.mm4j.search.ImageIndex;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.concurrent.Callable;
@@ -11,9 +12,11 @@ import picocli.CommandLine.Option;
 @Command(name = "bench-search", mixinStandardHelpOptions = true, sortOptions = false,
         description = {"Search figures: (1) embedding throughput (images/s including JPEG decode and resize, texts/s "
                 + "including tokenization) of a model on captioned images; (2) text -> image recall@1/@5 of those captions "
-                + "through the Lucene index's HNSW search next to exact brute force; (3) at scale, for indexes of random "
-                + "unit vectors of the model's dimension: build time, size on disk, query latency p50/p99 of HNSW (collecting "
-                + "k and 100 candidates) and of exact search, and HNSW's recall@k against exact search.",
+                + "through the Lucene index's HNSW search next to exact brute force; (3) at scale, for indexes of two "
+                + "sets, random unit vectors of the model's dimension and clustered vectors (--clustered-dimension), each "
+                + "stored as float32 and as int8 (--quantization): build time, size on disk, the time to open the index "
+                + "and to verify its checksums, query latency p50/p99 of HNSW (--candidates) and of exact search, and "
+                + "HNSW's recall@k against exact search.",
                 "Without --model: the demo-sized FLAVA, untrained (speed only; its recall is chance). Without --data: "
                         + "--images demo-look signs are generated."})
 public final class BenchSearchCommand implements Callable<Integer> {
@@ -39,6 +42,27 @@ public final class BenchSearchCommand implements Callable<Integer> {
     @Option(names = "-k", description = "hits per query in the scale part (default: ${DEFAULT-VALUE})")
     int k = 10;
 
+    @Option(names = "--candidates", split = ",", paramLabel = "N", description = "HNSW candidate counts of the scale part "
+            + "(default: ${DEFAULT-VALUE})")
+    List<Integer> candidates = List.of(100, 400);
+
+    @Option(names = "--quantization", split = ",", paramLabel = "none|int8", description = "vector encodings of the scale "
+            + "part (default: ${DEFAULT-VALUE})")
+    List<String> quantization = List.of("none", "int8");
+
+    @Option(names = "--sets", split = ",", paramLabel = "random|clustered", description = "vector sets of the scale part "
+            + "(default: ${DEFAULT-VALUE})")
+    List<String> sets = SearchBench.SETS;
+
+    @Option(names = "--clustered-dimension", paramLabel = "D", description = "dimension of the clustered set (default: ${DEFAULT-VALUE})")
+    int clusteredDimension = 768;
+
+    @Option(names = "--hnsw-m", paramLabel = "M", description = "HNSW neighbours per node (default: ${DEFAULT-VALUE})")
+    int hnswM = ImageIndex.Settings.DEFAULT.hnswM();
+
+    @Option(names = "--beam-width", paramLabel = "N", description = "HNSW beam width while building (default: ${DEFAULT-VALUE})")
+    int beamWidth = ImageIndex.Settings.DEFAULT.beamWidth();
+
     @Option(names = "--threads", description = "libtorch threads (default: all cores)")
     int threads;
 
@@ -47,10 +71,15 @@ public final class BenchSearchCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
-        if (k < 1 || queries < 1 || images < 2 || sizes.stream().anyMatch(n -> n < 1)) {
-            throw new IllegalArgumentException("-k, --queries, --sizes must be positive and --images at least 2");
+        if (k < 1 || queries < 1 || images < 2 || clusteredDimension < 1 || sizes.stream().anyMatch(n -> n < 1)
+                || candidates.stream().anyMatch(n -> n < 1) || !SearchBench.SETS.containsAll(sets)) {
+            throw new IllegalArgumentException("-k, --queries, --sizes, --candidates, --clustered-dimension must be positive, "
+                    + "--images at least 2 and --sets among " + SearchBench.SETS);
         }
-        new SearchBench(new SearchBench.Options(model, data, split, images, sizes, queries, k, threads, seed), System.out).run();
+        new ImageIndex.Settings(hnswM, beamWidth, ImageIndex.Quantization.NONE); // checks the ranges
+        new SearchBench(new SearchBench.Options(model, data, split, images, sizes, queries, k, threads, seed, candidates,
+                quantization.stream().map(ImageIndex.Quantization::parse).toList(), clusteredDimension, hnswM, beamWidth, sets),
+                System.out).run();
         return 0;
     }
 }

@@ -1,7 +1,7 @@
 package dev.mm4j.cli;
 
-import dev.mm4j.search.Embedder;
-import dev.mm4j.search.ZeroShotClassifier;
+import dev.mm4j.inference.Embedder;
+import dev.mm4j.inference.ZeroShotClassifier;
 import dev.mm4j.util.FileTrees;
 import java.nio.file.Files;
 import java.nio.file.Path;

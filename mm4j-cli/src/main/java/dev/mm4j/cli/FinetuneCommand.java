@@ -6,7 +6,10 @@ import dev.mm4j.train.FinetuneSettings;
 import dev.mm4j.train.Finetuner;
 import dev.mm4j.train.Pretrainer;
 import dev.mm4j.search.RetrievalFinetuner;
+import dev.mm4j.train.dist.Launcher;
+import dev.mm4j.train.dist.Rendezvous;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -14,7 +17,9 @@ import java.util.Map;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
+import picocli.CommandLine.Spec;
 
 /** {@code mm4j finetune}: fine-tune FLAVA for classification on a TextVQA-format dataset. */
 @Command(name = "finetune", mixinStandardHelpOptions = true, sortOptions = false,
@@ -101,9 +106,81 @@ public final class FinetuneCommand implements Callable<Integer> {
     @Option(names = "--resume", description = "continue the run in OUT from its latest checkpoint")
     boolean resume;
 
+    @Option(names = "--nproc", paramLabel = "N", description = "data-parallel training in N processes on this machine "
+            + "(like torchrun --nproc_per_node; rendezvous on 127.0.0.1): each trains on its share of every global batch "
+            + "of N x batch_size, the gradients averaged with libtorch's Gloo; process 0 writes OUT. Set --threads to "
+            + "the cores per process. Needs the native part built with g++ (Linux x86-64/aarch64) (default: 1)")
+    int nproc = 1;
+
+    @Option(names = "--dist-timeout", paramLabel = "SECONDS", description = "with --nproc: how long a process waits "
+            + "for the others; a process that dies stops the others within it (default: ${DEFAULT-VALUE})")
+    long distTimeout = Rendezvous.DEFAULT_TIMEOUT.toSeconds();
+
+    @Option(names = "--master", paramLabel = "URL", description = "data-parallel training as a Spark barrier stage "
+            + "(like TorchDistributor): one task per rank on this master (spark://HOST:7077, local-cluster[W,C,MB]), the "
+            + "first task's host the rendezvous; OUT must be on a file system every executor sees; a failed stage is "
+            + "retried and resumes from the last checkpoint. Runs from the Spark build (./mm4j does that for --master)")
+    String master;
+
+    @Option(names = "--workers", paramLabel = "N", description = "with --master: the number of ranks (tasks) (default: ${DEFAULT-VALUE})")
+    int workers = 2;
+
+    @Option(names = "--conf", paramLabel = "KEY=VALUE", description = "with --master: a Spark setting, as spark-submit's --conf")
+    List<String> conf = new ArrayList<>();
+
+    @Spec CommandSpec spec;
+
+    /** Runs the ranks on a Spark cluster; installed by the Spark build's main class ({@code SparkMain}). */
+    public interface Cluster {
+        /** @return one line per rank */
+        List<String> run(String master, Map<String, String> conf, int workers, FinetuneSettings settings, boolean resume,
+                Duration timeout) throws Exception;
+    }
+
+    static Cluster cluster;
+
     @Override
     public Integer call() throws Exception {
+        if (master != null) {
+            if (cluster == null) {
+                throw new IllegalArgumentException("finetune --master runs from the Spark build (mvn -Pspark package, "
+                        + "target/mm4j-spark.jar; ./mm4j finetune --master ... runs it)");
+            }
+            if (nproc > 1) {
+                throw new IllegalArgumentException("--master and --nproc: choose one (--workers sets the ranks on Spark)");
+            }
+            Map<String, String> settings = new LinkedHashMap<>();
+            for (String c : conf) {
+                int eq = c.indexOf('=');
+                if (eq <= 0) {
+                    throw new IllegalArgumentException("--conf " + c + ": expected KEY=VALUE");
+                }
+                settings.put(c.substring(0, eq), c.substring(eq + 1));
+            }
+            FinetuneSettings s = settings(preset, settingsFile, overrides());
+            cluster.run(master, settings, workers, s, resume, Duration.ofSeconds(distTimeout)).forEach(System.out::println);
+            return 0;
+        }
+        Rendezvous rank = Rendezvous.fromEnvironment(System.getenv()); // set by the launcher for each process
+        if (nproc > 1 && rank == null) {
+            List<String> args = new ArrayList<>(List.of("finetune"));
+            List<String> given = spec.commandLine().getParseResult().originalArgs();
+            // the same command line in each process, less the launcher's options (and what precedes "finetune")
+            for (int i = given.indexOf(spec.name()) + 1; i < given.size(); i++) {
+                String a = given.get(i);
+                if (a.equals("--nproc") || a.equals("--dist-timeout")) {
+                    i++; // and its value
+                } else if (!a.startsWith("--nproc=") && !a.startsWith("--dist-timeout=")) {
+                    args.add(a);
+                }
+            }
+            return Launcher.run(Launcher.sameJvm(Main.class.getName(), args), nproc, Duration.ofSeconds(distTimeout),
+                    Map.of(), System.out);
+        }
         FinetuneSettings s = settings(preset, settingsFile, overrides());
+        if (rank != null && (s.isRetrieval() || s.isPretraining())) {
+            throw new IllegalArgumentException("--nproc: data-parallel training runs the classification task only");
+        }
         if (s.isPretraining()) {
             Pretrainer.Result r = Pretrainer.builder().settings(s).resume(resume).log(System.out).progressBar(true)
                     .build().run();
@@ -111,6 +188,11 @@ public final class FinetuneCommand implements Callable<Integer> {
         }
         if (!pairs.isEmpty() || !texts.isEmpty() || !images.isEmpty()) {
             throw new IllegalArgumentException("--pairs / --texts / --images are pretraining sources: add --task pretraining");
+        }
+        if (rank != null) {
+            Finetuner.Result r = Finetuner.builder().settings(s).resume(resume).log(System.out)
+                    .progressBar(rank.rank() == 0).distributed(rank).build().run();
+            return r.stoppedOnNonFinite() ? 3 : 0;
         }
         if (s.isRetrieval()) {
             RetrievalFinetuner.Result r = new RetrievalFinetuner(s, System.out).resume(resume).run();

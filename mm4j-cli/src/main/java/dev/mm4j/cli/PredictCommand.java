@@ -1,7 +1,7 @@
 package dev.mm4j.cli;
 
-import dev.mm4j.serve.Answer;
-import dev.mm4j.serve.VqaModel;
+import dev.mm4j.inference.Answer;
+import dev.mm4j.inference.VqaModel;
 import dev.mm4j.util.FileTrees;
 import java.nio.file.Files;
 import java.nio.file.Path;

@@ -1,6 +1,6 @@
 package dev.mm4j.cli;
 
-import dev.mm4j.search.Embedder;
+import dev.mm4j.inference.Embedder;
 import dev.mm4j.search.ImageIndex;
 import dev.mm4j.util.FileTrees;
 import java.nio.file.Files;
@@ -26,11 +26,11 @@ public final class SearchCommand implements Callable<Integer> {
     @Option(names = "--image", paramLabel = "FILE", description = "query by an image instead of a text")
     Path image;
 
-    @Option(names = {"-k", "--top-k"}, description = "hits (default: ${DEFAULT-VALUE})")
+    @Option(names = {"-k", "--top-k"}, description = "hits, 1 to " + ImageIndex.MAX_K + " (default: ${DEFAULT-VALUE})")
     int k = 5;
 
     @Option(names = "--candidates", paramLabel = "N", description = "nearest images the HNSW graph search collects before "
-            + "keeping the best k: more is closer to exact and slower (default: ${DEFAULT-VALUE})")
+            + "keeping the best k: more is closer to exact and slower; 1 to " + ImageIndex.MAX_K + " (default: ${DEFAULT-VALUE})")
     int candidates = ImageIndex.DEFAULT_CANDIDATES;
 
     @Option(names = "--exact", description = "exact search: the cosine to every image in the index (brute force) instead of HNSW")
@@ -49,8 +49,9 @@ public final class SearchCommand implements Callable<Integer> {
         if (image != null) {
             FileTrees.readableFile(image, "image");
         }
-        if (k < 1 || candidates < 1) {
-            throw new IllegalArgumentException("-k and --candidates must be at least 1, got " + k + " and " + candidates);
+        if (k < 1 || k > ImageIndex.MAX_K || candidates < 1 || candidates > ImageIndex.MAX_K) {
+            throw new IllegalArgumentException("-k and --candidates must be from 1 to " + ImageIndex.MAX_K + ", got " + k
+                    + " and " + candidates);
         }
         engine.configureThreads();
         try (ImageIndex idx = ImageIndex.open(index)) {

@@ -2,7 +2,7 @@ package dev.mm4j.cli;
 
 import ai.djl.Device;
 import dev.mm4j.flava.FlavaConfig;
-import dev.mm4j.search.Embedder;
+import dev.mm4j.inference.Embedder;
 import java.io.IOException;
 import java.nio.file.Path;
 import picocli.CommandLine.Option;

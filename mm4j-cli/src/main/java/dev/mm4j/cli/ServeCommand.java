@@ -1,9 +1,10 @@
 package dev.mm4j.cli;
 
+import dev.mm4j.checkpoint.ModelBundle;
 import dev.mm4j.flava.FlavaConfig;
 import dev.mm4j.serve.ImageSearch;
-import dev.mm4j.serve.VqaModel;
-import dev.mm4j.serve.VqaServer;
+import dev.mm4j.inference.VqaModel;
+import dev.mm4j.serve.ModelServer;
 import java.nio.file.Path;
 import java.util.Objects;
 import java.util.stream.Collectors;
@@ -45,27 +46,27 @@ public final class ServeCommand implements Callable<Integer> {
     int port = 8080;
 
     @Option(names = "--max-batch", paramLabel = "N", description = "most requests per forward pass; 1 = no batching (default: ${DEFAULT-VALUE})")
-    int maxBatch = VqaServer.Settings.defaults().maxBatch();
+    int maxBatch = ModelServer.Settings.defaults().maxBatch();
 
     @Option(names = "--max-wait-ms", paramLabel = "MS", description = "how long a batch waits for more requests (default: ${DEFAULT-VALUE})")
-    long maxWaitMs = VqaServer.Settings.defaults().maxWaitMs();
+    long maxWaitMs = ModelServer.Settings.defaults().maxWaitMs();
 
     @Option(names = "--max-queue", paramLabel = "N", description = "waiting requests beyond this get 503 (default: ${DEFAULT-VALUE})")
-    int maxQueue = VqaServer.Settings.defaults().maxQueue();
+    int maxQueue = ModelServer.Settings.defaults().maxQueue();
 
     @Option(names = "--timeout-ms", paramLabel = "MS", description = "request timeout, then 504 (default: ${DEFAULT-VALUE})")
-    long timeoutMs = VqaServer.Settings.defaults().requestTimeoutMs();
+    long timeoutMs = ModelServer.Settings.defaults().requestTimeoutMs();
 
     @Option(names = "--max-body-mb", paramLabel = "MB", description = "larger request bodies get 413 (default: ${DEFAULT-VALUE})")
-    long maxBodyMb = VqaServer.Settings.defaults().maxBodyBytes() >> 20;
+    long maxBodyMb = ModelServer.Settings.defaults().maxBodyBytes() >> 20;
 
     @Option(names = "--max-connections", paramLabel = "N", description = "connections held open at once; more wait to be "
             + "accepted, so slow clients cannot take every server thread (default: ${DEFAULT-VALUE})")
-    int maxConnections = VqaServer.Settings.MAX_CONNECTIONS;
+    int maxConnections = ModelServer.Settings.MAX_CONNECTIONS;
 
     @Option(names = "--idle-timeout-ms", paramLabel = "MS", description = "a connection that sends nothing for this long "
             + "(half a header or body, an idle keep-alive) is closed; a stalled body gets 408 (default: ${DEFAULT-VALUE})")
-    long idleTimeoutMs = VqaServer.Settings.IDLE_TIMEOUT_MS;
+    long idleTimeoutMs = ModelServer.Settings.IDLE_TIMEOUT_MS;
 
     @Option(names = "--cache-mb", paramLabel = "MB", description = "image-encoder cache; 0 = off (default: ${DEFAULT-VALUE})")
     long cacheMb = VqaModel.Options.defaults().imageCacheBytes() >> 20;
@@ -82,11 +83,15 @@ public final class ServeCommand implements Callable<Integer> {
             throw new IllegalArgumentException("nothing to serve: give --model DIR (questions), --index INDEX (search) "
                     + "or --embed-model DIR (embeddings)");
         }
+        if (model != null && ModelBundle.isRetrieval(model)) {
+            throw new IllegalArgumentException("--model " + model + " is a retrieval model (embeddings, no answers): pass it "
+                    + "as --embed-model " + model + " (POST /v1/embed; with --index INDEX, search with it)");
+        }
         if (embedConfig != null && embedModel == null) {
             throw new IllegalArgumentException("--embed-config is for --embed-model");
         }
         engine.configureServingThreads();
-        VqaServer.Settings settings = new VqaServer.Settings(host, port, maxBatch, maxWaitMs, maxQueue, timeoutMs,
+        ModelServer.Settings settings = new ModelServer.Settings(host, port, maxBatch, maxWaitMs, maxQueue, timeoutMs,
                 maxBodyMb << 20, 100).withConnections(maxConnections, idleTimeoutMs);
         VqaModel.Options options = new VqaModel.Options(cacheMb << 20, maxPixels);
         Callable<VqaModel> vqa = model == null ? null
@@ -94,7 +99,7 @@ public final class ServeCommand implements Callable<Integer> {
         Callable<ImageSearch> search = index == null && embedModel == null ? null
                 : () -> ImageSearch.open(index, embedModel, embedConfig == null ? null : FlavaConfig.load(embedConfig),
                         engine.device(), maxPixels);
-        try (VqaServer server = VqaServer.start(vqa, search, settings)) {
+        try (ModelServer server = ModelServer.start(vqa, search, settings)) {
             System.err.println("listening on " + server.uri() + " (loading " + Stream.of(model, index, embedModel)
                     .filter(Objects::nonNull).map(Path::toString).collect(Collectors.joining(", ")) + ")");
             server.awaitLoaded();

@@ -2,8 +2,9 @@ package dev.mm4j.cli;
 
 import static org.junit.jupiter.api.Assertions.*;
 
+import dev.mm4j.serve.TinyIndex;
 import dev.mm4j.data.Padding;
-import dev.mm4j.serve.TinyBundle;
+import dev.mm4j.inference.TinyBundle;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
@@ -39,7 +40,7 @@ class CommandInputErrorsTest {
     @Test
     void searchRefusesAnEmptyQueryTextAsTheServerDoes() throws Exception {
         Path model = TinyBundle.write(tmp.resolve("model"), Padding.DYNAMIC);
-        Path index = TinyBundle.index(tmp, model, 2);
+        Path index = TinyIndex.build(tmp, model, 2);
         for (String q : List.of("", "   ")) {
             assertOneLineError(run("search", "--index", index.toString(), q), 2, "the query text is empty");
         }
@@ -51,7 +52,7 @@ class CommandInputErrorsTest {
     @Test
     void aFolderGivenWhereAFileBelongsIsNamedInTheError() throws Exception {
         Path model = TinyBundle.write(tmp.resolve("model"), Padding.DYNAMIC);
-        Path index = TinyBundle.index(tmp, model, 2);
+        Path index = TinyIndex.build(tmp, model, 2);
         Path dir = Files.createDirectories(tmp.resolve("a folder"));
         String m = model.toString();
         List<List<String>> commands = List.of(

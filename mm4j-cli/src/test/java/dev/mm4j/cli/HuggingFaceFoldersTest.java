@@ -10,7 +10,7 @@ import dev.mm4j.checkpoint.HfFlavaCheckpoints.Form;
 import dev.mm4j.checkpoint.HostTensor;
 import dev.mm4j.checkpoint.StateDict;
 import dev.mm4j.checkpoint.TorchCheckpoints;
-import dev.mm4j.search.Embedder;
+import dev.mm4j.inference.Embedder;
 import java.awt.Color;
 import java.awt.Graphics2D;
 import java.awt.image.BufferedImage;

@@ -2,13 +2,14 @@ package dev.mm4j.cli;
 
 import static org.junit.jupiter.api.Assertions.*;
 
+import dev.mm4j.serve.TinyIndex;
 import ai.djl.Device;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.mm4j.data.Padding;
-import dev.mm4j.search.Embedder;
+import dev.mm4j.inference.Embedder;
 import dev.mm4j.search.ImageIndex;
-import dev.mm4j.serve.TinyBundle;
+import dev.mm4j.inference.TinyBundle;
 import java.io.BufferedReader;
 import java.io.InputStreamReader;
 import java.io.PrintWriter;
@@ -32,7 +33,7 @@ class ServeCommandTest {
     @Test
     void servesSearchOverAnIndexWithoutAVqaModel() throws Exception {
         Path bundle = TinyBundle.write(tmp.resolve("model"), Padding.DYNAMIC);
-        Path index = TinyBundle.index(tmp, bundle, 4);
+        Path index = TinyIndex.build(tmp, bundle, 4);
         List<ImageIndex.Hit> want;
         try (Embedder e = Embedder.open(bundle, null, Device.cpu()); ImageIndex idx = ImageIndex.open(index)) {
             want = idx.search(e.texts(List.of("a sign that says STOP102"))[0], 3);

@@ -230,4 +230,20 @@ class FinetunerApiTest {
         String settings = Files.readString(tmp.resolve("c/settings.yaml"));
         assertTrue(settings.contains("vocab: \"build\"") && settings.contains("vocab_min_count: 2"), settings);
     }
+
+    @Test
+    void aManifestWithoutAVocabularyBuildsOneAsVocabBuildWouldAndSaysSo() throws Exception {
+        Path manifests = VqaManifestReaderTest.writeManifests(data, tmp.resolve("manifests-novocab"));
+        java.io.ByteArrayOutputStream log = new java.io.ByteArrayOutputStream();
+        Finetuner.Result byDefault = tiny(tmp.resolve("d")).data(manifests).maxSteps(2).batchSize(4)
+                .log(new java.io.PrintStream(log, true, java.nio.charset.StandardCharsets.UTF_8)).build().run();
+        Finetuner.Result asked = tiny(tmp.resolve("e")).data(manifests).buildVocabulary(1).maxSteps(2).batchSize(4)
+                .build().run();
+        assertEquals(Finetuner.Status.COMPLETED, byDefault.status());
+        assertEquals(asked.losses(), byDefault.losses(), "the same vocabulary, the same run");
+        assertEquals(AnswerVocab.build(inMemory("train"), 1, "train").toText(), Files.readString(tmp.resolve("d/answers.txt")));
+        String printed = log.toString(java.nio.charset.StandardCharsets.UTF_8);
+        assertTrue(printed.contains("no answer vocabulary given") && printed.contains("Finetuner.Builder.vocabulary(Path)"),
+                printed);
+    }
 }

@@ -270,6 +270,11 @@ public final class ModelBundle {
         }
     }
 
+    /** Whether {@code path} is a retrieval bundle ({@link #writeRetrieval}: embeddings, no answers). */
+    public static boolean isRetrieval(Path path) throws IOException {
+        return isBundle(path) && RETRIEVAL_FORMAT.equals(info(weightsFile(path).toAbsolutePath().getParent()).format);
+    }
+
     private static Info info(Path folder) throws IOException {
         Path file = folder.resolve(INFO);
         if (!Files.exists(file)) {

@@ -160,12 +160,69 @@ public final class QuestionTokenizer implements AutoCloseable {
         return encoded(question).ids();
     }
 
-    /** Ids as {@link #encode} gives them, and how many there were before truncation. */
-    public record Encoded(long[] ids, int untruncatedLength) {
+    /**
+     * Ids as {@link #encode} gives them, and how many there were before truncation.
+     *
+     * @param untruncatedLength ids before truncation; for a text cut before tokenizing ({@code cut}), the ids of the
+     *     part tokenized (a lower bound)
+     * @param cut whether the text was longer than {@link #maxChars()} and its tail (with more than whitespace) was not
+     *     tokenized
+     */
+    public record Encoded(long[] ids, int untruncatedLength, boolean cut) {
+        public Encoded(long[] ids, int untruncatedLength) {
+            this(ids, untruncatedLength, false);
+        }
+
         /** Whether the question was longer than the maximum length and lost tokens. */
         public boolean truncated() {
-            return untruncatedLength > ids.length;
+            return cut || untruncatedLength > ids.length;
         }
+    }
+
+    /**
+     * The most characters per token a text is read at: a text of more than {@code max(maxLength, 128) *
+     * MAX_CHARS_PER_TOKEN} characters is cut (at a word boundary) before the tokenizer sees it, so a huge text costs no
+     * more than this (128: a small max length still reads a few thousand characters, so counts stay exact for them).
+     * WordPiece tokens average 4-6 characters with their whitespace (and a word of over 100 characters is one
+     * {@code [UNK]}), so any text whose words are not almost all over 64 characters long keeps all its first
+     * {@code maxLength} tokens.
+     */
+    public static final int MAX_CHARS_PER_TOKEN = 64;
+    /** The first, cheaper cut tried ({@code max(maxLength, 128) * 8} characters): enough for ordinary text. */
+    static final int FIRST_CHARS_PER_TOKEN = 8;
+
+    /** The longest text (in characters) read by {@link #encode}: {@code max(maxLength, 128) * MAX_CHARS_PER_TOKEN}. */
+    public int maxChars() {
+        return maxChars(maxLength);
+    }
+
+    private static int maxChars(int limit) {
+        return (int) Math.min(Integer.MAX_VALUE, (long) Math.max(limit, MIN_CUT_TOKENS) * MAX_CHARS_PER_TOKEN);
+    }
+
+    private static long firstCut(int limit) {
+        return (long) Math.max(limit, MIN_CUT_TOKENS) * FIRST_CHARS_PER_TOKEN;
+    }
+
+    private static final int MIN_CUT_TOKENS = 128;
+
+    /**
+     * {@code text} cut to at most {@code maxChars} characters at a word boundary: before the last whitespace at or
+     * before {@code maxChars} (at {@code maxChars} when there is none, never inside a surrogate pair); unchanged if
+     * it is not longer.
+     */
+    public static String cut(String text, int maxChars) {
+        if (text.length() <= maxChars) {
+            return text;
+        }
+        int end = maxChars;
+        while (end > 0 && !Character.isWhitespace(text.charAt(end))) {
+            end--;
+        }
+        if (end == 0) {
+            end = Character.isLowSurrogate(text.charAt(maxChars)) ? maxChars - 1 : maxChars;
+        }
+        return text.substring(0, end);
     }
 
     /** {@link #encode}, saying whether (and from how many ids) the question was truncated. */
@@ -173,15 +230,45 @@ public final class QuestionTokenizer implements AutoCloseable {
         return encode(question, maxLength);
     }
 
+    /**
+     * Tokenizes at most {@link #maxChars(int)} characters: a longer text is cut at a word boundary, first at
+     * {@link #firstCut(int)} characters, then at the bound; the cut part is used once it gives at least {@code limit}
+     * ids, which are then exactly the first ids of the whole text (tokens do not cross whitespace).
+     */
     private Encoded encode(String question, int limit) {
-        Encoding enc = tokenizer.encode(question == null ? "" : question, true, false);
-        long[] ids = enc.getIds();
+        String text = question == null ? "" : question;
+        if (text.length() <= firstCut(limit)) {
+            return truncate(tokenizer.encode(text, true, false).getIds(), limit, false);
+        }
+        int max = maxChars(limit);
+        long[] ids = null;
+        String part = text;
+        for (long chars = firstCut(limit); ; chars = Math.min(max, chars * 4)) {
+            part = cut(text, (int) Math.min(max, chars));
+            ids = tokenizer.encode(part, true, false).getIds();
+            if (ids.length >= limit || part.length() == text.length() || chars >= max) {
+                break;
+            }
+        }
+        return truncate(ids, limit, !blankFrom(text, part.length()));
+    }
+
+    private static boolean blankFrom(String text, int from) {
+        for (int i = from; i < text.length(); i++) {
+            if (!Character.isWhitespace(text.charAt(i))) {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    private static Encoded truncate(long[] ids, int limit, boolean cut) {
         if (ids.length <= limit) {
-            return new Encoded(ids, ids.length);
+            return new Encoded(ids, ids.length, cut);
         }
         long[] out = Arrays.copyOf(ids, limit);
         out[limit - 1] = ids[ids.length - 1]; // [SEP]
-        return new Encoded(out, ids.length);
+        return new Encoded(out, ids.length, cut);
     }
 
     /** {@link #encode} truncated to {@code min(length, maxLength)} and right-padded with 0 to {@code length}. */
@@ -196,10 +283,12 @@ public final class QuestionTokenizer implements AutoCloseable {
     /**
      * For {@link #encodePadded}'s ids: whether each position continues the word before it (a {@code ##} word
      * piece), for whole-word masking; false at [CLS], [SEP] (also the one that ends a truncated text) and [PAD].
+     * Reads the text up to the same bound as {@link #encodePadded} (at most {@link #maxChars(int)} characters).
      */
     public boolean[] continuations(String question, int length) {
-        String[] pieces = tokenizer.encode(question == null ? "" : question, true, false).getTokens();
-        int kept = Math.min(pieces.length, Math.min(length, maxLength));
+        int limit = Math.min(length, maxLength);
+        String[] pieces = tokenizer.encode(cut(question == null ? "" : question, maxChars(limit)), true, false).getTokens();
+        int kept = Math.min(pieces.length, limit);
         boolean[] out = new boolean[length];
         for (int i = 0; i < kept - 1; i++) {
             out[i] = pieces[i].startsWith("##");
@@ -207,9 +296,9 @@ public final class QuestionTokenizer implements AutoCloseable {
         return out;
     }
 
-    /** The word pieces (for debugging and messages). */
+    /** The word pieces (for debugging and messages), of at most {@link #maxChars()} characters. */
     public List<String> tokens(String question) {
-        return Arrays.asList(tokenizer.encode(question, true, false).getTokens());
+        return Arrays.asList(tokenizer.encode(cut(question, maxChars()), true, false).getTokens());
     }
 
     @Override

@@ -41,9 +41,19 @@ public final class PretrainedWeights {
         this.downloader = downloader;
     }
 
-    /** Resolves {@code spec} through the default cache ({@link Downloader#defaultCacheDir()}). */
+    /**
+     * Resolves {@code spec} through the default cache ({@link Downloader#defaultCacheDir()}). Only a URL or a hub
+     * repository makes a {@link Downloader}: {@code none} and local paths never touch the HTTP client (module
+     * {@code java.net.http}), so a consumer on the module path that trains from scratch or from files needs no
+     * {@code --add-modules java.net.http}.
+     */
     public static PretrainedWeights resolve(String spec) throws IOException {
-        return resolve(spec, new Downloader(Downloader.defaultCacheDir()));
+        return resolve(spec, remote(spec) ? new Downloader(Downloader.defaultCacheDir()) : null);
+    }
+
+    private static boolean remote(String spec) {
+        String s = spec == null ? "" : spec.strip();
+        return s.startsWith(HF_PREFIX) || s.startsWith("http://") || s.startsWith("https://");
     }
 
     public static PretrainedWeights resolve(String spec, Downloader downloader) throws IOException {

@@ -8,7 +8,6 @@ import dev.mm4j.data.Batch;
 import dev.mm4j.nn.Activation;
 import dev.mm4j.nn.Linear;
 import dev.mm4j.nn.Mlp;
-import dev.mm4j.nn.Module;
 import dev.mm4j.nn.Parameter;
 import java.util.Collection;
 import java.util.function.Consumer;
@@ -18,14 +17,11 @@ import java.util.function.Consumer;
  * image/text encoder's output for unimodal heads), trained with mean cross-entropy. Parameter names
  * are {@code model.*} and {@code classifier.model.*}, as in TorchMultimodal's state dict.
  */
-public final class FlavaForClassification extends Module implements LossModel<Batch> {
-    private final FlavaConfig config;
-    private final FlavaModel model;
+public final class FlavaForClassification extends FlavaWithHead implements LossModel<Batch> {
     private final Mlp classifier;
 
     public FlavaForClassification(FlavaConfig config) {
-        this.config = config.validate();
-        this.model = child("model", new FlavaModel(config));
+        super(config);
         this.classifier = child("classifier", new Mlp(config.classifierInputDim(), config.numClasses,
                 config.classifierHiddenSizes.stream().map(Integer::longValue).toList(), Activation.RELU,
                 config.classifierDropout, Linear::torchDefault));
@@ -34,17 +30,7 @@ public final class FlavaForClassification extends Module implements LossModel<Ba
 
     /** Builds the model and allocates its parameters, randomly initialized, on {@code manager}'s device. */
     public static FlavaForClassification create(FlavaConfig config, NDManager manager) {
-        FlavaForClassification m = new FlavaForClassification(config);
-        m.allocate(manager);
-        return m;
-    }
-
-    public FlavaConfig config() {
-        return config;
-    }
-
-    public FlavaModel flava() {
-        return model;
+        return allocated(new FlavaForClassification(config), manager);
     }
 
     /** Logits, the loss when labels are given, and the encoders' outputs. */

@@ -15,14 +15,11 @@ import java.util.function.Consumer;
  * so a pretraining checkpoint loads its projections and its learned temperature, and a classification
  * checkpoint ({@code model.*}, {@code classifier.*}) loads everything but the temperature.
  */
-public final class FlavaForRetrieval extends Module implements LossModel<FlavaForRetrieval.Pairs> {
-    private final FlavaConfig config;
-    private final FlavaModel model;
+public final class FlavaForRetrieval extends FlavaWithHead implements LossModel<FlavaForRetrieval.Pairs> {
     private final ContrastiveLossWithTemperature contrastiveLoss;
 
     public FlavaForRetrieval(FlavaConfig config) {
-        this.config = config.validate();
-        this.model = child("model", new FlavaModel(config));
+        super(config);
         this.contrastiveLoss = child("loss", new Losses()).contrastive;
     }
 
@@ -33,17 +30,7 @@ public final class FlavaForRetrieval extends Module implements LossModel<FlavaFo
 
     /** Builds the model and allocates its parameters, randomly initialized, on {@code manager}'s device. */
     public static FlavaForRetrieval create(FlavaConfig config, NDManager manager) {
-        FlavaForRetrieval m = new FlavaForRetrieval(config);
-        m.allocate(manager);
-        return m;
-    }
-
-    public FlavaConfig config() {
-        return config;
-    }
-
-    public FlavaModel flava() {
-        return model;
+        return allocated(new FlavaForRetrieval(config), manager);
     }
 
     public ContrastiveLossWithTemperature contrastiveLoss() {

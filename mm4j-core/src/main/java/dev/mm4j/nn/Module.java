@@ -21,7 +21,7 @@ public abstract class Module {
     /** Declares a parameter of this module. */
     protected final Parameter parameter(String name, Init init, long... shape) {
         Parameter p = new Parameter(new Shape(shape), init);
-        if (parameters.putIfAbsent(name, p) != null || children.containsKey(name)) {
+        if (parameters.putIfAbsent(name, p) != null || children.containsKey(name) || tied.containsKey(name)) {
             throw new IllegalArgumentException("duplicate name " + name + " in " + getClass().getSimpleName());
         }
         return p;
@@ -40,7 +40,7 @@ public abstract class Module {
 
     /** Declares a child module; its parameters appear under {@code name.}. */
     protected final <M extends Module> M child(String name, M module) {
-        if (children.putIfAbsent(name, module) != null || parameters.containsKey(name)) {
+        if (children.putIfAbsent(name, module) != null || parameters.containsKey(name) || tied.containsKey(name)) {
             throw new IllegalArgumentException("duplicate name " + name + " in " + getClass().getSimpleName());
         }
         return module;

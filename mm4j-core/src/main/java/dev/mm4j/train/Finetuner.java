@@ -6,6 +6,8 @@ import dev.mm4j.eval.AccuracyByType;
 import dev.mm4j.eval.Evaluator;
 import dev.mm4j.report.MetricsLog;
 import dev.mm4j.report.TextTable;
+import dev.mm4j.train.dist.ProcessGroup;
+import dev.mm4j.train.dist.Rendezvous;
 import java.io.IOException;
 import java.io.OutputStream;
 import java.io.PrintStream;
@@ -93,6 +95,7 @@ public final class Finetuner {
     private final VqaDataset valData;
     private final boolean resume;
     private final boolean progressBar;
+    private final Rendezvous rendezvous;
     private volatile boolean cancelRequested;
 
     private Finetuner(Builder b, FinetuneSettings settings) {
@@ -103,6 +106,7 @@ public final class Finetuner {
         this.valData = b.valData;
         this.resume = b.resume;
         this.progressBar = b.progressBar;
+        this.rendezvous = b.rendezvous;
     }
 
     /** A builder starting from the {@link Preset#DEFAULT default} settings. */
@@ -137,6 +141,9 @@ public final class Finetuner {
      * @throws IllegalArgumentException for settings that cannot work (no data, unknown preset, bad model kwargs)
      */
     public Result run() throws IOException {
+        if (rendezvous != null && rendezvous.worldSize() > 1) {
+            return runDataParallel();
+        }
         try (RunSetup run = RunSetup.open(s, resume, out, trainData, valData);
                 MetricsLog metrics = RunOutputs.openMetrics(run);
                 TrainingListeners.Progress progress = progressBar
@@ -181,6 +188,61 @@ public final class Finetuner {
     }
 
     /**
+     * Data-parallel: joins the process group, then rank 0 runs as a single process would (reports, checkpoints,
+     * validation, outputs) while every rank trains on its shard of each global batch with the gradients averaged; the
+     * other ranks write nothing and print nothing but errors.
+     */
+    private Result runDataParallel() throws IOException {
+        int rank = rendezvous.rank();
+        PrintStream log = rank == 0 ? out : new PrintStream(OutputStream.nullOutputStream());
+        log.printf("data-parallel: %d processes (rendezvous %s:%d, timeout %d s)%n", rendezvous.worldSize(),
+                rendezvous.masterAddr(), rendezvous.masterPort(), rendezvous.timeout().toSeconds());
+        try (ProcessGroup group = ProcessGroup.open(rendezvous);
+                RunSetup run = RunSetup.open(s, resume, log, trainData, valData, rank, rendezvous.worldSize());
+                MetricsLog metrics = rank == 0 ? RunOutputs.openMetrics(run) : null;
+                TrainingListeners.Progress progress = progressBar && rank == 0
+                        ? new TrainingListeners.Progress(run.totalSteps, run.state.step) : null) {
+            TrainingListeners.Memory memory = new TrainingListeners.Memory(log, RSS_AT_STEPS);
+            List<TrainingListener> all = new ArrayList<>();
+            if (rank == 0) {
+                all.addAll(List.of(TrainingListeners.console(log, s.printLoss), TrainingListeners.metrics(metrics, s.logEvery),
+                        memory));
+                if (progress != null) {
+                    all.add(progress);
+                }
+                all.addAll(listeners);
+            }
+            TrainingLoop<Batch> loop = run.loop().dataParallel(rank, rendezvous.worldSize(), new DataParallelSync(group))
+                    .listeners(all).log(log).cancelWhen(() -> cancelRequested);
+            TrainingLoop.Outcome o = loop.run();
+            if (progress != null) {
+                progress.close();
+            }
+            if (o.stoppedOnNonFinite()) {
+                return new Result(Status.STOPPED_ON_NON_FINITE_LOSS, run.state.step, o.losses(), null, null,
+                        run.majorityAnswer, run.outDir, null, o.lastCheckpoint(), memory.rssAtStep(), null);
+            }
+            Path last = loop.checkpoint();
+            if (o.cancelled()) {
+                return new Result(Status.CANCELLED, run.state.step, o.losses(), null, null, run.majorityAnswer,
+                        run.outDir, null, last, memory.rssAtStep(), null);
+            }
+            if (rank != 0) {
+                return new Result(Status.COMPLETED, run.state.step, o.losses(), null, null, run.majorityAnswer,
+                        run.outDir, null, last, memory.rssAtStep(), null);
+            }
+            Evaluator.Result ev = run.valLoader != null ? loop.validate() : null;
+            metrics.close();
+            RunOutputs.Scores scores = RunOutputs.write(run, ev, memory.rssAtStep());
+            log.printf("%ndone: %d steps on %d processes; final loss %.4f; model exported to %s; last checkpoint %s%n",
+                    run.state.step, rendezvous.worldSize(), run.state.lastLoss, RunOutputs.modelDir(run), last);
+            return new Result(Status.COMPLETED, run.state.step, o.losses(), ev == null ? null : ev.accuracy(),
+                    scores == null ? null : scores.baseline(), run.majorityAnswer, run.outDir, RunOutputs.modelDir(run),
+                    last, memory.rssAtStep(), scores == null ? null : scores.byType());
+        }
+    }
+
+    /**
      * The settings of a run, as Java types. They are applied in this order: the {@link #preset(Preset) preset} (or
      * {@link #settings(FinetuneSettings) given settings}), the {@link #settingsFile(Path) YAML file}, then every
      * setter in the order called. Each setter is a settings key (as in {@code OUT/settings.yaml} and {@code --set});
@@ -198,6 +260,7 @@ public final class Finetuner {
         private PrintStream log = new PrintStream(OutputStream.nullOutputStream());
         private boolean resume;
         private boolean progressBar;
+        private Rendezvous rendezvous;
 
         private Builder() {}
 
@@ -367,6 +430,17 @@ public final class Finetuner {
         }
 
         /** Continue the run in the output folder from its latest checkpoint (default: a new run, which refuses a used folder). */
+        /**
+         * Data-parallel training as one rank of several processes (PyTorch DDP's semantics: each rank trains on its
+         * shard of every global batch of {@code batch_size} x processes, the gradients averaged with libtorch's Gloo;
+         * rank 0 alone writes the output folder, which every rank reads when resuming). Every rank calls this with
+         * the same settings and its own rank; {@link dev.mm4j.train.dist.Launcher} starts them on one machine.
+         */
+        public Builder distributed(Rendezvous rendezvous) {
+            this.rendezvous = rendezvous;
+            return this;
+        }
+
         public Builder resume(boolean resume) {
             this.resume = resume;
             return this;

@@ -17,6 +17,15 @@ public interface GradientSync {
     GradientSync NONE = new GradientSync() {};
 
     /**
+     * The mean of {@code value} (a micro-batch's loss) over the processes, asked after each forward pass, before the
+     * step decides whether the loss is finite: every process then reports the same loss and takes the same decision.
+     * One process: the value itself.
+     */
+    default double meanOverRanks(double value) {
+        return value;
+    }
+
+    /**
      * A layer's gradients are complete while the backward pass still runs (layers recomputed under activation
      * checkpointing, when the step updates during the backward pass); they are updated right after this returns.
      */

@@ -59,28 +59,39 @@ final class RunSetup implements AutoCloseable {
 
     private final Deque<AutoCloseable> opened;
 
+    /** This process's rank among the run's data-parallel processes (0 when alone), and their number. */
+    final int rank;
+    final int worldSize;
+
     private RunSetup(FinetuneSettings s, boolean resume, PrintStream out, VqaDataset trainData, VqaDataset valData,
-            Deque<AutoCloseable> opened) throws IOException {
+            int rank, int worldSize, Deque<AutoCloseable> opened) throws IOException {
         this.s = s;
         this.opened = opened;
+        this.rank = rank;
+        this.worldSize = worldSize;
         if (s.data == null && trainData == null) {
             throw new IllegalArgumentException("no dataset: set data (--data PATH) or give a training dataset");
         }
         outDir = Path.of(s.out);
         store = new CheckpointStore(outDir, s.keepLast);
-        open(store.lockOutput()); // one run per OUT; removes what killed runs left there
+        if (rank == 0) {
+            open(store.lockOutput()); // one run per OUT (rank 0's); removes what killed runs left there
+        }
         resumedFrom = checkResume(resume);
-        writeSettings(out);
+        if (rank == 0) {
+            writeSettings(out);
+        }
         int threads = Hardware.configureThreads(s.threads);
 
-        AnswerVocab given = s.buildsVocab() ? null : AnswerVocab.load(vocabPath());
+        Path vocabFile = s.buildsVocab() ? null : vocabFile();
+        AnswerVocab given = vocabFile == null ? null : AnswerVocab.load(vocabFile);
         PretrainedWeights pretrained = PretrainedWeights.resolve(s.checkpoint);
         tokenizerFile = s.tokenizer == null ? pretrained.tokenizerFile() : Path.of(s.tokenizer);
         train = open(trainData != null ? Split.of(trainData, s.trainLimit, false)
                 : Split.open(Path.of(s.data), s.trainSplit, s.trainLimit));
         val = valData != null ? open(Split.of(valData, s.valLimit, false))
                 : s.hasValidation() && s.data != null ? open(Split.open(Path.of(s.data), s.valSplit, s.valLimit)) : null;
-        vocab = given != null ? given : builtVocab(out);
+        vocab = given != null ? given : builtVocab(out, !s.buildsVocab());
         FlavaConfig config = s.flavaConfig(vocab.size(), pretrained.config(new FlavaConfig()));
         majorityAnswer = Evaluator.majorityAnswer(train.samples());
         out.printf("data: %d training questions (%s), %d validation; answer vocabulary %d; %d libtorch threads%n",
@@ -103,11 +114,18 @@ final class RunSetup implements AutoCloseable {
         state = resumedFrom != null ? resumed(out) : fresh(pretrained, out);
 
         batchesPerEpoch = (int) ((train.size() + s.batchSize - 1) / s.batchSize);
-        long stepsPerEpoch = Math.max(1, (batchesPerEpoch + s.gradAccum - 1) / s.gradAccum);
+        // data-parallel: each step takes worldSize batches (one per rank); an epoch's last incomplete group is left out
+        long rankBatches = batchesPerEpoch / worldSize;
+        if (rankBatches < 1) {
+            throw new IllegalArgumentException(batchesPerEpoch + " batches of " + s.batchSize + " are fewer than the "
+                    + worldSize + " processes: lower batch_size or the number of processes");
+        }
+        long stepsPerEpoch = Math.max(1, (rankBatches + s.gradAccum - 1) / s.gradAccum);
         totalSteps = s.maxSteps > 0 ? s.maxSteps : s.epochs * stepsPerEpoch;
         schedule = schedule(out);
-        out.printf("training: %d steps (%d per epoch), batch %d x %d accumulation, %s padding, schedule %s%n",
-                totalSteps, stepsPerEpoch, s.batchSize, s.gradAccum, s.padding, schedule);
+        out.printf("training: %d steps (%d per epoch), batch %d x %d accumulation%s, %s padding, schedule %s%n",
+                totalSteps, stepsPerEpoch, s.batchSize, s.gradAccum,
+                worldSize > 1 ? " x " + worldSize + " processes" : "", s.padding, schedule);
     }
 
     /** Opens everything from the settings; on failure, closes what was already opened and rethrows. */
@@ -121,9 +139,19 @@ final class RunSetup implements AutoCloseable {
      */
     static RunSetup open(FinetuneSettings s, boolean resume, PrintStream out, VqaDataset trainData, VqaDataset valData)
             throws IOException {
+        return open(s, resume, out, trainData, valData, 0, 1);
+    }
+
+    /**
+     * As {@link #open(FinetuneSettings, boolean, PrintStream, VqaDataset, VqaDataset)}, as rank {@code rank} of
+     * {@code worldSize} data-parallel processes sharing the output folder: rank 0 alone locks it and writes there;
+     * every rank reads the same checkpoint when resuming.
+     */
+    static RunSetup open(FinetuneSettings s, boolean resume, PrintStream out, VqaDataset trainData, VqaDataset valData,
+            int rank, int worldSize) throws IOException {
         Deque<AutoCloseable> opened = new ArrayDeque<>();
         try {
-            return new RunSetup(s, resume, out, trainData, valData, opened);
+            return new RunSetup(s, resume, out, trainData, valData, rank, worldSize, opened);
         } catch (IOException | RuntimeException e) {
             try {
                 closeAll(opened);
@@ -234,35 +262,40 @@ final class RunSetup implements AutoCloseable {
     }
 
     /**
-     * {@code vocab: build}: the vocabulary built from the training split into {@code OUT/answers.txt}; a resumed run
-     * reads the one its first part built (its classes are the checkpoint's).
+     * {@code vocab: build}, or no vocabulary given nor found beside the data: the vocabulary built from the training
+     * split into {@code OUT/answers.txt}; a resumed run reads the one its first part built (its classes are the
+     * checkpoint's).
      */
-    private AnswerVocab builtVocab(PrintStream out) throws IOException {
+    private AnswerVocab builtVocab(PrintStream out, boolean byDefault) throws IOException {
         Path file = outDir.resolve(BUILT_VOCAB);
         if (resumedFrom != null && Files.exists(file)) {
             return AnswerVocab.load(file);
         }
         AnswerVocab built = AnswerVocab.build(train.samples(), s.vocabMinCount, dataName());
+        if (rank != 0) {
+            return built; // the same on every rank (the same split); rank 0 writes it
+        }
         AtomicFiles.writeString(file, built.toText());
+        if (byDefault) {
+            out.println("no answer vocabulary given (settings key vocab, --vocab FILE, Finetuner.Builder.vocabulary(Path)) "
+                    + "and no answers.txt beside the data: building one from the training split");
+        }
         out.printf("answer vocabulary built from the training split: %d answers given at least %d time(s), plus %s; "
                 + "written to %s%n", built.size() - 1, s.vocabMinCount, AnswerVocab.UNKNOWN, file);
         return built;
     }
 
-    private Path vocabPath() throws IOException {
+    /** The vocabulary file given, or else {@code answers.txt} beside the data; null when there is neither. */
+    private Path vocabFile() {
         if (s.vocab != null) {
             return Path.of(s.vocab);
         }
         if (s.data == null) {
-            throw new IOException("no answer vocabulary: set vocab (--vocab FILE, one answer per line, or --vocab build)");
+            return null;
         }
         Path data = Path.of(s.data);
         Path candidate = (Files.isDirectory(data) ? data : data.toAbsolutePath().getParent()).resolve("answers.txt");
-        if (Files.exists(candidate)) {
-            return candidate;
-        }
-        throw new IOException("no answer vocabulary: pass --vocab FILE (one answer per line; looked for " + candidate
-                + "), or --vocab build to build one from the training split");
+        return Files.exists(candidate) ? candidate : null;
     }
 
     @Override

@@ -56,6 +56,77 @@ public final class TrainingLoop<B> {
 
         /** {@code batch}'s number within its epoch: a resumed run starts at the one after it. */
         int index(B batch);
+
+        /**
+         * Rank {@code rank}'s share of each epoch among {@code worldSize} data-parallel processes: global batch
+         * {@code j} is the base batches {@code j*worldSize .. j*worldSize+worldSize-1}, of which this rank takes
+         * {@code j*worldSize+rank} (the same order on every rank, from the same (seed, epoch)); an epoch's last
+         * incomplete group is left out so that every rank takes the same number of steps. Batch numbers (and so a
+         * checkpoint's next batch) count global batches, the same on every rank: a resumed run restores every rank.
+         */
+        default Data<B> shard(int rank, int worldSize) {
+            if (worldSize < 1 || rank < 0 || rank >= worldSize) {
+                throw new IllegalArgumentException("rank " + rank + " of " + worldSize);
+            }
+            if (worldSize == 1) {
+                return this;
+            }
+            Data<B> base = this;
+            return new Data<>() {
+                @Override
+                public Iterator<B> epoch(int epoch, int startBatch) {
+                    int groups = batchesPerEpoch();
+                    Iterator<B> it = base.epoch(epoch, startBatch * worldSize);
+                    return new Iterator<>() {
+                        private B next = advance();
+
+                        private B advance() {
+                            while (it.hasNext()) {
+                                B b = it.next();
+                                int i = base.index(b);
+                                if (i / worldSize >= groups) {
+                                    return null;
+                                }
+                                if (i % worldSize == rank) {
+                                    return b;
+                                }
+                            }
+                            return null;
+                        }
+
+                        @Override
+                        public boolean hasNext() {
+                            return next != null;
+                        }
+
+                        @Override
+                        public B next() {
+                            if (next == null) {
+                                throw new java.util.NoSuchElementException();
+                            }
+                            B b = next;
+                            next = advance();
+                            return b;
+                        }
+                    };
+                }
+
+                @Override
+                public int batchesPerEpoch() {
+                    return base.batchesPerEpoch() / worldSize;
+                }
+
+                @Override
+                public int samples(B batch) {
+                    return base.samples(batch);
+                }
+
+                @Override
+                public int index(B batch) {
+                    return base.index(batch) / worldSize;
+                }
+            };
+        }
     }
 
     /**
@@ -93,7 +164,7 @@ public final class TrainingLoop<B> {
     private final FlavaConfig config;
     private final AdamW optimizer;
     private final NDManager manager;
-    private final Data<B> data;
+    private Data<B> data;
     private final Options s;
     private final LrSchedule schedule;
     private final long totalSteps;
@@ -105,6 +176,7 @@ public final class TrainingLoop<B> {
     private BooleanSupplier cancelRequested = () -> false;
     private Validator validator;
     private GradientSync sync = GradientSync.NONE;
+    private boolean primary = true;
     private Path lastCheckpoint;
     private long lastSaved;
 
@@ -163,6 +235,24 @@ public final class TrainingLoop<B> {
     public TrainingLoop<B> gradientSync(GradientSync sync) {
         this.sync = Objects.requireNonNull(sync, "sync");
         return this;
+    }
+
+    /**
+     * Data-parallel training as rank {@code rank} of {@code worldSize} processes: this rank trains on its
+     * {@link Data#shard shard} of each global batch, its gradients (and losses) pass through {@code sync} (a
+     * {@link DataParallelSync}), and only rank 0 reports to the listeners, validates and writes checkpoints. Every rank
+     * starts from the same state (the same init or checkpoint) and runs the same number of steps.
+     */
+    public TrainingLoop<B> dataParallel(int rank, int worldSize, GradientSync sync) {
+        this.data = data.shard(rank, worldSize);
+        this.sync = Objects.requireNonNull(sync, "sync");
+        this.primary = rank == 0;
+        return this;
+    }
+
+    /** Whether this process reports, validates and writes checkpoints (rank 0, or the only process). */
+    public boolean primary() {
+        return primary;
     }
 
     /** Trains until the run's total steps, a cancel request, or a non-finite loss. */
@@ -225,6 +315,9 @@ public final class TrainingLoop<B> {
         TrainingListener.Step event = new TrainingListener.Step(st.step, totalSteps, r.loss(), lr, r.gradNorm(),
                 samples, seconds, epochProgress(), r.parts());
         st.step++;
+        if (!primary) {
+            return true;
+        }
         for (TrainingListener l : listeners) {
             l.onStep(event);
         }
@@ -264,9 +357,12 @@ public final class TrainingLoop<B> {
         return ev;
     }
 
-    /** Saves the current step as the latest checkpoint, unless it already is; returns the latest (null if none). */
+    /**
+     * Saves the current step as the latest checkpoint, unless it already is; returns the latest (null if none). Only
+     * the primary process writes; the others return the checkpoint they started from.
+     */
     public Path checkpoint() throws IOException {
-        if (lastSaved != st.step) {
+        if (primary && lastSaved != st.step) {
             lastCheckpoint = store.save(weights, config, optimizer, st);
             lastSaved = st.step;
             checkpointed(new TrainingListener.Checkpoint(lastSaved, lastCheckpoint, false));

@@ -82,10 +82,10 @@ public final class TrainingStep<B> {
                         // a libtorch-made scalar, not div(Number): see ModelStep
                         loss = loss.div(step.manager().full(new Shape(), n, loss.getDataType()));
                     }
-                    float value = loss.getFloat();
+                    double value = sync.meanOverRanks(loss.getFloat()); // the same on every process
                     lossSum += value;
                     out.parts().forEach((name, part) -> parts.merge(name, (double) part.getFloat() / n, Double::sum));
-                    if (!Float.isFinite(value)) {
+                    if (!Double.isFinite(value)) {
                         optimizer.zeroGrad();
                         return new Result(value, Double.NaN, false, parts);
                     }

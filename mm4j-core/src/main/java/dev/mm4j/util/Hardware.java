@@ -61,6 +61,14 @@ public final class Hardware {
     }
 
     /**
+     * {@link #quietGpuProbeUnlessAsked(String[])} for a device setting alone, where no command line runs (a Spark
+     * executor's tasks: their JVMs start the engine themselves).
+     */
+    public static void quietGpuProbeUnlessAsked(String device) {
+        quietGpuProbeUnlessAsked(device == null ? new String[0] : new String[] {"--device", device});
+    }
+
+    /**
      * Whether a command line ({@code --device X}, {@code --device=X}, {@code --set device=X}), the environment
      * ({@code MM4J_DEVICE}) or {@code -Dmm4j.device} asks for a GPU ({@code gpu}, {@code gpu:N}, {@code cuda},
      * {@code auto}).

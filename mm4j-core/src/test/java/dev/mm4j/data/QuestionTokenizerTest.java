@@ -67,6 +67,67 @@ class QuestionTokenizerTest {
         }
     }
 
+    /** The full text's ids truncated to 512 as before the bound: a tokenizer that reads (almost) everything. */
+    private static long[] fullThenTruncated(String text) throws IOException {
+        try (QuestionTokenizer all = QuestionTokenizer.bertBaseUncased(1 << 20)) {
+            long[] ids = all.encode(text);
+            if (ids.length <= 512) {
+                return ids;
+            }
+            long[] out = java.util.Arrays.copyOf(ids, 512);
+            out[511] = 102;
+            return out;
+        }
+    }
+
+    @Test
+    void textIsCutAtTheBoundBeforeTokenizingWithTheSameIds() throws IOException {
+        assertEquals(512 * 64, tok.maxChars());
+        try (QuestionTokenizer small = QuestionTokenizer.bertBaseUncased(16)) {
+            assertEquals(128 * 64, small.maxChars(), "a small max length still reads 128 tokens' worth");
+            assertEquals(44, small.encoded("what" + " does the sign say".repeat(10) + "?").untruncatedLength());
+        }
+        String[] words = {"what", "does", "the", "sign", "say", "about", "parking", "on", "sundays", "?", "unbelievably"};
+        StringBuilder b = new StringBuilder();
+        for (int i = 0; b.length() <= tok.maxChars() + 10; i++) {
+            b.append(words[(i * 7) % words.length]).append(i % 5 == 0 ? "  " : " ");
+        }
+        String normal = "what does the sign say?";
+        String firstCut = b.substring(0, 512 * 8 + 3); // just over the first cut
+        String bound = b.substring(0, tok.maxChars() + 1); // just over the bound
+        // sparse words (24 characters per token): the first cut gives too few ids, the second enough
+        String sparse = ("sign" + " ".repeat(20)).repeat(1500);
+        for (String t : List.of(normal, firstCut, bound, sparse)) {
+            QuestionTokenizer.Encoded e = tok.encoded(t);
+            assertArrayEquals(fullThenTruncated(t), e.ids(), "ids of a text of " + t.length() + " characters");
+            assertEquals(t.length() > 512 * 8 ? 512 : 6 + 2, e.ids().length);
+            assertEquals(t.length() > 512 * 8, e.truncated());
+        }
+        assertEquals(true, tok.encoded(bound).cut());
+        assertEquals(false, tok.encoded(firstCut.substring(0, 4000)).cut());
+        // past the bound only whitespace: not cut, nothing lost
+        assertEquals(false, tok.encoded("sign " + " ".repeat(tok.maxChars() * 2)).truncated());
+        // a text whose words are over 64 characters apart loses what lies past the bound, and says so
+        QuestionTokenizer.Encoded sparser = tok.encoded(("sign" + " ".repeat(100)).repeat(1000));
+        assertEquals(true, sparser.cut());
+        assertEquals(true, sparser.truncated());
+        assertEquals(tok.maxChars() / 104 + 1 + 2, sparser.ids().length);
+    }
+
+    @Test
+    void hugeTextCostsNoMoreThanTheBound() {
+        String huge = "word ".repeat(1900 * 1024); // 9.7 MB: 17-35 s and ~1 GB of RSS when tokenized whole
+        long t0 = System.nanoTime();
+        QuestionTokenizer.Encoded e = tok.encoded(huge);
+        long ms = (System.nanoTime() - t0) / 1_000_000;
+        assertEquals(512, e.ids().length);
+        assertEquals(true, e.truncated());
+        assertEquals(true, e.cut());
+        assertEquals(2 + 512 * 8 / 5, e.untruncatedLength(), "only the first cut was tokenized");
+        assertEquals(true, ms < 3_000, "took " + ms + " ms");
+        assertEquals(true, tok.tokens(huge).size() <= tok.maxChars());
+    }
+
     @Test
     void vocabTxtEqualsTokenizerJson(@TempDir Path dir) throws IOException {
         // write bert-base-uncased's vocab.txt from the tokenizer.json's vocab, ordered by id

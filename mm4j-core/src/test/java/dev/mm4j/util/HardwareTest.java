@@ -17,6 +17,27 @@ class HardwareTest {
     }
 
     @Test
+    void aDeviceSettingAloneQuietsTheCudaProbeUnlessItNamesAGpu() {
+        String before = System.getProperty(Hardware.CUDA_PROBE_LOG_KEY);
+        try {
+            System.clearProperty(Hardware.CUDA_PROBE_LOG_KEY);
+            Hardware.quietGpuProbeUnlessAsked("gpu:0");
+            assertNull(System.getProperty(Hardware.CUDA_PROBE_LOG_KEY), "a GPU asked for keeps CUDA's reason");
+            Hardware.quietGpuProbeUnlessAsked("cpu");
+            assertEquals("error", System.getProperty(Hardware.CUDA_PROBE_LOG_KEY));
+            System.clearProperty(Hardware.CUDA_PROBE_LOG_KEY);
+            Hardware.quietGpuProbeUnlessAsked((String) null);
+            assertEquals("error", System.getProperty(Hardware.CUDA_PROBE_LOG_KEY));
+        } finally {
+            if (before == null) {
+                System.clearProperty(Hardware.CUDA_PROBE_LOG_KEY);
+            } else {
+                System.setProperty(Hardware.CUDA_PROBE_LOG_KEY, before);
+            }
+        }
+    }
+
+    @Test
     void bf16InstructionsAreReadFromTheCpuFlags() {
         assertTrue(Hardware.hasBf16Flag("flags\t\t: fpu avx512f avx512_bf16 avx512_vnni"));
         assertTrue(Hardware.hasBf16Flag("flags\t\t: fpu amx_bf16 amx_tile"));

@@ -1,5 +1,6 @@
 package dev.mm4j.search;
 
+import dev.mm4j.inference.Embedder;
 import ai.djl.engine.Engine;
 import ai.djl.ndarray.NDManager;
 import dev.mm4j.checkpoint.ModelBundle;

@@ -1,5 +1,6 @@
 package dev.mm4j.search;
 
+import dev.mm4j.inference.Embedder;
 import java.util.List;
 import java.util.Set;
 

@@ -2,6 +2,7 @@ package dev.mm4j.search;
 
 import static org.junit.jupiter.api.Assertions.*;
 
+import dev.mm4j.inference.Embedder;
 import ai.djl.Device;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;

@@ -2,6 +2,9 @@ package dev.mm4j.search;
 
 import static org.junit.jupiter.api.Assertions.*;
 
+import dev.mm4j.inference.Embedder;
+import dev.mm4j.inference.EmbedderTest;
+import dev.mm4j.inference.ZeroShotClassifier;
 import ai.djl.Device;
 import ai.djl.engine.Engine;
 import ai.djl.ndarray.NDArray;

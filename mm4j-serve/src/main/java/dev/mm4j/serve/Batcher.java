@@ -1,5 +1,6 @@
 package dev.mm4j.serve;
 
+import dev.mm4j.inference.VqaModel;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.BlockingQueue;

@@ -1,5 +1,6 @@
 /**
- * Answering questions with a fine-tuned model: {@link dev.mm4j.serve.VqaModel} from Java (thread-safe, image cache),
- * and {@link dev.mm4j.serve.VqaServer} over HTTP (JSON API, web page, health, metrics, batching).
+ * Serving over HTTP: {@link dev.mm4j.serve.ModelServer} (JSON API, web page, health, metrics, batching) around
+ * mm4j-inference's {@link dev.mm4j.inference.VqaModel} and {@link dev.mm4j.inference.Embedder}, with image search
+ * over a mm4j-search index.
  */
 package dev.mm4j.serve;

@@ -2,9 +2,12 @@ package dev.mm4j.serve;
 
 import static org.junit.jupiter.api.Assertions.*;
 
+import dev.mm4j.inference.TinyBundle;
+import dev.mm4j.inference.Answer;
+import dev.mm4j.inference.VqaModel;
 import ai.djl.Device;
 import dev.mm4j.data.Padding;
-import dev.mm4j.search.Embedder;
+import dev.mm4j.inference.Embedder;
 import dev.mm4j.search.ImageIndex;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -68,7 +71,7 @@ class ServePageBrowserTest {
         Path image = tmp.resolve("sign.png");
         Files.write(image, TinyBundle.png(5, 320, 200));
         try (VqaModel model = VqaModel.load(bundle, Device.cpu());
-                VqaServer server = VqaServer.start(model, VqaServer.Settings.defaults().withPort(0))) {
+                ModelServer server = ModelServer.start(model, ModelServer.Settings.defaults().withPort(0))) {
             List<Answer> want = model.answer(Files.readAllBytes(image), "what does the sign say?", 5);
             ChromeDriver browser = browser();
             try {
@@ -99,13 +102,13 @@ class ServePageBrowserTest {
     @Test
     void searchTabShowsTheHitsAsThumbnails() throws Exception {
         Path bundle = TinyBundle.write(tmp.resolve("model"), Padding.DYNAMIC);
-        Path index = TinyBundle.index(tmp, bundle, 14);
+        Path index = TinyIndex.build(tmp, bundle, 14);
         String query = "a sign that says STOP104";
         try (VqaModel model = VqaModel.load(bundle, Device.cpu());
                 ImageSearch search = ImageSearch.open(index, null, null, Device.cpu(), 1_000_000);
                 Embedder embedder = Embedder.open(bundle, null, Device.cpu());
                 ImageIndex reference = ImageIndex.open(index);
-                VqaServer server = VqaServer.start(model, search, VqaServer.Settings.defaults().withPort(0))) {
+                ModelServer server = ModelServer.start(model, search, ModelServer.Settings.defaults().withPort(0))) {
             List<ImageIndex.Hit> want = reference.search(embedder.texts(List.of(query))[0], 12);
             ChromeDriver browser = browser();
             try {

@@ -2,6 +2,8 @@ package dev.mm4j.serve;
 
 import static org.junit.jupiter.api.Assertions.*;
 
+import dev.mm4j.inference.TinyBundle;
+import dev.mm4j.inference.VqaModel;
 import ai.djl.Device;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
@@ -36,13 +38,13 @@ class VqaServerHardeningTest {
 
     @TempDir static Path tmp;
     static VqaModel model;
-    static VqaServer server;
+    static ModelServer server;
 
     @BeforeAll
     static void start() throws Exception {
         model = VqaModel.load(TinyBundle.write(tmp.resolve("model"), Padding.DYNAMIC), Device.cpu(),
                 new VqaModel.Options(64L << 20, 1_000_000));
-        server = VqaServer.start(model, VqaServer.Settings.defaults().withPort(0).withLimits(64, 30_000, 200_000));
+        server = ModelServer.start(model, ModelServer.Settings.defaults().withPort(0).withLimits(64, 30_000, 200_000));
     }
 
     @AfterAll
@@ -274,7 +276,7 @@ class VqaServerHardeningTest {
     void slowClientsAreCutOffAndNormalRequestsAreStillAnswered() throws Exception {
         byte[] img = TinyBundle.png(9, 48, 48);
         byte[] good = multipartBody("b", img, "what?");
-        try (VqaServer s = VqaServer.start(model, VqaServer.Settings.defaults().withPort(0)
+        try (ModelServer s = ModelServer.start(model, ModelServer.Settings.defaults().withPort(0)
                 .withConnections(24, 1500))) {
             URI u = s.uri();
             List<Socket> slow = new ArrayList<>();
@@ -315,7 +317,7 @@ class VqaServerHardeningTest {
         }
     }
 
-    static double metric(VqaServer s, String series) throws Exception {
+    static double metric(ModelServer s, String series) throws Exception {
         String m = send(s.uri(), "GET /metrics HTTP/1.1", null).body();
         return m.lines().filter(l -> l.startsWith(series + " ")).mapToDouble(l -> Double.parseDouble(l.substring(series.length() + 1)))
                 .findFirst().orElse(-1);

@@ -5,11 +5,13 @@ import static dev.mm4j.serve.VqaServerTest.multipart;
 import static dev.mm4j.serve.VqaServerTest.post;
 import static org.junit.jupiter.api.Assertions.*;
 
+import dev.mm4j.inference.TinyBundle;
+import dev.mm4j.inference.VqaModel;
 import ai.djl.Device;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.mm4j.data.Padding;
-import dev.mm4j.search.Embedder;
+import dev.mm4j.inference.Embedder;
 import dev.mm4j.search.ImageIndex;
 import dev.mm4j.serve.VqaServerTest.Reply;
 import java.awt.image.BufferedImage;
@@ -46,17 +48,17 @@ class VqaServerSearchTest {
     static ImageIndex referenceIndex;
     static VqaModel model;
     static ImageSearch search;
-    static VqaServer server;
+    static ModelServer server;
 
     @BeforeAll
     static void start() throws Exception {
         bundle = TinyBundle.write(tmp.resolve("model"), Padding.DYNAMIC);
-        index = TinyBundle.index(tmp, bundle, IMAGES);
+        index = TinyIndex.build(tmp, bundle, IMAGES);
         reference = Embedder.open(bundle, null, Device.cpu()); // a classification bundle's encoders embed
         referenceIndex = ImageIndex.open(index);
         model = VqaModel.load(bundle, Device.cpu());
         search = ImageSearch.open(index, null, null, Device.cpu(), 1_000_000);
-        server = VqaServer.start(model, search, VqaServer.Settings.defaults().withPort(0).withLimits(64, 30_000, 2_000_000));
+        server = ModelServer.start(model, search, ModelServer.Settings.defaults().withPort(0).withLimits(64, 30_000, 2_000_000));
     }
 
     @AfterAll
@@ -168,6 +170,36 @@ class VqaServerSearchTest {
     }
 
     @Test
+    void searchTakesCandidatesAndExactAsTheIndexDoes() throws Exception {
+        String text = "OPEN104";
+        float[] q = reference.texts(List.of(text))[0];
+        List<ImageIndex.Hit> exact = referenceIndex.search(q, IMAGES, 1, true);
+        List<ImageIndex.Hit> narrow = referenceIndex.search(q, 2, 2, false);
+        Reply byExact = json(server.uri(), "v1/search", "text", text, "k", IMAGES, "exact", true);
+        Reply byNarrow = json(server.uri(), "v1/search", "text", text, "k", 2, "candidates", 2);
+        assertEquals(200, byExact.status(), byExact.body().toString());
+        assertEquals(200, byNarrow.status(), byNarrow.body().toString());
+        assertEquals(IMAGES, byExact.body().get("hits").size());
+        for (int i = 0; i < IMAGES; i++) {
+            assertEquals(exact.get(i).path(), byExact.body().get("hits").get(i).get("path").asText());
+            assertEquals(exact.get(i).score(), byExact.body().get("hits").get(i).get("score").asDouble(), 1e-6);
+        }
+        for (int i = 0; i < 2; i++) {
+            assertEquals(narrow.get(i).path(), byNarrow.body().get("hits").get(i).get("path").asText());
+        }
+        // multipart: the same fields as text
+        Reply form = multipart(server.uri(), "v1/search", null, "text", text, "k", "3", "exact", "true");
+        assertEquals(200, form.status(), form.body().toString());
+        assertEquals(exact.get(0).path(), form.body().get("hits").get(0).get("path").asText());
+        URI u = server.uri();
+        assertError(400, json(u, "v1/search", "text", text, "candidates", 0), "candidates: must be");
+        assertError(400, json(u, "v1/search", "text", text, "candidates", ImageIndex.MAX_K + 1), "candidates: must be");
+        assertError(400, json(u, "v1/search", "text", text, "candidates", "many"), "candidates: must be an integer");
+        assertError(400, json(u, "v1/search", "text", text, "exact", "yes"), "exact: must be true or false");
+        assertError(400, multipart(u, "v1/search", null, "text", text, "exact", "maybe"), "exact: must be true or false");
+    }
+
+    @Test
     void badInputGetsJsonErrors() throws Exception {
         URI u = server.uri();
         byte[] img = TinyBundle.png(21, 64, 64);
@@ -206,9 +238,9 @@ class VqaServerSearchTest {
     @Test
     void anIndexedFileThatChangedIsNotServed() throws Exception {
         Path dir = Files.createDirectories(tmp.resolve("changing"));
-        Path idx = TinyBundle.index(dir, bundle, 2);
+        Path idx = TinyIndex.build(dir, bundle, 2);
         try (ImageSearch s = ImageSearch.open(idx, bundle, null, Device.cpu(), 1_000_000);
-                VqaServer srv = VqaServer.start(null, s, VqaServer.Settings.defaults().withPort(0))) {
+                ModelServer srv = ModelServer.start(null, s, ModelServer.Settings.defaults().withPort(0))) {
             Path file = dir.resolve("images/img100.png");
             String sha = ImageIndex.sha256(Files.readAllBytes(file));
             assertEquals(200, get(srv.uri(), "v1/images/" + sha).statusCode());
@@ -226,13 +258,13 @@ class VqaServerSearchTest {
 
     @Test
     void endpointsWithoutTheirModelAnswer404AndAnEmbedOnlyServerEmbeds() throws Exception {
-        try (VqaServer vqaOnly = VqaServer.start(model, VqaServer.Settings.defaults().withPort(0))) {
+        try (ModelServer vqaOnly = ModelServer.start(model, ModelServer.Settings.defaults().withPort(0))) {
             assertError(404, json(vqaOnly.uri(), "v1/embed", "text", "x"), "--index DIR");
             assertError(404, json(vqaOnly.uri(), "v1/search", "text", "x"), "--index DIR");
             assertError(404, getJson(vqaOnly.uri(), "v1/images/" + "0".repeat(64)), "--index DIR");
         }
-        try (VqaServer embedOnly = VqaServer.start(null, () -> ImageSearch.open(null, bundle, null, Device.cpu(), 1_000_000),
-                VqaServer.Settings.defaults().withPort(0))) {
+        try (ModelServer embedOnly = ModelServer.start(null, () -> ImageSearch.open(null, bundle, null, Device.cpu(), 1_000_000),
+                ModelServer.Settings.defaults().withPort(0))) {
             embedOnly.awaitLoaded();
             Reply r = json(embedOnly.uri(), "v1/embed", "text", "open");
             assertEquals(200, r.status(), r.body().toString());

@@ -2,6 +2,9 @@ package dev.mm4j.serve;
 
 import static org.junit.jupiter.api.Assertions.*;
 
+import dev.mm4j.inference.TinyBundle;
+import dev.mm4j.inference.Answer;
+import dev.mm4j.inference.VqaModel;
 import ai.djl.Device;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
@@ -33,13 +36,13 @@ class VqaServerTest {
     @TempDir static Path tmp;
     static Path bundle;
     static VqaModel model;
-    static VqaServer server;
+    static ModelServer server;
 
     @BeforeAll
     static void start() throws Exception {
         bundle = TinyBundle.write(tmp.resolve("model"), Padding.DYNAMIC);
         model = VqaModel.load(bundle, Device.cpu(), new VqaModel.Options(64L << 20, 1_000_000));
-        server = VqaServer.start(model, VqaServer.Settings.defaults().withPort(0).withLimits(64, 30_000, 200_000));
+        server = ModelServer.start(model, ModelServer.Settings.defaults().withPort(0).withLimits(64, 30_000, 200_000));
     }
 
     @AfterAll
@@ -210,7 +213,7 @@ class VqaServerTest {
 
     @Test
     void requestsArrivingTogetherShareAForwardPassAndGetTheirOwnAnswers() throws Exception {
-        try (VqaServer s = VqaServer.start(model, VqaServer.Settings.defaults().withPort(0).withBatching(8, 1500))) {
+        try (ModelServer s = ModelServer.start(model, ModelServer.Settings.defaults().withPort(0).withBatching(8, 1500))) {
             List<byte[]> imgs = new ArrayList<>();
             List<CompletableFuture<Reply>> replies = new ArrayList<>();
             for (int i = 0; i < 4; i++) {
@@ -241,7 +244,7 @@ class VqaServerTest {
     @Test
     void fullQueueGets503WithRetryAfterAndSlowRequestsTimeOut() throws Exception {
         byte[] img = TinyBundle.png(50, 40, 40);
-        try (VqaServer s = VqaServer.start(model, VqaServer.Settings.defaults().withPort(0).withBatching(8, 1500)
+        try (ModelServer s = ModelServer.start(model, ModelServer.Settings.defaults().withPort(0).withBatching(8, 1500)
                 .withLimits(2, 30_000, 1 << 20))) {
             List<CompletableFuture<Reply>> replies = new ArrayList<>();
             for (int i = 0; i < 4; i++) {
@@ -269,7 +272,7 @@ class VqaServerTest {
             assertEquals(2, ok, "two fit in the queue");
             assertEquals(2, busy, "the others are refused at once");
         }
-        try (VqaServer s = VqaServer.start(model, VqaServer.Settings.defaults().withPort(0).withBatching(8, 1000)
+        try (ModelServer s = ModelServer.start(model, ModelServer.Settings.defaults().withPort(0).withBatching(8, 1000)
                 .withLimits(8, 50, 1 << 20))) {
             assertError(504, json(s.uri(), img, "q", 1), "request timeout of 50 ms");
         }
@@ -278,10 +281,10 @@ class VqaServerTest {
     @Test
     void readyOnlyOnceTheModelIsLoaded() throws Exception {
         CountDownLatch release = new CountDownLatch(1);
-        try (VqaServer s = VqaServer.start(() -> {
+        try (ModelServer s = ModelServer.start(() -> {
             release.await();
             return VqaModel.load(bundle, Device.cpu());
-        }, VqaServer.Settings.defaults().withPort(0))) {
+        }, ModelServer.Settings.defaults().withPort(0))) {
             assertEquals(200, get(s.uri(), "healthz").statusCode(), "alive while loading");
             HttpResponse<String> notReady = get(s.uri(), "readyz");
             assertEquals(503, notReady.statusCode());
@@ -292,8 +295,8 @@ class VqaServerTest {
             assertEquals(200, get(s.uri(), "readyz").statusCode());
             assertEquals(200, json(s.uri(), TinyBundle.png(60, 40, 40), "q", 1).status());
         }
-        try (VqaServer s = VqaServer.start(() -> VqaModel.load(tmp.resolve("missing"), Device.cpu()),
-                VqaServer.Settings.defaults().withPort(0))) {
+        try (ModelServer s = ModelServer.start(() -> VqaModel.load(tmp.resolve("missing"), Device.cpu()),
+                ModelServer.Settings.defaults().withPort(0))) {
             java.io.IOException e = assertThrows(java.io.IOException.class, s::awaitLoaded);
             assertTrue(e.getMessage().contains("is not a model bundle"), e.getMessage());
             assertTrue(get(s.uri(), "readyz").body().contains("model failed to load"));
@@ -302,7 +305,7 @@ class VqaServerTest {
 
     @Test
     void gracefulStopFinishesRequestsInFlightAndRefusesNewOnes() throws Exception {
-        VqaServer s = VqaServer.start(model, VqaServer.Settings.defaults().withPort(0).withBatching(8, 800));
+        ModelServer s = ModelServer.start(model, ModelServer.Settings.defaults().withPort(0).withBatching(8, 800));
         URI u = s.uri();
         CompletableFuture<Reply> inFlight = CompletableFuture.supplyAsync(() -> {
             try {

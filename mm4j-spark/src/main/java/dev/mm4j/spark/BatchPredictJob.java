@@ -255,6 +255,7 @@ public final class BatchPredictJob {
         if (System.getProperty(DJL_OFFLINE) == null) {
             System.setProperty(DJL_OFFLINE, s.djlOffline()); // before the first use of the engine in this JVM
         }
+        Hardware.quietGpuProbeUnlessAsked(s.device()); // an executor's JVM: no CUDA warnings on a CPU machine
         TaskContext task = TaskContext.get();
         Hardware.configureThreads(s.threadsPerTask() > 0 ? s.threadsPerTask() : task == null ? 1 : task.cpus());
         BundleCache.Entry entry = BundleCache.get(s.model(), s.device(), s.precision());

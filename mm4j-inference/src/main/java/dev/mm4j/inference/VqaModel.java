@@ -1,4 +1,4 @@
-package dev.mm4j.serve;
+package dev.mm4j.inference;
 
 import ai.djl.Device;
 import ai.djl.ndarray.NDArray;
@@ -167,7 +167,7 @@ public final class VqaModel implements AutoCloseable {
     }
 
     /** A model's short name: its folder's name, with the parent's for finetune's OUT/model. */
-    static String displayName(Path model) {
+    public static String displayName(Path model) {
         Path abs = model.toAbsolutePath().normalize();
         String name = abs.getFileName() == null ? abs.toString() : abs.getFileName().toString();
         if (name.equals("model") && abs.getParent() != null && abs.getParent().getFileName() != null) {
@@ -224,7 +224,8 @@ public final class VqaModel implements AutoCloseable {
         checkImage(image, "image", options.maxPixels());
         String key = sha256(image);
         float[] pixels = cache.enabled() && cache.contains(key) ? null : decode(image);
-        int tokens = bundle.tokenizer().tokens(question).size();
+        // both bounded by the tokenizer's maxChars: a huge question is cut before it is tokenized
+        int tokens = bundle.tokenizer().encoded(question).untruncatedLength();
         return new Query(image, key, bundle.encode(question), tokens, pixels);
     }
 
@@ -232,7 +233,7 @@ public final class VqaModel implements AutoCloseable {
      * Reads an encoded image's header ({@link ImageHeader#check}); refuses bytes that are not an image, a header that
      * does not read, or more than {@code maxPixels} pixels, with an {@link InvalidInputException} of the matching kind.
      */
-    static ImageHeader checkImage(byte[] image, String name, long maxPixels) {
+    public static ImageHeader checkImage(byte[] image, String name, long maxPixels) {
         try {
             return ImageHeader.check(image, name, maxPixels);
         } catch (ImageHeader.RejectedImageException e) {

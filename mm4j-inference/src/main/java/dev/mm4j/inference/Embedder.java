@@ -1,4 +1,4 @@
-package dev.mm4j.search;
+package dev.mm4j.inference;
 
 import ai.djl.Device;
 import ai.djl.ndarray.NDArray;
@@ -144,11 +144,31 @@ public final class Embedder implements AutoCloseable {
         return out;
     }
 
-    /** Embeddings of texts, tokenized as the model was trained (truncated to its maximum length). */
+    /**
+     * Embeddings of texts, tokenized as the model was trained (truncated to its maximum length; a text is read up to
+     * the tokenizer's {@link QuestionTokenizer#maxChars()} characters).
+     */
     public float[][] texts(List<String> texts) {
-        float[][] out = new float[texts.size()][];
-        for (int start = 0; start < texts.size(); start += BATCH) {
-            Tokens t = tokens(texts.subList(start, Math.min(texts.size(), start + BATCH)));
+        List<long[]> ids = new ArrayList<>(texts.size());
+        for (String t : texts) {
+            ids.add(textIds(t));
+        }
+        return textEmbeddings(ids);
+    }
+
+    /**
+     * A text's token ids as {@link #texts} embeds them ({@code [CLS] ... [SEP]}, unpadded). Touches no model: safe to
+     * call from any thread while another embeds.
+     */
+    public long[] textIds(String text) {
+        return tokenizer.encode(text);
+    }
+
+    /** Embeddings of texts already tokenized by {@link #textIds}. */
+    public float[][] textEmbeddings(List<long[]> ids) {
+        float[][] out = new float[ids.size()][];
+        for (int start = 0; start < ids.size(); start += BATCH) {
+            Tokens t = pad(ids.subList(start, Math.min(ids.size(), start + BATCH)));
             try (ModelStep step = ModelStep.open(manager)) {
                 rows(model.textEmbeddings(step.tokens(t.ids(), t.ids().length / t.length(), t.length()), true), out, start);
             }
@@ -170,15 +190,21 @@ public final class Embedder implements AutoCloseable {
 
     /** The texts tokenized as the model was trained, padded to the longest (padding is masked; CLS is token 0). */
     public Tokens tokens(List<String> texts) {
-        long[][] ids = new long[texts.size()][];
-        int len = 1;
-        for (int i = 0; i < ids.length; i++) {
-            ids[i] = tokenizer.encode(texts.get(i));
-            len = Math.max(len, ids[i].length);
+        List<long[]> ids = new ArrayList<>(texts.size());
+        for (String t : texts) {
+            ids.add(textIds(t));
         }
-        long[] padded = new long[ids.length * len];
-        for (int i = 0; i < ids.length; i++) {
-            System.arraycopy(ids[i], 0, padded, i * len, ids[i].length);
+        return pad(ids);
+    }
+
+    private static Tokens pad(List<long[]> ids) {
+        int len = 1;
+        for (long[] row : ids) {
+            len = Math.max(len, row.length);
+        }
+        long[] padded = new long[ids.size() * len];
+        for (int i = 0; i < ids.size(); i++) {
+            System.arraycopy(ids.get(i), 0, padded, i * len, ids.get(i).length);
         }
         return new Tokens(padded, len);
     }

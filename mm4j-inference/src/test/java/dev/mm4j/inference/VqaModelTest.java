@@ -1,4 +1,4 @@
-package dev.mm4j.serve;
+package dev.mm4j.inference;
 
 import static org.junit.jupiter.api.Assertions.*;
 

@@ -1,4 +1,4 @@
-package dev.mm4j.search;
+package dev.mm4j.inference;
 
 import static org.junit.jupiter.api.Assertions.*;
 
@@ -24,7 +24,7 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 /** Embeddings from a TorchMultimodal checkpoint and from bundles, and zero-shot classification on them. */
-class EmbedderTest {
+public class EmbedderTest {
     @TempDir Path tmp;
 
     static JsonNode fixture(String name) throws Exception {
@@ -66,7 +66,7 @@ class EmbedderTest {
     }
 
     /** A classification bundle of a tiny FLAVA with BERT's vocabulary and random weights. */
-    static Path tinyBundle(Path dir) throws Exception {
+    public static Path tinyBundle(Path dir) throws Exception {
         FlavaConfig c = FlavaConfig.fromJson("{\"image_size\":32,\"patch_size\":8,\"image_hidden_size\":32,\"image_num_attention_heads\":4,"
                 + "\"image_num_hidden_layers\":1,\"image_intermediate_size\":64,\"text_hidden_size\":32,\"text_num_attention_heads\":4,"
                 + "\"text_num_hidden_layers\":1,\"text_intermediate_size\":64,\"vocab_size\":30522,\"max_position_embeddings\":24,"
@@ -81,7 +81,7 @@ class EmbedderTest {
         return dir;
     }
 
-    static byte[] png(Color colour) throws Exception {
+    public static byte[] png(Color colour) throws Exception {
         BufferedImage img = new BufferedImage(40, 30, BufferedImage.TYPE_INT_RGB);
         Graphics2D g = img.createGraphics();
         g.setColor(colour);

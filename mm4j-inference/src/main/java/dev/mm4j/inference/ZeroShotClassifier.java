@@ -1,4 +1,4 @@
-package dev.mm4j.search;
+package dev.mm4j.inference;
 
 import java.io.IOException;
 import java.util.ArrayList;

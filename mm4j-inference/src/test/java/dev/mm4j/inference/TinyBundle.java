@@ -1,6 +1,5 @@
-package dev.mm4j.serve;
+package dev.mm4j.inference;
 
-import ai.djl.Device;
 import ai.djl.engine.Engine;
 import ai.djl.ndarray.NDManager;
 import dev.mm4j.checkpoint.ModelBundle;
@@ -12,15 +11,12 @@ import java.awt.Color;
 import java.awt.Font;
 import java.awt.Graphics2D;
 import java.awt.image.BufferedImage;
-import dev.mm4j.search.Embedder;
-import dev.mm4j.search.ImageIndex;
 import java.io.ByteArrayOutputStream;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Random;
 import javax.imageio.ImageIO;
 
-/** A tiny FLAVA bundle with random weights, generated images and an index of them, for the serve tests. */
+/** A tiny FLAVA VQA bundle with random weights and generated images, for the tests of VqaModel and the server. */
 public final class TinyBundle {
     private TinyBundle() {}
 
@@ -45,22 +41,6 @@ public final class TinyBundle {
             ModelBundle.write(dir, model, AnswerVocab.fromText("stop\nexit\nopen\nsale\nred\nblue\n42\nyes\nno\n", "tiny"), info, null);
         }
         return dir;
-    }
-
-    /**
-     * Writes {@code n} generated images ({@code png(seed, 320, 200)}, seeds 100.., as {@code img<seed>.png}) to
-     * {@code dir/images} and indexes them with {@code model} into {@code dir/index}; returns the index folder.
-     */
-    public static Path index(Path dir, Path model, int n) throws Exception {
-        Path images = Files.createDirectories(dir.resolve("images"));
-        for (int i = 0; i < n; i++) {
-            Files.write(images.resolve("img" + (100 + i) + ".png"), png(100 + i, 320, 200));
-        }
-        Path index = dir.resolve("index");
-        try (Embedder e = Embedder.open(model, null, Device.cpu())) {
-            ImageIndex.build(index, e, ImageIndex.sources(images), model.toAbsolutePath().toString(), null);
-        }
-        return index;
     }
 
     /** A PNG of {@code w x h} with a coloured box and a word; {@code seed} makes it unique. */

@@ -1,4 +1,4 @@
-package dev.mm4j.serve;
+package dev.mm4j.inference;
 
 /** One of a model's top answers to a question, with the probability the model gives it. */
 public record Answer(String answer, double probability) {}

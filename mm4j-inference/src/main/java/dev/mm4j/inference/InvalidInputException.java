@@ -1,4 +1,4 @@
-package dev.mm4j.serve;
+package dev.mm4j.inference;
 
 /** A request the model cannot answer as given: the message names the field and what is wrong. */
 public final class InvalidInputException extends IllegalArgumentException {
