@@ -1,5 +1,7 @@
 package dev.mm4j.cli;
 
+import dev.mm4j.data.CaptionPairs;
+import dev.mm4j.data.SyntheticPretraining;
 import dev.mm4j.data.SyntheticTextVqa;
 import dev.mm4j.eval.AccuracyByType;
 import dev.mm4j.inference.Embedder;
@@ -7,6 +9,7 @@ import dev.mm4j.report.TextTable;
 import dev.mm4j.search.RetrievalFinetuner;
 import dev.mm4j.train.FinetuneSettings;
 import dev.mm4j.train.Finetuner;
+import dev.mm4j.train.Pretrainer;
 import dev.mm4j.util.AtomicFiles;
 import dev.mm4j.util.Hardware;
 import java.nio.file.Files;
@@ -24,7 +27,11 @@ import picocli.CommandLine.Option;
                 + "colour, sign colour) next to the majority-answer baseline, with the wall time and peak RSS. Writes "
                 + "DIR/run/report.html (the same table, curves, sample images with question, prediction and human answers).",
                 "--task retrieval: the same data's captions instead (\"a red sign with a white panel that says STOP\"): "
-                        + "contrastive training from scratch, then text -> image recall@1/@5 among the held-out images."})
+                        + "contrastive training from scratch, then text -> image recall@1/@5 among the held-out images.",
+                "--task pretraining: what pretraining is for. Pretrains the small FLAVA (with a small codebook) on the same "
+                        + "data's captions with their images (contrastive, ITM, MMM), the captions alone (MLM) and the images "
+                        + "alone (MIM), then fine-tunes VQA with the same small budget (--steps, default 300) once from the "
+                        + "pretrained encoders and once from scratch, and prints both accuracies side by side."})
 public final class DemoCommand implements Callable<Integer> {
     @Option(names = "--dir", description = "working folder (default: ${DEFAULT-VALUE})")
     Path dir = Path.of("runs/demo");
@@ -45,13 +52,19 @@ public final class DemoCommand implements Callable<Integer> {
             + "bf16 where the CPU has avx512_bf16/AMX or on a GPU, else fp32)")
     String precision;
 
-    @Option(names = "--task", paramLabel = "classification|retrieval|text|image", description = "classification (default: "
-            + "VQA, as above) or retrieval: train the small FLAVA contrastively on the same data's captions (finetune's "
-            + "demo-retrieval preset, into DIR/retrieval) and print text -> image recall@1/@5 among the held-out images; "
-            + "text: QNLI-style sentence pairs (synth --task text) through the text head; image: rendered positive / "
+    @Option(names = "--task", paramLabel = "classification|retrieval|text|image|pretraining", description = "classification "
+            + "(default: VQA, as above) or retrieval: train the small FLAVA contrastively on the same data's captions "
+            + "(finetune's demo-retrieval preset, into DIR/retrieval) and print text -> image recall@1/@5 among the held-out "
+            + "images; text: QNLI-style sentence pairs (synth --task text) through the text head; image: rendered positive / "
             + "negative words in the ImageFolder layout (synth --task image, like RenderedSST2) through the image head; "
-            + "both print accuracy and macro-F1 next to the majority-class baseline (into DIR/text, DIR/image)")
+            + "both print accuracy and macro-F1 next to the majority-class baseline (into DIR/text, DIR/image); "
+            + "pretraining: pretrain it (demo-pretraining preset, into DIR/pretrain), then fine-tune VQA from it and from "
+            + "scratch with the same budget (DIR/vqa-pretrained, DIR/vqa-scratch) and compare")
     String task = "classification";
+
+    @Option(names = "--pretrain-steps", description = "with --task pretraining: pretraining steps (default: the "
+            + "demo-pretraining preset's)")
+    Long pretrainSteps;
 
     @Override
     public Integer call() throws Exception {
@@ -60,10 +73,14 @@ public final class DemoCommand implements Callable<Integer> {
         }
         boolean retrieval = switch (task) {
             case "retrieval" -> true;
-            case "classification" -> false;
-            default -> throw new IllegalArgumentException("--task: classification, retrieval, text or image, got '" + task + "'");
+            case "classification", "pretraining" -> false;
+            default -> throw new IllegalArgumentException("--task: classification, retrieval, text, image or pretraining, "
+                    + "got '" + task + "'");
         };
         long t0 = System.nanoTime();
+        if (task.equals("pretraining")) {
+            return pretraining(t0);
+        }
         Path data = dir.resolve("data");
         Path run = dir.resolve(retrieval ? "retrieval" : "run");
         if (!Files.exists(data.resolve("TextVQA_0.5.1_train.json"))) {
@@ -117,6 +134,98 @@ public final class DemoCommand implements Callable<Integer> {
         }
         result.append(String.format(Locale.ROOT, "seconds %.1f%npeak_rss_bytes %d%n", seconds, Hardware.peakRssBytes()));
         AtomicFiles.writeString(dir.resolve("result.txt"), result.toString());
+        return 0;
+    }
+
+    /** The fine-tuning budget of {@code --task pretraining} for both arms (smaller than the VQA demo's 1600 steps). */
+    static final long PRETRAINING_DEMO_FINETUNE_STEPS = 300;
+
+    /**
+     * Pretraining on the three sources, then the same VQA fine-tuning from the pretrained encoders and from scratch
+     * (same steps, seed and data order), side by side.
+     */
+    private int pretraining(long t0) throws Exception {
+        Path data = dir.resolve("data");
+        SyntheticPretraining.Written w;
+        if (Files.exists(data.resolve(SyntheticPretraining.TEXTS_FILE)) && Files.isDirectory(data.resolve(
+                SyntheticPretraining.IMAGES_DIR))) {
+            System.out.println("1/4 using the synthetic data already in " + data);
+            w = new SyntheticPretraining.Written(data.resolve(CaptionPairs.manifestName("train")),
+                    data.resolve(SyntheticPretraining.TEXTS_FILE), data.resolve(SyntheticPretraining.IMAGES_DIR), null);
+        } else {
+            System.out.println("1/4 generating a synthetic TextVQA and its pretraining sources in " + data + " ...");
+            w = SyntheticPretraining.generate(new SyntheticTextVqa.Options(data, train, val, 50, seed, 256, 192,
+                    Runtime.getRuntime().availableProcessors(), SyntheticTextVqa.Look.DEMO));
+            System.out.printf("    %d questions on %d images in %.1f s; captions with their images, the captions alone, "
+                    + "the images alone%n", w.synth().questions(), w.synth().images(), w.synth().seconds());
+        }
+        for (String name : new String[] {"pretrain", "vqa-pretrained", "vqa-scratch"}) {
+            Path run = dir.resolve(name);
+            if (Files.exists(run)) {
+                Path old = dir.resolve(name + ".previous");
+                if (Files.exists(old)) {
+                    dev.mm4j.util.FileTrees.delete(old);
+                }
+                Files.move(run, old);
+            }
+        }
+        FinetuneSettings p = FinetuneSettings.preset("demo-pretraining");
+        p.out = dir.resolve("pretrain").toString();
+        p.seed = seed;
+        if (pretrainSteps != null) {
+            p.maxSteps = pretrainSteps;
+        }
+        if (precision != null) {
+            p.precision = precision;
+        }
+        System.out.println("2/4 pretraining a small FLAVA from scratch (" + p.maxSteps + " steps: pairs -> contrastive + "
+                + "ITM + MMM, texts -> MLM, images -> MIM) ...");
+        Pretrainer.Result pre = Pretrainer.builder().settings(p).pairs(w.pairs(), 2).texts(w.texts(), 1)
+                .images(w.images(), 1).log(System.out).progressBar(true).build().run();
+        if (pre.status() != Finetuner.Status.COMPLETED) {
+            return 3;
+        }
+        long budget = steps != null ? steps : PRETRAINING_DEMO_FINETUNE_STEPS;
+        Finetuner.Result[] arms = new Finetuner.Result[2];
+        String[] names = {"vqa-pretrained", "vqa-scratch"};
+        for (int i = 0; i < 2; i++) {
+            FinetuneSettings s = FinetuneSettings.preset("demo");
+            s.data = data.toString();
+            s.out = dir.resolve(names[i]).toString();
+            s.seed = seed;
+            s.maxSteps = budget;
+            s.warmupSteps = Math.min(s.warmupSteps, budget / 10);
+            s.evalEvery = 0;
+            s.checkpointEvery = 0;
+            s.checkpoint = i == 0 ? pre.modelDir().toString() : "none";
+            if (precision != null) {
+                s.precision = precision;
+            }
+            System.out.println((i == 0 ? "3/4 fine-tuning VQA from the pretrained encoders" : "4/4 fine-tuning VQA from "
+                    + "scratch") + " (" + budget + " steps) ...");
+            arms[i] = Finetuner.builder().settings(s).log(System.out).progressBar(true).build().run();
+            if (arms[i].stoppedOnNonFinite() || arms[i].valAccuracy() == null) {
+                return 3;
+            }
+        }
+        double seconds = (System.nanoTime() - t0) / 1e9;
+        System.out.println();
+        System.out.printf("VQA accuracy on the held-out split after the same %d fine-tuning steps (seed %d):%n", budget,
+                seed);
+        System.out.printf(Locale.ROOT, "    from the pretrained encoders (%d pretraining steps): %.2f%%%n", pre.steps(),
+                100 * arms[0].valAccuracy());
+        System.out.printf(Locale.ROOT, "    from scratch:                                     %.2f%%%n",
+                100 * arms[1].valAccuracy());
+        System.out.printf(Locale.ROOT, "    majority baseline (always \"%s\"):                %.2f%%%n",
+                arms[1].baselineAnswer(), 100 * arms[1].baselineAccuracy());
+        System.out.printf(Locale.ROOT, "    wall time %d:%02d (generation, pretraining, both fine-tunings); peak RSS %.2f GB%n",
+                (long) seconds / 60, (long) seconds % 60, Hardware.peakRssBytes() / 1e9);
+        System.out.println("    reports: " + dir.resolve("pretrain/report.html") + ", " + dir.resolve("vqa-pretrained/report.html")
+                + ", " + dir.resolve("vqa-scratch/report.html"));
+        AtomicFiles.writeString(dir.resolve("pretraining-result.txt"), String.format(Locale.ROOT,
+                "pretrain_steps %d%nfinetune_steps %d%naccuracy_pretrained %.4f%naccuracy_scratch %.4f%nbaseline %.4f%n"
+                        + "seconds %.1f%npeak_rss_bytes %d%n", pre.steps(), budget, arms[0].valAccuracy(),
+                arms[1].valAccuracy(), arms[1].baselineAccuracy(), seconds, Hardware.peakRssBytes()));
         return 0;
     }
 

@@ -4,6 +4,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.dataformat.yaml.YAMLFactory;
 import dev.mm4j.train.FinetuneSettings;
 import dev.mm4j.train.Finetuner;
+import dev.mm4j.train.Pretrainer;
 import dev.mm4j.search.RetrievalFinetuner;
 import dev.mm4j.train.dist.Launcher;
 import dev.mm4j.train.dist.Rendezvous;
@@ -32,7 +33,8 @@ import picocli.CommandLine.Spec;
                         + "torchmultimodal (its FLAVA fine-tuning defaults: lr 1e-5, betas 0.9/0.98, eps 1e-6, wd 0.1, warmup, "
                         + "linear decay), demo (a small model trained from scratch, used by 'mm4j demo'), demo-retrieval (the "
                         + "same model trained for retrieval: task retrieval, all cores; 'mm4j demo --task retrieval'), qnli and "
-                        + "rendered_sst2 (TorchMultimodal's FLAVA example configs: batch 32, lr 1e-5, cosine with warmup).",
+                        + "rendered_sst2 (TorchMultimodal's FLAVA example configs: batch 32, lr 1e-5, cosine with warmup), demo-pretraining "
+                        + "(the demo's model with a small codebook, pretrained on a mix of sources; 'mm4j demo --task pretraining').",
                 "Labelled text / images (task classification): --data a GLUE-style folder (train.tsv, dev.tsv: a header, "
                         + "one sentence column or a pair such as question/sentence, label), a CSV / JSON Lines file or folder "
                         + "with text (+ text_pair) and label, an ImageFolder (train/, val/ with one folder per class, like "
@@ -40,17 +42,33 @@ import picocli.CommandLine.Spec;
                         + "has (--set required_embedding=image|text|mm to choose); OUT gets classes.txt, eval.json (accuracy, "
                         + "macro-F1, per class) and predictions.jsonl."})
 public final class FinetuneCommand implements Callable<Integer> {
-    @Option(names = "--preset", description = "tutorial, torchmultimodal, demo, demo-retrieval, qnli, rendered_sst2 or default (default: ${DEFAULT-VALUE})")
+    @Option(names = "--preset", description = "tutorial, torchmultimodal, demo, demo-retrieval, demo-pretraining, qnli, "
+            + "rendered_sst2 or default (default: ${DEFAULT-VALUE})")
     String preset = "default";
 
     @Option(names = "--settings", paramLabel = "YAML", description = "settings file (keys as in OUT/settings.yaml)")
     Path settingsFile;
 
-    @Option(names = "--task", paramLabel = "classification|retrieval",
-            description = "classification (default: FLAVA + answer head) or retrieval (contrastive image-text training on "
+    @Option(names = "--task", paramLabel = "classification|retrieval|pretraining",
+            description = "classification (default; also vqa: FLAVA + answer head), retrieval (contrastive image-text training on "
                     + "captions: a .jsonl/.csv manifest of {image, text}, a synth folder's captions_SPLIT.jsonl, or TextVQA data "
-                    + "as question + majority answer; writes a retrieval model and held-out recall@1/@5)")
+                    + "as question + majority answer; writes a retrieval model and held-out recall@1/@5) or pretraining "
+                    + "(FLAVA's pretraining losses over a mix of --pairs / --texts / --images sources or pretraining_sources; "
+                    + "loss weights as model kwargs mlm_weight, mim_weight, itm_loss_weight, mmm_text_loss_weight, "
+                    + "mmm_image_loss_weight, contrastive_loss_weight; writes OUT/model, a pretraining bundle that "
+                    + "--checkpoint OUT/model starts fine-tuning from)")
     String task;
+
+    @Option(names = "--pairs", paramLabel = "PATH[:RATIO]", description = "pretraining source of image-text pairs (a "
+            + "caption manifest or folder, as retrieval reads): contrastive + ITM + MMM; RATIO its sampling ratio (1)")
+    List<String> pairs = new ArrayList<>();
+
+    @Option(names = "--texts", paramLabel = "PATH[:RATIO]", description = "pretraining source of texts (.txt one per line, "
+            + ".jsonl with a text field): MLM")
+    List<String> texts = new ArrayList<>();
+
+    @Option(names = "--images", paramLabel = "PATH[:RATIO]", description = "pretraining source of images (a folder): MIM")
+    List<String> images = new ArrayList<>();
 
     @Option(names = "--data", paramLabel = "PATH", description = "dataset: official JSON / folder, parquet file / folder, "
             + "or a JSON Lines / CSV manifest (image, question, answers) / folder of <split>.jsonl|csv; or labelled text / "
@@ -168,8 +186,16 @@ public final class FinetuneCommand implements Callable<Integer> {
                     Map.of(), System.out);
         }
         FinetuneSettings s = settings(preset, settingsFile, overrides());
-        if (rank != null && s.isRetrieval()) {
+        if (rank != null && (s.isRetrieval() || s.isPretraining())) {
             throw new IllegalArgumentException("--nproc: data-parallel training runs the classification task only");
+        }
+        if (s.isPretraining()) {
+            Pretrainer.Result r = Pretrainer.builder().settings(s).resume(resume).log(System.out).progressBar(true)
+                    .build().run();
+            return r.status() == Finetuner.Status.STOPPED_ON_NON_FINITE_LOSS ? 3 : 0;
+        }
+        if (!pairs.isEmpty() || !texts.isEmpty() || !images.isEmpty()) {
+            throw new IllegalArgumentException("--pairs / --texts / --images are pretraining sources: add --task pretraining");
         }
         if (rank != null) {
             Finetuner.Result r = Finetuner.builder().settings(s).resume(resume).log(System.out)
@@ -196,6 +222,13 @@ public final class FinetuneCommand implements Callable<Integer> {
         put(o, "epochs", epochs);
         put(o, "batch_size", batchSize);
         put(o, "lr", lr);
+        List<Map<String, Object>> sources = new ArrayList<>();
+        pairs.forEach(p -> sources.add(source("pairs", p)));
+        texts.forEach(p -> sources.add(source("text", p)));
+        images.forEach(p -> sources.add(source("image", p)));
+        if (!sources.isEmpty()) {
+            o.put("pretraining_sources", sources);
+        }
         put(o, "device", engine.deviceSpec());
         put(o, "precision", engine.precisionSpec());
         put(o, "threads", engine.threads > 0 ? engine.threads : null);
@@ -215,6 +248,15 @@ public final class FinetuneCommand implements Callable<Integer> {
             }
         }
         return o;
+    }
+
+    private static Map<String, Object> source(String kind, String spec) {
+        FinetuneSettings.PretrainingSourceSpec p = FinetuneSettings.PretrainingSourceSpec.parse(kind, spec);
+        Map<String, Object> m = new LinkedHashMap<>();
+        m.put("kind", p.kind);
+        m.put("path", p.path);
+        m.put("ratio", p.ratio);
+        return m;
     }
 
     private static void put(Map<String, Object> o, String k, Object v) {

@@ -41,6 +41,8 @@ public final class ModelBundle {
     /** {@link Info#format} of a classification bundle (the default) and of a retrieval bundle (no answers). */
     public static final String CLASSIFICATION_FORMAT = "mm4j-flava-classification";
     public static final String RETRIEVAL_FORMAT = "mm4j-flava-retrieval";
+    /** A pretrained FLAVA ({@code FLAVAForPreTraining}'s state dict: model, codebook, loss heads). */
+    public static final String PRETRAINING_FORMAT = "mm4j-flava-pretraining";
 
     /** How a question and an image become model inputs. */
     @JsonNaming(PropertyNamingStrategies.SnakeCaseStrategy.class)
@@ -121,6 +123,20 @@ public final class ModelBundle {
         Files.createDirectories(dir);
         writeWeights(dir.resolve(WEIGHTS), model, model.config());
         info.format = RETRIEVAL_FORMAT;
+        info.precision = model.precision().code();
+        writeInfo(dir, info, tokenizerFile);
+    }
+
+    /**
+     * Writes a pretraining bundle: {@code model.safetensors} with {@code FLAVAForPreTraining}'s names (what
+     * {@code finetune --checkpoint DIR} starts any task from, and what pretraining loads back strictly), {@code
+     * bundle.json} of format {@link #PRETRAINING_FORMAT}.
+     */
+    public static void writePretraining(Path dir, dev.mm4j.flava.FlavaForPreTraining model, Info info, Path tokenizerFile)
+            throws IOException {
+        Files.createDirectories(dir);
+        writeWeights(dir.resolve(WEIGHTS), model, model.config());
+        info.format = PRETRAINING_FORMAT;
         info.precision = model.precision().code();
         writeInfo(dir, info, tokenizerFile);
     }

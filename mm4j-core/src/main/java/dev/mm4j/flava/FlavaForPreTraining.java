@@ -5,6 +5,7 @@ import ai.djl.ndarray.NDArrays;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.training.GradientCollector;
+import dev.mm4j.data.PretrainingBatch;
 import dev.mm4j.nn.Module;
 import dev.mm4j.nn.Parameter;
 import java.util.Collection;
@@ -22,8 +23,13 @@ import java.util.function.Consumer;
  * <p>What runs follows the inputs, as the reference's {@code forward}: image and text together run the multimodal
  * encoder over the masked inputs (ITM, MMM text, MMM image on the matching pairs, and the global contrastive loss on
  * the unmasked ones; the unimodal MLM/MIM are then skipped); an image alone gives MIM, a text alone MLM.
+ *
+ * <p>As a {@link LossModel} over the loader's {@link PretrainingBatch}es it is what the shared training loop trains
+ * for {@code task: pretraining} ({@code train.Pretrainer}): each batch comes from one source and trains that source's
+ * objectives; the loss's parts are the weighted losses computed, by TorchMultimodal's names ({@code mlm_loss},
+ * {@code mim_loss}, {@code itm_loss}, {@code mmm_text_loss}, {@code mmm_image_loss}, {@code global_contrastive_loss}).
  */
-public final class FlavaForPreTraining extends Module {
+public final class FlavaForPreTraining extends Module implements LossModel<PretrainingBatch> {
     private final FlavaConfig config;
     private final FlavaModel model;
     private final DalleVaeEncoder imageCodebook;
@@ -158,6 +164,33 @@ public final class FlavaForPreTraining extends Module {
     }
 
     /**
+     * The forward pass over one loader batch, its inputs made in {@code step}'s memory: the batch's fields as
+     * {@link Inputs} (a field its source does not make stays null), the weighted losses as the parts.
+     *
+     * @throws IllegalArgumentException when no loss is computed for the batch (every weight of its source's objectives 0)
+     */
+    @Override
+    public Loss forward(ModelStep step, PretrainingBatch b) {
+        int n = b.size();
+        NDArray image = b.image() == null ? null : step.images(b.image(), n, b.imageSize(), b.imageSize());
+        NDArray forCodebook = b.imageForCodebook() == null ? null
+                : step.images(b.imageForCodebook(), n, b.codebookSize(), b.codebookSize());
+        NDArray mask = b.imagePatchesMask() == null ? null
+                : step.tokens(b.imagePatchesMask(), n, b.patchRows() * b.patchCols());
+        NDArray text = b.text() == null ? null : step.tokens(b.text(), n, b.seqLen());
+        NDArray textMasked = b.textMasked() == null ? null : step.tokens(b.textMasked(), n, b.seqLen());
+        NDArray mlmLabels = b.mlmLabels() == null ? null : step.tokens(b.mlmLabels(), n, b.seqLen());
+        NDArray itm = b.itmLabels() == null ? null : step.labels(b.itmLabels());
+        Output out = forward(new Inputs(image, forCodebook, text, textMasked, mlmLabels, mask, itm));
+        if (out.total() == null) {
+            throw new IllegalArgumentException("no pretraining loss for a batch of source " + b.source() + " ("
+                    + b.kind().name().toLowerCase(java.util.Locale.ROOT)
+                    + "): the weights of all its objectives are 0");
+        }
+        return new Loss(out.total(), out.losses().named());
+    }
+
+    /**
      * The backward pass of {@code loss} from this model's last forward, inside {@code gc}: gradients of every
      * trainable parameter, including the layers that ran checkpointed ({@link FlavaConfig#activationCheckpointing}).
      */
@@ -171,6 +204,7 @@ public final class FlavaForPreTraining extends Module {
      * Complete for this backward pass: where a step runs several forwards (e.g. the pairs, image and text cases), each
      * with its backward, gradients add up and only the last backward's {@code layerDone} sees a layer's final ones.
      */
+    @Override
     public void backward(GradientCollector gc, NDArray loss, Consumer<Collection<Parameter>> layerDone) {
         gc.backward(loss);
         model.backwardCheckpointed(layerDone);

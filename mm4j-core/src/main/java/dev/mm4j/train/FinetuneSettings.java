@@ -26,7 +26,8 @@ import java.util.Map;
 public final class FinetuneSettings {
     /**
      * classification (the tutorial: FLAVA + MLP head on TextVQA answers, {@link Finetuner}) or retrieval (contrastive
-     * image-text training of the encoders and projections on captions, search.RetrievalFinetuner).
+     * image-text training of the encoders and projections on captions, search.RetrievalFinetuner) or pretraining
+     * (FLAVA's pretraining objectives over a mix of {@link #pretrainingSources}, {@link Pretrainer}).
      */
     public String task = "classification";
     /**
@@ -35,6 +36,63 @@ public final class FinetuneSettings {
      * the data (text -> text, image -> image, both -> mm).
      */
     public String requiredEmbedding;
+
+    // pretraining (task: pretraining)
+    /**
+     * The sources pretraining mixes, as TorchMultimodal's {@code datasets.selected}: each {kind: pairs|text|image,
+     * path, ratio}. Pairs (a caption manifest / folder retrieval reads) train contrastive + ITM + MMM, texts (.txt /
+     * .jsonl) MLM, images (a folder) MIM; a source is drawn for a share ratio / sum(ratios) of the steps.
+     */
+    public List<PretrainingSourceSpec> pretrainingSources = List.of();
+    /** Share of pair samples whose caption is replaced by another sample's (ITM negatives; VLDataModule's 0.1). */
+    public double itmProbability = 0.1;
+    /** BERT masking probability of text and caption tokens (0.15). */
+    public double mlmProbability = 0.15;
+    /**
+     * Patches masked per image (BEiT block masking); null: TorchMultimodal's 75 of 196 patches scaled to the model's
+     * patch grid (and its minimum block of 16 likewise).
+     */
+    public Integer mimMaskedPatches;
+    /** Longest pair caption in tokens (VLTransform pads to 77). */
+    public int pairsMaxLength = 77;
+
+    /** One pretraining source: what it holds, where, and how often it is drawn. */
+    @JsonNaming(PropertyNamingStrategies.SnakeCaseStrategy.class)
+    public static final class PretrainingSourceSpec {
+        /** pairs (also vl), text or image. */
+        public String kind;
+        /** A caption manifest / folder (pairs), a .txt / .jsonl file (text), an image folder (image). */
+        public String path;
+        /** Sampling ratio (> 0); 1 by default. */
+        public double ratio = 1.0;
+        /** For pairs: the split of a folder (train). */
+        public String split = "train";
+
+        public PretrainingSourceSpec() {}
+
+        public PretrainingSourceSpec(String kind, String path, double ratio) {
+            this.kind = kind;
+            this.path = path;
+            this.ratio = ratio;
+        }
+
+        /**
+         * {@code PATH[:RATIO]} as the CLI's {@code --pairs/--texts/--images} take it (a suffix after the last colon that
+         * is a number is the ratio).
+         */
+        public static PretrainingSourceSpec parse(String kind, String spec) {
+            int colon = spec.lastIndexOf(':');
+            if (colon > 0) {
+                try {
+                    double r = Double.parseDouble(spec.substring(colon + 1));
+                    return new PretrainingSourceSpec(kind, spec.substring(0, colon), r);
+                } catch (NumberFormatException e) {
+                    // no ratio: the colon is part of the path
+                }
+            }
+            return new PretrainingSourceSpec(kind, spec, 1.0);
+        }
+    }
 
     // data
     /** Dataset path: official JSON / folder, or Hugging Face parquet file(s) / folder. */
@@ -124,6 +182,24 @@ public final class FinetuneSettings {
 
     /** Named starting points: tutorial, torchmultimodal, demo, demo-retrieval. */
     public static FinetuneSettings preset(String name) {
+        if (name.equals("demo-pretraining")) {
+            // FLAVA's pretraining objectives on the demo's small model (demo-model.yaml with a small frozen codebook):
+            // the demo's optimizer and schedule ('mm4j demo --task pretraining'; README, Pretraining)
+            FinetuneSettings s = preset("demo");
+            s.task = "pretraining";
+            s.model = demoPretrainingModel();
+            s.maxSteps = 600;
+            s.batchSize = 32;
+            s.warmupSteps = 50;
+            s.evalEvery = 0;
+            s.checkpointEvery = 200;
+            s.logEvery = 20;
+            s.threads = 1; // as the VQA demo: deterministic, and on a busy machine 2 threads lost more than they gained
+            s.loaderThreads = 2;
+            s.pairsMaxLength = 32;
+            s.valSplit = "none";
+            return s;
+        }
         if (name.equals("demo-retrieval")) {
             // contrastive training of the demo's small model from scratch on the demo's captions: the demo's optimizer,
             // schedule, batch 96 and 1200 steps (about 6.5 minutes on 2 busy cores, R@1 99% on the held-out signs;
@@ -210,7 +286,8 @@ public final class FinetuneSettings {
                 s.precision = "auto";
             }
             case "default", "none" -> { }
-            default -> throw new IllegalArgumentException("unknown preset '" + name + "' (tutorial, torchmultimodal, demo, demo-retrieval, qnli, rendered_sst2)");
+            default -> throw new IllegalArgumentException("unknown preset '" + name
+                    + "' (tutorial, torchmultimodal, demo, demo-retrieval, demo-pretraining, qnli, rendered_sst2)");
         }
         return s;
     }
@@ -227,6 +304,19 @@ public final class FinetuneSettings {
         } catch (IOException e) {
             throw new java.io.UncheckedIOException("cannot read the demo model configuration", e);
         }
+    }
+
+    /**
+     * The demo's small FLAVA for pretraining: {@link #demoModel()} with a codebook for its 64x64 images (32x32 input,
+     * a 4x4 token grid = its patch grid), narrower and with fewer tokens than DALL-E's.
+     */
+    public static Map<String, Object> demoPretrainingModel() {
+        Map<String, Object> kw = new java.util.LinkedHashMap<>(demoModel());
+        kw.put("codebook_image_size", 32);
+        kw.put("image_vocab_size", 1024);
+        kw.put("codebook_n_hid", 32);
+        kw.put("codebook_n_blk_per_group", 1);
+        return kw;
     }
 
     /** TorchMultimodal's published FLAVA pretraining checkpoint, what the tutorial loads. */
@@ -384,13 +474,25 @@ public final class FinetuneSettings {
         return "build".equals(vocab);
     }
 
-    /** Whether {@link #task} is retrieval (else classification; anything else is an error naming the key). */
+    /** Whether {@link #task} is retrieval (else classification or pretraining; anything else is an error naming the key). */
     @com.fasterxml.jackson.annotation.JsonIgnore
     public boolean isRetrieval() {
-        return switch (task == null ? "" : task) {
-            case "retrieval" -> true;
-            case "classification" -> false;
-            default -> throw new IllegalArgumentException("task '" + task + "' is not classification or retrieval");
+        return checkedTask().equals("retrieval");
+    }
+
+    /** Whether {@link #task} is pretraining ({@link Pretrainer}). */
+    @com.fasterxml.jackson.annotation.JsonIgnore
+    public boolean isPretraining() {
+        return checkedTask().equals("pretraining");
+    }
+
+    private String checkedTask() {
+        String t = task == null ? "" : task;
+        return switch (t) {
+            case "retrieval", "classification", "pretraining" -> t;
+            case "vqa" -> "classification";
+            default -> throw new IllegalArgumentException("task '" + task
+                    + "' is not classification (vqa), retrieval or pretraining");
         };
     }
 

@@ -492,6 +492,9 @@ public final class Finetuner {
                 s.merge(settingsFile);
             }
             s.apply(values, "Finetuner.Builder");
+            if (s.isPretraining()) {
+                throw new IllegalArgumentException("task pretraining is run by Pretrainer.builder(), not Finetuner");
+            }
             return new Finetuner(this, s);
         }
     }

@@ -15,7 +15,9 @@ public enum Preset {
     /** TorchMultimodal's FLAVA example on GLUE QNLI (configs/finetuning/qnli.yaml): text head, batch 32, lr 1e-5. */
     QNLI("qnli"),
     /** TorchMultimodal's FLAVA example on RenderedSST2 (configs/finetuning/rendered_sst2.yaml): image head, batch 32. */
-    RENDERED_SST2("rendered_sst2");
+    RENDERED_SST2("rendered_sst2"),
+    /** The demo's small FLAVA pretrained from scratch on a mix of sources ({@code mm4j demo --task pretraining}). */
+    DEMO_PRETRAINING("demo-pretraining");
 
     private final String key;
 

@@ -19,8 +19,9 @@ import org.jfree.data.xy.XYSeries;
 import org.jfree.data.xy.XYSeriesCollection;
 
 /**
- * Training charts as PNG (JFreeChart, headless): the loss per step (raw and smoothed) above the validation
- * accuracy per step, sharing the step axis. Files are written atomically.
+ * Training charts as PNG (JFreeChart, headless): the loss per step (raw and smoothed), each named part of it when it
+ * has parts (pretraining's losses by TorchMultimodal's names), and the validation accuracy per step, sharing the step
+ * axis. Files are written atomically.
  */
 public final class Charts implements ChartRenderer {
     static {
@@ -92,6 +93,29 @@ public final class Charts implements ChartRenderer {
         XYPlot lossPlot = new XYPlot(lossData, null, lossAxis, lossRenderer);
         style(lossPlot);
         plot.add(lossPlot, 3);
+
+        // a loss in named parts (pretraining: each objective, logged at the steps of the source that trains it)
+        java.util.Map<String, XYSeries> parts = new java.util.LinkedHashMap<>();
+        for (MetricsLog.Entry e : metrics) {
+            e.lossParts().forEach((name, v) -> {
+                if (v != null && Double.isFinite(v)) {
+                    parts.computeIfAbsent(name, k -> new XYSeries(k, true, true)).addOrUpdate((double) e.step(), v.doubleValue());
+                }
+            });
+        }
+        if (!parts.isEmpty()) {
+            XYSeriesCollection partData = new XYSeriesCollection();
+            parts.values().forEach(partData::addSeries);
+            NumberAxis partAxis = new NumberAxis("loss by part");
+            partAxis.setAutoRangeIncludesZero(true);
+            XYLineAndShapeRenderer partRenderer = new XYLineAndShapeRenderer(true, false);
+            for (int i = 0; i < parts.size(); i++) {
+                partRenderer.setSeriesStroke(i, new BasicStroke(1.5f));
+            }
+            XYPlot partPlot = new XYPlot(partData, null, partAxis, partRenderer);
+            style(partPlot);
+            plot.add(partPlot, 3);
+        }
 
         if (acc.getItemCount() > 0) {
             NumberAxis accAxis = new NumberAxis("val accuracy (%)");
