@@ -41,7 +41,7 @@ import java.util.Map;
  * <p>Variants run side by side, each with its own model and optimizer, one after the other (the freed
  * memory is returned to the system in between, so each peak RSS is that variant's own): {@code baseline}
  * (the previous behaviour: AdamW as a decay pass plus libtorch's Adam op, gradients kept and zeroed),
- * {@code default} (one-pass AdamW, gradients released after the step) and {@code checkpointing} (default
+ * {@code default} (one-pass AdamW: libtorch's fused kernel; gradients released after the step) and {@code checkpointing} (default
  * plus activation checkpointing per transformer layer).
  */
 public final class TrainBench {
@@ -125,7 +125,7 @@ public final class TrainBench {
         cfg.maskTextPaddingInMultimodal = padding.masksTextInMultimodal();
         cfg.activationCheckpointing = variant.equals("checkpointing");
         cfg.precision = precision;
-        AdamW.Mode adamw = variant.equals("baseline") ? AdamW.Mode.BASELINE : AdamW.Mode.ONE_PASS;
+        AdamW.Mode adamw = variant.equals("baseline") ? AdamW.Mode.BASELINE : AdamW.Mode.FUSED;
         // inference is the same in every variant: measured once, with the default one when it runs
         boolean infer = variant.equals(o.variants().contains("default") ? "default" : o.variants().get(0));
         NativeHeap.trim(); // the previous variant's freed memory back to the system: each peak is this variant's

@@ -1,8 +1,11 @@
 package dev.mm4j.cli;
 
 import ai.djl.ndarray.NDManager;
+import dev.mm4j.bench.AdamWBench;
+import dev.mm4j.bench.AnchorBench;
 import dev.mm4j.bench.TrainBench;
 import dev.mm4j.flava.FlavaConfig;
+import java.nio.file.Path;
 import java.util.List;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
@@ -45,10 +48,32 @@ public final class BenchCommand implements Callable<Integer> {
     boolean breakdown;
 
     @Option(names = "--variants", split = ",", description = "side by side, each with its own model: baseline (the previous "
-            + "optimizer: decay pass + libtorch Adam op, gradients kept and zeroed), default (one-pass AdamW, gradients "
-            + "released after the step), checkpointing (default + activation checkpointing per transformer layer) "
+            + "optimizer: decay pass + libtorch Adam op, gradients kept and zeroed), default (one-pass AdamW: libtorch's "
+            + "fused kernel, gradients released after the step), checkpointing (default + activation checkpointing per transformer layer) "
             + "(default: ${DEFAULT-VALUE})")
     List<String> variants = List.of("default");
+
+    @Option(names = "--adamw-only", description = "time only the optimizer step (AdamW) on the model's parameters, each "
+            + "mode in turn per round (--repeats rounds): libtorch's fused kernel (the default), the same with a clipping "
+            + "factor, the Java one-pass update and the per-op baseline, against the memory-bandwidth floor")
+    boolean adamwOnly;
+
+    @Option(names = "--adamw-params", description = "with --adamw-only: at most this many parameters, the model's first "
+            + "(0: all; default: ${DEFAULT-VALUE})")
+    long adamwParams = 0;
+
+    @Option(names = "--anchors", paramLabel = "PYTHON", description = "after our rows, run the reference bench of "
+            + "tools/anchors (TorchMultimodal on PyTorch eager fp32/bf16, torch.compile bf16, PyTorch dynamic int8, ONNX "
+            + "Runtime fp32/int8) with this Python interpreter of the reference environment and print its rows beside ours "
+            + "(README: Speed, the reference bench)")
+    Path anchors;
+
+    @Option(names = "--anchors-scripts", description = "with --anchors: the anchor scripts' folder (default: ${DEFAULT-VALUE})")
+    Path anchorsScripts = Path.of("tools", "anchors");
+
+    @Option(names = "--anchors-tmm", description = "with --anchors: the folder holding TorchMultimodal's torchmultimodal "
+            + "package (default: $TMM_PATH)")
+    Path anchorsTmm;
 
     @Mixin ModelOptions model = new ModelOptions();
     @Mixin EngineOptions engine = new EngineOptions();
@@ -56,10 +81,25 @@ public final class BenchCommand implements Callable<Integer> {
     @Override
     public Integer call() throws Exception {
         int threads = engine.configureThreads();
+        if (adamwOnly) {
+            try (NDManager manager = NDManager.newBaseManager(engine.device())) {
+                AdamWBench.run(model.load(), manager, adamwParams, Math.max(1, repeats), System.out);
+            }
+            return 0;
+        }
+        AnchorBench anchorBench = null;
+        if (anchors != null) { // checked before our bench runs: a wrong path fails at once, not after it
+            String env = System.getenv("TMM_PATH");
+            Path tmm = anchorsTmm != null ? anchorsTmm : Path.of(env == null ? "" : env);
+            anchorBench = new AnchorBench(anchors, anchorsScripts, tmm, threads, System.out);
+        }
         var options = new TrainBench.Options(model.load(), modes, batchSizes, sweep, repeats, questionTokens, skipTrain,
                 breakdown, variants, engine.precisions(engine.device()));
         try (NDManager manager = NDManager.newBaseManager(engine.device())) {
             new TrainBench(options, System.out).run(manager, threads);
+        }
+        if (anchorBench != null) {
+            anchorBench.run(modes, questionTokens, repeats, skipTrain);
         }
         return 0;
     }

@@ -8,7 +8,10 @@ import ai.djl.ndarray.NDScope;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.pytorch.engine.PtNDManager;
+import ai.djl.pytorch.engine.PtNDArray;
 import ai.djl.pytorch.engine.PtSymbolBlock;
+import ai.djl.pytorch.jni.IValue;
+import ai.djl.pytorch.jni.IValueUtils;
 import ai.djl.pytorch.jni.JniUtils;
 import ai.djl.training.ParameterStore;
 import java.io.IOException;
@@ -17,6 +20,8 @@ import java.io.UncheckedIOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.zip.CRC32;
@@ -125,6 +130,70 @@ public final class TorchOps {
         return call("matmul_sum_" + precision.code(), new NDList(a, bs));
     }
 
+    /**
+     * One AdamW step ({@code torch.optim.AdamW(fused=True)}'s kernel, {@code aten::_fused_adamw_}) on every tensor of
+     * the lists, in place: each parameter's weight, gradient and both moments read once and the weight and moments
+     * written once, vectorized, on libtorch's threads, all parameters in one call. {@code step} is the step's number
+     * (1 for the first: the bias corrections), {@code lr} this step's learning rate, amsgrad and maximize off.
+     * {@code gradScale} multiplies the gradients first (1: as they are, below 1 when clipping by norm): the kernel
+     * divides them by {@code 1 / gradScale} (float32) and writes the scaled gradient back into the gradient's memory
+     * (one more write per element, only when it is not 1). The lists must be of equal length, of contiguous float32
+     * tensors on this library's device; no autograd is recorded.
+     */
+    public void adamw(List<NDArray> params, List<NDArray> grads, List<NDArray> expAvgs, List<NDArray> expAvgSqs,
+            long step, double lr, double beta1, double beta2, double weightDecay, double eps, double gradScale) {
+        int n = params.size();
+        if (grads.size() != n || expAvgs.size() != n || expAvgSqs.size() != n) {
+            throw new IllegalArgumentException("adamw: lists of " + n + " parameters, " + grads.size() + " gradients, "
+                    + expAvgs.size() + " and " + expAvgSqs.size() + " moments");
+        }
+        if (n == 0) {
+            return;
+        }
+        List<IValue> in = new ArrayList<>(11);
+        try {
+            in.add(list(params));
+            in.add(list(grads));
+            in.add(list(expAvgs));
+            in.add(list(expAvgSqs));
+            for (double d : new double[] {step, lr, beta1, beta2, weightDecay, eps, gradScale}) {
+                in.add(IValue.from(d));
+            }
+            JniUtils.setGraphExecutorOptimize(false);
+            try {
+                IValueUtils.runMethod(module, "adamw", in.toArray(new IValue[0])).close();
+            } finally {
+                JniUtils.setGraphExecutorOptimize(GRAPH_OPTIMIZER);
+            }
+        } finally {
+            in.forEach(IValue::close);
+        }
+    }
+
+    private static IValue list(List<NDArray> arrays) {
+        return IValue.listFrom(arrays.stream().map(a -> (PtNDArray) a).toArray(PtNDArray[]::new));
+    }
+
+    /** The op library's {@code adamw} method: {@code _fused_adamw_} with one step tensor for all, grad scale 1 or 1/s. */
+    private static final String ADAMW_SOURCE = ""
+            + "  def adamw(self: __torch__.Ops,\n"
+            + "    params: List[Tensor], grads: List[Tensor], exp_avgs: List[Tensor], exp_avg_sqs: List[Tensor],\n"
+            + "    step: float, lr: float, beta1: float, beta2: float, weight_decay: float, eps: float,\n"
+            + "    grad_scale: float) -> None:\n"
+            + "    s = torch.full([1], step, dtype=6, device=params[0].device)\n"
+            + "    steps = annotate(List[Tensor], [])\n"
+            + "    for i in range(len(params)):\n"
+            + "      steps.append(s)\n"
+            + "    if grad_scale == 1.:\n"
+            + "      torch._fused_adamw_(params, grads, exp_avgs, exp_avg_sqs, annotate(List[Tensor], []), steps,\n"
+            + "        lr=lr, beta1=beta1, beta2=beta2, weight_decay=weight_decay, eps=eps, amsgrad=False, maximize=False)\n"
+            + "    else:\n"
+            + "      inv = torch.full([1], 1. / grad_scale, dtype=6, device=params[0].device)\n"
+            + "      torch._fused_adamw_(params, grads, exp_avgs, exp_avg_sqs, annotate(List[Tensor], []), steps,\n"
+            + "        lr=lr, beta1=beta1, beta2=beta2, weight_decay=weight_decay, eps=eps, amsgrad=False, maximize=False,\n"
+            + "        grad_scale=inv)\n"
+            + "    return None\n";
+
     /** Calls a method of the module; records autograd when gradients are recorded on this thread. */
     NDArray call(String method, NDList in) {
         in.add(selectors.computeIfAbsent(method, this::selector));
@@ -192,7 +261,8 @@ public final class TorchOps {
                 .append("  __parameters__ = []\n")
                 .append("  __buffers__ = []\n")
                 .append("  training : bool\n")
-                .append("  def forward(self: __torch__.Ops,\n    x: Tensor) -> Tensor:\n    return x\n");
+                .append("  def forward(self: __torch__.Ops,\n    x: Tensor) -> Tensor:\n    return x\n")
+                .append(ADAMW_SOURCE);
         for (Precision p : Precision.values()) {
             int t = p == Precision.BF16 ? BFLOAT16 : FLOAT32;
             String c = p.code();
