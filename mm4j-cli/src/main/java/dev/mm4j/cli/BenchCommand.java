@@ -80,18 +80,19 @@ public final class BenchCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
+        AnchorBench anchorBench = null;
+        if (anchors != null) { // checked before our bench runs: a wrong path fails at once, not after it
+            String env = System.getenv("TMM_PATH");
+            Path tmm = anchorsTmm != null ? anchorsTmm : Path.of(env == null ? "" : env);
+            int n = engine.threads > 0 ? engine.threads : Runtime.getRuntime().availableProcessors();
+            anchorBench = new AnchorBench(anchors, anchorsScripts, tmm, n, System.out);
+        }
         int threads = engine.configureThreads();
         if (adamwOnly) {
             try (NDManager manager = NDManager.newBaseManager(engine.device())) {
                 AdamWBench.run(model.load(), manager, adamwParams, Math.max(1, repeats), System.out);
             }
             return 0;
-        }
-        AnchorBench anchorBench = null;
-        if (anchors != null) { // checked before our bench runs: a wrong path fails at once, not after it
-            String env = System.getenv("TMM_PATH");
-            Path tmm = anchorsTmm != null ? anchorsTmm : Path.of(env == null ? "" : env);
-            anchorBench = new AnchorBench(anchors, anchorsScripts, tmm, threads, System.out);
         }
         var options = new TrainBench.Options(model.load(), modes, batchSizes, sweep, repeats, questionTokens, skipTrain,
                 breakdown, variants, engine.precisions(engine.device()));
