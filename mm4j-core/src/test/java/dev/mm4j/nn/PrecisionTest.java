@@ -37,6 +37,6 @@ class PrecisionTest {
         assertEquals(Precision.FP32, Precision.choose("auto", Precision.BF16, CPU, false).precision());
         assertEquals("precision: bf16 (auto chose it on cpu())", Precision.choose("AUTO", null, CPU, true).toString());
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> Precision.choose("fp16", null, CPU, true));
-        assertEquals("unknown precision 'fp16' (fp32, bf16, auto)", e.getMessage());
+        assertEquals("unknown precision 'fp16' (fp32, bf16, int8, auto)", e.getMessage());
     }
 }
