@@ -2,6 +2,7 @@ package dev.mm4j.cli;
 
 import dev.mm4j.checkpoint.ModelBundle;
 import dev.mm4j.flava.FlavaConfig;
+import dev.mm4j.nn.Precision;
 import dev.mm4j.serve.ImageSearch;
 import dev.mm4j.serve.VqaModel;
 import dev.mm4j.serve.VqaServer;
@@ -94,11 +95,16 @@ public final class ServeCommand implements Callable<Integer> {
         VqaServer.Settings settings = new VqaServer.Settings(host, port, maxBatch, maxWaitMs, maxQueue, timeoutMs,
                 maxBodyMb << 20, 100).withConnections(maxConnections, idleTimeoutMs);
         VqaModel.Options options = new VqaModel.Options(cacheMb << 20, maxPixels);
+        String precision = engine.modelPrecision();
         Callable<VqaModel> vqa = model == null ? null
-                : () -> VqaModel.load(model, engine.device(), options, engine.modelPrecision());
+                : () -> VqaModel.load(model, engine.device(), options, precision);
         Callable<ImageSearch> search = index == null && embedModel == null ? null
-                : () -> ImageSearch.open(index, embedModel, embedConfig == null ? null : FlavaConfig.load(embedConfig),
-                        engine.device(), maxPixels);
+                : () -> {
+                    ImageSearch s = ImageSearch.open(index, embedModel, embedConfig == null ? null
+                            : FlavaConfig.load(embedConfig), engine.device(), maxPixels);
+                    // --precision, when given, is the embedding model's too (else fp32, as it was loaded)
+                    return precision == null ? s : s.withPrecision(Precision.resolve(precision, engine.device()));
+                };
         try (VqaServer server = VqaServer.start(vqa, search, settings)) {
             System.err.println("listening on " + server.uri() + " (loading " + Stream.of(model, index, embedModel)
                     .filter(Objects::nonNull).map(Path::toString).collect(Collectors.joining(", ")) + ")");
