@@ -20,7 +20,8 @@ import picocli.CommandLine.Option;
                 + "the tutorial mode (text padded to 512, multimodal encoder attends padding) and the dynamic mode (padded "
                 + "to the longest question, padding masked), and prints s/step, samples/s, GFLOP/step, GFLOP/s, %% of peak "
                 + "and peak RSS per mode. With --precision fp32,bf16: one row per precision, each against its own matmul peak, and "
-                + "the bf16 logits' difference from fp32 on the same model and batch."})
+                + "the bf16 logits' difference from fp32 on the same model and batch; int8 (fp32,int8): inference rows only, "
+                + "against the float32 peak, and int8's logit difference from fp32."})
 public final class BenchCommand implements Callable<Integer> {
 
     @Option(names = "--modes", split = ",", description = "tutorial and/or dynamic (default: ${DEFAULT-VALUE})")

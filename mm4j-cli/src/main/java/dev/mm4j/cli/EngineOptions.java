@@ -36,6 +36,12 @@ public final class EngineOptions {
         return spec;
     }
 
+    /** An embedding model in the precision asked for (--precision: fp32, bf16, int8, auto), else as loaded (fp32). */
+    dev.mm4j.search.Embedder withAskedPrecision(dev.mm4j.search.Embedder e) {
+        String p = precisionSpec();
+        return p == null ? e : e.withPrecision(Precision.resolve(p, device()));
+    }
+
     /** The precision setting as given (null: the default). */
     public String precisionSpec() {
         return precision == null || precision.isEmpty() ? null : String.join(",", precision);
