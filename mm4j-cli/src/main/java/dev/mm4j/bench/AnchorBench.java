@@ -94,7 +94,8 @@ public final class AnchorBench {
                 }
             }
         }
-        out.println("(bench_reference.py's train figure is its fastest step after the first; its inference a single call)");
+        out.println(skipTrain ? "(--skip-train: the eager rows, whose script always trains, are left out)"
+                : "(bench_reference.py's train figure is its fastest step after the first; its inference a single call)");
     }
 
     private static String fmt(double v) {
