@@ -36,7 +36,13 @@ public enum Precision {
         return switch (s) {
             case "fp32", "float32" -> FP32;
             case "bf16", "bfloat16" -> BF16;
-            case "int8" -> INT8;
+            case "int8" -> {
+                if (device.isGpu()) {
+                    throw new IllegalArgumentException("precision int8 runs on the CPU only (libtorch's fbgemm kernels), not on "
+                            + device + ": use bf16 there");
+                }
+                yield INT8;
+            }
             case "auto" -> nativeBf16(device) ? BF16 : FP32;
             default -> throw new IllegalArgumentException("unknown precision '" + setting + "' (" + CHOICES + ")");
         };
