@@ -41,7 +41,7 @@ import java.util.Map;
  * <p>Variants run side by side, each with its own model and optimizer, one after the other (the freed
  * memory is returned to the system in between, so each peak RSS is that variant's own): {@code baseline}
  * (the previous behaviour: AdamW as a decay pass plus libtorch's Adam op, gradients kept and zeroed),
- * {@code default} (one-pass AdamW, gradients released after the step) and {@code checkpointing} (default
+ * {@code default} (one-pass AdamW: libtorch's fused kernel; gradients released after the step) and {@code checkpointing} (default
  * plus activation checkpointing per transformer layer).
  */
 public final class TrainBench {
@@ -73,12 +73,15 @@ public final class TrainBench {
                 Runtime.getRuntime().availableProcessors());
         Map<Precision, Double> peaks = new EnumMap<>(Precision.class);
         for (Precision p : o.precisions()) {
-            if (!peaks.containsKey(p)) {
-                Peak peak = matmulPeak(manager, p);
-                peaks.put(p, peak.gflops());
+            // int8 rows (inference only) are set against the float32 peak: %peak then reads as float32-equivalent FLOP/s
+            Precision peakOf = p == Precision.INT8 ? Precision.FP32 : p;
+            if (!peaks.containsKey(peakOf)) {
+                Peak peak = matmulPeak(manager, peakOf);
+                peaks.put(peakOf, peak.gflops());
                 out.printf("%s matmul peak: %s, the best of 7 shapes (2048 and 1024 cubes, the model's)%n",
-                        p == Precision.BF16 ? "bfloat16" : "float32", peak.describe());
+                        peakOf == Precision.BF16 ? "bfloat16" : "float32", peak.describe());
             }
+            peaks.put(p, peaks.get(peakOf));
         }
         copyGbPerS = copyBandwidth(manager);
         out.printf("memory bandwidth, libtorch copy of 512 MiB: %.1f GB/s read + written (best of 5)%n%n", copyGbPerS);
@@ -93,13 +96,17 @@ public final class TrainBench {
         for (String mode : o.modes()) {
             for (String variant : o.variants()) {
                 for (Precision p : o.precisions()) {
-                    runMode(manager, mode, variant, p, o.batchSizes(), peaks.get(p), !o.skipTrain());
+                    runMode(manager, mode, variant, p, o.batchSizes(), peaks.get(p), !o.skipTrain() && p != Precision.INT8);
                 }
             }
         }
-        if (o.precisions().contains(Precision.FP32) && o.precisions().contains(Precision.BF16)) {
-            for (String mode : o.modes()) {
-                fidelity(manager, mode);
+        if (o.precisions().contains(Precision.FP32)) {
+            for (Precision p : o.precisions()) {
+                if (p != Precision.FP32) {
+                    for (String mode : o.modes()) {
+                        fidelity(manager, mode, p);
+                    }
+                }
             }
         }
         if (!o.sweep().isEmpty() && !o.skipTrain()) {
@@ -107,6 +114,9 @@ public final class TrainBench {
             out.println("dynamic-mode training sweep:");
             for (String variant : o.variants()) {
                 for (Precision p : o.precisions()) {
+                    if (p == Precision.INT8) {
+                        continue; // inference only
+                    }
                     runMode(manager, "dynamic", variant, p, o.sweep(), peaks.get(p), true);
                 }
             }
@@ -125,7 +135,7 @@ public final class TrainBench {
         cfg.maskTextPaddingInMultimodal = padding.masksTextInMultimodal();
         cfg.activationCheckpointing = variant.equals("checkpointing");
         cfg.precision = precision;
-        AdamW.Mode adamw = variant.equals("baseline") ? AdamW.Mode.BASELINE : AdamW.Mode.ONE_PASS;
+        AdamW.Mode adamw = variant.equals("baseline") ? AdamW.Mode.BASELINE : AdamW.Mode.FUSED;
         // inference is the same in every variant: measured once, with the default one when it runs
         boolean infer = variant.equals(o.variants().contains("default") ? "default" : o.variants().get(0));
         NativeHeap.trim(); // the previous variant's freed memory back to the system: each peak is this variant's
@@ -163,10 +173,10 @@ public final class TrainBench {
     }
 
     /**
-     * bf16 against fp32 on the same model and batch (batch 2, random weights): the logits' largest difference
-     * relative to the largest fp32 logit.
+     * {@code other} (bf16 or int8) against fp32 on the same model and batch (batch 2, random weights): the logits'
+     * largest difference relative to the largest fp32 logit.
      */
-    private void fidelity(NDManager manager, String mode) {
+    private void fidelity(NDManager manager, String mode, Precision other) {
         Padding padding = mode.equals("dynamic") ? Padding.DYNAMIC : Padding.FIXED;
         FlavaConfig cfg = o.config().copy();
         cfg.maskTextPaddingInMultimodal = padding.masksTextInMultimodal();
@@ -177,7 +187,7 @@ public final class TrainBench {
             model.setTraining(false);
             Batch batch = batch(cfg, 2, textLen);
             float[][] logits = new float[2][];
-            Precision[] both = {Precision.FP32, Precision.BF16};
+            Precision[] both = {Precision.FP32, other};
             for (int k = 0; k < 2; k++) {
                 model.setPrecision(both[k]);
                 try (ModelStep step = ModelStep.open(m)) {
@@ -191,8 +201,8 @@ public final class TrainBench {
                 scale = Math.max(scale, Math.abs(logits[0][i]));
                 diff = Math.max(diff, Math.abs(logits[0][i] - logits[1][i]));
             }
-            out.printf("%nbf16 fidelity, %s mode, batch 2: logits differ from fp32 by at most %.3g = %.2e x the largest fp32 "
-                    + "logit (%.3g)%n", mode, diff, diff / scale, scale);
+            out.printf("%n%s fidelity, %s mode, batch 2: logits differ from fp32 by at most %.3g = %.2e x the largest fp32 "
+                    + "logit (%.3g)%n", other.code(), mode, diff, diff / scale, scale);
         }
     }
 

@@ -1,9 +1,12 @@
 package dev.mm4j.cli;
 
 import ai.djl.ndarray.NDManager;
+import dev.mm4j.bench.AdamWBench;
+import dev.mm4j.bench.AnchorBench;
 import dev.mm4j.bench.PretrainBench;
 import dev.mm4j.bench.TrainBench;
 import dev.mm4j.flava.FlavaConfig;
+import java.nio.file.Path;
 import java.util.List;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
@@ -18,7 +21,8 @@ import picocli.CommandLine.Option;
                 + "the tutorial mode (text padded to 512, multimodal encoder attends padding) and the dynamic mode (padded "
                 + "to the longest question, padding masked), and prints s/step, samples/s, GFLOP/step, GFLOP/s, %% of peak "
                 + "and peak RSS per mode. With --precision fp32,bf16: one row per precision, each against its own matmul peak, and "
-                + "the bf16 logits' difference from fp32 on the same model and batch.",
+                + "the bf16 logits' difference from fp32 on the same model and batch; int8 (fp32,int8): inference rows only, "
+                + "against the float32 peak, and int8's logit difference from fp32.",
                 "--task pretraining: the full-size pretraining step instead (FLAVAForPreTraining with the codebook, "
                         + "ITM, MMM and contrastive losses on a batch of image-text pairs, text padded to --text-len 77), fp32 and bf16 by default, "
                         + "s/step and peak RSS, and the command that times TorchMultimodal's on PyTorch eager beside it."})
@@ -49,8 +53,8 @@ public final class BenchCommand implements Callable<Integer> {
     boolean breakdown;
 
     @Option(names = "--variants", split = ",", description = "side by side, each with its own model: baseline (the previous "
-            + "optimizer: decay pass + libtorch Adam op, gradients kept and zeroed), default (one-pass AdamW, gradients "
-            + "released after the step), checkpointing (default + activation checkpointing per transformer layer) "
+            + "optimizer: decay pass + libtorch Adam op, gradients kept and zeroed), default (one-pass AdamW: libtorch's "
+            + "fused kernel, gradients released after the step), checkpointing (default + activation checkpointing per transformer layer) "
             + "(default: ${DEFAULT-VALUE})")
     List<String> variants = List.of("default");
 
@@ -62,12 +66,47 @@ public final class BenchCommand implements Callable<Integer> {
             + "as TorchMultimodal's VL transform pads)")
     int textLen = 77;
 
+    @Option(names = "--adamw-only", description = "time only the optimizer step (AdamW) on the model's parameters, each "
+            + "mode in turn per round (--repeats rounds): libtorch's fused kernel (the default), the same with a clipping "
+            + "factor, the Java one-pass update and the per-op baseline, against the memory-bandwidth floor")
+    boolean adamwOnly;
+
+    @Option(names = "--adamw-params", description = "with --adamw-only: at most this many parameters, the model's first "
+            + "(0: all; default: ${DEFAULT-VALUE})")
+    long adamwParams = 0;
+
+    @Option(names = "--anchors", paramLabel = "PYTHON", description = "after our rows, run the reference bench of "
+            + "tools/anchors (TorchMultimodal on PyTorch eager fp32/bf16, torch.compile bf16, PyTorch dynamic int8, ONNX "
+            + "Runtime fp32/int8) with this Python interpreter of the reference environment and print its rows beside ours "
+            + "(README: Speed, the reference bench)")
+    Path anchors;
+
+    @Option(names = "--anchors-scripts", description = "with --anchors: the anchor scripts' folder (default: ${DEFAULT-VALUE})")
+    Path anchorsScripts = Path.of("tools", "anchors");
+
+    @Option(names = "--anchors-tmm", description = "with --anchors: the folder holding TorchMultimodal's torchmultimodal "
+            + "package (default: $TMM_PATH)")
+    Path anchorsTmm;
+
     @Mixin ModelOptions model = new ModelOptions();
     @Mixin EngineOptions engine = new EngineOptions();
 
     @Override
     public Integer call() throws Exception {
+        AnchorBench anchorBench = null;
+        if (anchors != null) { // checked before our bench runs: a wrong path fails at once, not after it
+            String env = System.getenv("TMM_PATH");
+            Path tmm = anchorsTmm != null ? anchorsTmm : Path.of(env == null ? "" : env);
+            int n = engine.threads > 0 ? engine.threads : Runtime.getRuntime().availableProcessors();
+            anchorBench = new AnchorBench(anchors, anchorsScripts, tmm, n, System.out);
+        }
         int threads = engine.configureThreads();
+        if (adamwOnly) {
+            try (NDManager manager = NDManager.newBaseManager(engine.device())) {
+                AdamWBench.run(model.load(), manager, adamwParams, Math.max(1, repeats), System.out);
+            }
+            return 0;
+        }
         if (task.equals("pretraining")) {
             List<dev.mm4j.nn.Precision> precisions = engine.precisionSpec() == null
                     ? List.of(dev.mm4j.nn.Precision.FP32, dev.mm4j.nn.Precision.BF16) : engine.precisions(engine.device());
@@ -85,6 +124,9 @@ public final class BenchCommand implements Callable<Integer> {
                 breakdown, variants, engine.precisions(engine.device()));
         try (NDManager manager = NDManager.newBaseManager(engine.device())) {
             new TrainBench(options, System.out).run(manager, threads);
+        }
+        if (anchorBench != null) {
+            anchorBench.run(modes, questionTokens, repeats, skipTrain);
         }
         return 0;
     }

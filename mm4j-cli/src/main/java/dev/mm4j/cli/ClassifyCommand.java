@@ -37,8 +37,9 @@ public final class ClassifyCommand implements Callable<Integer> {
         for (Path image : images) {
             FileTrees.readableFile(image, "image");
         }
+        engine.modelPrecision(); // one known value, checked before loading
         engine.configureThreads();
-        try (Embedder e = model.open(engine.device())) {
+        try (Embedder e = engine.withAskedPrecision(model.open(engine.device()))) {
             ZeroShotClassifier c = new ZeroShotClassifier(e, names, template);
             for (Path image : images) {
                 System.out.println(image);

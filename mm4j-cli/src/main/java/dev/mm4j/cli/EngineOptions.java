@@ -15,13 +15,14 @@ public final class EngineOptions {
     int threads = 0;
 
     @Option(names = "--precision", paramLabel = "P", split = ",", description = "fp32, bf16 (bfloat16 matrix products, "
-            + "float32 weights, as torch.autocast) or auto (bf16 where the CPU has avx512_bf16/AMX or on a GPU, else fp32); "
+            + "float32 weights, as torch.autocast), int8 (inference only: the linear layers in int8, libtorch's dynamic "
+            + "quantization, weights quantized once) or auto (bf16 where the CPU has avx512_bf16/AMX or on a GPU, else fp32); "
             + "bench and bench-serve take a list, e.g. fp32,bf16 (default: a trained model's own, recorded in its bundle.json, "
             + "where a bf16 model runs in fp32 on a CPU without avx512_bf16/AMX; finetune: the preset's; bench, bench-serve: fp32)")
     List<String> precision;
 
     /**
-     * For a command that runs a trained model: the one precision asked for (fp32, bf16, auto), or null for the
+     * For a command that runs a trained model: the one precision asked for (fp32, bf16, int8, auto), or null for the
      * model's own ({@code ModelBundle.load} chooses it and logs its choice).
      */
     public String modelPrecision() {
@@ -33,6 +34,12 @@ public final class EngineOptions {
             Precision.resolve(spec, Device.cpu()); // an unknown name fails here, in one line
         }
         return spec;
+    }
+
+    /** An embedding model in the precision asked for (--precision: fp32, bf16, int8, auto), else as loaded (fp32). */
+    dev.mm4j.search.Embedder withAskedPrecision(dev.mm4j.search.Embedder e) {
+        String p = precisionSpec();
+        return p == null ? e : e.withPrecision(Precision.resolve(p, device()));
     }
 
     /** The precision setting as given (null: the default). */

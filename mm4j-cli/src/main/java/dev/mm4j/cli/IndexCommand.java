@@ -56,9 +56,10 @@ public final class IndexCommand implements Callable<Integer> {
         ImageIndex.Requested requested = new ImageIndex.Requested(hnswM, beamWidth,
                 quantization == null ? null : ImageIndex.Quantization.parse(quantization));
         List<ImageIndex.Source> sources = ImageIndex.sources(images);
+        engine.modelPrecision(); // one known value, checked before loading
         engine.configureThreads();
         long t0 = System.nanoTime();
-        try (Embedder e = model.open(engine.device())) {
+        try (Embedder e = engine.withAskedPrecision(model.open(engine.device()))) {
             ImageIndex.Stats s = ImageIndex.build(out, e, sources, model.model.toAbsolutePath().toString(),
                     model.config == null ? null : model.config.toAbsolutePath().toString(), requested, commitEvery);
             System.out.printf("indexed %s: %d added, %d replaced, %d unchanged (skipped); %d images in %s (%s; %.1f s)%n",

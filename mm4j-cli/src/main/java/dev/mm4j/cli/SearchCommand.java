@@ -53,9 +53,10 @@ public final class SearchCommand implements Callable<Integer> {
             throw new IllegalArgumentException("-k and --candidates must be from 1 to " + ImageIndex.MAX_K + ", got " + k
                     + " and " + candidates);
         }
+        engine.modelPrecision(); // one known value, checked before loading
         engine.configureThreads();
         try (ImageIndex idx = ImageIndex.open(index)) {
-            try (Embedder e = idx.embedder(engine.device())) {
+            try (Embedder e = engine.withAskedPrecision(idx.embedder(engine.device()))) {
                 float[] q = text != null ? e.texts(List.of(text))[0]
                         : e.images(List.of(Files.readAllBytes(image)), List.of(image.toString()))[0];
                 List<ImageIndex.Hit> hits;

@@ -4,6 +4,7 @@ import dev.mm4j.checkpoint.ModelBundle;
 import dev.mm4j.eval.LabelledBundleEvaluation;
 import dev.mm4j.flava.FlavaConfig;
 import dev.mm4j.inference.VqaModel;
+import dev.mm4j.nn.Precision;
 import dev.mm4j.serve.ImageSearch;
 import dev.mm4j.serve.LabelledModel;
 import dev.mm4j.serve.ModelServer;
@@ -98,14 +99,19 @@ public final class ServeCommand implements Callable<Integer> {
         ModelServer.Settings settings = new ModelServer.Settings(host, port, maxBatch, maxWaitMs, maxQueue, timeoutMs,
                 maxBodyMb << 20, 100).withConnections(maxConnections, idleTimeoutMs);
         VqaModel.Options options = new VqaModel.Options(cacheMb << 20, maxPixels);
+        String precision = engine.modelPrecision();
         boolean labelled = model != null && LabelledBundleEvaluation.isLabelledBundle(model);
         Callable<VqaModel> vqa = model == null || labelled ? null
-                : () -> VqaModel.load(model, engine.device(), options, engine.modelPrecision());
+                : () -> VqaModel.load(model, engine.device(), options, precision);
         Callable<LabelledModel> classifier = !labelled ? null
-                : () -> LabelledModel.load(model, engine.device(), engine.modelPrecision(), maxPixels);
+                : () -> LabelledModel.load(model, engine.device(), precision, maxPixels);
         Callable<ImageSearch> search = index == null && embedModel == null ? null
-                : () -> ImageSearch.open(index, embedModel, embedConfig == null ? null : FlavaConfig.load(embedConfig),
-                        engine.device(), maxPixels);
+                : () -> {
+                    ImageSearch s = ImageSearch.open(index, embedModel, embedConfig == null ? null
+                            : FlavaConfig.load(embedConfig), engine.device(), maxPixels);
+                    // --precision, when given, is the embedding model's too (else fp32, as it was loaded)
+                    return precision == null ? s : s.withPrecision(Precision.resolve(precision, engine.device()));
+                };
         try (ModelServer server = ModelServer.start(vqa, search, classifier, settings)) {
             System.err.println("listening on " + server.uri() + " (loading " + Stream.of(model, index, embedModel)
                     .filter(Objects::nonNull).map(Path::toString).collect(Collectors.joining(", ")) + ")");

@@ -76,4 +76,19 @@ class CommandInputErrorsTest {
         }
         assertEquals(List.of(), unnamed, "errors that do not name the folder");
     }
+
+    /** bench --anchors checks the reference environment before our own bench runs: a wrong path fails at once. */
+    @Test
+    void benchAnchorsNamesWhatIsMissingBeforeItRuns() throws Exception {
+        Path python = tmp.resolve("no-python");
+        HuggingFaceFoldersTest.Run r = run("bench", "--anchors", python.toString());
+        assertEquals(2, r.rc(), r.err());
+        assertTrue(r.err().startsWith("error: --anchors: " + python + " is not an executable Python interpreter"), r.err());
+        assertEquals("", r.out(), "nothing measured");
+        Path scripts = Files.createDirectories(tmp.resolve("scripts"));
+        r = run("bench", "--anchors", "/bin/sh", "--anchors-scripts", scripts.toString());
+        assertEquals(2, r.rc(), r.err());
+        assertTrue(r.err().startsWith("error: --anchors-scripts: " + scripts + " holds no bench_anchors.py"), r.err());
+        assertEquals("", r.out(), "nothing measured");
+    }
 }

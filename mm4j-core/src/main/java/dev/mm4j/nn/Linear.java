@@ -24,8 +24,8 @@ public final class Linear extends Module {
     }
 
     public NDArray forward(NDArray x) {
-        if (precision() == Precision.BF16) {
-            return TorchOps.on(x).linear(Precision.BF16, x, weight.array(), bias.array());
+        if (precision() != Precision.FP32) {
+            return TorchOps.on(x).linear(precision(), x, weight.array(), bias.array());
         }
         return ai.djl.nn.core.Linear.linear(x, weight.array(), bias.array()).singletonOrThrow();
     }

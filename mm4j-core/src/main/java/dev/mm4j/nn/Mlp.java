@@ -35,12 +35,12 @@ public final class Mlp extends Module {
     }
 
     public NDArray forward(NDArray x) {
-        if (precision() == Precision.BF16 && linears.size() == 2 && activation == Activation.GELU
+        if (precision() != Precision.FP32 && linears.size() == 2 && activation == Activation.GELU
                 && !(dropout > 0 && isTraining())) {
             // one op: the (B, L, intermediate) activation stays in bfloat16, half the memory of float32
             Linear a = linears.get(0);
             Linear b = linears.get(1);
-            return TorchOps.on(x).mlpGelu(Precision.BF16, x, a.weight(), a.bias(), b.weight(), b.bias());
+            return TorchOps.on(x).mlpGelu(precision(), x, a.weight(), a.bias(), b.weight(), b.bias());
         }
         NDArray h = x;
         for (int i = 0; i < linears.size(); i++) {

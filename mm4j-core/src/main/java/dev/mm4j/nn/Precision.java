@@ -12,15 +12,20 @@ import java.util.Locale;
  */
 public enum Precision {
     FP32,
-    BF16;
+    BF16,
+    /**
+     * Inference only: the linear layers' products in int8 (libtorch's fbgemm dynamic quantization: each weight
+     * quantized once, per tensor, on first use; each input quantized per call from its range), the rest in float32.
+     */
+    INT8;
 
     /** The setting's name, also the suffix of the op library's methods. */
     public String code() {
         return name().toLowerCase(Locale.ROOT);
     }
 
-    /** The settings' values: fp32, bf16, auto. */
-    public static final String CHOICES = "fp32, bf16, auto";
+    /** The settings' values: fp32, bf16, int8 (inference only), auto. */
+    public static final String CHOICES = "fp32, bf16, int8, auto";
 
     /**
      * The precision named by {@code setting} on {@code device}: {@code auto} is bf16 on a GPU and on a CPU with
@@ -31,6 +36,13 @@ public enum Precision {
         return switch (s) {
             case "fp32", "float32" -> FP32;
             case "bf16", "bfloat16" -> BF16;
+            case "int8" -> {
+                if (device.isGpu()) {
+                    throw new IllegalArgumentException("precision int8 runs on the CPU only (libtorch's fbgemm kernels), not on "
+                            + device + ": use bf16 there");
+                }
+                yield INT8;
+            }
             case "auto" -> nativeBf16(device) ? BF16 : FP32;
             default -> throw new IllegalArgumentException("unknown precision '" + setting + "' (" + CHOICES + ")");
         };

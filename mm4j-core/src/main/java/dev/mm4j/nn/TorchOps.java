@@ -8,7 +8,10 @@ import ai.djl.ndarray.NDScope;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.pytorch.engine.PtNDManager;
+import ai.djl.pytorch.engine.PtNDArray;
 import ai.djl.pytorch.engine.PtSymbolBlock;
+import ai.djl.pytorch.jni.IValue;
+import ai.djl.pytorch.jni.IValueUtils;
 import ai.djl.pytorch.jni.JniUtils;
 import ai.djl.training.ParameterStore;
 import java.io.IOException;
@@ -17,6 +20,8 @@ import java.io.UncheckedIOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.zip.CRC32;
@@ -97,8 +102,8 @@ public final class TorchOps {
         NDList in = new NDList(12);
         in.add(x);
         in.add(headsCarrier(x, heads));
-        for (NDArray a : w) {
-            in.add(a);
+        for (int i = 0; i < w.length; i++) {
+            addWeight(in, precision, w[i], i % 2 == 0);
         }
         if (mask != null) {
             in.add(mask);
@@ -108,12 +113,68 @@ public final class TorchOps {
 
     /** {@code Linear -> GELU -> Linear} (PyTorch's exact GELU), the products in {@code precision}. */
     NDArray mlpGelu(Precision precision, NDArray x, NDArray w1, NDArray b1, NDArray w2, NDArray b2) {
-        return call("mlp_gelu_" + precision.code(), new NDList(x, w1, b1, w2, b2));
+        NDList in = new NDList(x);
+        addWeight(in, precision, w1, true);
+        in.add(b1);
+        addWeight(in, precision, w2, true);
+        in.add(b2);
+        return call("mlp_gelu_" + precision.code(), in);
     }
 
     /** {@code x W^T + b} with the product in {@code precision}; float32 in and out. */
     public NDArray linear(Precision precision, NDArray x, NDArray w, NDArray b) {
-        return call("linear_" + precision.code(), new NDList(x, w, b));
+        NDList in = new NDList(x);
+        addWeight(in, precision, w, true);
+        in.add(b);
+        return call("linear_" + precision.code(), in);
+    }
+
+    /** Adds {@code w} to a call's inputs: as it is, or for int8 a weight matrix as its quantized form (5 arrays). */
+    private void addWeight(NDList in, Precision precision, NDArray w, boolean matrix) {
+        if (precision == Precision.INT8 && matrix) {
+            if (JniUtils.isGradMode()) {
+                throw new IllegalStateException("precision int8 is for inference only (predict, serve, evaluate, "
+                        + "batch-predict, embeddings): train in fp32 or bf16");
+            }
+            in.addAll(quantized(w));
+        } else {
+            in.add(w);
+        }
+    }
+
+    /** Each weight's int8 form by identity of its array (made on first use; dropped once that array is closed). */
+    private final Map<NDArray, NDList> int8 = new java.util.IdentityHashMap<>();
+
+    /**
+     * {@code w}'s int8 form for libtorch's fbgemm: the quantized weight, its packed matrix, column offsets, scale and
+     * zero point (per tensor), made once per weight array and owned by the library (not by any step's scope).
+     */
+    private NDList quantized(NDArray w) {
+        synchronized (int8) {
+            NDList q = int8.get(w);
+            if (q == null) {
+                int8.entrySet().removeIf(e -> {
+                    if (e.getKey().isReleased()) {
+                        e.getValue().close();
+                        return true;
+                    }
+                    return false;
+                });
+                NDList in = new NDList(w, selectors.computeIfAbsent("quantize_int8", this::selector));
+                JniUtils.setGraphExecutorOptimize(false);
+                try {
+                    q = module.forward(store, in, false);
+                } finally {
+                    JniUtils.setGraphExecutorOptimize(GRAPH_OPTIMIZER);
+                }
+                for (NDArray a : q) {
+                    a.attach(manager);
+                    NDScope.unregister(a);
+                }
+                int8.put(w, q);
+            }
+            return q;
+        }
     }
 
     /**
@@ -124,6 +185,70 @@ public final class TorchOps {
     public NDArray matmulSum(Precision precision, NDArray a, NDArray bs) {
         return call("matmul_sum_" + precision.code(), new NDList(a, bs));
     }
+
+    /**
+     * One AdamW step ({@code torch.optim.AdamW(fused=True)}'s kernel, {@code aten::_fused_adamw_}) on every tensor of
+     * the lists, in place: each parameter's weight, gradient and both moments read once and the weight and moments
+     * written once, vectorized, on libtorch's threads, all parameters in one call. {@code step} is the step's number
+     * (1 for the first: the bias corrections), {@code lr} this step's learning rate, amsgrad and maximize off.
+     * {@code gradScale} multiplies the gradients first (1: as they are, below 1 when clipping by norm): the kernel
+     * divides them by {@code 1 / gradScale} (float32) and writes the scaled gradient back into the gradient's memory
+     * (one more write per element, only when it is not 1). The lists must be of equal length, of contiguous float32
+     * tensors on this library's device; no autograd is recorded.
+     */
+    public void adamw(List<NDArray> params, List<NDArray> grads, List<NDArray> expAvgs, List<NDArray> expAvgSqs,
+            long step, double lr, double beta1, double beta2, double weightDecay, double eps, double gradScale) {
+        int n = params.size();
+        if (grads.size() != n || expAvgs.size() != n || expAvgSqs.size() != n) {
+            throw new IllegalArgumentException("adamw: lists of " + n + " parameters, " + grads.size() + " gradients, "
+                    + expAvgs.size() + " and " + expAvgSqs.size() + " moments");
+        }
+        if (n == 0) {
+            return;
+        }
+        List<IValue> in = new ArrayList<>(11);
+        try {
+            in.add(list(params));
+            in.add(list(grads));
+            in.add(list(expAvgs));
+            in.add(list(expAvgSqs));
+            for (double d : new double[] {step, lr, beta1, beta2, weightDecay, eps, gradScale}) {
+                in.add(IValue.from(d));
+            }
+            JniUtils.setGraphExecutorOptimize(false);
+            try {
+                IValueUtils.runMethod(module, "adamw", in.toArray(new IValue[0])).close();
+            } finally {
+                JniUtils.setGraphExecutorOptimize(GRAPH_OPTIMIZER);
+            }
+        } finally {
+            in.forEach(IValue::close);
+        }
+    }
+
+    private static IValue list(List<NDArray> arrays) {
+        return IValue.listFrom(arrays.stream().map(a -> (PtNDArray) a).toArray(PtNDArray[]::new));
+    }
+
+    /** The op library's {@code adamw} method: {@code _fused_adamw_} with one step tensor for all, grad scale 1 or 1/s. */
+    private static final String ADAMW_SOURCE = ""
+            + "  def adamw(self: __torch__.Ops,\n"
+            + "    params: List[Tensor], grads: List[Tensor], exp_avgs: List[Tensor], exp_avg_sqs: List[Tensor],\n"
+            + "    step: float, lr: float, beta1: float, beta2: float, weight_decay: float, eps: float,\n"
+            + "    grad_scale: float) -> None:\n"
+            + "    s = torch.full([1], step, dtype=6, device=params[0].device)\n"
+            + "    steps = annotate(List[Tensor], [])\n"
+            + "    for i in range(len(params)):\n"
+            + "      steps.append(s)\n"
+            + "    if grad_scale == 1.:\n"
+            + "      torch._fused_adamw_(params, grads, exp_avgs, exp_avg_sqs, annotate(List[Tensor], []), steps,\n"
+            + "        lr=lr, beta1=beta1, beta2=beta2, weight_decay=weight_decay, eps=eps, amsgrad=False, maximize=False)\n"
+            + "    else:\n"
+            + "      inv = torch.full([1], 1. / grad_scale, dtype=6, device=params[0].device)\n"
+            + "      torch._fused_adamw_(params, grads, exp_avgs, exp_avg_sqs, annotate(List[Tensor], []), steps,\n"
+            + "        lr=lr, beta1=beta1, beta2=beta2, weight_decay=weight_decay, eps=eps, amsgrad=False, maximize=False,\n"
+            + "        grad_scale=inv)\n"
+            + "    return None\n";
 
     /** Calls a method of the module; records autograd when gradients are recorded on this thread. */
     NDArray call(String method, NDList in) {
@@ -167,9 +292,31 @@ public final class TorchOps {
      */
     static final int BF16_EXPLICIT_ATTENTION_MAX_SCORES = 1 << 17;
 
+    /** The dtype code a precision's products take their inputs in (int8's products quantize float32 inputs). */
+    private static int dtype(Precision p) {
+        return p == Precision.BF16 ? BFLOAT16 : FLOAT32;
+    }
+
+    /** A weight parameter's declaration: {@code w: Tensor}, or for int8 its quantized form's five tensors. */
+    private static String weightParam(Precision p, String w) {
+        return p == Precision.INT8
+                ? w + "_q: Tensor, " + w + "_p: Tensor, " + w + "_c: Tensor, " + w + "_s: Tensor, " + w + "_z: Tensor"
+                : w + ": Tensor";
+    }
+
+    /** The expression of {@code x W^T + b} in precision {@code p} ({@code x} already in its input dtype). */
+    private static String linearExpr(Precision p, String x, String w, String b) {
+        if (p == Precision.INT8) {
+            return "torch.fbgemm_linear_int8_weight_fp32_activation(" + x + ", " + w + "_q, " + w + "_p, " + w + "_c, float("
+                    + w + "_s), int(" + w + "_z), " + b + ")";
+        }
+        int t = dtype(p);
+        return "torch.linear(" + x + ", torch.to(" + w + ", " + t + "), torch.to(" + b + ", " + t + "))";
+    }
+
     /** Attention's core in the op library's source: {@code o} from {@code q, k, v} (B, h, tokens, dh) and the mask. */
     private static String attentionCore(Precision p, boolean masked, boolean cpu) {
-        int t = p == Precision.BF16 ? BFLOAT16 : FLOAT32;
+        int t = dtype(p);
         String fused = "o = torch.scaled_dot_product_attention(q, k, v" + (masked ? ", torch.to(mask, " + t + ")" : "") + ")\n";
         if (p != Precision.BF16 || !cpu) {
             return "    " + fused;
@@ -192,22 +339,26 @@ public final class TorchOps {
                 .append("  __parameters__ = []\n")
                 .append("  __buffers__ = []\n")
                 .append("  training : bool\n")
-                .append("  def forward(self: __torch__.Ops,\n    x: Tensor) -> Tensor:\n    return x\n");
+                .append("  def forward(self: __torch__.Ops,\n    x: Tensor) -> Tensor:\n    return x\n")
+                .append(ADAMW_SOURCE);
+        s.append("  def quantize_int8(self: __torch__.Ops,\n    w: Tensor) -> Tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:\n")
+                .append("    q, c, scale, zp = torch.fbgemm_linear_quantize_weight(w)\n")
+                .append("    p = torch.fbgemm_pack_quantized_matrix(q)\n")
+                .append("    return (q, p, c, torch.full([1], scale, dtype=7), torch.full([1], zp, dtype=4))\n");
         for (Precision p : Precision.values()) {
-            int t = p == Precision.BF16 ? BFLOAT16 : FLOAT32;
+            int t = dtype(p);
             String c = p.code();
             s.append("  def linear_").append(c).append("(self: __torch__.Ops,\n")
-                    .append("    x: Tensor, w: Tensor, b: Tensor) -> Tensor:\n")
-                    .append("    y = torch.linear(torch.to(x, ").append(t).append("), torch.to(w, ").append(t)
-                    .append("), torch.to(b, ").append(t).append("))\n")
+                    .append("    x: Tensor, ").append(weightParam(p, "w")).append(", b: Tensor) -> Tensor:\n")
+                    .append("    y = ").append(linearExpr(p, "torch.to(x, " + t + ")", "w", "b")).append("\n")
                     .append("    return torch.to(y, 6)\n");
             s.append("  def mlp_gelu_").append(c).append("(self: __torch__.Ops,\n")
-                    .append("    x: Tensor, w1: Tensor, b1: Tensor, w2: Tensor, b2: Tensor) -> Tensor:\n")
-                    .append("    h = torch.linear(torch.to(x, ").append(t).append("), torch.to(w1, ").append(t)
-                    .append("), torch.to(b1, ").append(t).append("))\n")
-                    .append("    y = torch.linear(torch.gelu(h), torch.to(w2, ").append(t)
-                    .append("), torch.to(b2, ").append(t).append("))\n")
+                    .append("    x: Tensor, ").append(weightParam(p, "w1")).append(", b1: Tensor, ")
+                    .append(weightParam(p, "w2")).append(", b2: Tensor) -> Tensor:\n")
+                    .append("    h = ").append(linearExpr(p, "torch.to(x, " + t + ")", "w1", "b1")).append("\n")
+                    .append("    y = ").append(linearExpr(p, "torch.gelu(h)", "w2", "b2")).append("\n")
                     .append("    return torch.to(y, 6)\n");
+            // int8 has no matrix-product bench of its own: its matmul_sum is float32's
             s.append("  def matmul_sum_").append(c).append("(self: __torch__.Ops,\n")
                     .append("    a: Tensor, bs: Tensor) -> Tensor:\n")
                     .append("    x = torch.to(a, ").append(t).append(")\n")
@@ -219,9 +370,10 @@ public final class TorchOps {
             for (boolean masked : new boolean[] {false, true}) {
                 s.append("  def attention_").append(masked ? "masked_" : "").append(c)
                         .append("(self: __torch__.Ops,\n")
-                        .append("    x: Tensor, heads: Tensor, wq: Tensor, bq: Tensor, wk: Tensor, bk: Tensor,\n")
-                        .append("    wv: Tensor, bv: Tensor, wo: Tensor, bo: Tensor")
-                        .append(masked ? ", mask: Tensor" : "").append(") -> Tensor:\n")
+                        .append("    x: Tensor, heads: Tensor, ").append(weightParam(p, "wq")).append(", bq: Tensor, ")
+                        .append(weightParam(p, "wk")).append(", bk: Tensor,\n    ")
+                        .append(weightParam(p, "wv")).append(", bv: Tensor, ").append(weightParam(p, "wo"))
+                        .append(", bo: Tensor").append(masked ? ", mask: Tensor" : "").append(") -> Tensor:\n")
                         .append("    b = torch.size(x, 0)\n")
                         .append("    n = torch.size(x, 1)\n")
                         .append("    d = torch.size(x, 2)\n")
@@ -230,16 +382,15 @@ public final class TorchOps {
                         // keys (and values) only for the tokens the mask covers: the first size(mask, 3)
                         .append(masked ? "    kn = torch.size(mask, 3)\n    xk = torch.slice(xc, 1, 0, kn)\n"
                                 : "    kn = n\n    xk = xc\n")
-                        .append("    q = torch.transpose(torch.view(torch.linear(xc, torch.to(wq, ").append(t)
-                        .append("), torch.to(bq, ").append(t).append(")), [b, n, h, torch.floordiv(d, h)]), 1, 2)\n")
-                        .append("    k = torch.transpose(torch.view(torch.linear(xk, torch.to(wk, ").append(t)
-                        .append("), torch.to(bk, ").append(t).append(")), [b, kn, h, torch.floordiv(d, h)]), 1, 2)\n")
-                        .append("    v = torch.transpose(torch.view(torch.linear(xk, torch.to(wv, ").append(t)
-                        .append("), torch.to(bv, ").append(t).append(")), [b, kn, h, torch.floordiv(d, h)]), 1, 2)\n")
+                        .append("    q = torch.transpose(torch.view(").append(linearExpr(p, "xc", "wq", "bq"))
+                        .append(", [b, n, h, torch.floordiv(d, h)]), 1, 2)\n")
+                        .append("    k = torch.transpose(torch.view(").append(linearExpr(p, "xk", "wk", "bk"))
+                        .append(", [b, kn, h, torch.floordiv(d, h)]), 1, 2)\n")
+                        .append("    v = torch.transpose(torch.view(").append(linearExpr(p, "xk", "wv", "bv"))
+                        .append(", [b, kn, h, torch.floordiv(d, h)]), 1, 2)\n")
                         .append(attentionCore(p, masked, cpu))
                         .append("    c = torch.reshape(torch.transpose(o, 1, 2), [b, n, d])\n")
-                        .append("    y = torch.linear(c, torch.to(wo, ").append(t).append("), torch.to(bo, ")
-                        .append(t).append("))\n")
+                        .append("    y = ").append(linearExpr(p, "c", "wo", "bo")).append("\n")
                         .append("    return torch.to(y, 6)\n");
             }
         }

@@ -10,6 +10,7 @@ import ai.djl.pytorch.jni.JniUtils;
 import dev.mm4j.checkpoint.HostTensor;
 import dev.mm4j.checkpoint.StateDict;
 import dev.mm4j.nn.Parameter;
+import dev.mm4j.nn.TorchOps;
 import java.nio.FloatBuffer;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -26,11 +27,14 @@ import java.util.stream.IntStream;
  * {@code torch.optim.AdamW}: decoupled weight decay, bias-corrected moments, applied to every parameter
  * that has a gradient (like PyTorch, a parameter whose gradient is none is skipped).
  *
- * <p>On the CPU the update is one pass over memory: each parameter's weight, gradient and both moments
- * are read once and the weight and moments written once (7 x 4 bytes per parameter, the floor for
- * AdamW), in place in libtorch's memory, the weight decay folded into the same pass, on as many threads
- * as cores. libtorch's per-op path (a decay pass, then DJL's Adam op: a gradient copy and about ten more
- * whole-tensor passes) is kept for other devices and as {@link Mode#BASELINE}, the benchmark's "before".
+ * <p>The update is one pass over memory: each parameter's weight, gradient and both moments are read once
+ * and the weight and moments written once (7 x 4 bytes per parameter, the floor for AdamW), in place in
+ * libtorch's memory, the weight decay folded into the same pass. By default ({@link Mode#FUSED}) that pass
+ * is libtorch's own fused kernel ({@code aten::_fused_adamw_}, what {@code torch.optim.AdamW(fused=True)}
+ * runs: vectorized, multi-tensor, on libtorch's threads), called through the op library ({@link TorchOps#adamw}).
+ * {@link Mode#ONE_PASS} is the same pass written in Java (CPU only), {@link Mode#BASELINE} libtorch's per-op
+ * path (a decay pass, then DJL's Adam op: a gradient copy and about ten more whole-tensor passes): the
+ * benchmark's "before"s.
  *
  * <p>Gradients are released after each step ({@link #zeroGrad()}, PyTorch's {@code set_to_none}), so they
  * exist only between a backward pass and the update and the first backward writes them without a read.
@@ -47,11 +51,12 @@ public final class AdamW implements AutoCloseable {
     }
 
     /**
-     * ONE_PASS: the one-pass update and gradients released after the step (the default). BASELINE: the
-     * previous behaviour, for side-by-side benchmarks: a decay pass plus DJL's Adam op per parameter, and
-     * gradients kept allocated and zeroed between steps.
+     * FUSED: libtorch's fused one-pass kernel ({@code aten::_fused_adamw_}) on all parameters of an update at once,
+     * and gradients released after the step (the default). ONE_PASS: the same one-pass update written in Java (on
+     * the CPU; elsewhere it runs as BASELINE), gradients released. BASELINE: the first behaviour, for side-by-side
+     * benchmarks: a decay pass plus DJL's Adam op per parameter, and gradients kept allocated and zeroed between steps.
      */
-    public enum Mode { ONE_PASS, BASELINE }
+    public enum Mode { FUSED, ONE_PASS, BASELINE }
 
     private record Slot(String name, Parameter param, NDArray expAvg, NDArray expAvgSq) {}
 
@@ -73,7 +78,7 @@ public final class AdamW implements AutoCloseable {
 
     /** @param manager parent of the optimizer's state (moments live on its device) */
     public AdamW(Map<String, Parameter> params, Settings settings, NDManager manager) {
-        this(params, settings, manager, Mode.ONE_PASS);
+        this(params, settings, manager, Mode.FUSED);
     }
 
     public AdamW(Map<String, Parameter> params, Settings settings, NDManager manager, Mode mode) {
@@ -210,7 +215,9 @@ public final class AdamW implements AutoCloseable {
             boolean gradMode = JniUtils.isGradMode();
             JniUtils.setGradMode(false); // an update is not part of any graph, even when called inside a collector
             try {
-                if (pool != null) {
+                if (mode == Mode.FUSED) {
+                    fused(todo, lr, gradScale);
+                } else if (pool != null) {
                     onePass(todo, a, e, decay, (float) gradScale);
                 } else {
                     libtorchOps(todo, a, e, decay, lr, gradScale);
@@ -228,6 +235,32 @@ public final class AdamW implements AutoCloseable {
             return JniUtils.getGradient(pt); // null when undefined (DJL's getGradient would make zeros)
         }
         return w.getGradient();
+    }
+
+    /** libtorch's fused kernel on every slot of {@code todo} that has a gradient, in one call. */
+    private void fused(List<Slot> todo, double lr, double gradScale) {
+        List<NDArray> w = new ArrayList<>();
+        List<NDArray> g = new ArrayList<>();
+        List<NDArray> m = new ArrayList<>();
+        List<NDArray> v = new ArrayList<>();
+        try {
+            for (Slot s : todo) {
+                NDArray grad = gradient(s.param.array());
+                if (grad == null) {
+                    continue;
+                }
+                w.add(s.param.array());
+                g.add(grad);
+                m.add(s.expAvg);
+                v.add(s.expAvgSq);
+            }
+            if (!w.isEmpty()) {
+                TorchOps.on(w.get(0)).adamw(w, g, m, v, step, lr, settings.beta1, settings.beta2, settings.weightDecay,
+                        settings.eps, gradScale);
+            }
+        } finally {
+            g.forEach(NDArray::close);
+        }
     }
 
     /** One read of w, g, m, v and one write of w, m, v per element, in blocks over the pool's threads. */
@@ -254,8 +287,9 @@ public final class AdamW implements AutoCloseable {
         }
         float b1 = (float) settings.beta1;
         float b2 = (float) settings.beta2;
-        float c1 = 1 - b1;
-        float c2 = 1 - b2;
+        // 1 - beta in double, then rounded (as PyTorch passes it): 1 - (float) 0.999 in float32 is 1.3e-5 off 0.001
+        float c1 = (float) (1 - settings.beta1);
+        float c2 = (float) (1 - settings.beta2);
         try {
             pool.submit(() -> IntStream.range(0, blocks.size()).parallel().forEach(i -> {
                 long[] blk = blocks.get(i);

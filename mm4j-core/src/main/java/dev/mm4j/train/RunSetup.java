@@ -105,6 +105,10 @@ final class RunSetup implements AutoCloseable {
 
         manager = open(NDManager.newBaseManager(Hardware.device(s.device)));
         config.precision = Precision.resolve(s.precision, manager.getDevice());
+        if (config.precision == Precision.INT8) {
+            throw new IllegalArgumentException("precision: int8 is for inference only (predict, serve, evaluate, "
+                    + "batch-predict, embeddings): train in fp32 or bf16");
+        }
         out.printf("precision: %s (setting %s)%n", config.precision.code(), s.precision);
         Engine.getInstance().setRandomSeed(Long.hashCode(s.seed));
         model = FlavaForClassification.create(config, manager);

@@ -47,12 +47,16 @@ class MixedPrecisionTest {
     }
 
     private FlavaForClassification bf16Model() throws Exception {
+        return model(Precision.BF16);
+    }
+
+    private FlavaForClassification model(Precision precision) throws Exception {
         FlavaConfig c = FlavaParityTest.config.copy();
-        c.precision = Precision.BF16;
+        c.precision = precision;
         FlavaForClassification model = FlavaForClassification.create(c, manager);
         StateDictLoader.load(model, FlavaParityTest.fixture("flava_classification.pt"), true);
         model.setTraining(false);
-        assertEquals(Precision.BF16, model.precision());
+        assertEquals(precision, model.precision());
         return model;
     }
 
@@ -69,6 +73,33 @@ class MixedPrecisionTest {
         }
         return max / scale;
     }
+
+    /**
+     * int8 inference (fbgemm dynamic quantization of every linear layer) against the float32 reference, next to bf16's
+     * error: close, not equal, and its loss within the same bound.
+     */
+    @Test
+    void int8LogitsAreCloseToTheFloat32ReferenceNextToBf16() throws Exception {
+        JsonNode ev = FlavaParityTest.expected.get("eval");
+        double[] rel = new double[2];
+        Precision[] ps = {Precision.BF16, Precision.INT8};
+        for (int k = 0; k < 2; k++) {
+            FlavaForClassification model = model(ps[k]);
+            try (NDScope scope = new NDScope()) {
+                var out = model.forward(image, text, labels, RequiredEmbedding.MM);
+                rel[k] = relDiff(ev.get("logits_mm"), out.logits());
+                if (ps[k] == Precision.INT8) {
+                    assertEquals(ev.get("loss_mm").asDouble(), out.loss().getFloat(), INT8_REL * Math.abs(ev.get("loss_mm").asDouble()));
+                }
+            }
+        }
+        System.out.printf("logits_mm against float32, max difference x largest magnitude: bf16 %.3g, int8 %.3g%n", rel[0], rel[1]);
+        assertTrue(rel[1] <= INT8_REL, "int8 logits differ by " + rel[1] + " of the largest");
+        assertTrue(rel[1] > 1e-6, "int8 logits equal float32's: the products did not run in int8");
+    }
+
+    /** int8's bound on the fixture, relative to the largest logit (per-tensor weights and inputs: ~1/255 of a range). */
+    static final double INT8_REL = 5e-2;
 
     @Test
     void bf16LogitsAreWithinTwoPercentOfTheFloat32Reference() throws Exception {

@@ -37,6 +37,17 @@ class PrecisionTest {
         assertEquals(Precision.FP32, Precision.choose("auto", Precision.BF16, CPU, false).precision());
         assertEquals("precision: bf16 (auto chose it on cpu())", Precision.choose("AUTO", null, CPU, true).toString());
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> Precision.choose("fp16", null, CPU, true));
-        assertEquals("unknown precision 'fp16' (fp32, bf16, auto)", e.getMessage());
+        assertEquals("unknown precision 'fp16' (fp32, bf16, int8, auto)", e.getMessage());
+    }
+
+    /** int8 is asked for by name only (auto never picks it), and on the CPU only: fbgemm has no GPU kernels. */
+    @Test
+    void int8IsAskedForAndRunsOnTheCpuOnly() {
+        assertEquals(Precision.INT8, Precision.choose("int8", Precision.BF16, CPU, true).precision());
+        assertEquals(Precision.INT8, Precision.resolve(" INT8 ", CPU));
+        assertNotEquals(Precision.INT8, Precision.choose("auto", null, CPU, true).precision());
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                () -> Precision.resolve("int8", ai.djl.Device.gpu()));
+        assertTrue(e.getMessage().startsWith("precision int8 runs on the CPU only"), e.getMessage());
     }
 }

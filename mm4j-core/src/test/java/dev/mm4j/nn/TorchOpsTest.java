@@ -152,7 +152,7 @@ class TorchOpsTest {
      */
     @Test
     void maskOverAPrefixOfTheTokensEqualsMaskingTheRest() {
-        for (Precision p : Precision.values()) {
+        for (Precision p : new Precision[] {Precision.FP32, Precision.BF16}) { // the precisions that train (int8 does not)
             try (NDManager m = NDManager.newBaseManager()) {
                 Engine.getInstance().setRandomSeed(11);
                 NDArray x = m.randomNormal(new Shape(B, L, D));
@@ -223,6 +223,54 @@ class TorchOpsTest {
             assertEquals(0f, maxAbsDiff(ops.matmulSum(Precision.FP32, a, bs), product), 1e-5f);
             float dp = maxAbsDiff(ops.matmulSum(Precision.BF16, a, bs), product);
             assertTrue(dp <= 2e-2f * maxAbs(product) && dp > 0, "bf16 matmul differs by " + dp);
+        }
+    }
+
+    /**
+     * int8 (fbgemm dynamic quantization) linear, MLP and attention are close to float32, the weight is quantized once
+     * (a second call gives the same bytes), and int8 refuses to record autograd: it is for inference only.
+     */
+    @Test
+    void int8IsCloseToFloat32AndInferenceOnly() {
+        try (NDManager m = NDManager.newBaseManager()) {
+            Engine.getInstance().setRandomSeed(5);
+            NDArray x = m.randomNormal(new Shape(3, 5, D));
+            NDArray w1 = m.randomNormal(0, 0.3f, new Shape(4 * D, D), DataType.FLOAT32);
+            NDArray b1 = m.randomNormal(0, 0.1f, new Shape(4 * D), DataType.FLOAT32);
+            NDArray w2 = m.randomNormal(0, 0.3f, new Shape(D, 4 * D), DataType.FLOAT32);
+            NDArray b2 = m.randomNormal(0, 0.1f, new Shape(D), DataType.FLOAT32);
+            TorchOps ops = TorchOps.on(x);
+            NDArray lin = ops.linear(Precision.FP32, x, w1, b1);
+            NDArray mlp = ops.mlpGelu(Precision.FP32, x, w1, b1, w2, b2);
+            NDArray lin8 = ops.linear(Precision.INT8, x, w1, b1);
+            assertEquals(DataType.FLOAT32, lin8.getDataType());
+            assertEquals(lin.getShape(), lin8.getShape());
+            float dl = maxAbsDiff(lin8, lin);
+            float dm = maxAbsDiff(ops.mlpGelu(Precision.INT8, x, w1, b1, w2, b2), mlp);
+            System.out.printf("int8 against float32, max |diff| / max |float32|: linear %.3g, mlp %.3g%n",
+                    dl / maxAbs(lin), dm / maxAbs(mlp));
+            assertTrue(dl <= 3e-2f * maxAbs(lin) && dl > 0, "int8 linear differs by " + dl);
+            assertTrue(dm <= 5e-2f * maxAbs(mlp) && dm > 0, "int8 mlp differs by " + dm);
+            assertEquals(0f, maxAbsDiff(ops.linear(Precision.INT8, x, w1, b1), lin8), "quantized once, same result");
+            NDArray[] w = new NDArray[8];
+            for (int i = 0; i < 8; i++) {
+                w[i] = m.randomNormal(0, i % 2 == 0 ? 0.2f : 0.05f, i % 2 == 0 ? new Shape(D, D) : new Shape(D), DataType.FLOAT32);
+            }
+            NDArray att = ops.attention(Precision.FP32, x, null, 4, w);
+            float da = maxAbsDiff(ops.attention(Precision.INT8, x, null, 4, w), att);
+            System.out.printf("int8 attention: max |diff| / max |float32| %.3g%n", da / maxAbs(att));
+            assertTrue(da <= 5e-2f * maxAbs(att) && da > 0, "int8 attention differs by " + da);
+            float[] prefix = new float[3 * 4];
+            prefix[11] = Float.NEGATIVE_INFINITY; // keys: the first 4 tokens, the last sample's 4th masked too
+            NDArray mask = m.create(prefix, new Shape(3, 1, 1, 4));
+            NDArray masked = ops.attention(Precision.FP32, x, mask, 4, w);
+            float dmask = maxAbsDiff(ops.attention(Precision.INT8, x, mask, 4, w), masked);
+            assertTrue(dmask <= 5e-2f * maxAbs(masked) && dmask > 0, "int8 masked attention differs by " + dmask);
+            try (ai.djl.training.GradientCollector gc = Engine.getInstance().newGradientCollector()) {
+                IllegalStateException e = assertThrows(IllegalStateException.class,
+                        () -> ops.linear(Precision.INT8, x, w1, b1));
+                assertTrue(e.getMessage().contains("inference only"), e.getMessage());
+            }
         }
     }
 

@@ -10,6 +10,7 @@ import dev.mm4j.download.PretrainedWeights;
 import dev.mm4j.flava.FlavaConfig;
 import dev.mm4j.flava.FlavaForRetrieval;
 import dev.mm4j.flava.ModelStep;
+import dev.mm4j.nn.Precision;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -95,6 +96,20 @@ public final class Embedder implements AutoCloseable {
         QuestionTokenizer tokenizer = tok == null ? QuestionTokenizer.bertBaseUncased(maxLength)
                 : QuestionTokenizer.load(tok, maxLength);
         return new Embedder(manager, m, tokenizer, new ImageTransform(c.imageSize, c.imageSize, false), source, true);
+    }
+
+    /**
+     * Runs the embedding model's products in {@code precision} from now on ({@link Precision}: fp32 as loaded, bf16,
+     * or int8 for inference); returns this. An index's vectors and its queries' should come from one precision.
+     */
+    public Embedder withPrecision(Precision precision) {
+        model.setPrecision(precision);
+        return this;
+    }
+
+    /** What the model's products run in. */
+    public Precision precision() {
+        return model.precision();
     }
 
     /** Where the model came from. */

@@ -11,6 +11,7 @@ import dev.mm4j.checkpoint.ModelBundle;
 import dev.mm4j.data.AnswerVocab;
 import dev.mm4j.flava.FlavaConfig;
 import dev.mm4j.flava.FlavaForClassification;
+import dev.mm4j.nn.Precision;
 import java.awt.Color;
 import java.awt.Graphics2D;
 import java.awt.image.BufferedImage;
@@ -92,6 +93,25 @@ public class EmbedderTest {
         ByteArrayOutputStream out = new ByteArrayOutputStream();
         ImageIO.write(img, "png", out);
         return out.toByteArray();
+    }
+
+    /** int8 embeddings (Embedder.withPrecision) point where fp32's do: cosine above 0.99, not identical. */
+    @Test
+    void int8EmbeddingsAreCloseToFp32s() throws Exception {
+        Path bundle = tinyBundle(tmp.resolve("m8"));
+        List<String> texts = List.of("stop", "a much longer caption about a red sign that says stop");
+        try (Embedder fp = Embedder.open(bundle, null, Device.cpu());
+                Embedder q = Embedder.open(bundle, null, Device.cpu()).withPrecision(Precision.INT8)) {
+            assertEquals(Precision.INT8, q.precision());
+            float[][] a = fp.texts(texts);
+            float[][] b = q.texts(texts);
+            float[] ia = fp.images(List.of(png(Color.RED)), List.of("red.png"))[0];
+            float[] ib = q.images(List.of(png(Color.RED)), List.of("red.png"))[0];
+            for (double c : new double[] {Embedder.cosine(a[0], b[0]), Embedder.cosine(a[1], b[1]), Embedder.cosine(ia, ib)}) {
+                System.out.printf("int8 vs fp32 embedding cosine %.5f%n", c);
+                assertTrue(c > 0.99 && c < 1 - 1e-7, "cosine " + c);
+            }
+        }
     }
 
     @Test

@@ -57,6 +57,33 @@ class VqaModelTest {
         }
     }
 
+    /**
+     * int8 asked for: the Java API (so serve, predict, evaluate) runs the bundle's linear layers in int8, its answers
+     * close to fp32's probabilities, and the same answers every time (each weight quantized once, on first use).
+     */
+    @Test
+    void int8AnswersAreCloseToFp32sAndRepeatable() throws Exception {
+        Path dir = TinyBundle.write(tmp.resolve("m8"), Padding.DYNAMIC);
+        byte[] image = TinyBundle.png(5, 64, 48);
+        try (VqaModel fp = VqaModel.load(dir, Device.cpu(), VqaModel.Options.defaults(), "fp32");
+                VqaModel q = VqaModel.load(dir, Device.cpu(), VqaModel.Options.defaults(), "int8")) {
+            assertEquals(Precision.INT8, q.precision());
+            for (String question : QUESTIONS) {
+                List<Answer> want = fp.answer(image, question, 9);
+                List<Answer> got = q.answer(image, question, 9);
+                assertSame(List.of(q.answer(image, question, 9)), List.of(got), "int8, asked twice");
+                double worst = 0;
+                for (Answer a : want) {
+                    double p = got.stream().filter(x -> x.answer().equals(a.answer())).findFirst()
+                            .map(Answer::probability).orElse(0.0);
+                    worst = Math.max(worst, Math.abs(a.probability() - p));
+                }
+                System.out.printf("int8 vs fp32 answer probabilities, '%s': max difference %.3g%n", question, worst);
+                assertTrue(worst <= 0.05, "int8 probabilities differ from fp32's by " + worst);
+            }
+        }
+    }
+
     /** An answer given in a batch equals the answer given alone, with and without the image cache. */
     @ParameterizedTest
     @EnumSource(Padding.class)

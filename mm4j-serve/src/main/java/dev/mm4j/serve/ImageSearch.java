@@ -73,6 +73,12 @@ public final class ImageSearch implements AutoCloseable {
      *
      * @param maxPixels images declaring more pixels are refused before decoding (queries and thumbnails)
      */
+    /** Runs the embedding model in {@code precision} from now on (see {@link Embedder#withPrecision}); returns this. */
+    public ImageSearch withPrecision(dev.mm4j.nn.Precision precision) {
+        embedder.withPrecision(precision);
+        return this;
+    }
+
     public static ImageSearch open(Path indexDir, Path model, FlavaConfig config, Device device, long maxPixels)
             throws IOException {
         if (indexDir == null && model == null) {

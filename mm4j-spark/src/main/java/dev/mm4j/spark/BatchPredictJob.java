@@ -78,7 +78,7 @@ public final class BatchPredictJob {
      * @param partitions partitions of whole batches; 0 = Spark's default parallelism
      * @param threadsPerTask libtorch intra-op threads per task; 0 = spark.task.cpus
      * @param device cpu, gpu, gpu:N, auto; null = cpu (or MM4J_DEVICE on the executors)
-     * @param precision fp32, bf16, auto; null = the precision the bundle was trained in, chosen on each executor's
+     * @param precision fp32, bf16, int8, auto; null = the precision the bundle was trained in, chosen on each executor's
      *     device ({@link ModelBundle#load(Path, ai.djl.ndarray.NDManager, String)})
      * @param limit first N questions only; 0 = all
      * @param failOnceInPartition tests only: the first attempt of this partition fails after its first batch;
