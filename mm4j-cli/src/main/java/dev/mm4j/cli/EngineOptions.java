@@ -37,7 +37,7 @@ public final class EngineOptions {
     }
 
     /** An embedding model in the precision asked for (--precision: fp32, bf16, int8, auto), else as loaded (fp32). */
-    dev.mm4j.search.Embedder withAskedPrecision(dev.mm4j.search.Embedder e) {
+    dev.mm4j.inference.Embedder withAskedPrecision(dev.mm4j.inference.Embedder e) {
         String p = precisionSpec();
         return p == null ? e : e.withPrecision(Precision.resolve(p, device()));
     }

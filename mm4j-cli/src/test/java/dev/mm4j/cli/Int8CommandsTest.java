@@ -3,7 +3,7 @@ package dev.mm4j.cli;
 import static org.junit.jupiter.api.Assertions.*;
 
 import dev.mm4j.data.Padding;
-import dev.mm4j.serve.TinyBundle;
+import dev.mm4j.inference.TinyBundle;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
