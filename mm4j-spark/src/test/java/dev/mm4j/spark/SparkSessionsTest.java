@@ -12,7 +12,9 @@ class SparkSessionsTest {
                 () -> SparkSessions.checkLocalCluster("local-cluster[2,1,1024]", Map.of("PATH", "/usr/bin")));
         assertTrue(e.getMessage().startsWith("local-cluster[2,1,1024] needs SPARK_LOCAL_IP in the environment"), e.getMessage());
         assertFalse(e.getMessage().contains("\n"), e.getMessage());
-        assertThrows(IllegalArgumentException.class, () -> SparkSessions.checkLocalCluster("local-cluster[1,1,512]", Map.of("SPARK_LOCAL_IP", " ")));
+        String blank = " "; // set but empty: refused as well
+        assertThrows(IllegalArgumentException.class, () -> SparkSessions.checkLocalCluster("local-cluster[1,1,512]",
+                Map.of("SPARK_LOCAL_IP", blank)));
         SparkSessions.checkLocalCluster("local-cluster[2,1,1024]", Map.of("SPARK_LOCAL_IP", "127.0.0.1"));
     }
 
