@@ -12,10 +12,8 @@ import dev.mm4j.train.dist.Rendezvous;
 import java.io.IOException;
 import java.io.OutputStream;
 import java.io.PrintStream;
-import java.net.URI;
 import java.nio.file.Path;
 import java.util.ArrayList;
-import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Objects;
@@ -283,44 +281,13 @@ public final class Finetuner {
      * keys without a setter of their own ({@code warmup_steps}, {@code schedule}, {@code precision}, {@code task},
      * ...) go through {@link #set(String, Object)}.
      */
-    public static final class Builder {
-        private Preset preset = Preset.DEFAULT;
-        private FinetuneSettings base;
-        private Path settingsFile;
-        private final Map<String, Object> values = new LinkedHashMap<>();
-        private final List<TrainingListener> listeners = new ArrayList<>();
+    public static final class Builder extends RunBuilder<Builder> {
         private VqaDataset trainData;
         private VqaDataset valData;
-        private PrintStream log = new PrintStream(OutputStream.nullOutputStream());
-        private boolean resume;
-        private boolean progressBar;
         private Rendezvous rendezvous;
 
-        private Builder() {}
-
-        /** Start from a named preset (default {@link Preset#DEFAULT}); replaces {@link #settings}. */
-        public Builder preset(Preset preset) {
-            this.preset = Objects.requireNonNull(preset, "preset");
-            this.base = null;
-            return this;
-        }
-
-        /** Start from these settings (copied) instead of a preset, e.g. what the command line assembled. */
-        public Builder settings(FinetuneSettings settings) {
-            this.base = settings.copy();
-            return this;
-        }
-
-        /** Overlay a YAML settings file (keys as in {@code OUT/settings.yaml}) on the preset. */
-        public Builder settingsFile(Path yaml) {
-            this.settingsFile = yaml;
-            return this;
-        }
-
-        /** Any settings key, e.g. {@code set("warmup_steps", 100)}, {@code set("precision", "bf16")}. */
-        public Builder set(String key, Object value) {
-            values.put(Objects.requireNonNull(key, "key"), value);
-            return this;
+        private Builder() {
+            super(new PrintStream(OutputStream.nullOutputStream())); // default: the run prints nowhere
         }
 
         /** The training data: a TextVQA folder or file (official JSON, parquet) or a JSON Lines / CSV manifest. */
@@ -372,98 +339,6 @@ public final class Finetuner {
             return set("vocab_min_count", minCount);
         }
 
-        /** Pretrained weights from a file or folder (.pt, .bin, .safetensors, *.index.json, Hugging Face folder). */
-        public Builder checkpoint(Path weights) {
-            return set("checkpoint", weights.toString());
-        }
-
-        /** Pretrained weights from an http(s) URL (downloaded once into the cache). */
-        public Builder checkpoint(URI url) {
-            return set("checkpoint", url.toString());
-        }
-
-        /** Pretrained weights of a Hugging Face model, {@code ORG/NAME[@REVISION]}, as {@code download --hf} cached it. */
-        public Builder checkpointFromHub(String repo) {
-            return set("checkpoint", "hf:" + repo);
-        }
-
-        /** No pretrained weights: the model starts from random initialization. */
-        public Builder noCheckpoint() {
-            return set("checkpoint", "none");
-        }
-
-        /** FLAVA's kwargs (TorchMultimodal names, e.g. {@code image_num_hidden_layers}); replaces the preset's. */
-        public Builder model(Map<String, ?> kwargs) {
-            return set("model", new LinkedHashMap<>(kwargs));
-        }
-
-        /** Stop after this many optimizer steps (0: run the epochs). */
-        public Builder maxSteps(long steps) {
-            return set("max_steps", steps);
-        }
-
-        /** Epochs to run when max steps is 0. */
-        public Builder epochs(int epochs) {
-            return set("epochs", epochs);
-        }
-
-        /** Questions per batch. */
-        public Builder batchSize(int batchSize) {
-            return set("batch_size", batchSize);
-        }
-
-        /** The peak learning rate. */
-        public Builder learningRate(double lr) {
-            return set("lr", lr);
-        }
-
-        /** The seed of initialization, shuffling and dropout. */
-        public Builder seed(long seed) {
-            return set("seed", seed);
-        }
-
-        /** The output folder (settings, metrics, checkpoints, model, report). */
-        public Builder outputDir(Path dir) {
-            return set("out", dir.toString());
-        }
-
-        /** cpu, gpu or gpu:N (default: the best available). */
-        public Builder device(String device) {
-            return set("device", device);
-        }
-
-        /**
-         * The matrix products' arithmetic: {@code "fp32"}, {@code "bf16"} (bfloat16 products, float32 master weights)
-         * or {@code "auto"} (bf16 where the hardware has it natively, else fp32); see {@link dev.mm4j.nn.Precision}.
-         */
-        public Builder precision(String precision) {
-            return set("precision", precision);
-        }
-
-        /** libtorch's intra-op threads (0: all cores). */
-        public Builder threads(int threads) {
-            return set("threads", threads);
-        }
-
-        /** Receive step, validation and checkpoint events (see {@link TrainingListener}). */
-        public Builder listener(TrainingListener listener) {
-            listeners.add(Objects.requireNonNull(listener, "listener"));
-            return this;
-        }
-
-        /** Where the run's console lines go (settings, load report, losses, summary); default: nowhere. */
-        public Builder log(PrintStream out) {
-            this.log = Objects.requireNonNull(out, "out");
-            return this;
-        }
-
-        /** Show a progress bar on the terminal (what the command line does); default off. */
-        public Builder progressBar(boolean show) {
-            this.progressBar = show;
-            return this;
-        }
-
-        /** Continue the run in the output folder from its latest checkpoint (default: a new run, which refuses a used folder). */
         /**
          * Data-parallel training as one rank of several processes (PyTorch DDP's semantics: each rank trains on its
          * shard of every global batch of {@code batch_size} x processes, the gradients averaged with libtorch's Gloo;
@@ -475,11 +350,6 @@ public final class Finetuner {
             return this;
         }
 
-        public Builder resume(boolean resume) {
-            this.resume = resume;
-            return this;
-        }
-
         /**
          * The finetuner, its settings fixed.
          *
@@ -487,11 +357,7 @@ public final class Finetuner {
          * @throws IOException when the settings file cannot be read
          */
         public Finetuner build() throws IOException {
-            FinetuneSettings s = base != null ? base.copy() : preset.settings();
-            if (settingsFile != null) {
-                s.merge(settingsFile);
-            }
-            s.apply(values, "Finetuner.Builder");
+            FinetuneSettings s = resolve("Finetuner.Builder");
             if (s.isPretraining()) {
                 throw new IllegalArgumentException("task pretraining is run by Pretrainer.builder(), not Finetuner");
             }

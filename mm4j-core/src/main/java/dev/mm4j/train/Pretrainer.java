@@ -35,7 +35,6 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
-import java.util.Objects;
 
 /**
  * FLAVA pretraining ({@code task: pretraining}): {@link FlavaForPreTraining} trained on the shared
@@ -83,7 +82,7 @@ public final class Pretrainer {
 
     private Pretrainer(Builder b, FinetuneSettings s) {
         this.s = s;
-        this.out = b.out;
+        this.out = b.log;
         this.resume = b.resume;
         this.progressBar = b.progressBar;
         this.listeners = List.copyOf(b.listeners);
@@ -409,39 +408,11 @@ public final class Pretrainer {
      * The settings of a run, as Java types: a preset (or given settings), a YAML file, then every setter in the order
      * called; keys without a setter of their own go through {@link #set(String, Object)}.
      */
-    public static final class Builder {
-        private Preset preset = Preset.DEFAULT;
-        private FinetuneSettings base;
-        private Path settingsFile;
-        private final Map<String, Object> values = new LinkedHashMap<>();
+    public static final class Builder extends RunBuilder<Builder> {
         private final List<FinetuneSettings.PretrainingSourceSpec> sources = new ArrayList<>();
-        private final List<TrainingListener> listeners = new ArrayList<>();
-        private PrintStream out = System.out;
-        private boolean progressBar;
-        private boolean resume;
 
-        private Builder() {}
-
-        public Builder preset(Preset preset) {
-            this.preset = Objects.requireNonNull(preset, "preset");
-            return this;
-        }
-
-        /** Starts from these settings (copied) instead of a preset. */
-        public Builder settings(FinetuneSettings settings) {
-            this.base = settings.copy();
-            return this;
-        }
-
-        public Builder settingsFile(Path yaml) {
-            this.settingsFile = yaml;
-            return this;
-        }
-
-        /** Any settings key, e.g. {@code set("mlm_probability", 0.2)} or {@code set("model", kwargs)}. */
-        public Builder set(String key, Object value) {
-            values.put(key, value);
-            return this;
+        private Builder() {
+            super(System.out);
         }
 
         /** An image-text pair source (a caption manifest or folder): contrastive + ITM + MMM. */
@@ -462,71 +433,9 @@ public final class Pretrainer {
             return this;
         }
 
-        /** Starting weights: a pretraining bundle / checkpoint, a fine-tuned bundle, or null for none. */
-        public Builder checkpoint(Path weights) {
-            return set("checkpoint", weights == null ? "none" : weights.toString());
-        }
-
-        public Builder model(Map<String, ?> kwargs) {
-            return set("model", kwargs);
-        }
-
-        public Builder maxSteps(long steps) {
-            return set("max_steps", steps);
-        }
-
-        public Builder batchSize(int batchSize) {
-            return set("batch_size", batchSize);
-        }
-
-        public Builder learningRate(double lr) {
-            return set("lr", lr);
-        }
-
-        public Builder seed(long seed) {
-            return set("seed", seed);
-        }
-
-        public Builder outputDir(Path dir) {
-            return set("out", dir.toString());
-        }
-
-        public Builder precision(String precision) {
-            return set("precision", precision);
-        }
-
-        public Builder threads(int threads) {
-            return set("threads", threads);
-        }
-
-        public Builder listener(TrainingListener listener) {
-            listeners.add(Objects.requireNonNull(listener, "listener"));
-            return this;
-        }
-
-        public Builder log(PrintStream out) {
-            this.out = Objects.requireNonNull(out, "out");
-            return this;
-        }
-
-        public Builder progressBar(boolean show) {
-            this.progressBar = show;
-            return this;
-        }
-
-        /** Continue the run in the output folder from its latest checkpoint. */
-        public Builder resume(boolean resume) {
-            this.resume = resume;
-            return this;
-        }
-
         /** The pretrainer, its settings fixed ({@code task} is pretraining; sources given here add to the settings'). */
         public Pretrainer build() throws IOException {
-            FinetuneSettings s = base != null ? base.copy() : preset.settings();
-            if (settingsFile != null) {
-                s.merge(settingsFile);
-            }
-            s.apply(values, "Pretrainer.Builder");
+            FinetuneSettings s = resolve("Pretrainer.Builder");
             s.task = "pretraining";
             if (!sources.isEmpty()) {
                 List<FinetuneSettings.PretrainingSourceSpec> all = new ArrayList<>(s.pretrainingSources);
