@@ -28,6 +28,8 @@ public final class LabelledClassifier {
     private final QuestionTokenizer tokenizer;
     private final ImageTransform transform;
     private final RequiredEmbedding head;
+    /** Where the model's weights live: each prediction batch's memory is opened on it. */
+    private final NDManager manager;
 
     /**
      * @param classes class names by id (the run's {@code classes.txt})
@@ -43,6 +45,7 @@ public final class LabelledClassifier {
         this.tokenizer = tokenizer;
         this.transform = transform;
         this.head = head;
+        this.manager = model.flava().namedParameters().values().iterator().next().array().getManager();
     }
 
     /**
@@ -175,7 +178,6 @@ public final class LabelledClassifier {
     public List<Prediction> predict(List<LabelledExamples.Example> examples, List<float[]> pixels, int index)
             throws IOException {
         model.setTraining(false);
-        NDManager manager = model.flava().namedParameters().values().iterator().next().array().getManager();
         FlavaForClassification.Examples b = batch(examples, pixels, false, 0, index);
         List<Prediction> out = new ArrayList<>(examples.size());
         try (ModelStep step = ModelStep.open(manager)) {

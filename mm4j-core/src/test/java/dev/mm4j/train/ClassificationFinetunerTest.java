@@ -21,8 +21,9 @@ import org.junit.jupiter.api.io.TempDir;
  * Classification on labelled text and images through {@link Finetuner#builder()}: the head reads the encoder the data
  * has, the run writes classes, bundle, metrics and predictions, and the bundle predicts what the run scored.
  */
-class ClassificationFinetunerTest {
-    static final Map<String, Object> TINY = Map.ofEntries(Map.entry("image_size", 32), Map.entry("patch_size", 8),
+public class ClassificationFinetunerTest {
+    /** A tiny FLAVA with a one-hidden-layer head: the labelled-classification tests' model (also the server's). */
+    public static final Map<String, Object> TINY = Map.ofEntries(Map.entry("image_size", 32), Map.entry("patch_size", 8),
             Map.entry("image_hidden_size", 32), Map.entry("image_num_attention_heads", 2),
             Map.entry("image_num_hidden_layers", 1), Map.entry("image_intermediate_size", 64),
             Map.entry("text_hidden_size", 32), Map.entry("text_num_attention_heads", 2),

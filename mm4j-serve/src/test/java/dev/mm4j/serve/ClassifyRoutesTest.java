@@ -11,6 +11,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.mm4j.data.LabelledExamples;
 import dev.mm4j.data.SyntheticLabelled;
 import dev.mm4j.eval.LabelledClassifier;
+import dev.mm4j.train.ClassificationFinetunerTest;
 import dev.mm4j.train.Finetuner;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -28,15 +29,6 @@ import org.junit.jupiter.api.io.TempDir;
  * the answers are the library's ({@link LabelledClassifier}) for the same examples, and bad requests are JSON errors.
  */
 class ClassifyRoutesTest {
-    static final Map<String, Object> TINY = Map.ofEntries(Map.entry("image_size", 32), Map.entry("patch_size", 8),
-            Map.entry("image_hidden_size", 32), Map.entry("image_num_attention_heads", 2),
-            Map.entry("image_num_hidden_layers", 1), Map.entry("image_intermediate_size", 64),
-            Map.entry("text_hidden_size", 32), Map.entry("text_num_attention_heads", 2),
-            Map.entry("text_num_hidden_layers", 1), Map.entry("text_intermediate_size", 64),
-            Map.entry("max_position_embeddings", 40), Map.entry("multimodal_hidden_size", 32),
-            Map.entry("multimodal_num_attention_heads", 2), Map.entry("multimodal_num_hidden_layers", 1),
-            Map.entry("multimodal_intermediate_size", 64), Map.entry("text_and_image_proj_size", 16),
-            Map.entry("classifier_hidden_sizes", 32));
     static final ObjectMapper JSON = new ObjectMapper();
 
     @TempDir static Path tmp;
@@ -56,8 +48,8 @@ class ClassifyRoutesTest {
     }
 
     static Path trained(Path data, String out) throws Exception {
-        Finetuner.Result r = Finetuner.builder().data(data).noCheckpoint().model(TINY).maxSteps(2).batchSize(4).seed(3)
-                .outputDir(tmp.resolve(out)).set("print_loss", false).build().run();
+        Finetuner.Result r = Finetuner.builder().data(data).noCheckpoint().model(ClassificationFinetunerTest.TINY)
+                .maxSteps(2).batchSize(4).seed(3).outputDir(tmp.resolve(out)).set("print_loss", false).build().run();
         assertEquals(Finetuner.Status.COMPLETED, r.status());
         return r.modelDir();
     }
