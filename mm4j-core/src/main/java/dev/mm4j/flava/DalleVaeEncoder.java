@@ -1,12 +1,14 @@
 package dev.mm4j.flava;
 
 import ai.djl.ndarray.NDArray;
-import ai.djl.ndarray.types.Shape;
-import ai.djl.nn.pooling.Pool;
 import ai.djl.pytorch.jni.JniUtils;
 import dev.mm4j.nn.Init;
 import dev.mm4j.nn.Module;
 import dev.mm4j.nn.Parameter;
+import dev.mm4j.nn.Precision;
+import dev.mm4j.nn.TorchOps;
+import java.util.ArrayList;
+import java.util.List;
 
 /**
  * FLAVA's image codebook, TorchMultimodal's {@code DalleVAEEncoder}: OpenAI's DALL-E dVAE encoder ({@code encoder},
@@ -81,7 +83,7 @@ public final class DalleVaeEncoder extends Module {
                 throw new IllegalArgumentException("input has " + x.getShape().get(1)
                         + " channels but model built for " + inputChannels);
             }
-            return blocks.forward(x);
+            return blocks.forward(x, precision());
         }
     }
 
@@ -97,39 +99,45 @@ public final class DalleVaeEncoder extends Module {
             int[] widths = {nHid, nHid, 2 * nHid, 4 * nHid, 8 * nHid};
             for (int g = 0; g < 4; g++) {
                 groups[g] = child("group_" + (g + 1),
-                        new Group(nLayers, nBlkPerGroup, widths[g], widths[g + 1], g < 3));
+                        new Group(nLayers, nBlkPerGroup, widths[g], widths[g + 1]));
             }
             this.output = child("output", new Output(8 * nHid, vocabSize));
         }
 
-        NDArray forward(NDArray x) {
-            NDArray h = input.forward(x);
+        /**
+         * The whole network in one call of the op library ({@code nn.TorchOps#dalleEncoder}), the convolutions in
+         * {@code precision} as autocast runs them; the weights in this module's order.
+         */
+        NDArray forward(NDArray x, Precision precision) {
+            List<NDArray> ws = new ArrayList<>();
+            List<Long> idPaths = new ArrayList<>();
+            input.addTo(ws);
             for (Group g : groups) {
-                h = g.forward(h);
+                for (Block b : g.blocks) {
+                    idPaths.add(b.idPath != null ? 1L : 0L);
+                    if (b.idPath != null) {
+                        b.idPath.addTo(ws);
+                    }
+                    for (DalleConv2d c : b.resPath.convs) {
+                        c.addTo(ws);
+                    }
+                }
             }
-            return output.forward(h);
+            output.conv.addTo(ws);
+            return TorchOps.on(x).dalleEncoder(precision, x, ws, idPaths.stream().mapToLong(Long::longValue).toArray(),
+                    groups[0].blocks.length, groups[0].blocks[0].postGain);
         }
     }
 
     /** {@code group_i}: {@code block_1} .. {@code block_n}, then a 2x2 max pool (not after the last group). */
     static final class Group extends Module {
         private final Block[] blocks;
-        private final boolean pool;
 
-        Group(int nLayers, int nBlk, int nIn, int nOut, boolean pool) {
+        Group(int nLayers, int nBlk, int nIn, int nOut) {
             this.blocks = new Block[nBlk];
             for (int i = 0; i < nBlk; i++) {
                 blocks[i] = child("block_" + (i + 1), new Block(i == 0 ? nIn : nOut, nOut, nLayers));
             }
-            this.pool = pool;
-        }
-
-        NDArray forward(NDArray x) {
-            NDArray h = x;
-            for (Block b : blocks) {
-                h = b.forward(h);
-            }
-            return pool ? Pool.maxPool2d(h, new Shape(2, 2), new Shape(2, 2), new Shape(0, 0), false) : h;
         }
     }
 
@@ -149,10 +157,6 @@ public final class DalleVaeEncoder extends Module {
             this.postGain = (float) (1.0 / ((double) nLayers * nLayers));
         }
 
-        NDArray forward(NDArray x) {
-            NDArray id = idPath != null ? idPath.forward(x) : x;
-            return id.add(resPath.forward(x).mul(postGain));
-        }
     }
 
     /** {@code res_path}: {@code conv_1} .. {@code conv_4}, each after a ReLU. */
@@ -166,14 +170,6 @@ public final class DalleVaeEncoder extends Module {
             convs[2] = child("conv_3", new DalleConv2d(nHid, nHid, 3));
             convs[3] = child("conv_4", new DalleConv2d(nHid, nOut, 1));
         }
-
-        NDArray forward(NDArray x) {
-            NDArray h = x;
-            for (DalleConv2d c : convs) {
-                h = c.forward(ai.djl.nn.Activation.relu(h));
-            }
-            return h;
-        }
     }
 
     /** {@code output}: ReLU then {@code conv}, a 1x1 conv to the token logits. */
@@ -183,27 +179,22 @@ public final class DalleVaeEncoder extends Module {
         Output(int nIn, int vocab) {
             this.conv = child("conv", new DalleConv2d(nIn, vocab, 1));
         }
-
-        NDArray forward(NDArray x) {
-            return conv.forward(ai.djl.nn.Activation.relu(x));
-        }
     }
 
     /** {@code DalleConv2d}: weight {@code w} (out, in, k, k) ~ N(0, 1/sqrt(in k^2)), bias {@code b} 0, padding (k-1)/2. */
     static final class DalleConv2d extends Module {
         private final Parameter w;
         private final Parameter b;
-        private final Shape padding;
 
         DalleConv2d(int nIn, int nOut, int kw) {
             this.w = parameter("w", Init.normal(1 / Math.sqrt((double) nIn * kw * kw)), nOut, nIn, kw, kw);
             this.b = parameter("b", Init.zeros(), nOut);
-            this.padding = new Shape((kw - 1) / 2, (kw - 1) / 2);
         }
 
-        NDArray forward(NDArray x) {
-            return ai.djl.nn.convolutional.Conv2d.conv2d(x, w.array(), b.array(), new Shape(1, 1), padding)
-                    .singletonOrThrow();
+        /** Adds its weight and bias, in that order. */
+        void addTo(List<NDArray> ws) {
+            ws.add(w.array());
+            ws.add(b.array());
         }
     }
 }

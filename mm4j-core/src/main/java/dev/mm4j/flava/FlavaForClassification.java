@@ -72,8 +72,7 @@ public final class FlavaForClassification extends FlavaWithHead implements LossM
      */
     @Override
     public void backward(GradientCollector gc, NDArray loss, Consumer<Collection<Parameter>> layerDone) {
-        gc.backward(loss);
-        model.backwardCheckpointed(layerDone);
+        model.backward(loss, layerDone);
     }
 
     /**

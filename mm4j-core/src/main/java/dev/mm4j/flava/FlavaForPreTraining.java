@@ -206,7 +206,6 @@ public final class FlavaForPreTraining extends Module implements LossModel<Pretr
      */
     @Override
     public void backward(GradientCollector gc, NDArray loss, Consumer<Collection<Parameter>> layerDone) {
-        gc.backward(loss);
-        model.backwardCheckpointed(layerDone);
+        model.backward(loss, layerDone);
     }
 }

@@ -88,7 +88,6 @@ public final class FlavaForRetrieval extends FlavaWithHead implements LossModel<
      */
     @Override
     public void backward(GradientCollector gc, NDArray loss, Consumer<Collection<Parameter>> layerDone) {
-        gc.backward(loss);
-        model.backwardCheckpointed(layerDone);
+        model.backward(loss, layerDone);
     }
 }

@@ -83,7 +83,9 @@ public final class FlavaModel extends Module {
      * the text encoder on the masked text, and the multimodal encoder over both when {@code required} is MM (null
      * picks MM when image and text are given, as the reference). The unmasked image and text run only when
      * {@code unmasked} is set (the reference runs them always; only the global contrastive loss reads them).
-     * Without a patch mask the masked image is the unmasked one (the same numbers, computed once).
+     * Without a patch mask the masked image is the unmasked one (the same numbers, computed once). Where an encoder
+     * runs on both the unmasked and the masked input, the two go through its layers in one run, stacked along the
+     * batch: the same numbers, with each layer's weights read (and cast to bf16) once and larger matrix products.
      *
      * @param image (B, C, H, W) in [0, 1], or null
      * @param text (B, L) token ids, or null
@@ -99,11 +101,26 @@ public final class FlavaModel extends Module {
         checkpointing.clear(); // one forward, then at most one backward()
         boolean imageWanted = image != null && required != RequiredEmbedding.TEXT;
         boolean textWanted = required != RequiredEmbedding.IMAGE;
-        EncoderOutput img = unmasked && imageWanted ? imageEncoder.forward(image) : null;
-        EncoderOutput txt = unmasked && textWanted && text != null ? textEncoder.forward(text) : null;
-        EncoderOutput imgMasked = !imageWanted ? null
-                : imagePatchesMask == null && img != null ? img : imageEncoder.forward(image, imagePatchesMask);
-        EncoderOutput txtMasked = textWanted && textMasked != null ? textEncoder.forward(textMasked) : null;
+        EncoderOutput img = null;
+        EncoderOutput imgMasked = null;
+        if (imageWanted && unmasked && imagePatchesMask != null) { // both: one run of the layers on 2B samples
+            EncoderOutput[] both = imageEncoder.forwardUnmaskedAndMasked(image, imagePatchesMask);
+            img = both[0];
+            imgMasked = both[1];
+        } else if (imageWanted) {
+            img = unmasked ? imageEncoder.forward(image) : null;
+            imgMasked = imagePatchesMask == null && img != null ? img : imageEncoder.forward(image, imagePatchesMask);
+        }
+        EncoderOutput txt = null;
+        EncoderOutput txtMasked = null;
+        if (textWanted && unmasked && text != null && textMasked != null) {
+            EncoderOutput[] both = textEncoder.forwardBoth(text, textMasked);
+            txt = both[0];
+            txtMasked = both[1];
+        } else if (textWanted) {
+            txt = unmasked && text != null ? textEncoder.forward(text) : null;
+            txtMasked = textMasked != null ? textEncoder.forward(textMasked) : null;
+        }
         EncoderOutput mm = required == RequiredEmbedding.MM && imgMasked != null && txtMasked != null
                 ? multimodal(imgMasked, txtMasked, textMasked) : null;
         return new MaskedOutput(new FlavaOutput(img, txt, null, imageProjection, textProjection), imgMasked, txtMasked, mm);
@@ -162,6 +179,14 @@ public final class FlavaModel extends Module {
      */
     public void backwardCheckpointed(Consumer<Collection<Parameter>> layerDone) {
         checkpointing.backward(layerDone);
+    }
+
+    /**
+     * The backward pass of {@code loss} (computed from this model's last forward, gradients recorded): the loss's
+     * own, then {@link #backwardCheckpointed the layers that ran checkpointed}, as one call.
+     */
+    public void backward(NDArray loss, Consumer<Collection<Parameter>> layerDone) {
+        checkpointing.backward(loss, layerDone);
     }
 
     /** Additive mask over [mm CLS, image tokens, text tokens] that hides text padding. */

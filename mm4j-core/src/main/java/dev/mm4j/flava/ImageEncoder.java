@@ -3,6 +3,7 @@ package dev.mm4j.flava;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDArrays;
 import ai.djl.ndarray.NDList;
+import ai.djl.ndarray.index.NDIndex;
 import ai.djl.ndarray.types.DataType;
 import dev.mm4j.nn.Activation;
 import dev.mm4j.nn.ActivationCheckpointing;
@@ -43,6 +44,23 @@ public final class ImageEncoder extends Module {
         return output(encoder.forward(embeddings.forward(pixels, patchesMask), null));
     }
 
+    /**
+     * The unmasked and the masked image in one run of the layers: {@link #forward(NDArray)} and
+     * {@link #forward(NDArray, NDArray)} on the same pixels, their embeddings stacked along the batch (the patches
+     * projected once), so each layer runs once on 2B samples and its weights are cast once. The same numbers: every
+     * layer works on each sample alone.
+     *
+     * @return {unmasked, masked}
+     */
+    public EncoderOutput[] forwardUnmaskedAndMasked(NDArray pixels, NDArray patchesMask) {
+        NDArray patches = embeddings.patches(pixels);
+        NDArray both = NDArrays.concat(new NDList(embeddings.embed(patches, null), embeddings.embed(patches, patchesMask)), 0);
+        NDArray hidden = encoder.forward(both, null);
+        long b = pixels.getShape().get(0);
+        return new EncoderOutput[] {
+            output(hidden.get(new NDIndex(":{}", b))), output(hidden.get(new NDIndex("{}:", b)))};
+    }
+
     /** Hidden states (B, 1 + patches, D) before the final norm, as this encoder's output. */
     EncoderOutput output(NDArray hiddenBeforeNorm) {
         return new EncoderOutput(hiddenBeforeNorm, layernorm);
@@ -68,12 +86,21 @@ public final class ImageEncoder extends Module {
         }
 
         NDArray forward(NDArray pixels, NDArray patchesMask) {
-            long b = pixels.getShape().get(0);
+            return embed(patches(pixels), patchesMask);
+        }
+
+        /** The projected patches (B, P, D) of {@code pixels}. */
+        NDArray patches(NDArray pixels) {
             if (pixels.getShape().get(2) != imageSize || pixels.getShape().get(3) != imageSize) {
                 throw new IllegalArgumentException("input image size " + pixels.getShape() + " doesn't match model ("
                         + imageSize + "*" + imageSize + ")");
             }
-            NDArray patches = patchEmbeddings.forward(pixels); // (B, P, D)
+            return patchEmbeddings.forward(pixels);
+        }
+
+        /** CLS, the patches (the masked ones replaced by {@code mask_token} where {@code patchesMask} is set), positions. */
+        NDArray embed(NDArray patches, NDArray patchesMask) {
+            long b = patches.getShape().get(0);
             if (patchesMask != null && maskToken != null) {
                 // embeddings * (1 - w) + mask_token * w, as the reference (a mask without use_image_masking is ignored)
                 NDArray w = patchesMask.reshape(b, -1).toType(DataType.FLOAT32, false).expandDims(-1);

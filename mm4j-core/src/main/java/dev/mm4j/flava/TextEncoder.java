@@ -1,6 +1,8 @@
 package dev.mm4j.flava;
 
 import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDArrays;
+import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.index.NDIndex;
 import ai.djl.ndarray.types.DataType;
@@ -33,6 +35,19 @@ public final class TextEncoder extends Module {
     /** input ids (B, L) int64 -> hidden states (B, L, D); keys equal to the pad id are masked. */
     public EncoderOutput forward(NDArray inputIds) {
         return new EncoderOutput(encoder.forward(embeddings.forward(inputIds), paddingMask(inputIds)), layernorm);
+    }
+
+    /**
+     * Two texts of the same shape (e.g. the unmasked and the masked one) in one run of the layers, stacked along the
+     * batch: {@link #forward} of each, with each layer run once on 2B samples. The same numbers: every layer works
+     * on each sample alone (its padding masked as its own).
+     */
+    public EncoderOutput[] forwardBoth(NDArray inputIds, NDArray otherIds) {
+        EncoderOutput both = forward(NDArrays.concat(new NDList(inputIds, otherIds), 0));
+        long b = inputIds.getShape().get(0);
+        NDArray hidden = both.hiddenBeforeNorm();
+        return new EncoderOutput[] {new EncoderOutput(hidden.get(new NDIndex(":{}", b)), layernorm),
+            new EncoderOutput(hidden.get(new NDIndex("{}:", b)), layernorm)};
     }
 
     /** 1 where a token is real, 0 where it is padding: (B, L) float32. */

@@ -42,6 +42,8 @@ public final class ActivationCheckpointing {
 
     private final List<Entry> tape = new ArrayList<>();
     private final boolean everyLayer;
+    /** Whether layers ran with their activations kept, recorded, since the last {@link #clear}. */
+    private boolean ranUncheckpointed;
 
     /**
      * @param everyLayer checkpoint every layer (the {@code activation_checkpointing} setting); false checkpoints only
@@ -59,15 +61,21 @@ public final class ActivationCheckpointing {
     /**
      * Whether layers of this shape on {@code batch} samples of {@code tokens} tokens attending to {@code keys} keys
      * run checkpointed while gradients are recorded: every layer when asked for, else the bf16 ones that
-     * {@link #bf16KeepsMore keep more than float32 would}, so that bf16 never needs more memory than float32.
+     * {@link #bf16KeepsMore keep clearly more than float32 would}, so that bf16 does not need more memory than float32.
      */
     boolean checkpoints(Precision precision, long batch, long tokens, long keys, long dim, int heads, long intermediate) {
-        return recording() && (everyLayer
-                || precision == Precision.BF16 && bf16KeepsMore(batch, tokens, keys, dim, heads, intermediate));
+        if (!recording()) {
+            return false;
+        }
+        boolean checkpointed = everyLayer
+                || precision == Precision.BF16 && bf16KeepsMore(batch, tokens, keys, dim, heads, intermediate);
+        ranUncheckpointed |= !checkpointed;
+        return checkpointed;
     }
 
     /**
-     * Whether a bf16 transformer layer keeps more bytes for its backward pass than the same layer in float32.
+     * Whether a bf16 transformer layer keeps more bytes for its backward pass than the same layer in float32, by more
+     * than {@link #BF16_MARGIN}.
      * Autograd keeps the bfloat16 copy of each weight for the input gradient (2 bytes for each of the
      * {@code 4d^2 + 2di} weights) where float32 keeps the weights themselves; per token bf16 keeps {@code 12d + 4i}
      * bytes less (float32 keeps the layer norms' inputs 8d, the first layer norm's output 4d, q k v 12d, the
@@ -76,7 +84,7 @@ public final class ActivationCheckpointing {
      * runs as explicit products ({@link TorchOps#BF16_EXPLICIT_ATTENTION_MAX_SCORES}: its bfloat16 probabilities; on
      * a GPU, where attention stays fused, they are counted too, so the rule errs towards recomputing there).
      * FLAVA's full-size layer breaks even at 658 tokens a batch with fused attention, 844 on 197 tokens with explicit
-     * attention: at batch 2 the image encoder (394 tokens) kept 0.42 GB in bf16 against 0.24 GB in float32 (bench
+     * attention (with the margin: 599 and 768): at batch 2 the image encoder (394 tokens) kept 0.42 GB in bf16 against 0.24 GB in float32 (bench
      * --breakdown), the text encoder on 2 x 512 tokens less than in float32.
      */
     public static boolean bf16KeepsMore(long batch, long tokens, long keys, long dim, int heads, long intermediate) {
@@ -85,12 +93,36 @@ public final class ActivationCheckpointing {
         if (tokens * keys <= TorchOps.BF16_EXPLICIT_ATTENTION_MAX_SCORES) {
             savedPerToken -= 2L * heads * keys;
         }
-        return copies > batch * tokens * savedPerToken;
+        return copies > BF16_MARGIN * batch * tokens * savedPerToken;
     }
+
+    /**
+     * By how much a bf16 layer's weight copies must exceed what bfloat16 saves on its activations before the layer
+     * is recomputed: within 10% of the break-even the layer keeps at most a megabyte or two more than in float32 (a
+     * full-size layer's copies are 14 MB) while bfloat16 saves far more on the rest of the step, and recomputing
+     * would cost one more forward pass of the layer. FLAVA pretraining's image encoder (the masked and the unmasked
+     * image in one run, 788 tokens at batch 2) is such a layer: 14.2 MB of copies against 13.2 MB saved.
+     */
+    static final double BF16_MARGIN = 1.1;
 
     /** Forgets what an earlier forward recorded (its arrays belong to a step that has ended or will end). */
     public void clear() {
         tape.clear();
+        ranUncheckpointed = false;
+    }
+
+    /**
+     * The whole backward pass of {@code loss}: the loss's own (through everything that ran with its activations
+     * kept), then {@link #backward(Consumer) the recorded layers'}. Where layers that kept their activations feed
+     * layers that ran checkpointed (e.g. an image encoder kept, the multimodal encoder over it recomputed), the
+     * loss's pass keeps their graph: the recomputed layers' gradients reach it afterwards, through a bridge.
+     */
+    public void backward(NDArray loss, Consumer<Collection<Parameter>> layerDone) {
+        boolean keepGraph = ranUncheckpointed && tape.stream().anyMatch(e -> e instanceof Layer);
+        try (NDArray ones = loss.onesLike()) {
+            JniUtils.backward((PtNDArray) loss, (PtNDArray) ones, keepGraph, false);
+        }
+        backward(layerDone);
     }
 
     /** Runs {@code layers} on {@code x} checkpointed; returns the last output, a leaf that requires a gradient. */

@@ -230,6 +230,66 @@ public final class TorchOps {
         return IValue.listFrom(arrays.stream().map(a -> (PtNDArray) a).toArray(PtNDArray[]::new));
     }
 
+    /**
+     * OpenAI's DALL-E dVAE encoder (FLAVA's image codebook, TorchMultimodal's {@code DalleEncoder}) in one call, the
+     * convolutions in {@code precision} as {@code torch.autocast} runs them (bfloat16 activations throughout for
+     * bf16: conv, ReLU, max pool and the residual sums); float32 logits (B, vocab, S/8, S/8) out. {@code ws} holds
+     * the convolutions' weight and bias pairs in the module's order: {@code input}, then per residual block its
+     * {@code id_path} (where {@code idPaths[block]} is 1) and its four {@code res_path} convolutions, then
+     * {@code output}; each convolution pads by (k - 1) / 2. Four groups of {@code blocksPerGroup} blocks, max-pooled
+     * 2x2 after the first three; a block adds {@code postGain} times its residual path. Records no autograd.
+     */
+    public NDArray dalleEncoder(Precision precision, NDArray x, List<NDArray> ws, long[] idPaths, int blocksPerGroup,
+            double postGain) {
+        List<IValue> in = new ArrayList<>(5);
+        try {
+            in.add(IValue.from((PtNDArray) x));
+            in.add(list(ws));
+            in.add(IValue.listFrom(idPaths));
+            in.add(IValue.from((long) blocksPerGroup));
+            in.add(IValue.from(postGain));
+            boolean recording = JniUtils.isGradMode();
+            JniUtils.setGradMode(false);
+            JniUtils.setGraphExecutorOptimize(false);
+            try (IValue out = IValueUtils.runMethod(module, "dalle_encoder_" + (precision == Precision.BF16
+                    ? Precision.BF16 : Precision.FP32).code(), in.toArray(new IValue[0]))) {
+                return out.toTensor((PtNDManager) x.getManager());
+            } finally {
+                JniUtils.setGraphExecutorOptimize(GRAPH_OPTIMIZER);
+                JniUtils.setGradMode(recording);
+            }
+        } finally {
+            in.forEach(IValue::close);
+        }
+    }
+
+    /** The op library's {@code dalle_encoder_<precision>} method for the dtype code {@code t} (see {@link #dalleEncoder}). */
+    private static String dalleEncoderSource(String code, int t) {
+        return "  def dalle_encoder_" + code + "(self: __torch__.Ops,\n"
+                + "    x: Tensor, ws: List[Tensor], id_paths: List[int], blocks_per_group: int, post_gain: float) -> Tensor:\n"
+                + "    h = torch.conv2d(torch.to(x, " + t + "), torch.to(ws[0], " + t + "), torch.to(ws[1], " + t + "), [1, 1],\n"
+                + "      [torch.floordiv(torch.size(ws[0], 3) - 1, 2), torch.floordiv(torch.size(ws[0], 3) - 1, 2)])\n"
+                + "    i = 2\n"
+                + "    block = 0\n"
+                + "    for g in range(4):\n"
+                + "      for j in range(blocks_per_group):\n"
+                + "        idp = h\n"
+                + "        if id_paths[block] == 1:\n"
+                + "          idp = torch.conv2d(h, torch.to(ws[i], " + t + "), torch.to(ws[i + 1], " + t + "))\n"
+                + "          i = i + 2\n"
+                + "        r = h\n"
+                + "        for c in range(4):\n"
+                + "          pad = torch.floordiv(torch.size(ws[i], 3) - 1, 2)\n"
+                + "          r = torch.conv2d(torch.relu(r), torch.to(ws[i], " + t + "), torch.to(ws[i + 1], " + t + "), [1, 1], [pad, pad])\n"
+                + "          i = i + 2\n"
+                + "        h = torch.add(idp, torch.mul(r, post_gain))\n"
+                + "        block = block + 1\n"
+                + "      if g < 3:\n"
+                + "        h = torch.max_pool2d(h, [2, 2], [2, 2])\n"
+                + "    h = torch.conv2d(torch.relu(h), torch.to(ws[i], " + t + "), torch.to(ws[i + 1], " + t + "))\n"
+                + "    return torch.to(h, 6)\n";
+    }
+
     /** The op library's {@code adamw} method: {@code _fused_adamw_} with one step tensor for all, grad scale 1 or 1/s. */
     private static final String ADAMW_SOURCE = ""
             + "  def adamw(self: __torch__.Ops,\n"
@@ -340,7 +400,9 @@ public final class TorchOps {
                 .append("  __buffers__ = []\n")
                 .append("  training : bool\n")
                 .append("  def forward(self: __torch__.Ops,\n    x: Tensor) -> Tensor:\n    return x\n")
-                .append(ADAMW_SOURCE);
+                .append(ADAMW_SOURCE)
+                .append(dalleEncoderSource(Precision.FP32.code(), FLOAT32))
+                .append(dalleEncoderSource(Precision.BF16.code(), BFLOAT16));
         s.append("  def quantize_int8(self: __torch__.Ops,\n    w: Tensor) -> Tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:\n")
                 .append("    q, c, scale, zp = torch.fbgemm_linear_quantize_weight(w)\n")
                 .append("    p = torch.fbgemm_pack_quantized_matrix(q)\n")

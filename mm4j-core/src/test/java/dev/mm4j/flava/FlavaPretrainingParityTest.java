@@ -256,6 +256,59 @@ public class FlavaPretrainingParityTest {
         }
     }
 
+    /**
+     * bf16 on one image-text pair: the image encoder (the masked and the unmasked image, 34 tokens) keeps its
+     * activations while the text and multimodal encoders recompute theirs (their weight copies outweigh what bf16
+     * saves on them), and the global contrastive loss reads the image encoder directly: the loss's backward pass goes
+     * through the image encoder, and the multimodal encoder's gradients reach it again afterwards. The gradients equal
+     * those with every layer recomputed, both bf16.
+     */
+    @Test
+    void bf16WithSomeEncodersRecomputedGivesTheGradientsOfEveryLayerRecomputed() throws Exception {
+        FlavaForPreTraining.Inputs all = cases.get("pairs");
+        FlavaForPreTraining.Inputs one = new FlavaForPreTraining.Inputs(all.image().get("0:1"),
+                all.imageForCodebook().get("0:1"), all.text().get("0:1"), all.textMasked().get("0:1"),
+                all.mlmLabels().get("0:1"), all.imagePatchesMask().get("0:1"), all.itmLabels().get("0:1"));
+        long imageTokens = 1 + (long) (config.imageSize / config.patchSize) * (config.imageSize / config.patchSize);
+        long textTokens = one.text().getShape().get(1);
+        assertFalse(dev.mm4j.nn.ActivationCheckpointing.bf16KeepsMore(2, imageTokens, imageTokens,
+                config.imageHiddenSize, config.imageNumAttentionHeads, config.imageIntermediateSize), "image kept");
+        assertTrue(dev.mm4j.nn.ActivationCheckpointing.bf16KeepsMore(2, textTokens, textTokens,
+                config.textHiddenSize, config.textNumAttentionHeads, config.textIntermediateSize), "text recomputed");
+        Map<String, float[]>[] grads = new Map[2];
+        for (int k = 0; k < 2; k++) {
+            FlavaConfig c = config.copy();
+            c.precision = dev.mm4j.nn.Precision.BF16;
+            c.activationCheckpointing = k == 1;
+            FlavaForPreTraining m = FlavaForPreTraining.create(c, manager);
+            StateDictLoader.load(m, fixture("pretraining.pt"), true);
+            m.setTraining(false);
+            grads[k] = new LinkedHashMap<>();
+            try (NDScope scope = new NDScope()) {
+                try (GradientCollector gc = Engine.getInstance().newGradientCollector()) {
+                    m.backward(gc, m.forward(one).total());
+                }
+                for (var e : m.trainableParameters().entrySet()) {
+                    NDArray g = e.getValue().array().getGradient();
+                    grads[k].put(e.getKey(), g.toFloatArray());
+                }
+            }
+        }
+        assertTrue(grads[0].get("model.image_encoder.encoder.layer.0.attention.query.weight").length > 0);
+        for (var e : grads[0].entrySet()) {
+            float[] a = e.getValue();
+            float[] b = grads[1].get(e.getKey());
+            double scale = 0;
+            double diff = 0;
+            for (int i = 0; i < a.length; i++) {
+                scale = Math.max(scale, Math.abs(b[i]));
+                diff = Math.max(diff, Math.abs(a[i] - b[i]));
+            }
+            assertTrue(diff <= 1e-6 * Math.max(scale, 1e-3), e.getKey() + ": gradients differ by " + diff + " (largest "
+                    + scale + ")");
+        }
+    }
+
     void threeStepsMatchTheReference() throws Exception {
         JsonNode train = fixture.get("train");
         JsonNode opt = train.get("optimizer");
