@@ -18,7 +18,9 @@ import dev.mm4j.data.PretrainingSource;
 import dev.mm4j.data.QuestionTokenizer;
 import dev.mm4j.data.SyntheticPretraining;
 import dev.mm4j.data.SyntheticTextVqa;
+import dev.mm4j.download.PretrainedWeights;
 import dev.mm4j.flava.FlavaConfig;
+import dev.mm4j.flava.FlavaForClassification;
 import dev.mm4j.flava.FlavaForPreTraining;
 import dev.mm4j.flava.LossModel;
 import dev.mm4j.flava.ModelStep;
@@ -131,6 +133,19 @@ class PretrainingBundleTest {
                     List.copyOf(seen.get(PretrainingSource.Kind.PAIRS).keySet()));
             assertEquals(List.of("mlm_loss", "total"), List.copyOf(seen.get(PretrainingSource.Kind.TEXT).keySet()));
             assertEquals(List.of("mim_loss", "total"), List.copyOf(seen.get(PretrainingSource.Kind.IMAGE).keySet()));
+        }
+
+        // fine-tuning from the bundle without model kwargs: its sizes are the base config, and only the new head is missing
+        try (NDManager manager = NDManager.newBaseManager()) {
+            FlavaConfig base = PretrainedWeights.resolve(r.modelDir().toString()).config(new FlavaConfig());
+            assertEquals(16, base.multimodalHiddenSize);
+            assertEquals(12, base.codebookNHid);
+            FlavaConfig cls = FinetuneSettings.preset("tutorial").flavaConfig(5, base);
+            cls.classifierHiddenSizes = List.of(16);
+            FlavaForClassification model = FlavaForClassification.create(cls.validate(), manager);
+            String report = PretrainedWeights.resolve(r.modelDir().toString()).loadInto(model);
+            assertTrue(report.contains("missing 4 [classifier.model.0.bias, classifier.model.0.weight, "
+                    + "classifier.model.3.bias, classifier.model.3.weight]"), report);
         }
 
         // pretraining again from the bundle, without repeating the model's kwargs: it loads strictly
