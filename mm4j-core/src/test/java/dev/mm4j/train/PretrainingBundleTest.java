@@ -45,29 +45,16 @@ class PretrainingBundleTest {
 
     /** A tiny FLAVA whose codebook and loss settings all differ from the defaults (DALL-E's 112 / 8192 / 4 / 256 / 2). */
     static Map<String, Object> kwargs() {
-        Map<String, Object> kw = new LinkedHashMap<>();
-        kw.put("image_size", 32);
-        kw.put("patch_size", 8);
+        Map<String, Object> kw = new LinkedHashMap<>(Map.of("image_size", 32, "patch_size", 8,
+                "max_position_embeddings", 32, "text_and_image_proj_size", 8));
         for (String enc : List.of("image", "text", "multimodal")) {
-            kw.put(enc + "_hidden_size", 16);
-            kw.put(enc + "_num_attention_heads", 2);
-            kw.put(enc + "_num_hidden_layers", 1);
-            kw.put(enc + "_intermediate_size", 32);
+            kw.putAll(Map.of(enc + "_hidden_size", 16, enc + "_num_attention_heads", 2, enc + "_num_hidden_layers", 1,
+                    enc + "_intermediate_size", 32));
         }
-        kw.put("max_position_embeddings", 32);
-        kw.put("text_and_image_proj_size", 8);
-        kw.put("codebook_image_size", 32);
-        kw.put("image_vocab_size", 48);
-        kw.put("codebook_group_count", 3);
-        kw.put("codebook_n_hid", 12);
-        kw.put("codebook_n_blk_per_group", 1);
-        kw.put("mlm_weight", 0.5);
-        kw.put("mim_weight", 2.0);
-        kw.put("itm_loss_weight", 0.75);
-        kw.put("mmm_text_loss_weight", 1.5);
-        kw.put("mmm_image_loss_weight", 0.25);
-        kw.put("contrastive_loss_weight", 3.0);
-        kw.put("pretraining_layer_norm_eps", 1e-6);
+        kw.putAll(Map.of("codebook_image_size", 32, "image_vocab_size", 48, "codebook_group_count", 3,
+                "codebook_n_hid", 12, "codebook_n_blk_per_group", 1));
+        kw.putAll(Map.of("mlm_weight", 0.5, "mim_weight", 2.0, "itm_loss_weight", 0.75, "mmm_text_loss_weight", 1.5,
+                "mmm_image_loss_weight", 0.25, "contrastive_loss_weight", 3.0, "pretraining_layer_norm_eps", 1e-6));
         return kw;
     }
 
