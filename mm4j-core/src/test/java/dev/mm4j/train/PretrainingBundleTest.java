@@ -120,6 +120,10 @@ class PretrainingBundleTest {
                     List.copyOf(seen.get(PretrainingSource.Kind.PAIRS).keySet()));
             assertEquals(List.of("mlm_loss", "total"), List.copyOf(seen.get(PretrainingSource.Kind.TEXT).keySet()));
             assertEquals(List.of("mim_loss", "total"), List.copyOf(seen.get(PretrainingSource.Kind.IMAGE).keySet()));
+            // as a classification model it is refused in one line saying what to do with it
+            Exception notClassifier = assertThrows(java.io.IOException.class, () -> ModelBundle.load(r.modelDir(), manager));
+            assertTrue(notClassifier.getMessage().contains("is a pretrained model (no answers): fine-tune it first"),
+                    notClassifier.getMessage());
         }
 
         // fine-tuning from the bundle without model kwargs: its sizes are the base config, and only the new head is missing
