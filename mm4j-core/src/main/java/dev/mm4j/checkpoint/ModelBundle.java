@@ -3,6 +3,7 @@ package dev.mm4j.checkpoint;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import com.fasterxml.jackson.annotation.JsonSetter;
+import com.fasterxml.jackson.core.type.TypeReference;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.PropertyNamingStrategies;
 import com.fasterxml.jackson.databind.annotation.JsonNaming;
@@ -12,6 +13,7 @@ import dev.mm4j.data.Padding;
 import dev.mm4j.data.QuestionTokenizer;
 import dev.mm4j.flava.FlavaConfig;
 import dev.mm4j.flava.FlavaForClassification;
+import dev.mm4j.flava.FlavaForPreTraining;
 import dev.mm4j.flava.FlavaForRetrieval;
 import dev.mm4j.nn.Module;
 import dev.mm4j.nn.Precision;
@@ -91,13 +93,19 @@ public final class ModelBundle {
         writeWeights(file, model, model.config());
     }
 
-    /** Weights of any FLAVA module (its parameter names) with {@code config} in the metadata. */
+    /**
+     * Weights of any FLAVA module (its parameter names) with {@code config} in the metadata: TorchMultimodal's kwargs
+     * as they are ({@link FlavaConfig#toKwargsJson}); for a {@link FlavaForPreTraining} its pretraining kwargs, the
+     * codebook's sizes and the loss weights included ({@link FlavaConfig#toPretrainingKwargsJson}), so that
+     * {@link #loadPretraining} rebuilds it exactly.
+     */
     public static void writeWeights(Path file, Module model, FlavaConfig config) throws IOException {
         Map<String, NDArray> arrays = new LinkedHashMap<>();
         model.stateDictParameters().forEach((n, p) -> arrays.put(n, p.array())); // tied weights under each name
         Map<String, String> meta = new LinkedHashMap<>();
         meta.put("format", "pt");
-        meta.put(CONFIG_KEY, config.toKwargsJson()); // TorchMultimodal kwargs as they are
+        meta.put(CONFIG_KEY, model instanceof FlavaForPreTraining ? config.toPretrainingKwargsJson()
+                : config.toKwargsJson());
         SafeTensors.writeNDArrays(file, arrays, meta);
     }
 
@@ -132,7 +140,7 @@ public final class ModelBundle {
      * {@code finetune --checkpoint DIR} starts any task from, and what pretraining loads back strictly), {@code
      * bundle.json} of format {@link #PRETRAINING_FORMAT}.
      */
-    public static void writePretraining(Path dir, dev.mm4j.flava.FlavaForPreTraining model, Info info, Path tokenizerFile)
+    public static void writePretraining(Path dir, FlavaForPreTraining model, Info info, Path tokenizerFile)
             throws IOException {
         Files.createDirectories(dir);
         writeWeights(dir.resolve(WEIGHTS), model, model.config());
@@ -189,6 +197,10 @@ public final class ModelBundle {
         if (RETRIEVAL_FORMAT.equals(info.format)) {
             throw new IOException(dir + " is a retrieval model (no answers): use it with classify, index or search");
         }
+        if (PRETRAINING_FORMAT.equals(info.format)) {
+            throw new IOException(dir + " is a pretrained model (no answers): fine-tune it first (finetune --checkpoint "
+                    + dir + "), or load it with ModelBundle.loadPretraining");
+        }
         FlavaForClassification model;
         try (StateDict sd = SafeTensors.read(weights)) {
             FlavaConfig config = config(sd, weights);
@@ -237,6 +249,63 @@ public final class ModelBundle {
         }
         model.setTraining(false);
         return new Retrieval(model, tokenizer(folder, info), transform(model.config(), info), info);
+    }
+
+    /**
+     * A pretraining bundle's model ({@link #writePretraining}, or a pretraining run's checkpoint): {@link
+     * FlavaForPreTraining} built from the config in the weights' metadata (codebook and loss weights included) and
+     * loaded strictly (0 missing, 0 unexpected, or an error naming them), in eval mode, on {@code manager}, in the
+     * precision it was trained in unless that would be emulated ({@link Precision#choose}, logged).
+     */
+    public static FlavaForPreTraining loadPretraining(Path dir, NDManager manager) throws IOException {
+        Path weights = weightsFile(dir);
+        Path folder = weights.toAbsolutePath().getParent();
+        Info info = info(folder);
+        if (Files.isRegularFile(folder.resolve(INFO)) && !PRETRAINING_FORMAT.equals(info.format)) {
+            throw new IOException(dir + " is a " + info.format + " bundle, not a pretrained model ("
+                    + PRETRAINING_FORMAT + ")");
+        }
+        FlavaConfig config;
+        try (StateDict sd = SafeTensors.read(weights)) {
+            config = config(sd, weights);
+        }
+        config.maskTextPaddingInMultimodal = info.padding.masksTextInMultimodal();
+        FlavaForPreTraining model = FlavaForPreTraining.create(config, manager);
+        PretrainingCheckpoint.load(model, weights, null);
+        model.setTraining(false);
+        Precision.Choice choice = Precision.choose(null, info.trainedPrecision(), manager.getDevice());
+        model.setPrecision(choice.precision());
+        LOG.info("{}: {}", folder, choice);
+        return model;
+    }
+
+    /**
+     * {@code base} with the config of the pretraining bundle (or pretraining run checkpoint) at {@code path} set over
+     * it; null when {@code path} is no such thing. A pretraining bundle is one whose {@code bundle.json} says
+     * {@link #PRETRAINING_FORMAT}, or whose weights' config carries the pretraining keys (only a pretraining model's
+     * does: {@link #writeWeights}).
+     */
+    public static FlavaConfig pretrainingConfig(Path path, FlavaConfig base) throws IOException {
+        if (!isBundle(path)) {
+            return null;
+        }
+        Path weights = weightsFile(path);
+        boolean pretrainingFormat = PRETRAINING_FORMAT.equals(info(weights.toAbsolutePath().getParent()).format);
+        try (StateDict sd = SafeTensors.read(weights)) {
+            String cfg = sd.metadata().get(CONFIG_KEY);
+            if (cfg == null) {
+                return null; // a folder's bundle.json without mm4j weights: whoever loads it says what is wrong
+            }
+            Map<String, Object> kwargs = new ObjectMapper().readValue(cfg, new TypeReference<LinkedHashMap<String, Object>>() {});
+            if (!pretrainingFormat && !kwargs.containsKey("codebook_image_size")) {
+                return null;
+            }
+            try {
+                return FlavaConfig.withKwargs(base, kwargs);
+            } catch (IOException | IllegalArgumentException e) {
+                throw new IOException(weights + ": its '" + CONFIG_KEY + "' metadata: " + e.getMessage(), e);
+            }
+        }
     }
 
     /** The FLAVA config in the weights' metadata. */

@@ -116,10 +116,16 @@ public final class PretrainedCheckpoint implements AutoCloseable {
     }
 
     /**
-     * The model config: {@code base} with the sizes and eps of the HF {@code config.json} next to the weights of
-     * {@code path} (when there is one), else {@code base} itself. Reads no tensors.
+     * The model config: {@code base} with the config a pretraining bundle carries when {@code path} is one
+     * ({@link ModelBundle#pretrainingConfig}: every size, the codebook's included), else with the sizes and eps of the
+     * HF {@code config.json} next to the weights of {@code path} (when there is one), else {@code base} itself. Reads
+     * no tensors.
      */
     public static FlavaConfig config(Path path, FlavaConfig base) throws IOException {
+        FlavaConfig pretraining = ModelBundle.pretrainingConfig(path, base);
+        if (pretraining != null) {
+            return pretraining;
+        }
         Path f = hfConfigFile(path);
         return f == null ? base : HfFlavaLayout.config(readJson(f), base, f.toString());
     }

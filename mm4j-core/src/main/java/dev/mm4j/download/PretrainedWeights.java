@@ -83,7 +83,10 @@ public final class PretrainedWeights {
         return path;
     }
 
-    /** {@code defaults} with the sizes of an HF folder's {@code config.json}, else {@code defaults}. */
+    /**
+     * {@code defaults} with the config of a pretraining bundle (its sizes, codebook included) or the sizes of an HF
+     * folder's {@code config.json}, else {@code defaults} ({@link PretrainedCheckpoint#config}).
+     */
     public FlavaConfig config(FlavaConfig defaults) throws IOException {
         return path == null ? defaults : PretrainedCheckpoint.config(path, defaults);
     }

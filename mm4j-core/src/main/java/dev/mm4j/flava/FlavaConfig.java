@@ -92,11 +92,18 @@ public final class FlavaConfig {
     public double itmLossWeight = 1.0;
     public double pretrainingLayerNormEps = 1e-5;
 
-    /** The pretraining keys above: no {@code flava_model_for_classification} kwarg, left out of {@link #toKwargsJson}. */
+    /**
+     * The pretraining keys above: no {@code flava_model_for_classification} kwarg, left out of {@link #toKwargsJson},
+     * kept by {@link #toPretrainingKwargsJson}.
+     */
     static final List<String> PRETRAINING_KEYS = List.of("codebook_image_size", "image_vocab_size",
             "codebook_group_count", "codebook_n_hid", "codebook_n_blk_per_group", "mlm_weight", "mim_weight",
             "contrastive_loss_weight", "mmm_image_loss_weight", "mmm_text_loss_weight", "itm_loss_weight",
             "pretraining_layer_norm_eps");
+
+    /** The classification head's keys ({@code flava_model_for_classification}'s own): no pretraining model's kwargs. */
+    static final List<String> CLASSIFIER_KEYS = List.of("num_classes", "classifier_in_dim", "classifier_hidden_sizes",
+            "classifier_dropout");
 
     /**
      * Whether the multimodal encoder ignores text padding tokens. Off reproduces the reference, whose
@@ -218,12 +225,29 @@ public final class FlavaConfig {
      * bundle stores; {@link #fromJson} reads it and also our full form.
      */
     public String toKwargsJson() {
+        return kwargsJson(false);
+    }
+
+    /**
+     * This config as a pretraining model's kwargs: those of TorchMultimodal's {@code flava_model_for_pretraining(
+     * codebook_image_size, **flava_model_kwargs)} and the other pretraining keys ({@link #PRETRAINING_KEYS}: the
+     * codebook's sizes, the loss weights and the heads' eps), so that {@link #fromJson} rebuilds
+     * {@code FlavaForPreTraining} exactly; without the classification head's keys ({@link #CLASSIFIER_KEYS}) and
+     * {@code initializer_range}. What a pretraining bundle stores.
+     */
+    public String toPretrainingKwargsJson() {
+        return kwargsJson(true);
+    }
+
+    private String kwargsJson(boolean pretraining) {
         try {
             ObjectMapper m = mapper(false);
             com.fasterxml.jackson.databind.node.ObjectNode o = m.valueToTree(this);
             o.remove("initializer_range");
-            PRETRAINING_KEYS.forEach(o::remove);
-            o.put("classifier_in_dim", classifierInputDim());
+            (pretraining ? CLASSIFIER_KEYS : PRETRAINING_KEYS).forEach(o::remove);
+            if (!pretraining) {
+                o.put("classifier_in_dim", classifierInputDim());
+            }
             return m.writerWithDefaultPrettyPrinter().writeValueAsString(o);
         } catch (IOException e) {
             throw new IllegalStateException(e);

@@ -1,33 +1,21 @@
 package dev.mm4j.train;
 
-import ai.djl.engine.Engine;
 import ai.djl.ndarray.NDManager;
 import dev.mm4j.checkpoint.ModelBundle;
 import dev.mm4j.data.AnswerVocab;
-import dev.mm4j.data.ImageTransform;
 import dev.mm4j.data.LabelledExamples;
-import dev.mm4j.data.QuestionTokenizer;
-import dev.mm4j.download.PretrainedWeights;
 import dev.mm4j.eval.ClassificationMetrics;
 import dev.mm4j.eval.LabelledClassifier;
-import dev.mm4j.flava.FlavaConfig;
 import dev.mm4j.flava.FlavaForClassification;
 import dev.mm4j.flava.RequiredEmbedding;
-import dev.mm4j.report.MetricsLog;
 import dev.mm4j.util.AtomicFiles;
-import dev.mm4j.util.DirectoryLock;
-import dev.mm4j.util.Hardware;
 import java.io.IOException;
 import java.io.PrintStream;
-import java.io.UncheckedIOException;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Collections;
 import java.util.Iterator;
 import java.util.List;
-import java.util.NoSuchElementException;
-import java.util.Objects;
 import java.util.Random;
 
 /**
@@ -41,7 +29,7 @@ import java.util.Random;
  * validation split the accuracy, macro-F1 and per-class figures ({@code OUT/eval.json}) next to the majority-class
  * baseline, and {@code OUT/predictions.jsonl}.
  */
-public final class ClassificationFinetuner {
+public final class ClassificationFinetuner extends TaskFinetuner<ClassificationFinetuner> {
 
     /**
      * What a run did.
@@ -59,33 +47,11 @@ public final class ClassificationFinetuner {
     /** The file of class names a run writes (one per line, line index = class id). */
     public static final String CLASSES = "classes.txt";
 
-    private final FinetuneSettings s;
-    private final PrintStream out;
-    private final List<TrainingListener> listeners = new ArrayList<>();
-    private boolean resume;
-    private volatile boolean cancelRequested;
-
     public ClassificationFinetuner(FinetuneSettings settings, PrintStream out) {
-        this.s = settings;
-        this.out = out;
+        super(settings, out);
     }
 
-    public ClassificationFinetuner resume(boolean resume) {
-        this.resume = resume;
-        return this;
-    }
-
-    public ClassificationFinetuner listener(TrainingListener listener) {
-        listeners.add(Objects.requireNonNull(listener, "listener"));
-        return this;
-    }
-
-    /** Stops the run at the next step boundary with a checkpoint; safe from any thread. */
-    public void cancel() {
-        cancelRequested = true;
-    }
-
-    /** Cancel when {@code when} says so (asked before every step). */
+    /** Cancel when {@code when} says so too (asked before every step). */
     ClassificationFinetuner cancelWhen(java.util.function.BooleanSupplier when) {
         this.external = when;
         return this;
@@ -93,28 +59,19 @@ public final class ClassificationFinetuner {
 
     private java.util.function.BooleanSupplier external = () -> false;
 
+    @Override
+    protected boolean cancelRequested() {
+        return super.cancelRequested() || external.getAsBoolean();
+    }
+
     public Result run() throws IOException {
         if (s.data == null) {
             throw new IllegalArgumentException("no dataset: set data (--data PATH: a GLUE-style folder, an ImageFolder, "
                     + "or a JSON Lines / CSV manifest)");
         }
         Path data = Path.of(s.data);
-        Path outDir = Path.of(s.out);
-        Files.createDirectories(outDir);
-        CheckpointStore store = new CheckpointStore(outDir, s.keepLast);
-        try (DirectoryLock lock = store.lockOutput()) {
-            if (Files.exists(outDir.resolve("model").resolve(ModelBundle.WEIGHTS))) {
-                throw new IOException(outDir + " already holds a model; choose another --out");
-            }
-            Path resumedFrom = store.latest();
-            if (resume && resumedFrom == null) {
-                throw new IOException("--resume: no checkpoint in " + store.dir() + " (nothing to resume)");
-            }
-            if (!resume && resumedFrom != null) {
-                throw new IOException(outDir + " already holds checkpoints; pass --resume to continue that run, or choose another --out");
-            }
-            AtomicFiles.writeString(outDir.resolve("settings.yaml"), s.toYaml());
-            int threads = Hardware.configureThreads(s.threads);
+        try (TaskRun run = openRun()) {
+            Path outDir = run.outDir();
             LabelledExamples.Split trainSplit = LabelledExamples.read(data, s.trainSplit);
             List<LabelledExamples.Example> train = limit(trainSplit.examples(), s.trainLimit);
             List<LabelledExamples.Example> val = s.hasValidation() && LabelledExamples.has(data, s.valSplit)
@@ -132,110 +89,79 @@ public final class ClassificationFinetuner {
             out.printf("data: %s (%s), %d training and %d validation examples, %d classes (%s); head reads %s; "
                     + "%d libtorch threads%n", data, trainSplit.kind().name().toLowerCase().replace('_', '+'),
                     train.size(), val.size(), classes.size(), String.join(", ", classes.subList(0, Math.min(8,
-                    classes.size()))) + (classes.size() > 8 ? ", ..." : ""), head.name().toLowerCase(), threads);
-            PretrainedWeights pretrained = PretrainedWeights.resolve(s.checkpoint);
-            FlavaConfig config = s.flavaConfig(classes.size(), pretrained.config(new FlavaConfig()));
-            Path tokenizerFile = s.tokenizer == null ? pretrained.tokenizerFile() : Path.of(s.tokenizer);
-            ImageTransform transform = new ImageTransform(config.imageSize, config.imageSize, s.antialias,
-                    s.normalization()).withMaxImagePixels(s.maxImagePixels);
-            int maxLength = Math.min(s.maxLength, config.maxPositionEmbeddings);
-            try (QuestionTokenizer tokenizer = tokenizerFile == null ? QuestionTokenizer.bertBaseUncased(maxLength)
-                    : QuestionTokenizer.load(tokenizerFile, maxLength);
-                    NDManager manager = NDManager.newBaseManager(Hardware.device(s.device))) {
-                Engine.getInstance().setRandomSeed(Long.hashCode(s.seed));
-                FlavaForClassification model = FlavaForClassification.create(config, manager);
-                model.setPrecision(dev.mm4j.nn.Precision.choose(s.precision, null, manager.getDevice()).precision());
-                out.printf("model: FLAVA for classification, %,d parameters, on %s%n", model.parameterCount(),
-                        manager.getDevice());
-                if (resumedFrom == null) {
-                    out.println(pretrained.loadInto(model));
-                }
-                LabelledClassifier classifier = new LabelledClassifier(model, classes, tokenizer, transform, head);
-                for (LabelledExamples.Example e : train) {
-                    classifier.classId(e); // every training label is a class (they were read from it)
-                }
-                TrainingLoop.Outcome o;
-                Path last;
-                long steps;
-                try (AdamW optimizer = new AdamW(model.namedParameters(), s.adamw(), manager)) {
-                    int batch = Math.min(s.batchSize, train.size());
-                    int perEpoch = (train.size() + batch - 1) / batch;
-                    long total = s.maxSteps > 0 ? s.maxSteps : (long) s.epochs * perEpoch / Math.max(1, s.gradAccum);
-                    LrSchedule schedule = new LrSchedule(LrSchedule.Kind.parse(s.schedule), s.lr,
-                            Math.min(s.warmupSteps, total), total, 0.5, 0);
-                    TrainState state;
-                    if (resumedFrom != null) {
-                        state = CheckpointStore.restore(resumedFrom, model, optimizer);
-                        out.printf("resumed from %s: step %d, epoch %d, next batch %d%n", resumedFrom, state.step,
-                                state.epoch, state.nextBatch);
-                    } else {
-                        state = new TrainState();
-                        state.seed = s.seed;
-                    }
-                    out.printf("training: %d steps (%d batches of %d per epoch), schedule %s%n", total, perEpoch, batch,
-                            schedule);
-                    Examples examples = new Examples(classifier, train, batch, perEpoch);
-                    List<TrainingListener> all = new ArrayList<>(List.of(TrainingListeners.console(out, s.printLoss)));
-                    try (MetricsLog metrics = TrainingListeners.openMetrics(outDir.resolve(TrainingListeners.METRICS), state)) {
-                        all.add(TrainingListeners.metrics(metrics, s.logEvery));
-                        all.addAll(listeners);
-                        TrainingLoop<FlavaForClassification.Examples> loop = new TrainingLoop<>(model,
-                                model.onExamples(), config, optimizer, manager, examples, TrainingLoop.Options.of(s),
-                                schedule, total, store, state, resumedFrom)
-                                .listeners(all).log(out).cancelWhen(() -> cancelRequested || external.getAsBoolean());
-                        try {
-                            o = loop.run();
-                        } catch (UncheckedIOException e) {
-                            throw e.getCause();
-                        }
-                        last = o.stoppedOnNonFinite() ? o.lastCheckpoint() : loop.checkpoint();
-                    } finally {
-                        model.setTraining(false);
-                    }
-                    steps = state.step;
-                    if (o.stoppedOnNonFinite()) {
-                        return new Result(Finetuner.Status.STOPPED_ON_NON_FINITE_LOSS, steps, o.losses(), null, null,
-                                null, head, classes, outDir, null, last);
-                    }
-                    if (o.cancelled()) {
-                        out.printf("%ncancelled after %d of %d steps; checkpoint %s (resume to continue)%n", steps,
-                                total, last);
-                        return new Result(Finetuner.Status.CANCELLED, steps, o.losses(), null, null, null, head, classes,
-                                outDir, null, last);
-                    }
-                }
-                Path modelDir = outDir.resolve("model");
-                ModelBundle.Info info = new ModelBundle.Info();
-                info.maxLength = maxLength;
-                info.padding = dev.mm4j.data.Padding.DYNAMIC;
-                info.antialias = s.antialias;
-                info.normalize = s.normalize;
-                info.trainedSteps = steps;
-                info.task = "classification";
-                info.requiredEmbedding = head.name().toLowerCase();
-                ModelBundle.write(modelDir, model, AnswerVocab.fromText(String.join("\n", classes) + "\n", CLASSES),
-                        info, tokenizerFile);
-                int[] trainGold = train.stream().mapToInt(classifier::classId).toArray();
-                String majority = classes.get(ClassificationMetrics.majorityClass(trainGold, classes.size()));
-                out.printf("%ndone: %d steps; final loss %.4f; model exported to %s%n", steps,
-                        o.losses().isEmpty() ? Double.NaN : o.losses().get(o.losses().size() - 1), modelDir);
-                ClassificationMetrics metrics = null;
-                Double baseline = null;
-                if (!val.isEmpty()) {
-                    List<LabelledClassifier.Prediction> predictions = classifier.predict(val, Math.max(1, s.batchSize));
-                    metrics = classifier.score(predictions);
-                    int[] gold = val.stream().mapToInt(classifier::classId).toArray();
-                    baseline = ClassificationMetrics.majorityBaseline(trainGold, gold, classes.size());
-                    AtomicFiles.writeString(outDir.resolve("eval.json"), metrics.toJson());
-                    AtomicFiles.writeString(outDir.resolve("predictions.jsonl"), classifier.toJsonLines(predictions));
-                    out.printf("validation accuracy %.2f%%, macro-F1 %.2f%% (majority-class baseline \"%s\": %.2f%%) "
-                            + "over %d examples%n", 100 * metrics.accuracy(), 100 * metrics.macroF1(), majority,
-                            100 * baseline, metrics.count());
-                    out.print(metrics.table("  "));
-                }
-                return new Result(Finetuner.Status.COMPLETED, steps, o.losses(), metrics, baseline, majority, head,
-                        classes, outDir, modelDir, last);
+                    classes.size()))) + (classes.size() > 8 ? ", ..." : ""), head.name().toLowerCase(), run.threads());
+            TaskRun.Start start = run.start(classes.size());
+            NDManager manager = start.manager();
+            FlavaForClassification model = FlavaForClassification.create(start.config(), manager);
+            model.setPrecision(dev.mm4j.nn.Precision.choose(s.precision, null, manager.getDevice()).precision());
+            out.printf("model: FLAVA for classification, %,d parameters, on %s%n", model.parameterCount(),
+                    manager.getDevice());
+            run.loadPretrained(model);
+            LabelledClassifier classifier = new LabelledClassifier(model, classes, start.tokenizer(), start.transform(),
+                    head);
+            for (LabelledExamples.Example e : train) {
+                classifier.classId(e); // every training label is a class (they were read from it)
             }
+            TrainingLoop.Outcome o;
+            Path last;
+            long steps;
+            try (AdamW optimizer = new AdamW(model.namedParameters(), s.adamw(), manager)) {
+                int batch = Math.min(s.batchSize, train.size());
+                int perEpoch = (train.size() + batch - 1) / batch;
+                long total = s.maxSteps > 0 ? s.maxSteps : (long) s.epochs * perEpoch / Math.max(1, s.gradAccum);
+                LrSchedule schedule = run.schedule(total);
+                TrainState state = run.state(model, optimizer);
+                out.printf("training: %d steps (%d batches of %d per epoch), schedule %s%n", total, perEpoch, batch,
+                        schedule);
+                Examples examples = new Examples(classifier, train, batch, perEpoch);
+                TrainingLoop<FlavaForClassification.Examples> loop = new TrainingLoop<>(model, model.onExamples(),
+                        start.config(), optimizer, manager, examples, TrainingLoop.Options.of(s), schedule, total,
+                        run.store(), state, run.resumedFrom());
+                try {
+                    TaskRun.Trained t = run.train(loop, state, TrainingListeners.console(out, s.printLoss));
+                    o = t.outcome();
+                    last = t.lastCheckpoint();
+                } finally {
+                    model.setTraining(false);
+                }
+                steps = state.step;
+                if (o.stoppedOnNonFinite()) {
+                    return new Result(Finetuner.Status.STOPPED_ON_NON_FINITE_LOSS, steps, o.losses(), null, null,
+                            null, head, classes, outDir, null, last);
+                }
+                if (o.cancelled()) {
+                    out.printf("%ncancelled after %d of %d steps; checkpoint %s (resume to continue)%n", steps,
+                            total, last);
+                    return new Result(Finetuner.Status.CANCELLED, steps, o.losses(), null, null, null, head, classes,
+                            outDir, null, last);
+                }
+            }
+            Path modelDir = outDir.resolve("model");
+            ModelBundle.Info info = run.bundleInfo(start.maxLength(), dev.mm4j.data.Padding.DYNAMIC, steps);
+            info.task = "classification";
+            info.requiredEmbedding = head.name().toLowerCase();
+            ModelBundle.write(modelDir, model, AnswerVocab.fromText(String.join("\n", classes) + "\n", CLASSES),
+                    info, start.tokenizerFile());
+            int[] trainGold = train.stream().mapToInt(classifier::classId).toArray();
+            String majority = classes.get(ClassificationMetrics.majorityClass(trainGold, classes.size()));
+            out.printf("%ndone: %d steps; final loss %.4f; model exported to %s%n", steps,
+                    o.losses().isEmpty() ? Double.NaN : o.losses().get(o.losses().size() - 1), modelDir);
+            ClassificationMetrics metrics = null;
+            Double baseline = null;
+            if (!val.isEmpty()) {
+                List<LabelledClassifier.Prediction> predictions = classifier.predict(val, Math.max(1, s.batchSize));
+                metrics = classifier.score(predictions);
+                int[] gold = val.stream().mapToInt(classifier::classId).toArray();
+                baseline = ClassificationMetrics.majorityBaseline(trainGold, gold, classes.size());
+                AtomicFiles.writeString(outDir.resolve("eval.json"), metrics.toJson());
+                AtomicFiles.writeString(outDir.resolve("predictions.jsonl"), classifier.toJsonLines(predictions));
+                out.printf("validation accuracy %.2f%%, macro-F1 %.2f%% (majority-class baseline \"%s\": %.2f%%) "
+                        + "over %d examples%n", 100 * metrics.accuracy(), 100 * metrics.macroF1(), majority,
+                        100 * baseline, metrics.count());
+                out.print(metrics.table("  "));
+            }
+            return new Result(Finetuner.Status.COMPLETED, steps, o.losses(), metrics, baseline, majority, head,
+                    classes, outDir, modelDir, last);
         }
     }
 
@@ -261,23 +187,8 @@ public final class ClassificationFinetuner {
             this.train = train;
             this.batch = batch;
             this.perEpoch = perEpoch;
-            long bytes = (long) train.size() * classifier.transform().outputLength() * Float.BYTES;
-            if (classifier.head() != RequiredEmbedding.TEXT && bytes <= Runtime.getRuntime().maxMemory() / 4) {
-                pixels = new float[train.size()][];
-                try {
-                    java.util.stream.IntStream.range(0, train.size()).parallel().forEach(i -> {
-                        try {
-                            pixels[i] = classifier.pixels(train.get(i));
-                        } catch (IOException e) {
-                            throw new UncheckedIOException(e);
-                        }
-                    });
-                } catch (UncheckedIOException e) {
-                    throw e.getCause();
-                }
-            } else {
-                pixels = null;
-            }
+            pixels = classifier.head() == RequiredEmbedding.TEXT ? null : TaskRun.decodeUpFront(train.size(),
+                    classifier.transform().outputLength(), i -> classifier.pixels(train.get(i)));
         }
 
         @Override
@@ -289,34 +200,16 @@ public final class ClassificationFinetuner {
             if (s.shuffle) {
                 Collections.shuffle(order, new Random(s.seed + epoch));
             }
-            return new Iterator<>() {
-                int next = startBatch;
-
-                @Override
-                public boolean hasNext() {
-                    return next < perEpoch;
+            return TaskRun.batches(startBatch, perEpoch, index -> {
+                List<Integer> ids = order.subList(index * batch, Math.min(order.size(), (index + 1) * batch));
+                List<LabelledExamples.Example> ex = new ArrayList<>(ids.size());
+                List<float[]> px = new ArrayList<>(ids.size());
+                for (int i : ids) {
+                    ex.add(train.get(i));
+                    px.add(pixels == null ? null : pixels[i]);
                 }
-
-                @Override
-                public FlavaForClassification.Examples next() {
-                    if (!hasNext()) {
-                        throw new NoSuchElementException();
-                    }
-                    int index = next++;
-                    List<Integer> ids = order.subList(index * batch, Math.min(order.size(), (index + 1) * batch));
-                    List<LabelledExamples.Example> ex = new ArrayList<>(ids.size());
-                    List<float[]> px = new ArrayList<>(ids.size());
-                    for (int i : ids) {
-                        ex.add(train.get(i));
-                        px.add(pixels == null ? null : pixels[i]);
-                    }
-                    try {
-                        return classifier.batch(ex, px, true, epoch, index);
-                    } catch (IOException e) {
-                        throw new UncheckedIOException(e);
-                    }
-                }
-            };
+                return classifier.batch(ex, px, true, epoch, index);
+            });
         }
 
         @Override

@@ -77,7 +77,7 @@ final class RunSetup implements AutoCloseable {
         if (rank == 0) {
             open(store.lockOutput()); // one run per OUT (rank 0's); removes what killed runs left there
         }
-        resumedFrom = checkResume(resume);
+        resumedFrom = TaskRun.resumePoint(store, outDir, resume);
         if (rank == 0) {
             writeSettings(out);
         }
@@ -164,17 +164,6 @@ final class RunSetup implements AutoCloseable {
             }
             throw e;
         }
-    }
-
-    private Path checkResume(boolean resume) throws IOException {
-        Path latest = store.latest();
-        if (resume && latest == null) {
-            throw new IOException("--resume: no checkpoint in " + store.dir() + " (nothing to resume)");
-        }
-        if (!resume && latest != null) {
-            throw new IOException(outDir + " already holds checkpoints; pass --resume to continue that run, or choose another --out");
-        }
-        return latest;
     }
 
     private void writeSettings(PrintStream out) throws IOException {
@@ -308,7 +297,7 @@ final class RunSetup implements AutoCloseable {
     }
 
     /** Closes in reverse order of opening; the first failure is rethrown after all were tried. */
-    private static void closeAll(Deque<AutoCloseable> opened) throws IOException {
+    static void closeAll(Deque<AutoCloseable> opened) throws IOException {
         IOException first = null;
         while (!opened.isEmpty()) {
             try {

@@ -58,6 +58,31 @@ class FlavaConfigTest {
         assertEquals(tiny().toJson(), FlavaConfig.fromJson(full).toJson());
     }
 
+    /** A pretraining model's kwargs: every key but the classification head's (and initializer_range) reads back. */
+    @Test
+    void pretrainingKwargsCarryTheCodebookAndLossKeysAndReadBack() throws Exception {
+        FlavaConfig c = FlavaConfig.withKwargs(tiny(), Map.of("codebook_image_size", 24, "image_vocab_size", 40,
+                "codebook_group_count", 3, "codebook_n_hid", 12, "codebook_n_blk_per_group", 1, "mlm_weight", 0.5,
+                "mim_weight", 2.0, "pretraining_layer_norm_eps", 1e-6));
+        JsonNode kw = new ObjectMapper().readTree(c.toPretrainingKwargsJson());
+        for (String k : FlavaConfig.PRETRAINING_KEYS) {
+            assertTrue(kw.has(k), k + " missing from " + kw);
+        }
+        assertEquals(12, kw.get("codebook_n_hid").asInt());
+        assertEquals(24, kw.get("codebook_image_size").asInt());
+        for (String k : FlavaConfig.CLASSIFIER_KEYS) {
+            assertFalse(kw.has(k), k + " in a pretraining model's kwargs");
+        }
+        assertFalse(kw.has("initializer_range"));
+        FlavaConfig back = FlavaConfig.fromJson(c.toPretrainingKwargsJson());
+        back.numClasses = c.numClasses;
+        back.classifierHiddenSizes = c.classifierHiddenSizes;
+        back.classifierDropout = c.classifierDropout;
+        back.classifierInDim = c.classifierInDim;
+        back.initializerRange = c.initializerRange;
+        assertEquals(c.toJson(), back.toJson(), "the pretraining form reads back to the same model");
+    }
+
     @Test
     void withKwargsOverlaysAndNamesUnknownKeys() throws Exception {
         FlavaConfig base = tiny();

@@ -1,32 +1,23 @@
 package dev.mm4j.search;
 
 import dev.mm4j.inference.Embedder;
-import ai.djl.engine.Engine;
 import ai.djl.ndarray.NDManager;
 import dev.mm4j.checkpoint.ModelBundle;
 import dev.mm4j.data.CaptionPairs;
 import dev.mm4j.data.ImageTransform;
-import dev.mm4j.data.QuestionTokenizer;
-import dev.mm4j.download.PretrainedWeights;
-import dev.mm4j.flava.FlavaConfig;
 import dev.mm4j.flava.FlavaForRetrieval;
 import dev.mm4j.train.AdamW;
-import dev.mm4j.train.CheckpointStore;
 import dev.mm4j.train.FinetuneSettings;
 import dev.mm4j.train.Finetuner;
 import dev.mm4j.train.LrSchedule;
+import dev.mm4j.train.TaskFinetuner;
+import dev.mm4j.train.TaskRun;
 import dev.mm4j.train.TrainState;
 import dev.mm4j.train.TrainingListener;
-import dev.mm4j.train.TrainingListeners;
 import dev.mm4j.train.TrainingLoop;
-import dev.mm4j.report.MetricsLog;
 import dev.mm4j.util.AtomicFiles;
-import dev.mm4j.util.DirectoryLock;
-import dev.mm4j.util.Hardware;
 import java.io.IOException;
 import java.io.PrintStream;
-import java.io.UncheckedIOException;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Collections;
@@ -35,8 +26,6 @@ import java.util.Iterator;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.NoSuchElementException;
-import java.util.Objects;
 import java.util.Random;
 import java.util.Set;
 
@@ -52,7 +41,7 @@ import java.util.Set;
  * {@code OUT/metrics.jsonl}, {@link #cancel()} and {@link #listener listeners}. At the end: the retrieval bundle in
  * {@code OUT/model} and recall@1/@5 of text -> image retrieval among the held-out images ({@code OUT/recall.json}).
  */
-public final class RetrievalFinetuner {
+public final class RetrievalFinetuner extends TaskFinetuner<RetrievalFinetuner> {
 
     /**
      * What a run did.
@@ -70,108 +59,51 @@ public final class RetrievalFinetuner {
     /** The training images, each with its captions. */
     record Image(CaptionPairs.Pair first, List<String> captions) {}
 
-    private final FinetuneSettings s;
-    private final PrintStream out;
-    private final List<TrainingListener> listeners = new ArrayList<>();
-    private boolean resume;
-    private volatile boolean cancelRequested;
-
     public RetrievalFinetuner(FinetuneSettings settings, PrintStream out) {
-        this.s = settings;
-        this.out = out;
-    }
-
-    /** Continue the run in the output folder from its latest checkpoint (default: a new run, which refuses a used folder). */
-    public RetrievalFinetuner resume(boolean resume) {
-        this.resume = resume;
-        return this;
-    }
-
-    /** Receive step and checkpoint events (see {@link TrainingListener}). */
-    public RetrievalFinetuner listener(TrainingListener listener) {
-        listeners.add(Objects.requireNonNull(listener, "listener"));
-        return this;
-    }
-
-    /**
-     * Asks the run to stop; safe from any thread. The run finishes the step in progress, writes a checkpoint and
-     * returns with {@link Finetuner.Status#CANCELLED}; {@link #resume(boolean) resume} continues it.
-     */
-    public void cancel() {
-        cancelRequested = true;
+        super(settings, out);
     }
 
     public Result run() throws IOException {
         if (s.data == null) {
             throw new IllegalArgumentException("no dataset: set data (--data PATH: a manifest, a synth folder or TextVQA data)");
         }
-        Path outDir = Path.of(s.out);
-        Files.createDirectories(outDir);
-        CheckpointStore store = new CheckpointStore(outDir, s.keepLast);
-        try (DirectoryLock lock = store.lockOutput()) {
-            if (Files.exists(outDir.resolve("model").resolve(ModelBundle.WEIGHTS))) {
-                throw new IOException(outDir + " already holds a model; choose another --out");
-            }
-            Path resumedFrom = store.latest();
-            if (resume && resumedFrom == null) {
-                throw new IOException("--resume: no checkpoint in " + store.dir() + " (nothing to resume)");
-            }
-            if (!resume && resumedFrom != null) {
-                throw new IOException(outDir + " already holds checkpoints; pass --resume to continue that run, or choose another --out");
-            }
-            AtomicFiles.writeString(outDir.resolve("settings.yaml"), s.toYaml());
-            int threads = Hardware.configureThreads(s.threads);
+        try (TaskRun run = openRun()) {
             List<Image> train = images(CaptionPairs.read(Path.of(s.data), s.trainSplit), s.trainLimit);
             List<Image> val = s.hasValidation() ? images(CaptionPairs.read(Path.of(s.data), s.valSplit), s.valLimit) : List.of();
-            out.printf("data: %d training images, %d held-out images; %d libtorch threads%n", train.size(), val.size(), threads);
-            PretrainedWeights pretrained = PretrainedWeights.resolve(s.checkpoint);
-            FlavaConfig config = s.flavaConfig(1, pretrained.config(new FlavaConfig()));
-            Path tokenizerFile = s.tokenizer == null ? pretrained.tokenizerFile() : Path.of(s.tokenizer);
-            ImageTransform transform = new ImageTransform(config.imageSize, config.imageSize, s.antialias, s.normalization())
-                    .withMaxImagePixels(s.maxImagePixels);
-            int maxLength = Math.min(s.maxLength, config.maxPositionEmbeddings);
-            try (QuestionTokenizer tokenizer = tokenizerFile == null ? QuestionTokenizer.bertBaseUncased(maxLength)
-                    : QuestionTokenizer.load(tokenizerFile, maxLength);
-                    NDManager manager = NDManager.newBaseManager(Hardware.device(s.device))) {
-                Engine.getInstance().setRandomSeed(Long.hashCode(s.seed));
-                FlavaForRetrieval model = FlavaForRetrieval.create(config, manager);
-                out.printf("model: FLAVA for retrieval, %,d parameters, embeddings of %d, on %s%n", model.parameterCount(),
-                        config.textAndImageProjSize, manager.getDevice());
-                if (resumedFrom == null) {
-                    out.println(pretrained.loadInto(model));
-                }
-                Embedder embedder = Embedder.over(model, manager, tokenizer, transform);
-                Trained t;
-                try (AdamW optimizer = new AdamW(model.namedParameters(), s.adamw(), manager)) {
-                    t = train(model, optimizer, manager, embedder, train, store, resumedFrom, outDir);
-                } finally {
-                    model.setTraining(false);
-                }
-                if (t.status == Finetuner.Status.CANCELLED) {
-                    out.printf("%ncancelled after %d of %d steps; checkpoint %s (resume to continue)%n", t.steps,
-                            t.total, t.lastCheckpoint);
-                    return new Result(t.steps, t.outcome.losses(), null, null, t.status, t.lastCheckpoint);
-                }
-                List<Double> losses = t.outcome.losses();
-                Path modelDir = outDir.resolve("model");
-                ModelBundle.Info info = new ModelBundle.Info();
-                info.maxLength = maxLength;
-                info.padding = s.padding;
-                info.antialias = s.antialias;
-                info.normalize = s.normalize;
-                info.trainedSteps = t.steps;
-                ModelBundle.writeRetrieval(modelDir, model, info, tokenizerFile);
-                RetrievalRecall.Result recall = val.isEmpty() ? null : recall(model, embedder, val);
-                out.printf("%ndone: %d steps; final loss %.4f; model exported to %s%n", t.steps,
-                        losses.isEmpty() ? Double.NaN : losses.get(losses.size() - 1), modelDir);
-                if (recall != null) {
-                    out.println("held-out text -> image retrieval: " + recall);
-                    AtomicFiles.writeString(outDir.resolve("recall.json"), String.format(java.util.Locale.ROOT,
-                            "{\"recall_at_1\": %.4f, \"recall_at_5\": %.4f, \"queries\": %d, \"images\": %d}%n",
-                            recall.at1(), recall.at5(), recall.queries(), recall.images()));
-                }
-                return new Result(t.steps, losses, recall, modelDir, t.status, t.lastCheckpoint);
+            out.printf("data: %d training images, %d held-out images; %d libtorch threads%n", train.size(), val.size(),
+                    run.threads());
+            TaskRun.Start start = run.start(1);
+            NDManager manager = start.manager();
+            FlavaForRetrieval model = FlavaForRetrieval.create(start.config(), manager);
+            out.printf("model: FLAVA for retrieval, %,d parameters, embeddings of %d, on %s%n", model.parameterCount(),
+                    start.config().textAndImageProjSize, manager.getDevice());
+            run.loadPretrained(model);
+            Embedder embedder = Embedder.over(model, manager, start.tokenizer(), start.transform());
+            Trained t;
+            try (AdamW optimizer = new AdamW(model.namedParameters(), s.adamw(), manager)) {
+                t = train(run, model, optimizer, manager, embedder, train);
+            } finally {
+                model.setTraining(false);
             }
+            if (t.status == Finetuner.Status.CANCELLED) {
+                out.printf("%ncancelled after %d of %d steps; checkpoint %s (resume to continue)%n", t.steps,
+                        t.total, t.lastCheckpoint);
+                return new Result(t.steps, t.outcome.losses(), null, null, t.status, t.lastCheckpoint);
+            }
+            List<Double> losses = t.outcome.losses();
+            Path modelDir = run.outDir().resolve("model");
+            ModelBundle.writeRetrieval(modelDir, model, run.bundleInfo(start.maxLength(), s.padding, t.steps),
+                    start.tokenizerFile());
+            RetrievalRecall.Result recall = val.isEmpty() ? null : recall(model, embedder, val);
+            out.printf("%ndone: %d steps; final loss %.4f; model exported to %s%n", t.steps,
+                    losses.isEmpty() ? Double.NaN : losses.get(losses.size() - 1), modelDir);
+            if (recall != null) {
+                out.println("held-out text -> image retrieval: " + recall);
+                AtomicFiles.writeString(run.outDir().resolve("recall.json"), String.format(java.util.Locale.ROOT,
+                        "{\"recall_at_1\": %.4f, \"recall_at_5\": %.4f, \"queries\": %d, \"images\": %d}%n",
+                        recall.at1(), recall.at5(), recall.queries(), recall.images()));
+            }
+            return new Result(t.steps, losses, recall, modelDir, t.status, t.lastCheckpoint);
         }
     }
 
@@ -179,8 +111,8 @@ public final class RetrievalFinetuner {
     private record Trained(TrainingLoop.Outcome outcome, Finetuner.Status status, long steps, long total,
             Path lastCheckpoint) {}
 
-    private Trained train(FlavaForRetrieval model, AdamW optimizer, NDManager manager, Embedder embedder,
-            List<Image> images, CheckpointStore store, Path resumedFrom, Path outDir) throws IOException {
+    private Trained train(TaskRun run, FlavaForRetrieval model, AdamW optimizer, NDManager manager, Embedder embedder,
+            List<Image> images) throws IOException {
         int batch = Math.min(s.batchSize, images.size());
         if (batch < 2) {
             throw new IllegalArgumentException("contrastive training needs batches of at least 2 images (batch_size "
@@ -188,41 +120,19 @@ public final class RetrievalFinetuner {
         }
         long perEpoch = images.size() / batch; // full batches only: every batch has the same number of negatives
         long total = s.maxSteps > 0 ? s.maxSteps : s.epochs * perEpoch;
-        LrSchedule schedule = new LrSchedule(LrSchedule.Kind.parse(s.schedule), s.lr, Math.min(s.warmupSteps, total), total, 0.5, 0);
+        LrSchedule schedule = run.schedule(total);
         out.printf("training: %d steps (about %d per epoch), batch %d distinct images with distinct captions, schedule %s%n",
                 total, perEpoch, batch, schedule);
-        TrainState state;
-        if (resumedFrom != null) {
-            state = CheckpointStore.restore(resumedFrom, model, optimizer);
-            out.printf("resumed from %s: step %d, epoch %d, next batch %d%n", resumedFrom, state.step, state.epoch,
-                    state.nextBatch);
-        } else {
-            state = new TrainState();
-            state.seed = s.seed;
-        }
+        TrainState state = run.state(model, optimizer);
         Pixels pixels = Pixels.of(images, embedder.transform(), out);
         PairData data = new PairData(images, batch, (int) perEpoch, pixels, embedder);
-        List<TrainingListener> all = new ArrayList<>();
-        all.add(console(model, total));
-        try (MetricsLog metrics = TrainingListeners.openMetrics(outDir.resolve(TrainingListeners.METRICS), state)) {
-            all.add(TrainingListeners.metrics(metrics, s.logEvery));
-            all.addAll(listeners);
-            TrainingLoop<FlavaForRetrieval.Pairs> loop = new TrainingLoop<>(model, model.config(), optimizer, manager,
-                    data, TrainingLoop.Options.of(s), schedule, total, store, state, resumedFrom)
-                    .listeners(all).log(out).cancelWhen(() -> cancelRequested);
-            TrainingLoop.Outcome o;
-            try {
-                o = loop.run();
-            } catch (UncheckedIOException e) {
-                throw e.getCause();
-            }
-            if (o.stoppedOnNonFinite()) {
-                return new Trained(o, Finetuner.Status.STOPPED_ON_NON_FINITE_LOSS, state.step, total, o.lastCheckpoint());
-            }
-            Path last = loop.checkpoint();
-            return new Trained(o, o.cancelled() ? Finetuner.Status.CANCELLED : Finetuner.Status.COMPLETED, state.step,
-                    total, last);
-        }
+        TrainingLoop<FlavaForRetrieval.Pairs> loop = new TrainingLoop<>(model, model.config(), optimizer, manager,
+                data, TrainingLoop.Options.of(s), schedule, total, run.store(), state, run.resumedFrom());
+        TaskRun.Trained t = run.train(loop, state, console(model, total));
+        TrainingLoop.Outcome o = t.outcome();
+        Finetuner.Status status = o.stoppedOnNonFinite() ? Finetuner.Status.STOPPED_ON_NON_FINITE_LOSS
+                : o.cancelled() ? Finetuner.Status.CANCELLED : Finetuner.Status.COMPLETED;
+        return new Trained(o, status, state.step, total, t.lastCheckpoint());
     }
 
     /** "step i/n loss ... lr ... temperature scale ..." every {@code log_every} steps and at the last. */
@@ -276,27 +186,7 @@ public final class RetrievalFinetuner {
                 }
             }
             List<List<TrainPair>> epochBatches = batches;
-            return new Iterator<>() {
-                int next = startBatch;
-
-                @Override
-                public boolean hasNext() {
-                    return next < epochBatches.size();
-                }
-
-                @Override
-                public FlavaForRetrieval.Pairs next() {
-                    if (!hasNext()) {
-                        throw new NoSuchElementException();
-                    }
-                    int index = next++;
-                    try {
-                        return pairs(epochBatches.get(index), epoch, index);
-                    } catch (IOException e) {
-                        throw new UncheckedIOException(e);
-                    }
-                }
-            };
+            return TaskRun.batches(startBatch, epochBatches.size(), index -> pairs(epochBatches.get(index), epoch, index));
         }
 
         @Override
@@ -376,25 +266,14 @@ public final class RetrievalFinetuner {
      */
     private record Pixels(List<Image> images, ImageTransform transform, float[][] decoded) {
         static Pixels of(List<Image> images, ImageTransform transform, PrintStream out) throws IOException {
-            long bytes = (long) images.size() * transform.outputLength() * Float.BYTES;
-            if (bytes > Runtime.getRuntime().maxMemory() / 4) {
-                return new Pixels(images, transform, null);
-            }
             long t0 = System.nanoTime();
-            float[][] decoded = new float[images.size()][];
-            try {
-                java.util.stream.IntStream.range(0, images.size()).parallel().forEach(i -> {
-                    try {
-                        decoded[i] = decode(images.get(i), transform);
-                    } catch (IOException e) {
-                        throw new java.io.UncheckedIOException(e);
-                    }
-                });
-            } catch (java.io.UncheckedIOException e) {
-                throw e.getCause();
+            float[][] decoded = TaskRun.decodeUpFront(images.size(), transform.outputLength(),
+                    i -> decode(images.get(i), transform));
+            if (decoded != null) {
+                out.printf("decoded the %d training images into memory (%.0f MB) in %.1f s%n", images.size(),
+                        (double) images.size() * transform.outputLength() * Float.BYTES / 1e6,
+                        (System.nanoTime() - t0) / 1e9);
             }
-            out.printf("decoded the %d training images into memory (%.0f MB) in %.1f s%n", images.size(), bytes / 1e6,
-                    (System.nanoTime() - t0) / 1e9);
             return new Pixels(images, transform, decoded);
         }
 
