@@ -154,6 +154,11 @@ public final class BenchCommand implements Callable<Integer> {
 
     /** {@code --nproc N}: launches the ranks (this command line again), or is one of them ({@code RANK} is set). */
     private int dataParallel() throws Exception {
+        if (!task.equals("classification") || adamwOnly || skipTrain || breakdown || !sweep.isEmpty()
+                || !variants.equals(List.of("default")) || !modes.equals(List.of("tutorial", "dynamic"))) {
+            throw new IllegalArgumentException("--nproc times the classification fine-tuning step in dynamic mode only: "
+                    + "leave out --task, --adamw-only, --skip-train, --breakdown, --sweep, --variants and --modes");
+        }
         List<Precision> precisions = engine.precisionSpec() == null ? List.of(Precision.FP32)
                 : engine.precisions(engine.device());
         int batch = batchSizes.equals(List.of(2, 1)) ? 2 : batchSizes.get(0);

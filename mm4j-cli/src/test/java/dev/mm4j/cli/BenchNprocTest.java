@@ -20,6 +20,16 @@ class BenchNprocTest {
     @TempDir Path tmp;
 
     @Test
+    void refusesTheOptionsOfTheOtherBenches() {
+        java.io.StringWriter err = new java.io.StringWriter();
+        picocli.CommandLine cl = Main.commandLine();
+        cl.setErr(new java.io.PrintWriter(err, true));
+        assertEquals(2, cl.execute("bench", "--nproc", "2", "--task", "pretraining"), err.toString());
+        assertTrue(err.toString().contains("--nproc times the classification fine-tuning step in dynamic mode only"),
+                err.toString());
+    }
+
+    @Test
     void printsTwoRanksBesideOneProcessWithTwoThreadsAndTheAllReduce() throws Exception {
         Path config = tmp.resolve("tiny.yaml");
         Files.writeString(config, String.join("\n", "image_size: 32", "patch_size: 16", "image_hidden_size: 32",
