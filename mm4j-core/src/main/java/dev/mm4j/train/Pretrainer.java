@@ -51,9 +51,9 @@ import java.util.Map;
  *
  * <p>Data-parallel ({@link Builder#distributed}, {@code finetune --task pretraining --nproc N}): every rank trains on
  * its micro-batches of each step, the gradients averaged over the ranks ({@link DataParallelSync}); rank 0 alone
- * writes {@code OUT} and prints. N processes give the weights of 1 process with N times the accumulation. Each
- * rank's contrastive loss is over its own micro-batch, as under gradient accumulation (TorchMultimodal's DDP
- * gathers the embeddings of every rank for it; this does not).
+ * writes {@code OUT} and prints (the loss averaged over the ranks; its parts rank 0's own). N processes give the
+ * weights of 1 process with N times the accumulation. Each rank's contrastive loss is over its own micro-batch, as
+ * under gradient accumulation (TorchMultimodal's DDP gathers the embeddings of every rank for it; this does not).
  *
  * <p>Starting weights ({@code checkpoint}): none (from scratch), a pretraining bundle or TorchMultimodal pretraining
  * checkpoint (loaded strictly), or a classification / retrieval bundle (its encoders; the heads and codebook start
