@@ -17,7 +17,8 @@ import java.util.Map;
  * The reference bench beside ours: runs the anchor scripts of {@code tools/anchors/} (TorchMultimodal's FLAVA on
  * PyTorch eager fp32 / bf16, {@code torch.compile} bf16, PyTorch dynamic int8, ONNX Runtime fp32 / int8; see the README
  * there) with a Python interpreter of the reference environment, and prints one row per setup and mode in the bench's
- * columns (s/step of a train step and of inference, batch 2, full-size FLAVA, random weights). Only when asked for
+ * columns (s/step of a train step and of inference, batch 2, full-size FLAVA, random weights), and PyTorch DDP's
+ * ({@code ddp_anchor.py}) beside {@code bench --nproc 2}. Only when asked for
  * ({@code bench --anchors PYTHON}): nothing of the product runs Python. A setup the environment cannot run (e.g. no
  * onnxruntime) prints its error instead of a row.
  */
@@ -102,14 +103,46 @@ public final class AnchorBench {
         return Double.isNaN(v) ? "-" : String.format("%.3f", v);
     }
 
+    /**
+     * PyTorch DDP beside {@code bench --nproc 2}: {@code tools/anchors/ddp_anchor.py} (2 processes, gloo on 127.0.0.1,
+     * {@code OMP_NUM_THREADS=1} each) with {@code args} ({@code train STEPS BATCH fp32|bf16 full|tiny} or
+     * {@code allreduce FLOATS ITERS}).
+     *
+     * @return each rank's JSON record, by rank
+     * @throws IOException naming the exit code and the last line when the script fails
+     */
+    public List<JsonNode> ddp(List<String> args) throws IOException {
+        List<String> cmd = new ArrayList<>(List.of(python.toString(), scripts.resolve("ddp_anchor.py").toString()));
+        cmd.addAll(args);
+        List<JsonNode> ranks = new ArrayList<>();
+        for (String line : jsonLines(cmd, 1)) {
+            JsonNode r = new ObjectMapper().readTree(line);
+            int rank = r.path("rank").asInt();
+            while (ranks.size() <= rank) {
+                ranks.add(null);
+            }
+            ranks.set(rank, r);
+        }
+        if (ranks.isEmpty() || ranks.contains(null)) {
+            throw new IOException("ddp_anchor.py " + String.join(" ", args) + ": not every rank printed its result");
+        }
+        return ranks;
+    }
+
     /** Runs {@code cmd} and returns its last JSON line (an error naming the exit code and last line otherwise). */
     private JsonNode last(List<String> cmd) throws IOException {
+        List<String> lines = jsonLines(cmd, threads);
+        return new ObjectMapper().readTree(lines.get(lines.size() - 1));
+    }
+
+    /** Runs {@code cmd} with {@code ompThreads} and returns its JSON lines (at least one, else an error). */
+    private List<String> jsonLines(List<String> cmd, int ompThreads) throws IOException {
         ProcessBuilder pb = new ProcessBuilder(cmd).redirectErrorStream(true);
         Map<String, String> env = pb.environment();
         env.put("TMM_PATH", tmm.toString());
-        env.put("OMP_NUM_THREADS", String.valueOf(threads));
+        env.put("OMP_NUM_THREADS", String.valueOf(ompThreads));
         Process p = pb.start();
-        String lastJson = null;
+        List<String> json = new ArrayList<>();
         String lastLine = "";
         try (BufferedReader r = new BufferedReader(new InputStreamReader(p.getInputStream(), StandardCharsets.UTF_8))) {
             for (String line; (line = r.readLine()) != null; ) {
@@ -117,7 +150,7 @@ public final class AnchorBench {
                     lastLine = line.strip();
                 }
                 if (line.startsWith("{")) {
-                    lastJson = line;
+                    json.add(line);
                 }
             }
         }
@@ -129,9 +162,9 @@ public final class AnchorBench {
             Thread.currentThread().interrupt();
             throw new IOException("interrupted");
         }
-        if (rc != 0 || lastJson == null) {
+        if (rc != 0 || json.isEmpty()) {
             throw new IOException("exit " + rc + ": " + lastLine);
         }
-        return new ObjectMapper().readTree(lastJson);
+        return json;
     }
 }

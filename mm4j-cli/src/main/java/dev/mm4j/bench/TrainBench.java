@@ -208,10 +208,18 @@ public final class TrainBench {
 
     /** Random images in [0,1), questions of slightly different lengths, label 1. */
     private Batch batch(FlavaConfig cfg, int batch, int textLen) {
-        Random rnd = new Random(batch * 31L + textLen);
+        return batch(cfg, batch, textLen, o.questionTokens(), 0);
+    }
+
+    /**
+     * Random images in [0,1), questions of {@code questionTokens}, one less, two less tokens (in turn) padded to
+     * {@code textLen}, label 1; {@code variant} 0 is the bench's own batch, others differ (a rank's or micro-batch's).
+     */
+    static Batch batch(FlavaConfig cfg, int batch, int textLen, int questionTokens, int variant) {
+        Random rnd = new Random(batch * 31L + textLen + 1_000_003L * variant);
         long[] ids = new long[batch * textLen];
         for (int i = 0; i < batch; i++) {
-            int len = Math.min(textLen, o.questionTokens() - (i % 3));
+            int len = Math.min(textLen, questionTokens - (i % 3));
             ids[i * textLen] = 101;
             for (int t = 1; t < len - 1; t++) {
                 ids[i * textLen + t] = 1000 + rnd.nextInt(cfg.vocabSize - 1000);

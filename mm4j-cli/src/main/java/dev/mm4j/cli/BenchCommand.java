@@ -3,15 +3,21 @@ package dev.mm4j.cli;
 import ai.djl.ndarray.NDManager;
 import dev.mm4j.bench.AdamWBench;
 import dev.mm4j.bench.AnchorBench;
+import dev.mm4j.bench.DistBench;
 import dev.mm4j.bench.PretrainBench;
 import dev.mm4j.bench.TrainBench;
 import dev.mm4j.flava.FlavaConfig;
+import dev.mm4j.nn.Precision;
+import dev.mm4j.train.dist.Launcher;
+import dev.mm4j.train.dist.Rendezvous;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
+import picocli.CommandLine.Spec;
 
 /** {@code mm4j bench}: matrix-multiply peak vs. full-size FLAVA train/inference steps, side by side. */
 @Command(name = "bench", mixinStandardHelpOptions = true,
@@ -25,7 +31,13 @@ import picocli.CommandLine.Option;
                 + "against the float32 peak, and int8's logit difference from fp32.",
                 "--task pretraining: the full-size pretraining step instead (FLAVAForPreTraining with the codebook, "
                         + "ITM, MMM and contrastive losses on a batch of image-text pairs, text padded to --text-len 77), fp32 and bf16 by default, "
-                        + "s/step and peak RSS, and the command that times TorchMultimodal's on PyTorch eager beside it."})
+                        + "s/step and peak RSS, and the command that times TorchMultimodal's on PyTorch eager beside it.",
+                "--nproc N: the data-parallel fine-tuning step (batch 2 per rank, or the first --batch-sizes; question "
+                        + "padded to --question-tokens; fp32 by default, --precision fp32,bf16) three ways: N processes x 1 "
+                        + "thread (--threads) through finetune --nproc's launcher and c10d, 1 process x N threads at the same "
+                        + "global batch (N micro-batches with gradient accumulation), and the all-reduce of the model's "
+                        + "gradients in GB/s; with --anchors, PyTorch DDP's rows (tools/anchors/ddp_anchor.py, gloo, 2 x 1 "
+                        + "thread) and the s/step ratio beside them."})
 public final class BenchCommand implements Callable<Integer> {
 
     @Option(names = "--modes", split = ",", description = "tutorial and/or dynamic (default: ${DEFAULT-VALUE})")
@@ -88,11 +100,20 @@ public final class BenchCommand implements Callable<Integer> {
             + "package (default: $TMM_PATH)")
     Path anchorsTmm;
 
+    @Option(names = "--nproc", paramLabel = "N", description = "time data-parallel training in N processes on this "
+            + "machine against 1 process with N times the threads (see above) (default: 1, the single-process bench)")
+    int nproc = 1;
+
+    @Spec CommandSpec spec;
+
     @Mixin ModelOptions model = new ModelOptions();
     @Mixin EngineOptions engine = new EngineOptions();
 
     @Override
     public Integer call() throws Exception {
+        if (nproc > 1) {
+            return dataParallel();
+        }
         AnchorBench anchorBench = null;
         if (anchors != null) { // checked before our bench runs: a wrong path fails at once, not after it
             String env = System.getenv("TMM_PATH");
@@ -127,6 +148,38 @@ public final class BenchCommand implements Callable<Integer> {
         }
         if (anchorBench != null) {
             anchorBench.run(modes, questionTokens, repeats, skipTrain);
+        }
+        return 0;
+    }
+
+    /** {@code --nproc N}: launches the ranks (this command line again), or is one of them ({@code RANK} is set). */
+    private int dataParallel() throws Exception {
+        if (!task.equals("classification") || adamwOnly || skipTrain || breakdown || !sweep.isEmpty()
+                || !variants.equals(List.of("default")) || !modes.equals(List.of("tutorial", "dynamic"))) {
+            throw new IllegalArgumentException("--nproc times the classification fine-tuning step in dynamic mode only: "
+                    + "leave out --task, --adamw-only, --skip-train, --breakdown, --sweep, --variants and --modes");
+        }
+        List<Precision> precisions = engine.precisionSpec() == null ? List.of(Precision.FP32)
+                : engine.precisions(engine.device());
+        int batch = batchSizes.equals(List.of(2, 1)) ? 2 : batchSizes.get(0);
+        var options = new DistBench.Options(model.load(), batch, questionTokens, Math.max(1, repeats), precisions,
+                engine.threads > 0 ? engine.threads : 1);
+        Rendezvous rank = Rendezvous.fromEnvironment(System.getenv()); // set by the launcher for each process
+        try (NDManager manager = NDManager.newBaseManager(engine.device())) {
+            if (rank != null) {
+                new DistBench(options, System.out).rank(rank, manager);
+                return 0;
+            }
+            AnchorBench anchorBench = null;
+            if (anchors != null) { // checked before the bench runs: a wrong path fails at once
+                String env = System.getenv("TMM_PATH");
+                Path tmm = anchorsTmm != null ? anchorsTmm : Path.of(env == null ? "" : env);
+                anchorBench = new AnchorBench(anchors, anchorsScripts, tmm, 1, System.out);
+            }
+            List<String> given = spec.commandLine().getParseResult().originalArgs();
+            List<String> args = given.subList(given.indexOf(spec.name()), given.size());
+            new DistBench(options, System.out).run(Launcher.sameJvm(Main.class.getName(), args), nproc, manager,
+                    anchorBench);
         }
         return 0;
     }

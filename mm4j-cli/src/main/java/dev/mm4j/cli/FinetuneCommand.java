@@ -115,8 +115,9 @@ public final class FinetuneCommand implements Callable<Integer> {
     boolean resume;
 
     @Option(names = "--nproc", paramLabel = "N", description = "data-parallel training in N processes on this machine "
-            + "(like torchrun --nproc_per_node; rendezvous on 127.0.0.1): each trains on its share of every global batch "
-            + "of N x batch_size, the gradients averaged with libtorch's Gloo; process 0 writes OUT. Set --threads to "
+            + "(like torchrun --nproc_per_node; rendezvous on 127.0.0.1), task classification or pretraining: each trains "
+            + "on its share of every global batch of N x batch_size (pretraining: every process the same source), the "
+            + "gradients averaged with libtorch's Gloo; process 0 writes OUT. Set --threads to "
             + "the cores per process. Needs the native part built with g++ (Linux x86-64/aarch64) (default: 1)")
     int nproc = 1;
 
@@ -186,12 +187,13 @@ public final class FinetuneCommand implements Callable<Integer> {
                     Map.of(), System.out);
         }
         FinetuneSettings s = settings(preset, settingsFile, overrides());
-        if (rank != null && (s.isRetrieval() || s.isPretraining())) {
-            throw new IllegalArgumentException("--nproc: data-parallel training runs the classification task only");
+        if (rank != null && s.isRetrieval()) {
+            throw new IllegalArgumentException("--nproc: data-parallel training runs the classification and pretraining "
+                    + "tasks, not retrieval");
         }
         if (s.isPretraining()) {
-            Pretrainer.Result r = Pretrainer.builder().settings(s).resume(resume).log(System.out).progressBar(true)
-                    .build().run();
+            Pretrainer.Result r = Pretrainer.builder().settings(s).resume(resume).log(System.out)
+                    .progressBar(rank == null || rank.rank() == 0).distributed(rank).build().run();
             return r.status() == Finetuner.Status.STOPPED_ON_NON_FINITE_LOSS ? 3 : 0;
         }
         if (!pairs.isEmpty() || !texts.isEmpty() || !images.isEmpty()) {

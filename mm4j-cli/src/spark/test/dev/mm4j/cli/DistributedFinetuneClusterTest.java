@@ -120,6 +120,38 @@ class DistributedFinetuneClusterTest {
         }
     }
 
+    /** Pretraining as the barrier stage: 2 ranks pretrain one run that rank 0 writes (a metrics line per step, the bundle). */
+    @Test
+    void twoExecutorsPretrainOneRun() throws Exception {
+        LocalClusterTest.sparkHomeOfThisClassPath();
+        dev.mm4j.data.SyntheticPretraining.Written data = dev.mm4j.data.SyntheticPretraining.generate(
+                new SyntheticTextVqa.Options(tmp.resolve("synth"), 24, 4, 2, 5, 96, 64, 1));
+        FinetuneSettings s = FinetuneSettings.preset("default");
+        s.task = "pretraining";
+        s.model = new com.fasterxml.jackson.databind.ObjectMapper(new com.fasterxml.jackson.dataformat.yaml.YAMLFactory())
+                .readValue(PretrainingCommandTest.TINY, Map.class);
+        s.pretrainingSources = List.of(
+                new FinetuneSettings.PretrainingSourceSpec("pairs", data.pairs().toString(), 1),
+                new FinetuneSettings.PretrainingSourceSpec("text", data.texts().toString(), 1),
+                new FinetuneSettings.PretrainingSourceSpec("image", data.images().toString(), 2));
+        Path out = tmp.resolve("pretrain");
+        s.out = out.toString();
+        s.maxSteps = 2;
+        s.batchSize = 4;
+        s.threads = 1;
+        s.checkpoint = "none";
+        s.pairsMaxLength = 24;
+        s.maxLength = 24;
+        List<String> ranks;
+        try (SparkSession spark = cluster()) {
+            ranks = DistributedFinetune.run(spark, 2, s, false, Duration.ofSeconds(60));
+        }
+        assertEquals(List.of("rank 0 (attempt 0): COMPLETED after 2 steps", "rank 1 (attempt 0): COMPLETED after 2 steps"),
+                ranks);
+        assertEquals(2, dev.mm4j.report.MetricsLog.read(out.resolve("metrics.jsonl")).size(), "one line per step");
+        assertTrue(Files.isRegularFile(out.resolve("model").resolve(dev.mm4j.checkpoint.ModelBundle.WEIGHTS)));
+    }
+
     private static long stepOf(CheckpointStore store) {
         try {
             return CheckpointStore.state(store.latest()).step;

@@ -89,6 +89,35 @@ class FinetuneNprocTest {
         }
     }
 
+    /**
+     * {@code finetune --task pretraining --nproc 2}: two processes pretrain one run (process 0 alone writes OUT: one
+     * metrics line per step, checkpoints, the pretraining bundle), the losses those of 1 process with accumulation 2.
+     */
+    @Test
+    void twoProcessesPretrainOneRunThatProcessZeroWrites() throws Exception {
+        dev.mm4j.data.SyntheticPretraining.Written data = dev.mm4j.data.SyntheticPretraining.generate(
+                new dev.mm4j.data.SyntheticTextVqa.Options(tmp.resolve("synth"), 24, 4, 2, 5, 96, 64, 1));
+        Path yaml = tmp.resolve("tiny.yaml");
+        Files.writeString(yaml, PretrainingCommandTest.TINY);
+        String[] common = {"finetune", "--task", "pretraining", "--model-config", yaml.toString(), "--pairs",
+            data.pairs().toString(), "--texts", data.texts().toString(), "--images", data.images() + ":2",
+            "--max-steps", "3", "--batch-size", "4", "--threads", "1", "--set", "seed=3", "--set", "dropout=false",
+            "--set", "pairs_max_length=24", "--set", "max_length=24", "--set", "log_every=1"};
+        Path two = tmp.resolve("two");
+        assertEquals(0, Main.commandLine().execute(concat(common, "--out", two.toString(), "--nproc", "2",
+                "--dist-timeout", "60")));
+        Path one = tmp.resolve("one");
+        assertEquals(0, Main.commandLine().execute(concat(common, "--out", one.toString(), "--set", "grad_accum=2")));
+        List<MetricsLog.Entry> a = MetricsLog.read(two.resolve("metrics.jsonl"));
+        List<MetricsLog.Entry> b = MetricsLog.read(one.resolve("metrics.jsonl"));
+        assertEquals(List.of(0L, 1L, 2L), a.stream().map(MetricsLog.Entry::step).toList(), "one line per step");
+        for (int i = 0; i < 3; i++) {
+            assertEquals(b.get(i).loss(), a.get(i).loss(), 1e-6 * Math.abs(b.get(i).loss()), "step " + i);
+        }
+        assertEquals(3, CheckpointStore.state(new CheckpointStore(two, 3).latest()).step);
+        assertTrue(Files.isRegularFile(two.resolve("model").resolve(dev.mm4j.checkpoint.ModelBundle.WEIGHTS)));
+    }
+
     @Test
     void masterNeedsTheSparkBuild() {
         java.io.StringWriter err = new java.io.StringWriter();

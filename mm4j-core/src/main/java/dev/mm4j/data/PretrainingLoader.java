@@ -47,9 +47,20 @@ import org.slf4j.LoggerFactory;
  * masked whole words at a time, text sources token by token, as the reference's VL and MLM datamodules do
  * ({@link MlmMasking}).
  *
+ * <p><b>Micro-batches and processes.</b> With {@link Builder#accumulation(int) accumulation} {@code A} and a
+ * {@link Builder#shard(int, int) shard} of {@code W} processes, a step is one optimizer step: its source is drawn as
+ * above and its global batch is {@code B x A x W} records of it (an epoch has {@code max(1, size / (B x A x W))}
+ * steps), cut into {@code A x W} micro-batches of {@code B}: process {@code r} gets micro-batches
+ * {@code r*A .. r*A+A-1}, in order, and prepares only those. A sample's draws are seeded by its place in the global
+ * batch, so every cut of the same global batches gives the same samples: 2 processes with accumulation 1 see exactly
+ * what 1 process with accumulation 2 sees (data-parallel pretraining, PyTorch DDP's semantics with every rank drawing
+ * the same source, as TorchMultimodal's ranks do from the same seed). {@code A = W = 1} is the plain loader.
+ *
  * <p><b>Bad records</b> (an image that is missing or does not decode) are skipped with one warning each and
  * counted; the batch is smaller. A step whose records were all skipped yields no batch (the iterator goes on with
- * the next step). A source none of whose records can be used is an error.
+ * the next step); with several micro-batches per step, a micro-batch whose records were all skipped is an error
+ * naming the step (the step's micro-batches cannot be told apart from the next step's, nor the processes kept in
+ * step). A source none of whose records can be used is an error.
  */
 public final class PretrainingLoader implements AutoCloseable {
     private static final Logger LOG = LoggerFactory.getLogger(PretrainingLoader.class);
@@ -71,6 +82,9 @@ public final class PretrainingLoader implements AutoCloseable {
     private final List<PretrainingSource> sources;
     private final double[] cumulative;
     private final int batchSize;
+    private final int accumulation;
+    private final int rank;
+    private final int worldSize;
     private final long seed;
     private final boolean shuffle;
     private final PretrainingImageTransform imageTransform;
@@ -111,6 +125,22 @@ public final class PretrainingLoader implements AutoCloseable {
             cumulative[i] /= total;
         }
         this.batchSize = b.batchSize;
+        if (b.accumulation < 1 || b.worldSize < 1 || b.rank < 0 || b.rank >= b.worldSize) {
+            throw new IllegalArgumentException("accumulation and world size must be >= 1 and rank in 0..world size - 1 "
+                    + "(got " + b.accumulation + ", " + b.worldSize + ", " + b.rank + ")");
+        }
+        this.accumulation = b.accumulation;
+        this.rank = b.rank;
+        this.worldSize = b.worldSize;
+        if (parts() > 1) {
+            for (PretrainingSource src : sources) {
+                if (src.size() < globalBatch()) {
+                    throw new IllegalArgumentException("pretraining source " + src.name() + " has " + src.size()
+                            + " records, fewer than one global batch of " + globalBatch() + " (batch size " + batchSize
+                            + " x accumulation " + accumulation + " x processes " + worldSize + ")");
+                }
+            }
+        }
         this.seed = b.seed;
         this.shuffle = b.shuffle;
         this.imageTransform = b.imageTransform;
@@ -163,6 +193,16 @@ public final class PretrainingLoader implements AutoCloseable {
         return batchSize;
     }
 
+    /** Records per step over every micro-batch and process: batch size x accumulation x processes. */
+    public int globalBatch() {
+        return batchSize * parts();
+    }
+
+    /** Micro-batches per step over all processes. */
+    private int parts() {
+        return accumulation * worldSize;
+    }
+
     /** The share of batches each source gets (the normalised ratios). */
     public double[] shares() {
         double[] s = new double[cumulative.length];
@@ -212,13 +252,19 @@ public final class PretrainingLoader implements AutoCloseable {
             final ArrayDeque<Future<PretrainingBatch>> ahead = new ArrayDeque<>();
             PretrainingBatch ready;
 
-            /** Keeps {@code prefetch} steps in preparation (each seeded by its step: order-independent). */
+            /**
+             * Keeps {@code prefetch} steps in preparation (each seeded by its step: order-independent), each as this
+             * process's micro-batches of it.
+             */
             private void fill() {
-                while (ahead.size() < prefetch) {
+                while (ahead.size() < prefetch * accumulation) {
                     long step = nextSubmit++;
                     int src = sourceAt(step);
                     long n = drawn[src]++;
-                    ahead.add(assembler.submit(() -> make(step, src, n, null)));
+                    for (int a = 0; a < accumulation; a++) {
+                        int part = rank * accumulation + a;
+                        ahead.add(assembler.submit(() -> make(step, src, n, null, part)));
+                    }
                 }
             }
 
@@ -259,12 +305,15 @@ public final class PretrainingLoader implements AutoCloseable {
         };
     }
 
-    /** The batch of {@code step} (null if all its records were skipped). */
+    /** The batch of {@code step} (null if all its records were skipped); this process's first micro-batch of it. */
     public PretrainingBatch batch(long step) {
         return batch(step, null);
     }
 
-    /** The batch of {@code step} with explicit inputs in place of some draws. */
+    /**
+     * The batch of {@code step} with explicit inputs in place of some draws (indexed over the step's global batch);
+     * this process's first micro-batch of it.
+     */
     public PretrainingBatch batch(long step, Overrides overrides) {
         int src = sourceAt(step);
         long n = 0;
@@ -273,23 +322,23 @@ public final class PretrainingLoader implements AutoCloseable {
                 n++;
             }
         }
-        return make(step, src, n, overrides);
+        return make(step, src, n, overrides, rank * accumulation);
     }
 
-    /** Batches per epoch of source {@code i}. */
+    /** Steps (global batches) per epoch of source {@code i}. */
     public int batchesPerEpoch(int i) {
-        return Math.max(1, sources.get(i).size() / batchSize);
+        return Math.max(1, sources.get(i).size() / globalBatch());
     }
 
-    /** The record indices of source {@code src}'s {@code n}-th batch. */
+    /** The record indices of source {@code src}'s {@code n}-th global batch. */
     int[] positions(int src, long n) {
         int size = sources.get(src).size();
         int bpe = batchesPerEpoch(src);
         long epoch = n / bpe;
         int k = (int) (n % bpe);
         int[] order = order(src, size, epoch);
-        int from = k * batchSize;
-        int to = Math.min(size, from + batchSize);
+        int from = k * globalBatch();
+        int to = Math.min(size, from + globalBatch());
         int[] out = new int[to - from];
         System.arraycopy(order, from, out, 0, out.length);
         return out;
@@ -323,20 +372,31 @@ public final class PretrainingLoader implements AutoCloseable {
     private record Item(int record, String origin, float[] image, float[] forCodebook, long[] patchMask,
             String reasonKind, String reason) {}
 
-    private PretrainingBatch make(long step, int src, long n, Overrides o) {
+    /**
+     * Micro-batch {@code part} of step {@code step} (source {@code src}'s {@code n}-th global batch): positions
+     * {@code [part*B, (part+1)*B)} of it; null when all its records were skipped (an error with several parts).
+     */
+    private PretrainingBatch make(long step, int src, long n, Overrides o, int part) {
         PretrainingSource source = sources.get(src);
         int[] records = positions(src, n);
         int count = records.length;
         checkOverrides(o, count);
+        // this part's samples: indices [from, to) of the global batch (indices, seeds and overrides are global)
+        int from = parts() == 1 ? 0 : Math.min(count, part * batchSize);
+        int to = parts() == 1 ? count : Math.min(count, from + batchSize);
         List<Item> items = new ArrayList<>(count);
+        for (int i = 0; i < from; i++) {
+            items.add(null); // another micro-batch's: not prepared here
+        }
         if (source.kind() == PretrainingSource.Kind.TEXT) {
             PretrainingSource.Texts t = (PretrainingSource.Texts) source;
-            for (int r : records) {
+            for (int i = from; i < to; i++) {
+                int r = records[i];
                 items.add(new Item(r, t.origins().get(r), null, null, null, null, null));
             }
         } else {
-            List<Future<Item>> futures = new ArrayList<>(count);
-            for (int i = 0; i < count; i++) {
+            List<Future<Item>> futures = new ArrayList<>(to - from);
+            for (int i = from; i < to; i++) {
                 int sample = i;
                 futures.add(pool.submit(() -> image(src, source, records[sample], step, sample, o)));
             }
@@ -354,9 +414,9 @@ public final class PretrainingLoader implements AutoCloseable {
                 }
             }
         }
-        // per-sample indices i refer to the batch's positions before skipping (overrides and seeds use them)
-        List<Integer> kept = new ArrayList<>(count);
-        for (int i = 0; i < count; i++) {
+        // per-sample indices i refer to the global batch's positions before skipping (overrides and seeds use them)
+        List<Integer> kept = new ArrayList<>(to - from);
+        for (int i = from; i < to; i++) {
             Item it = items.get(i);
             if (it.reasonKind() == null) {
                 kept.add(i);
@@ -365,6 +425,11 @@ public final class PretrainingLoader implements AutoCloseable {
             }
         }
         if (kept.isEmpty()) {
+            if (parts() > 1) {
+                throw new IllegalStateException("step " + step + ": every record of micro-batch " + part + " (source "
+                        + source.name() + ", " + (to - from) + " records) was skipped; with gradient accumulation or "
+                        + "several processes a micro-batch cannot be left out (see the warnings above)");
+            }
             return null;
         }
         return collate(step, src, source, records, items, kept, o);
@@ -546,6 +611,9 @@ public final class PretrainingLoader implements AutoCloseable {
         private final List<PretrainingSource> sources = new ArrayList<>();
         private final List<Double> ratios = new ArrayList<>();
         private int batchSize = DEFAULT_BATCH_SIZE;
+        private int accumulation = 1;
+        private int rank;
+        private int worldSize = 1;
         private long seed;
         private boolean shuffle = true;
         private PretrainingImageTransform imageTransform = new PretrainingImageTransform(true);
@@ -587,8 +655,25 @@ public final class PretrainingLoader implements AutoCloseable {
             return this;
         }
 
+        /** Samples per micro-batch (per process). */
         public Builder batchSize(int n) {
             this.batchSize = n;
+            return this;
+        }
+
+        /** Micro-batches per step on each process (gradient accumulation; default 1): see the class comment. */
+        public Builder accumulation(int micro) {
+            this.accumulation = micro;
+            return this;
+        }
+
+        /**
+         * This process's share of every step among {@code worldSize} data-parallel processes (default 0 of 1): see the
+         * class comment. Every process builds its loader with the same settings and its own rank.
+         */
+        public Builder shard(int rank, int worldSize) {
+            this.rank = rank;
+            this.worldSize = worldSize;
             return this;
         }
 

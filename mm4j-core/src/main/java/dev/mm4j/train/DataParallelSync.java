@@ -74,7 +74,24 @@ public final class DataParallelSync implements GradientSync {
         if (group.worldSize() == 1) {
             return;
         }
-        List<List<NDArray>> buckets = buckets(params);
+        List<NDArray> grads = gradients(params);
+        try {
+            average(grads);
+        } finally {
+            grads.forEach(NDArray::close); // the Java views only; gradients stay with their parameters
+        }
+    }
+
+    /**
+     * Averages {@code arrays} over the group in place, as the gradients are: in buckets of about the bucket size, every
+     * collective of a bucket started before the first is awaited, two buckets in flight (what {@code bench --nproc}
+     * times on arrays of the model's gradients' shapes). Every rank passes the same shapes in the same order.
+     */
+    public void average(List<NDArray> arrays) {
+        if (group.worldSize() == 1) {
+            return;
+        }
+        List<List<NDArray>> buckets = buckets(arrays);
         boolean gradMode = JniUtils.isGradMode();
         JniUtils.setGradMode(false); // averaging is not part of any graph
         try {
@@ -101,7 +118,6 @@ public final class DataParallelSync implements GradientSync {
             }
         } finally {
             JniUtils.setGradMode(gradMode);
-            buckets.forEach(b -> b.forEach(NDArray::close)); // the Java views only; gradients stay with their parameters
         }
     }
 
@@ -115,20 +131,28 @@ public final class DataParallelSync implements GradientSync {
         }
     }
 
-    /** The parameters' gradients (views of libtorch's own) in buckets of about bucketBytes, in the given order. */
-    private List<List<NDArray>> buckets(Collection<Parameter> params) {
-        List<List<NDArray>> buckets = new ArrayList<>();
-        List<NDArray> current = new ArrayList<>();
-        long bytes = 0;
+    /** The parameters' gradients (views of libtorch's own), in the given order. */
+    private static List<NDArray> gradients(Collection<Parameter> params) {
+        List<NDArray> grads = new ArrayList<>();
         for (Parameter p : params) {
-            NDArray w = p.array();
-            NDArray g = JniUtils.getGradient((PtNDArray) w);
+            NDArray g = JniUtils.getGradient((PtNDArray) p.array());
             if (g == null) {
                 // not used by this step's loss (p.grad is None): the same on every rank, as the model is the same
                 // (DDP's find_unused_parameters case); a parameter used on one rank only would leave the ranks
                 // waiting for each other until the timeout
                 continue;
             }
+            grads.add(g);
+        }
+        return grads;
+    }
+
+    /** {@code arrays} in buckets of about bucketBytes, in the given order. */
+    private List<List<NDArray>> buckets(List<NDArray> arrays) {
+        List<List<NDArray>> buckets = new ArrayList<>();
+        List<NDArray> current = new ArrayList<>();
+        long bytes = 0;
+        for (NDArray g : arrays) {
             current.add(g);
             bytes += g.getShape().size() * g.getDataType().getNumOfBytes();
             if (bytes >= bucketBytes) {

@@ -284,7 +284,6 @@ public final class Finetuner {
     public static final class Builder extends RunBuilder<Builder> {
         private VqaDataset trainData;
         private VqaDataset valData;
-        private Rendezvous rendezvous;
 
         private Builder() {
             super(new PrintStream(OutputStream.nullOutputStream())); // default: the run prints nowhere
@@ -337,17 +336,6 @@ public final class Finetuner {
         public Builder buildVocabulary(int minCount) {
             set("vocab", "build");
             return set("vocab_min_count", minCount);
-        }
-
-        /**
-         * Data-parallel training as one rank of several processes (PyTorch DDP's semantics: each rank trains on its
-         * shard of every global batch of {@code batch_size} x processes, the gradients averaged with libtorch's Gloo;
-         * rank 0 alone writes the output folder, which every rank reads when resuming). Every rank calls this with
-         * the same settings and its own rank; {@link dev.mm4j.train.dist.Launcher} starts them on one machine.
-         */
-        public Builder distributed(Rendezvous rendezvous) {
-            this.rendezvous = rendezvous;
-            return this;
         }
 
         /**

@@ -21,10 +21,13 @@ import dev.mm4j.nn.Precision;
 import dev.mm4j.report.ChartRenderer;
 import dev.mm4j.report.HtmlReport;
 import dev.mm4j.report.MetricsLog;
+import dev.mm4j.train.dist.ProcessGroup;
+import dev.mm4j.train.dist.Rendezvous;
 import dev.mm4j.util.AtomicFiles;
 import dev.mm4j.util.DirectoryLock;
 import dev.mm4j.util.Hardware;
 import java.io.IOException;
+import java.io.OutputStream;
 import java.io.PrintStream;
 import java.io.UncheckedIOException;
 import java.nio.file.Files;
@@ -42,8 +45,15 @@ import java.util.Map;
  * {@code datasets.selected: [image, text, vl]}): image-text pairs train the global contrastive loss, ITM and MMM, texts
  * MLM, images MIM, each weighted by the model's {@code mlm_weight}, {@code mim_weight}, {@code itm_loss_weight},
  * {@code mmm_text_loss_weight}, {@code mmm_image_loss_weight}, {@code contrastive_loss_weight} kwargs
- * ({@code FLAVAPretrainingLoss}'s names and defaults). Each step is one batch of one source
- * ({@link PretrainingLoader}: drawn by the sources' ratios, deterministic for the seed, resumable at any step).
+ * ({@code FLAVAPretrainingLoss}'s names and defaults). Each optimizer step is one global batch of one source
+ * ({@link PretrainingLoader}: drawn by the sources' ratios, deterministic for the seed, resumable at any step) of
+ * {@code batch_size x grad_accum x processes} records, cut into micro-batches of {@code batch_size}.
+ *
+ * <p>Data-parallel ({@link Builder#distributed}, {@code finetune --task pretraining --nproc N}): every rank trains on
+ * its micro-batches of each step, the gradients averaged over the ranks ({@link DataParallelSync}); rank 0 alone
+ * writes {@code OUT} and prints (the loss averaged over the ranks; its parts rank 0's own). N processes give the
+ * weights of 1 process with N times the accumulation. Each rank's contrastive loss is over its own micro-batch, as
+ * under gradient accumulation (TorchMultimodal's DDP gathers the embeddings of every rank for it; this does not).
  *
  * <p>Starting weights ({@code checkpoint}): none (from scratch), a pretraining bundle or TorchMultimodal pretraining
  * checkpoint (loaded strictly), or a classification / retrieval bundle (its encoders; the heads and codebook start
@@ -78,11 +88,19 @@ public final class Pretrainer {
     private final boolean resume;
     private final boolean progressBar;
     private final List<TrainingListener> listeners;
+    private final Rendezvous rendezvous;
+    /** This process's rank and the number of processes (0 of 1 without {@link Builder#distributed}). */
+    private final int rank;
+    private final int world;
     private volatile boolean cancelRequested;
 
     private Pretrainer(Builder b, FinetuneSettings s) {
         this.s = s;
-        this.out = b.log;
+        this.rendezvous = b.rendezvous != null && b.rendezvous.worldSize() > 1 ? b.rendezvous : null;
+        this.rank = rendezvous == null ? 0 : rendezvous.rank();
+        this.world = rendezvous == null ? 1 : rendezvous.worldSize();
+        // rank 0 alone prints and writes; the others print nothing but their errors
+        this.out = rank == 0 ? b.log : new PrintStream(OutputStream.nullOutputStream());
         this.resume = b.resume;
         this.progressBar = b.progressBar;
         this.listeners = List.copyOf(b.listeners);
@@ -110,7 +128,9 @@ public final class Pretrainer {
         Path outDir = Path.of(s.out);
         Files.createDirectories(outDir);
         CheckpointStore store = new CheckpointStore(outDir, s.keepLast);
-        try (DirectoryLock lock = store.lockOutput()) {
+        boolean primary = rank == 0;
+        // every rank checks the folder before the group meets (none can write before all have met): all fail alike
+        try (DirectoryLock lock = primary ? store.lockOutput() : null) {
             if (Files.exists(outDir.resolve("model").resolve(ModelBundle.WEIGHTS))) {
                 throw new IOException(outDir + " already holds a model; choose another --out");
             }
@@ -122,7 +142,13 @@ public final class Pretrainer {
                 throw new IOException(outDir + " already holds checkpoints; pass --resume to continue that run, or "
                         + "choose another --out");
             }
-            AtomicFiles.writeString(outDir.resolve("settings.yaml"), s.toYaml());
+            if (rendezvous != null) {
+                out.printf("data-parallel: %d processes (rendezvous %s:%d, timeout %d s)%n", world,
+                        rendezvous.masterAddr(), rendezvous.masterPort(), rendezvous.timeout().toSeconds());
+            }
+            if (primary) {
+                AtomicFiles.writeString(outDir.resolve("settings.yaml"), s.toYaml());
+            }
             int threads = Hardware.configureThreads(s.threads);
             PretrainedWeights pretrained = PretrainedWeights.resolve(s.checkpoint);
             FlavaConfig config = s.flavaConfig(1, pretrained.config(new FlavaConfig()));
@@ -133,7 +159,8 @@ public final class Pretrainer {
                     ? QuestionTokenizer.bertBaseUncased(Math.max(textMax, pairsMax))
                     : QuestionTokenizer.load(tokenizerFile, Math.max(textMax, pairsMax));
                     PretrainingLoader loader = loader(config, tokenizer, textMax, pairsMax);
-                    NDManager manager = NDManager.newBaseManager(Hardware.device(s.device))) {
+                    NDManager manager = NDManager.newBaseManager(Hardware.device(s.device));
+                    ProcessGroup group = rendezvous == null ? null : ProcessGroup.open(rendezvous)) {
                 config.precision = Precision.resolve(s.precision, manager.getDevice());
                 out.printf("data: %s; %d libtorch threads, %d loader workers%n", describe(loader), threads,
                         s.loaderThreads);
@@ -146,7 +173,9 @@ public final class Pretrainer {
                     out.println(loadStart(model, pretrained));
                 }
                 try (AdamW optimizer = new AdamW(model.trainableParameters(), s.adamw(), manager)) {
-                    return train(model, config, optimizer, manager, loader, store, resumedFrom, outDir, tokenizerFile);
+                    GradientSync sync = group == null ? GradientSync.NONE : new DataParallelSync(group);
+                    return train(model, config, optimizer, manager, loader, store, resumedFrom, outDir, tokenizerFile,
+                            sync);
                 } finally {
                     model.setTraining(false);
                 }
@@ -167,6 +196,8 @@ public final class Pretrainer {
         int min = Math.max(1, Math.min(masked, (int) Math.round(patches * BlockMasking.DEFAULT_MIN_NUM_PATCHES / 196.0)));
         PretrainingLoader.Builder b = PretrainingLoader.builder()
                 .batchSize(s.batchSize)
+                .accumulation(s.gradAccum)
+                .shard(rank, world)
                 .seed(s.seed)
                 .shuffle(s.shuffle)
                 .imageTransform(new PretrainingImageTransform(true, config.imageSize, config.codebookImageSize,
@@ -250,17 +281,18 @@ public final class Pretrainer {
     }
 
     private Result train(FlavaForPreTraining model, FlavaConfig config, AdamW optimizer, NDManager manager,
-            PretrainingLoader loader, CheckpointStore store, Path resumedFrom, Path outDir, Path tokenizerFile)
-            throws IOException {
+            PretrainingLoader loader, CheckpointStore store, Path resumedFrom, Path outDir, Path tokenizerFile,
+            GradientSync sync) throws IOException {
         int perEpoch = 0;
         for (int i = 0; i < loader.sources().size(); i++) {
             perEpoch += loader.batchesPerEpoch(i);
         }
-        long total = s.maxSteps > 0 ? s.maxSteps : (long) s.epochs * Math.max(1, perEpoch / s.gradAccum);
+        // a loader step is an optimizer step (its global batch cut into the micro-batches of every process)
+        long total = s.maxSteps > 0 ? s.maxSteps : (long) s.epochs * Math.max(1, perEpoch);
         LrSchedule schedule = new LrSchedule(LrSchedule.Kind.parse(s.schedule), s.lr, Math.min(s.warmupSteps, total),
                 total, 0.5, 0);
-        out.printf("training: %d steps, batch %d x %d accumulation, one source per batch, schedule %s%n", total,
-                s.batchSize, s.gradAccum, schedule);
+        out.printf("training: %d steps, batch %d x %d accumulation%s, one source per step, schedule %s%n", total,
+                s.batchSize, s.gradAccum, world > 1 ? " x " + world + " processes" : "", schedule);
         TrainState state;
         if (resumedFrom != null) {
             state = CheckpointStore.restore(resumedFrom, model, optimizer);
@@ -274,17 +306,25 @@ public final class Pretrainer {
         all.add(console(total, lastParts));
         TrainingLoop.Outcome o;
         Path last;
-        try (MetricsLog metrics = TrainingListeners.openMetrics(outDir.resolve(TrainingListeners.METRICS), state);
-                TrainingListeners.Progress progress = progressBar ? new TrainingListeners.Progress(total, state.step)
-                        : null) {
-            all.add(TrainingListeners.metrics(metrics, s.logEvery));
+        boolean primary = rank == 0;
+        try (MetricsLog metrics = primary
+                        ? TrainingListeners.openMetrics(outDir.resolve(TrainingListeners.METRICS), state) : null;
+                TrainingListeners.Progress progress = progressBar && primary
+                        ? new TrainingListeners.Progress(total, state.step) : null) {
+            if (metrics != null) {
+                all.add(TrainingListeners.metrics(metrics, s.logEvery));
+            }
             if (progress != null) {
                 all.add(progress);
             }
             all.addAll(listeners);
             TrainingLoop<PretrainingBatch> loop = new TrainingLoop<>(model, config, optimizer, manager,
                     new LoaderData(loader, perEpoch), TrainingLoop.Options.of(s), schedule, total, store, state,
-                    resumedFrom).listeners(all).log(out).cancelWhen(() -> cancelRequested);
+                    resumedFrom);
+            if (world > 1) {
+                loop.dataParallel(rank, world, sync); // the loader is this rank's share already (LoaderData.shard)
+            }
+            loop.listeners(all).log(out).cancelWhen(() -> cancelRequested);
             try {
                 o = loop.run();
             } catch (UncheckedIOException e) {
@@ -300,6 +340,9 @@ public final class Pretrainer {
             out.printf("%ncancelled after %d of %d steps; checkpoint %s (resume to continue)%n", state.step, total, last);
             return new Result(Finetuner.Status.CANCELLED, state.step, o.losses(), lastParts, null, last);
         }
+        if (!primary) {
+            return new Result(Finetuner.Status.COMPLETED, state.step, o.losses(), lastParts, null, last);
+        }
         Path modelDir = outDir.resolve("model");
         ModelBundle.Info info = new ModelBundle.Info();
         info.maxLength = Math.min(s.maxLength, config.maxPositionEmbeddings);
@@ -309,8 +352,8 @@ public final class Pretrainer {
         info.trainedSteps = state.step;
         ModelBundle.writePretraining(modelDir, model, info, tokenizerFile);
         report(outDir, state, model);
-        out.printf("%ndone: %d steps; final loss %.4f; pretrained model exported to %s (finetune --checkpoint %s)%n",
-                state.step, state.lastLoss, modelDir, modelDir);
+        out.printf("%ndone: %d steps%s; final loss %.4f; pretrained model exported to %s (finetune --checkpoint %s)%n",
+                state.step, world > 1 ? " on " + world + " processes" : "", state.lastLoss, modelDir, modelDir);
         return new Result(Finetuner.Status.COMPLETED, state.step, o.losses(), lastParts, modelDir, last);
     }
 
@@ -372,7 +415,8 @@ public final class Pretrainer {
 
     /**
      * The loader's steps as the loop's data: one endless "epoch" (the loader mixes the sources and runs each through
-     * its own epochs), a batch's number being its loader step, so a resumed run continues at the next loader step.
+     * its own epochs), a batch's number being its loader step, so a resumed run continues at the next loader step. A
+     * step's micro-batches (accumulation) come one after the other, all numbered with their step.
      */
     private static final class LoaderData implements TrainingLoop.Data<PretrainingBatch> {
         private final PretrainingLoader loader;
@@ -401,6 +445,12 @@ public final class Pretrainer {
         @Override
         public int index(PretrainingBatch batch) {
             return Math.toIntExact(batch.step());
+        }
+
+        /** The loader was built for this process's share ({@link PretrainingLoader.Builder#shard}): itself. */
+        @Override
+        public TrainingLoop.Data<PretrainingBatch> shard(int rank, int worldSize) {
+            return this;
         }
     }
 

@@ -1,5 +1,6 @@
 package dev.mm4j.train;
 
+import dev.mm4j.train.dist.Rendezvous;
 import java.io.IOException;
 import java.io.PrintStream;
 import java.net.URI;
@@ -27,6 +28,7 @@ public abstract class RunBuilder<B extends RunBuilder<B>> {
     PrintStream log;
     boolean resume;
     boolean progressBar;
+    Rendezvous rendezvous;
 
     /** @param log where the run's console lines go unless {@link #log(PrintStream)} says otherwise */
     RunBuilder(PrintStream log) {
@@ -160,6 +162,18 @@ public abstract class RunBuilder<B extends RunBuilder<B>> {
     /** Continue the run in the output folder from its latest checkpoint (default: a new run, which refuses a used folder). */
     public B resume(boolean resume) {
         this.resume = resume;
+        return self();
+    }
+
+    /**
+     * Data-parallel training as one rank of several processes (PyTorch DDP's semantics: each rank trains on its
+     * shard of every global batch of {@code batch_size} x processes, the gradients averaged with libtorch's Gloo;
+     * rank 0 alone writes the output folder, which every rank reads when resuming). Every rank calls this with
+     * the same settings and its own rank; {@link dev.mm4j.train.dist.Launcher} starts them on one machine. Null, or a
+     * world of 1: one process.
+     */
+    public B distributed(Rendezvous rendezvous) {
+        this.rendezvous = rendezvous;
         return self();
     }
 

@@ -283,6 +283,78 @@ class PretrainingLoaderTest {
         }
     }
 
+    /**
+     * Micro-batches and processes cut the same global batches: batch 2 x accumulation 2 on 1 process, and batch 2 on
+     * each of 2 processes, give the micro-batches whose concatenation is the plain loader's batch of 4 (records, crops,
+     * masks, ITM choices: every draw is seeded by the sample's place in the global batch), every process the same
+     * source per step; a resumed shard continues where it stopped.
+     */
+    @Test
+    void accumulationAndShardsCutTheGlobalBatchesOfThePlainLoader() {
+        try (PretrainingLoader plain = small(7).source(pairs, 1).source(texts, 1).source(images, 1).build();
+                PretrainingLoader accum = small(7).batchSize(2).accumulation(2)
+                        .source(pairs, 1).source(texts, 1).source(images, 1).build();
+                PretrainingLoader rank0 = small(7).batchSize(2).shard(0, 2)
+                        .source(pairs, 1).source(texts, 1).source(images, 1).build();
+                PretrainingLoader rank1 = small(7).batchSize(2).shard(1, 2)
+                        .source(pairs, 1).source(texts, 1).source(images, 1).build()) {
+            assertEquals(4, accum.globalBatch());
+            assertEquals(3, accum.batchesPerEpoch(0)); // 12 records / 4
+            Iterator<PretrainingBatch> p = plain.from(0);
+            Iterator<PretrainingBatch> a = accum.from(0);
+            Iterator<PretrainingBatch> r0 = rank0.from(0);
+            Iterator<PretrainingBatch> r1 = rank1.from(0);
+            Set<PretrainingSource.Kind> kinds = new HashSet<>();
+            List<PretrainingBatch> shard1 = new ArrayList<>();
+            for (int step = 0; step < 12; step++) {
+                PretrainingBatch whole = p.next();
+                PretrainingBatch a0 = a.next();
+                PretrainingBatch a1 = a.next();
+                assertBatchEquals(a0, r0.next());
+                PretrainingBatch s1 = r1.next();
+                assertBatchEquals(a1, s1);
+                shard1.add(s1);
+                assertEquals(step, a0.step());
+                assertEquals(step, a1.step());
+                assertEquals(whole.kind(), a1.kind(), "every process draws the same source");
+                kinds.add(whole.kind());
+                List<String> both = new ArrayList<>(a0.origins());
+                both.addAll(a1.origins());
+                assertEquals(whole.origins(), both, "step " + step);
+                assertArrayEquals(whole.image(), concat(a0.image(), a1.image()), "step " + step);
+                assertArrayEquals(whole.imagePatchesMask(), concat(a0.imagePatchesMask(), a1.imagePatchesMask()));
+                assertArrayEquals(whole.textMasked(), concat(a0.textMasked(), a1.textMasked()), "step " + step);
+                assertArrayEquals(whole.itmLabels(), concat(a0.itmLabels(), a1.itmLabels()), "step " + step);
+            }
+            assertEquals(3, kinds.size(), kinds.toString());
+            Iterator<PretrainingBatch> resumed = rank1.from(5);
+            for (int step = 5; step < 12; step++) {
+                assertBatchEquals(shard1.get(step), resumed.next());
+            }
+        }
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                () -> small(7).batchSize(4).shard(0, 4).source(texts, 1).build());
+        assertTrue(e.getMessage().contains("has 12 records, fewer than one global batch of 16"), e.getMessage());
+    }
+
+    private static float[] concat(float[] a, float[] b) {
+        if (a == null) {
+            return b == null ? null : b;
+        }
+        float[] out = Arrays.copyOf(a, a.length + b.length);
+        System.arraycopy(b, 0, out, a.length, b.length);
+        return out;
+    }
+
+    private static long[] concat(long[] a, long[] b) {
+        if (a == null) {
+            return b == null ? null : b;
+        }
+        long[] out = Arrays.copyOf(a, a.length + b.length);
+        System.arraycopy(b, 0, out, a.length, b.length);
+        return out;
+    }
+
     static void assertBatchEquals(PretrainingBatch a, PretrainingBatch b) {
         assertEquals(a.step(), b.step());
         assertEquals(a.kind(), b.kind());

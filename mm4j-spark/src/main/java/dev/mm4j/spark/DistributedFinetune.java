@@ -3,6 +3,7 @@ package dev.mm4j.spark;
 import dev.mm4j.train.CheckpointStore;
 import dev.mm4j.train.FinetuneSettings;
 import dev.mm4j.train.Finetuner;
+import dev.mm4j.train.Pretrainer;
 import dev.mm4j.train.dist.Rendezvous;
 import java.io.IOException;
 import java.io.OutputStream;
@@ -28,7 +29,8 @@ import scala.reflect.ClassTag$;
 /**
  * Data-parallel fine-tuning as a Spark barrier stage, like PyTorch's {@code TorchDistributor}: one task per rank, all
  * started together; the first task's host is the rendezvous (its free port shared through the barrier's
- * {@code allGather}), each rank runs {@link Finetuner} with {@link Finetuner.Builder#distributed}. The output folder
+ * {@code allGather}), each rank runs {@link Finetuner} (or {@link Pretrainer} for {@code task: pretraining}) with
+ * {@code distributed(...)}. The output folder
  * must be one all executors see (a shared file system; one machine for {@code local-cluster}). When a rank fails, the
  * others fail within the timeout and Spark retries the whole stage; a retried attempt resumes from rank 0's last
  * checkpoint.
@@ -90,11 +92,23 @@ public final class DistributedFinetune {
         boolean resumeRun = resume || (ctx.stageAttemptNumber() > 0 || ctx.attemptNumber() > 0)
                 && new CheckpointStore(Path.of(s.out), s.keepLast).latest() != null;
         PrintStream log = rank == 0 ? System.out : new PrintStream(OutputStream.nullOutputStream());
-        Finetuner.Result r = Finetuner.builder().settings(s).resume(resumeRun).log(log)
-                .distributed(new Rendezvous(master, masterPort, self, rank, workers, Duration.ofSeconds(timeoutSeconds), 2))
-                .build().run();
-        return List.of("rank " + rank + " (attempt " + ctx.stageAttemptNumber() + "): " + r.status() + " after "
-                + r.steps() + " steps" + (resumeRun ? ", resumed" : "")).iterator();
+        Rendezvous rendezvous = new Rendezvous(master, masterPort, self, rank, workers,
+                Duration.ofSeconds(timeoutSeconds), 2);
+        Finetuner.Status status;
+        long steps;
+        if (s.isPretraining()) {
+            Pretrainer.Result r = Pretrainer.builder().settings(s).resume(resumeRun).log(log).distributed(rendezvous)
+                    .build().run();
+            status = r.status();
+            steps = r.steps();
+        } else {
+            Finetuner.Result r = Finetuner.builder().settings(s).resume(resumeRun).log(log).distributed(rendezvous)
+                    .build().run();
+            status = r.status();
+            steps = r.steps();
+        }
+        return List.of("rank " + rank + " (attempt " + ctx.stageAttemptNumber() + "): " + status + " after "
+                + steps + " steps" + (resumeRun ? ", resumed" : "")).iterator();
     }
 
     /** The host of a {@code host:port} address. */

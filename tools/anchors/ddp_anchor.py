@@ -3,17 +3,19 @@
 Not part of the product (no Python on its build or run path); a cross-check with the local PyTorch venv.
 
 usage:
-  python tools/ddp_anchor.py allreduce FLOATS [ITERS]
+  python tools/anchors/ddp_anchor.py allreduce FLOATS [ITERS]
       2 processes (gloo, 127.0.0.1, 1 intra-op thread each) all-reduce a float32 tensor of FLOATS in place:
       best and mean seconds and GB/s, as dev.mm4j.train.dist.C10dRank's bench mode prints for mm4j.
-  TMM_PATH=... python tools/ddp_anchor.py train [STEPS] [BATCH] [fp32|bf16] [full|tiny]
+  TMM_PATH=... python tools/anchors/ddp_anchor.py train [STEPS] [BATCH] [fp32|bf16] [full|tiny]
       2 processes of TorchMultimodal's FLAVA for classification (3997 classes, random weights) wrapped in
       DistributedDataParallel (gloo), AdamW, batch BATCH per rank, the question padded to 24 tokens; s/step per
       rank (the anchor for `mm4j finetune --nproc 2 --threads 1`). `tiny` shrinks the model to check the script.
-Prints one JSON line per rank.
+Prints one JSON line per rank (with its peak RSS). `mm4j bench --nproc 2 --anchors PYTHON` runs both modes and prints
+their rows beside mm4j's.
 """
 import json
 import os
+import resource
 import socket
 import sys
 import time
@@ -37,6 +39,16 @@ def setup(rank, world, port):
     dist.init_process_group("gloo", rank=rank, world_size=world)
 
 
+def peak_rss_mb():
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)  # Linux: KiB
+
+
+def emit(record):
+    """One JSON line in one write (the ranks share stdout: lines must not interleave)."""
+    sys.stdout.write(json.dumps(record) + "\n")
+    sys.stdout.flush()
+
+
 def allreduce(rank, world, port, n, iters):
     setup(rank, world, port)
     t = torch.zeros(n, dtype=torch.float32)
@@ -47,9 +59,10 @@ def allreduce(rank, world, port, n, iters):
         dist.all_reduce(t)
         times.append(time.time() - s)
     gb = n * 4 / 1e9
-    print(json.dumps({"rank": rank, "impl": "torch " + torch.__version__ + " gloo", "floats": n, "gb": round(gb, 3),
+    emit({"rank": rank, "impl": "torch " + torch.__version__ + " gloo", "floats": n, "gb": round(gb, 3),
                       "best_s": round(min(times), 3), "mean_s": round(sum(times) / len(times), 3),
-                      "gb_per_s_best": round(gb / min(times), 2)}), flush=True)
+                      "gb_per_s_best": round(gb / min(times), 2),
+                      "gb_per_s_mean": round(gb / (sum(times) / len(times)), 2), "peak_rss_mb": peak_rss_mb()})
     dist.destroy_process_group()
 
 
@@ -143,10 +156,12 @@ def train(rank, world, port, steps, batch, precision, size):
         opt.step()
         times.append(time.time() - s)
     params = sum(p.numel() for p in model.parameters())
-    print(json.dumps({"rank": rank, "impl": "torch " + torch.__version__ + " DDP gloo", "size": size,
+    emit({"rank": rank, "impl": "torch " + torch.__version__ + " DDP gloo", "size": size,
                       "parameters": params, "precision": precision, "batch_per_rank": batch, "threads": 1,
                       "step_s": [round(x, 3) for x in times],
-                      "step_s_min_after_first": round(min(times[1:] or times), 3)}), flush=True)
+                      "step_s_min_after_first": round(min(times[1:] or times), 3),
+                      "step_s_median_after_first": round(sorted(times[1:] or times)[len(times[1:] or times) // 2], 3),
+                      "peak_rss_mb": peak_rss_mb()})
     dist.destroy_process_group()
 
 
