@@ -42,8 +42,6 @@ public final class ActivationCheckpointing {
 
     private final List<Entry> tape = new ArrayList<>();
     private final boolean everyLayer;
-    /** Whether layers ran with their activations kept, recorded, since the last {@link #clear}. */
-    private boolean ranUncheckpointed;
 
     /**
      * @param everyLayer checkpoint every layer (the {@code activation_checkpointing} setting); false checkpoints only
@@ -67,10 +65,8 @@ public final class ActivationCheckpointing {
         if (!recording()) {
             return false;
         }
-        boolean checkpointed = everyLayer
+        return everyLayer
                 || precision == Precision.BF16 && bf16KeepsMore(batch, tokens, keys, dim, heads, intermediate);
-        ranUncheckpointed |= !checkpointed;
-        return checkpointed;
     }
 
     /**
@@ -108,21 +104,33 @@ public final class ActivationCheckpointing {
     /** Forgets what an earlier forward recorded (its arrays belong to a step that has ended or will end). */
     public void clear() {
         tape.clear();
-        ranUncheckpointed = false;
     }
 
     /**
-     * The whole backward pass of {@code loss}: the loss's own (through everything that ran with its activations
-     * kept), then {@link #backward(Consumer) the recorded layers'}. Where layers that kept their activations feed
-     * layers that ran checkpointed (e.g. an image encoder kept, the multimodal encoder over it recomputed), the
-     * loss's pass keeps their graph: the recomputed layers' gradients reach it afterwards, through a bridge.
+     * The whole backward pass of {@code loss}: the loss's own, then {@link #backward(Consumer) the recorded layers'}
+     * (the recomputed ones, and layers that kept their activations behind a bridge, see {@link #kept}).
      */
     public void backward(NDArray loss, Consumer<Collection<Parameter>> layerDone) {
-        boolean keepGraph = ranUncheckpointed && tape.stream().anyMatch(e -> e instanceof Layer);
         try (NDArray ones = loss.onesLike()) {
-            JniUtils.backward((PtNDArray) loss, (PtNDArray) ones, keepGraph, false);
+            JniUtils.backward((PtNDArray) loss, (PtNDArray) ones, false, false);
         }
         backward(layerDone);
+    }
+
+    /**
+     * The output {@code h} of layers that kept their activations, as the rest of the forward pass should take it:
+     * where later layers may run checkpointed (bf16, whose rule decides per encoder call), a leaf behind a bridge, so
+     * that the backward pass goes through those layers once, with the gradient of every reader summed (the loss's
+     * own and, after their recomputation, the checkpointed layers'); else {@code h} itself.
+     */
+    NDArray kept(NDArray h, Precision precision) {
+        if (!recording() || everyLayer || precision != Precision.BF16) {
+            return h;
+        }
+        NDArray leaf = h.stopGradient();
+        leaf.setRequiresGradient(true);
+        tape.add(new Bridge(h, leaf));
+        return leaf;
     }
 
     /** Runs {@code layers} on {@code x} checkpointed; returns the last output, a leaf that requires a gradient. */

@@ -44,7 +44,7 @@ public final class TransformerEncoder extends Module {
                 in.close();
             }
         }
-        return h;
+        return checkpointing != null ? checkpointing.kept(h, precision()) : h;
     }
 
     private static final class LayerList extends Module {
