@@ -8,7 +8,9 @@ codebook is built with pretrained=False, as nothing is downloaded), the codebook
 mode; a batch of image-text pairs as the VL data gives it (the same shapes as the Java bench's: image 224, codebook
 input 112, 75 of 196 patches masked, captions of 20-30 tokens padded to TEXT_LEN with 15% masked, ITM labels),
 its four losses (ITM, MMM text, MMM image, global contrastive). bf16 = torch.autocast("cpu", dtype=torch.bfloat16).
-The first step is the warm-up; prints one JSON line per step, then a summary line (train_step_s_median over the steps after the first, peak_rss_mb).
+The first step is the warm-up; prints one JSON line per step, then a summary line (train_step_s_median over the steps
+after the first; peak RSS as peak_rss_mb in MiB, ru_maxrss / 1024, and peak_rss_gb in 10^9 bytes, the unit of the Java
+bench's "G").
 Not on any build or run path.
 """
 import json
@@ -86,6 +88,7 @@ def main():
         "train_step_s": [round(x, 3) for x in times], "train_step_s_median": round(statistics.median(timed), 3),
         "train_step_s_min": round(min(timed), 3),
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024,
+        "peak_rss_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9, 2),
     }))
 
 

@@ -88,7 +88,7 @@ public final class AnchorBench {
                             : r.has("train_step_s_min") ? r.get("train_step_s_min").asDouble() : Double.NaN;
                     double infer = r.has("infer_s") ? r.get("infer_s").asDouble() : r.path("infer_batch_s").asDouble(Double.NaN);
                     out.printf("%-9s %-22s %9d %9s %9s %9.2fG%s%n", mode, s.name(), textLen, fmt(train), fmt(infer),
-                            r.path("peak_rss_mb").asDouble() / 1e3,
+                            r.path("peak_rss_mb").asDouble() * (1 << 20) / 1e9, // ru_maxrss / 1024: MiB
                             r.has("max_abs_vs_eager") ? "  logits max |diff| vs eager " + r.get("max_abs_vs_eager").asText() : "");
                 } catch (IOException e) {
                     out.printf("%-9s %-22s %9d  not measured: %s%n", mode, s.name(), textLen, e.getMessage());

@@ -162,7 +162,8 @@ public final class DistBench {
             if (i < anchorTrain.size()) {
                 JsonNode a = anchorTrain.get(i);
                 List<Long> rss = new ArrayList<>();
-                a.path("peak_rss_mb").forEach(v -> rss.add((long) (v.asDouble() * 1e6)));
+                // the anchor's peak_rss_mb is ru_maxrss / 1024: MiB
+                a.path("peak_rss_mb").forEach(v -> rss.add((long) (v.asDouble() * (1 << 20))));
                 Timing t = new Timing(a.path("median").asDouble(), a.path("min").asDouble(), rss);
                 row("pytorch DDP 2 ranks x 1 thread", p, o.batchPerRank() + "/rank", global, t);
                 out.printf("%-30s %-5s pytorch DDP / mm4j s/step: %.2fx (above 1: mm4j faster)%n", "", p.code(),
@@ -300,7 +301,7 @@ public final class DistBench {
         return new Timing(r0.get("median").asDouble(), r0.get("min").asDouble(), rss);
     }
 
-    /** The anchor's ranks as one record: rank 0's median / min / mean, every rank's peak RSS (MB). */
+    /** The anchor's ranks as one record: rank 0's median / min / mean, every rank's peak RSS (MiB). */
     private static JsonNode merged(List<JsonNode> ranks) {
         ObjectNode r = new ObjectMapper().createObjectNode();
         JsonNode r0 = ranks.get(0);

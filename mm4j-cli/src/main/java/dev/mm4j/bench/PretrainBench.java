@@ -37,8 +37,15 @@ public final class PretrainBench {
      * @param textLen caption length in tokens, padded (77, as VLTransform pads)
      * @param repeats timed steps after the warm-up step
      * @param precisions one row each
+     * @param variants per precision, one row each: {@code default}, {@code keep} (bf16 keeps every layer's
+     *     activations: {@code bf16_keep_activations}; bf16 rows only, float32 has nothing to keep) and
+     *     {@code checkpointing} (every layer recomputed: {@code activation_checkpointing})
      */
-    public record Options(FlavaConfig config, int batch, int textLen, int repeats, List<Precision> precisions) {}
+    public record Options(FlavaConfig config, int batch, int textLen, int repeats, List<Precision> precisions,
+            List<String> variants) {}
+
+    /** The variants of {@link Options#variants}. */
+    public static final List<String> VARIANTS = List.of("default", "keep", "checkpointing");
 
     private final Options o;
     private final PrintStream out;
@@ -55,11 +62,32 @@ public final class PretrainBench {
                 + "its four losses (ITM, MMM text, MMM image, global contrastive; MLM and MIM are the unimodal "
                 + "sources')%n%n", new FlavaForPreTraining(o.config().copy()).parameterCount(),
                 o.config().codebookImageSize, o.batch(), o.textLen());
-        out.printf("%-28s %-5s %5s %5s %9s %9s %10s %8s%n", "impl", "prec", "batch", "text", "s/step", "min s",
-                "samples/s", "peakRSS");
+        for (String v : o.variants()) {
+            if (!VARIANTS.contains(v)) {
+                throw new IllegalArgumentException("unknown variant " + v + " for --task pretraining " + VARIANTS);
+            }
+        }
+        out.printf("%-28s %-13s %-5s %5s %5s %9s %9s %10s %8s%n", "impl", "variant", "prec", "batch", "text", "s/step",
+                "min s", "samples/s", "peakRSS");
         for (Precision p : o.precisions()) {
+            for (String v : o.variants()) {
+                if (!(v.equals("keep") && p != Precision.BF16)) {
+                    row(manager, p, v);
+                }
+            }
+        }
+        out.printf("%nTorchMultimodal's FLAVAForPreTraining on PyTorch eager, the same step (AdamW, train mode):%n"
+                + "  OMP_NUM_THREADS=%d TMM_PATH=<torchmultimodal export> python tools/bench_pretraining_reference.py "
+                + "fp32 %d %d %d%n  (and bf16 for torch.autocast(\"cpu\", dtype=torch.bfloat16)); each prints one JSON line "
+                + "with train_step_s_median and peak_rss_gb%n", threads, o.batch(), o.textLen(), o.repeats() + 1);
+    }
+
+    private void row(NDManager manager, Precision p, String variant) {
+        {
             FlavaConfig cfg = o.config().copy();
             cfg.precision = p;
+            cfg.bf16KeepActivations = variant.equals("keep");
+            cfg.activationCheckpointing = variant.equals("checkpointing");
             NativeHeap.trim();
             try (NDManager m = manager.newSubManager()) {
                 Engine.getInstance().setRandomSeed(0);
@@ -70,16 +98,12 @@ public final class PretrainBench {
                     TrainBench.resetPeakRss();
                     double[] t = time(() -> step.run(List.of(batch), 1e-5, 0, false, true));
                     double median = t[t.length / 2];
-                    out.printf("%-28s %-5s %5d %5d %9.3f %9.3f %10.2f %7.2fG%n", "mm4j (libtorch " + Engine.getInstance()
-                            .getVersion() + ")", p.code(), o.batch(), o.textLen(), median, t[0], o.batch() / median,
-                            Hardware.peakRssBytes() / 1e9);
+                    out.printf("%-28s %-13s %-5s %5d %5d %9.3f %9.3f %10.2f %7.2fG%n", "mm4j (libtorch "
+                            + Engine.getInstance().getVersion() + ")", variant, p.code(), o.batch(), o.textLen(), median,
+                            t[0], o.batch() / median, Hardware.peakRssBytes() / 1e9);
                 }
             }
         }
-        out.printf("%nTorchMultimodal's FLAVAForPreTraining on PyTorch eager, the same step (AdamW, train mode):%n"
-                + "  OMP_NUM_THREADS=%d TMM_PATH=<torchmultimodal export> python tools/bench_pretraining_reference.py "
-                + "fp32 %d %d %d%n  (and bf16 for torch.autocast(\"cpu\", dtype=torch.bfloat16)); each prints one JSON line "
-                + "with train_step_s_median and peak_rss_mb%n", threads, o.batch(), o.textLen(), o.repeats() + 1);
     }
 
     private double[] time(Runnable r) {

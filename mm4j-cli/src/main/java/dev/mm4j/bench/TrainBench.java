@@ -41,8 +41,9 @@ import java.util.Map;
  * <p>Variants run side by side, each with its own model and optimizer, one after the other (the freed
  * memory is returned to the system in between, so each peak RSS is that variant's own): {@code baseline}
  * (the previous behaviour: AdamW as a decay pass plus libtorch's Adam op, gradients kept and zeroed),
- * {@code default} (one-pass AdamW: libtorch's fused kernel; gradients released after the step) and {@code checkpointing} (default
- * plus activation checkpointing per transformer layer).
+ * {@code default} (one-pass AdamW: libtorch's fused kernel; gradients released after the step), {@code checkpointing} (default
+ * plus activation checkpointing per transformer layer) and {@code keep} (default, bf16 keeping every layer's activations:
+ * {@code bf16_keep_activations}).
  */
 public final class TrainBench {
 
@@ -56,7 +57,7 @@ public final class TrainBench {
             List<Precision> precisions) {}
 
     /** The variants a bench can compare; see the class comment. */
-    public static final List<String> VARIANTS = List.of("baseline", "default", "checkpointing");
+    public static final List<String> VARIANTS = List.of("baseline", "default", "checkpointing", "keep");
 
     private double copyGbPerS;
 
@@ -134,6 +135,7 @@ public final class TrainBench {
         FlavaConfig cfg = o.config().copy();
         cfg.maskTextPaddingInMultimodal = padding.masksTextInMultimodal();
         cfg.activationCheckpointing = variant.equals("checkpointing");
+        cfg.bf16KeepActivations = variant.equals("keep");
         cfg.precision = precision;
         AdamW.Mode adamw = variant.equals("baseline") ? AdamW.Mode.BASELINE : AdamW.Mode.FUSED;
         // inference is the same in every variant: measured once, with the default one when it runs

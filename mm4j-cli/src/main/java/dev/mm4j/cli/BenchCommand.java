@@ -66,8 +66,9 @@ public final class BenchCommand implements Callable<Integer> {
 
     @Option(names = "--variants", split = ",", description = "side by side, each with its own model: baseline (the previous "
             + "optimizer: decay pass + libtorch Adam op, gradients kept and zeroed), default (one-pass AdamW: libtorch's "
-            + "fused kernel, gradients released after the step), checkpointing (default + activation checkpointing per transformer layer) "
-            + "(default: ${DEFAULT-VALUE})")
+            + "fused kernel, gradients released after the step), checkpointing (default + activation checkpointing per transformer layer), "
+            + "keep (default + bf16_keep_activations: bf16 recomputes no layer by itself; bf16 rows only) "
+            + "(default: ${DEFAULT-VALUE}; --task pretraining: default, keep, checkpointing)")
     List<String> variants = List.of("default");
 
     @Option(names = "--task", paramLabel = "classification|pretraining", description = "classification (default: the "
@@ -132,7 +133,8 @@ public final class BenchCommand implements Callable<Integer> {
             List<dev.mm4j.nn.Precision> precisions = engine.precisionSpec() == null
                     ? List.of(dev.mm4j.nn.Precision.FP32, dev.mm4j.nn.Precision.BF16) : engine.precisions(engine.device());
             int batch = batchSizes.equals(List.of(2, 1)) ? 2 : batchSizes.get(0);
-            var options = new PretrainBench.Options(model.load(new FlavaConfig()), batch, textLen, repeats, precisions);
+            var options = new PretrainBench.Options(model.load(new FlavaConfig()), batch, textLen, repeats, precisions,
+                    variants);
             try (NDManager manager = NDManager.newBaseManager(engine.device())) {
                 new PretrainBench(options, System.out).run(manager, threads);
             }

@@ -126,6 +126,15 @@ public final class FlavaConfig {
     public boolean activationCheckpointing;
 
     /**
+     * Whether bf16 keeps every layer's activations instead of recomputing, by itself, the layers whose bfloat16
+     * weight copies would outweigh what it saves on them ({@code nn.ActivationCheckpointing#bf16KeepsMore}): faster,
+     * for more memory than float32 may need. Not a TorchMultimodal kwarg: it follows from the run's
+     * {@code bf16_keep_activations} setting and is not part of a saved model.
+     */
+    @JsonIgnore
+    public boolean bf16KeepActivations;
+
+    /**
      * The arithmetic of the matrix products ({@code nn.Precision}: float32, or bfloat16 with float32 master
      * weights). Not a TorchMultimodal kwarg: it follows from the run's resolved {@code precision} setting and is
      * not part of a saved model's weights (they stay float32).
@@ -267,6 +276,7 @@ public final class FlavaConfig {
             FlavaConfig c = fromJson(toJson());
             c.maskTextPaddingInMultimodal = maskTextPaddingInMultimodal;
             c.activationCheckpointing = activationCheckpointing;
+            c.bf16KeepActivations = bf16KeepActivations;
             c.precision = precision;
             return c;
         } catch (IOException e) {

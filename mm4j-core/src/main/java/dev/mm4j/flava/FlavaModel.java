@@ -33,7 +33,7 @@ public final class FlavaModel extends Module {
 
     public FlavaModel(FlavaConfig c) {
         this.maskTextPaddingInMultimodal = c.maskTextPaddingInMultimodal;
-        this.checkpointing = new ActivationCheckpointing(c.activationCheckpointing);
+        this.checkpointing = new ActivationCheckpointing(c.activationCheckpointing, !c.bf16KeepActivations);
         this.imageEncoder = child("image_encoder", new ImageEncoder(c, checkpointing));
         this.textEncoder = child("text_encoder", new TextEncoder(c, checkpointing));
         this.mmEncoder = child("mm_encoder", new MultimodalEncoder(c, checkpointing));

@@ -42,13 +42,25 @@ public final class ActivationCheckpointing {
 
     private final List<Entry> tape = new ArrayList<>();
     private final boolean everyLayer;
+    private final boolean bf16Rule;
 
     /**
      * @param everyLayer checkpoint every layer (the {@code activation_checkpointing} setting); false checkpoints only
      *     the bf16 layers that would keep more for the backward pass than float32 ({@link #bf16KeepsMore})
      */
     public ActivationCheckpointing(boolean everyLayer) {
+        this(everyLayer, true);
+    }
+
+    /**
+     * @param everyLayer checkpoint every layer (the {@code activation_checkpointing} setting)
+     * @param bf16Rule when not every layer: checkpoint the bf16 layers that would keep more for the backward pass than
+     *     float32 ({@link #bf16KeepsMore}); false keeps every layer's activations (the {@code bf16_keep_activations}
+     *     setting)
+     */
+    public ActivationCheckpointing(boolean everyLayer, boolean bf16Rule) {
         this.everyLayer = everyLayer;
+        this.bf16Rule = bf16Rule;
     }
 
     /** True while gradients are recorded (inside a gradient collector): layers then run checkpointed. */
@@ -66,7 +78,7 @@ public final class ActivationCheckpointing {
             return false;
         }
         return everyLayer
-                || precision == Precision.BF16 && bf16KeepsMore(batch, tokens, keys, dim, heads, intermediate);
+                || bf16Rule && precision == Precision.BF16 && bf16KeepsMore(batch, tokens, keys, dim, heads, intermediate);
     }
 
     /**
@@ -124,7 +136,7 @@ public final class ActivationCheckpointing {
      * own and, after their recomputation, the checkpointed layers'); else {@code h} itself.
      */
     NDArray kept(NDArray h, Precision precision) {
-        if (!recording() || everyLayer || precision != Precision.BF16) {
+        if (!recording() || everyLayer || !bf16Rule || precision != Precision.BF16) {
             return h;
         }
         NDArray leaf = h.stopGradient();

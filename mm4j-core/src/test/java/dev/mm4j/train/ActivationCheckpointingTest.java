@@ -78,6 +78,55 @@ class ActivationCheckpointingTest {
         lossAndEveryGradientEqual(maskPadding, Precision.BF16, 8);
     }
 
+    /**
+     * {@code bf16_keep_activations}: on 1 sample, where bf16 recomputes every layer by itself (the backward pass hands
+     * each recomputed layer's parameters over as it finishes them), the setting keeps every layer's activations instead
+     * (none is recomputed, none handed over): the same loss and gradients.
+     */
+    @Test
+    void bf16KeepActivationsRecomputesNoLayerAndGivesTheSameGradients() throws Exception {
+        FinetuneSettings settings = new FinetuneSettings();
+        settings.bf16KeepActivations = true;
+        FlavaConfig keepConfig = settings.flavaConfig(TrainingStepTest.small().numClasses, TrainingStepTest.small());
+        assertTrue(keepConfig.bf16KeepActivations, "the setting reaches the model's config");
+        assertTrue(keepConfig.copy().bf16KeepActivations, "and survives a copy");
+        try (NDManager m = NDManager.newBaseManager()) {
+            FlavaConfig c = TrainingStepTest.small();
+            c.precision = Precision.BF16;
+            FlavaConfig kc = c.copy();
+            kc.bf16KeepActivations = true;
+            FlavaForClassification[] models = {FlavaForClassification.create(c, m), FlavaForClassification.create(kc, m)};
+            Map<String, Parameter> to = models[1].namedParameters();
+            models[0].namedParameters().forEach((n, p) -> to.get(n).copyFrom(p.array()));
+            Batch batch = TrainingStepTest.batch(new Random(5), 1, 12);
+            double[] loss = new double[2];
+            int[] handedOver = new int[2];
+            for (int k = 0; k < 2; k++) {
+                int model = k;
+                models[k].setTraining(false);
+                try (ModelStep step = ModelStep.open(m)) {
+                    ModelStep.Inputs in = step.inputs(batch);
+                    try (GradientCollector gc = Engine.getInstance().newGradientCollector()) {
+                        NDArray l = models[k].forward(in.image(), in.text(), in.labels()).loss();
+                        loss[k] = l.getFloat();
+                        models[k].backward(gc, l, params -> handedOver[model] += params.size());
+                    }
+                }
+            }
+            assertTrue(handedOver[0] > 0, "by default bf16 recomputes layers on 1 sample");
+            assertEquals(0, handedOver[1], "with bf16_keep_activations no layer is recomputed");
+            assertEquals(loss[0], loss[1], REL * Math.abs(loss[0]), "loss");
+            Map<String, Parameter> b = models[1].namedParameters();
+            for (var e : models[0].namedParameters().entrySet()) {
+                NDArray ga = JniUtils.getGradient((PtNDArray) e.getValue().array());
+                if (ga != null) {
+                    assertRelClose(e.getKey(), ga.toFloatArray(),
+                            JniUtils.getGradient((PtNDArray) b.get(e.getKey()).array()).toFloatArray());
+                }
+            }
+        }
+    }
+
     private void lossAndEveryGradientEqual(boolean maskPadding, Precision precision) throws Exception {
         lossAndEveryGradientEqual(maskPadding, precision, 3);
     }
