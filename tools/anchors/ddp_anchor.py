@@ -67,57 +67,10 @@ def allreduce(rank, world, port, n, iters):
 
 
 def tmm_on_path():
-    """TorchMultimodal from TMM_PATH; a stand-in for iopath (URL downloads only, never used here) when missing."""
-    path = os.environ.get("TMM_PATH", "")
-    if not os.path.isdir(os.path.join(path, "torchmultimodal")):
-        sys.exit(f"TMM_PATH={path} holds no torchmultimodal package")
-    sys.path.insert(0, path)
-    try:
-        import iopath.common.file_io  # noqa: F401
-    except ImportError:
-        import types
-        fio = types.ModuleType("iopath.common.file_io")
-
-        class HTTPURLHandler:
-            pass
-
-        class PathManager:
-            def register_handler(self, *a, **k):
-                pass
-
-            def get_local_path(self, p, **k):
-                return p
-
-        fio.HTTPURLHandler = HTTPURLHandler
-        fio.PathManager = PathManager
-        for name in ("iopath", "iopath.common"):
-            sys.modules.setdefault(name, types.ModuleType(name))
-        sys.modules["iopath.common.file_io"] = fio
-    try:
-        import torchvision.ops.stochastic_depth  # noqa: F401
-    except Exception:
-        # TorchMultimodal's layers import only torchvision's StochasticDepth (identity at p=0, FLAVA's default)
-        import types
-        for k in [k for k in sys.modules if k.startswith("torchvision")]:
-            del sys.modules[k]
-
-        class StochasticDepth(torch.nn.Module):
-            def __init__(self, p, mode):
-                super().__init__()
-                self.p, self.mode = p, mode
-
-            def forward(self, x):
-                if not self.training or self.p == 0.0:
-                    return x
-                shape = [x.shape[0]] + [1] * (x.ndim - 1) if self.mode == "row" else [1] * x.ndim
-                keep = 1.0 - self.p
-                noise = torch.empty(shape, dtype=x.dtype, device=x.device).bernoulli_(keep)
-                return x * noise.div_(keep) if keep > 0.0 else x * noise
-
-        for name in ["torchvision", "torchvision.ops", "torchvision.ops.stochastic_depth"]:
-            sys.modules[name] = types.ModuleType(name)
-        sys.modules["torchvision.ops.stochastic_depth"].StochasticDepth = StochasticDepth
-        sys.modules["torchvision.ops"].StochasticDepth = StochasticDepth
+    """TorchMultimodal from TMM_PATH, with refenv's stand-ins for iopath and torchvision where they are missing."""
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import refenv
+    refenv.setup()
 
 
 def train(rank, world, port, steps, batch, precision, size):

@@ -98,32 +98,9 @@ class ActivationCheckpointingTest {
             FlavaForClassification[] models = {FlavaForClassification.create(c, m), FlavaForClassification.create(kc, m)};
             Map<String, Parameter> to = models[1].namedParameters();
             models[0].namedParameters().forEach((n, p) -> to.get(n).copyFrom(p.array()));
-            Batch batch = TrainingStepTest.batch(new Random(5), 1, 12);
-            double[] loss = new double[2];
-            int[] handedOver = new int[2];
-            for (int k = 0; k < 2; k++) {
-                int model = k;
-                models[k].setTraining(false);
-                try (ModelStep step = ModelStep.open(m)) {
-                    ModelStep.Inputs in = step.inputs(batch);
-                    try (GradientCollector gc = Engine.getInstance().newGradientCollector()) {
-                        NDArray l = models[k].forward(in.image(), in.text(), in.labels()).loss();
-                        loss[k] = l.getFloat();
-                        models[k].backward(gc, l, params -> handedOver[model] += params.size());
-                    }
-                }
-            }
+            int[] handedOver = lossAndEveryGradientEqual(m, models, TrainingStepTest.batch(new Random(5), 1, 12));
             assertTrue(handedOver[0] > 0, "by default bf16 recomputes layers on 1 sample");
             assertEquals(0, handedOver[1], "with bf16_keep_activations no layer is recomputed");
-            assertEquals(loss[0], loss[1], REL * Math.abs(loss[0]), "loss");
-            Map<String, Parameter> b = models[1].namedParameters();
-            for (var e : models[0].namedParameters().entrySet()) {
-                NDArray ga = JniUtils.getGradient((PtNDArray) e.getValue().array());
-                if (ga != null) {
-                    assertRelClose(e.getKey(), ga.toFloatArray(),
-                            JniUtils.getGradient((PtNDArray) b.get(e.getKey()).array()).toFloatArray());
-                }
-            }
         }
     }
 
@@ -135,34 +112,44 @@ class ActivationCheckpointingTest {
         try (NDManager m = NDManager.newBaseManager()) {
             FlavaForClassification[] models = pair(m, maskPadding, precision);
             assertEquals(precision, models[1].precision());
-            Batch batch = TrainingStepTest.batch(new Random(3), samples, 12);
-            double[] loss = new double[2];
-            for (int k = 0; k < 2; k++) {
-                models[k].setTraining(false);
-                try (ModelStep step = ModelStep.open(m)) {
-                    ModelStep.Inputs in = step.inputs(batch);
-                    try (GradientCollector gc = Engine.getInstance().newGradientCollector()) {
-                        NDArray l = models[k].forward(in.image(), in.text(), in.labels()).loss();
-                        loss[k] = l.getFloat();
-                        models[k].backward(gc, l);
-                    }
-                }
-            }
-            assertEquals(loss[0], loss[1], REL * Math.abs(loss[0]), "loss");
-            Map<String, Parameter> b = models[1].namedParameters();
-            int compared = 0;
-            for (var e : models[0].namedParameters().entrySet()) {
-                NDArray ga = JniUtils.getGradient((PtNDArray) e.getValue().array());
-                NDArray gb = JniUtils.getGradient((PtNDArray) b.get(e.getKey()).array());
-                assertEquals(ga == null, gb == null, e.getKey() + ": gradient present in one model only");
-                if (ga != null) {
-                    assertRelClose(e.getKey(), ga.toFloatArray(), gb.toFloatArray());
-                    compared++;
-                }
-            }
-            // every encoder layer, embeddings, projections and head have a gradient; poolers etc. do not
-            assertTrue(compared > 100, "compared " + compared + " gradients");
+            lossAndEveryGradientEqual(m, models, TrainingStepTest.batch(new Random(3), samples, 12));
         }
+    }
+
+    /**
+     * One forward and backward pass of each of two models with the same weights on {@code batch}: the same loss and
+     * gradients. Returns how many parameters each model's backward pass handed over as recomputed layers finished.
+     */
+    private static int[] lossAndEveryGradientEqual(NDManager m, FlavaForClassification[] models, Batch batch) {
+        double[] loss = new double[2];
+        int[] handedOver = new int[2];
+        for (int k = 0; k < 2; k++) {
+            int model = k;
+            models[k].setTraining(false);
+            try (ModelStep step = ModelStep.open(m)) {
+                ModelStep.Inputs in = step.inputs(batch);
+                try (GradientCollector gc = Engine.getInstance().newGradientCollector()) {
+                    NDArray l = models[k].forward(in.image(), in.text(), in.labels()).loss();
+                    loss[k] = l.getFloat();
+                    models[k].backward(gc, l, params -> handedOver[model] += params.size());
+                }
+            }
+        }
+        assertEquals(loss[0], loss[1], REL * Math.abs(loss[0]), "loss");
+        Map<String, Parameter> b = models[1].namedParameters();
+        int compared = 0;
+        for (var e : models[0].namedParameters().entrySet()) {
+            NDArray ga = JniUtils.getGradient((PtNDArray) e.getValue().array());
+            NDArray gb = JniUtils.getGradient((PtNDArray) b.get(e.getKey()).array());
+            assertEquals(ga == null, gb == null, e.getKey() + ": gradient present in one model only");
+            if (ga != null) {
+                assertRelClose(e.getKey(), ga.toFloatArray(), gb.toFloatArray());
+                compared++;
+            }
+        }
+        // every encoder layer, embeddings, projections and head have a gradient; poolers etc. do not
+        assertTrue(compared > 100, "compared " + compared + " gradients");
+        return handedOver;
     }
 
     @ParameterizedTest
