@@ -55,7 +55,7 @@ public final class ImageEncoder extends Module {
     public EncoderOutput[] forwardUnmaskedAndMasked(NDArray pixels, NDArray patchesMask) {
         NDArray patches = embeddings.patches(pixels);
         NDArray both = NDArrays.concat(new NDList(embeddings.embed(patches, null), embeddings.embed(patches, patchesMask)), 0);
-        NDArray hidden = encoder.forward(both, null);
+        NDArray hidden = encoder.forward(both, null, true);
         long b = pixels.getShape().get(0);
         return new EncoderOutput[] {
             output(hidden.get(new NDIndex(":{}", b))), output(hidden.get(new NDIndex("{}:", b)))};

@@ -43,9 +43,9 @@ public final class TextEncoder extends Module {
      * on each sample alone (its padding masked as its own).
      */
     public EncoderOutput[] forwardBoth(NDArray inputIds, NDArray otherIds) {
-        EncoderOutput both = forward(NDArrays.concat(new NDList(inputIds, otherIds), 0));
+        NDArray ids = NDArrays.concat(new NDList(inputIds, otherIds), 0);
+        NDArray hidden = encoder.forward(embeddings.forward(ids), paddingMask(ids), true);
         long b = inputIds.getShape().get(0);
-        NDArray hidden = both.hiddenBeforeNorm();
         return new EncoderOutput[] {new EncoderOutput(hidden.get(new NDIndex(":{}", b)), layernorm),
             new EncoderOutput(hidden.get(new NDIndex("{}:", b)), layernorm)};
     }

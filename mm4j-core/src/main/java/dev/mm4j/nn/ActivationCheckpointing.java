@@ -130,10 +130,12 @@ public final class ActivationCheckpointing {
     }
 
     /**
-     * The output {@code h} of layers that kept their activations, as the rest of the forward pass should take it:
-     * where later layers may run checkpointed (bf16, whose rule decides per encoder call), a leaf behind a bridge, so
-     * that the backward pass goes through those layers once, with the gradient of every reader summed (the loss's
-     * own and, after their recomputation, the checkpointed layers'); else {@code h} itself.
+     * The output {@code h} of layers that kept their activations and whose rows have several readers (a stacked batch,
+     * see {@code TransformerEncoder#forward(NDArray, NDArray, boolean)}), as the rest of the forward pass should take
+     * it: where later layers may run checkpointed (bf16, whose rule decides per encoder call), a leaf behind a bridge,
+     * so that the backward pass goes through those layers once, with the gradient of every reader summed (the loss's
+     * own and, after their recomputation, the checkpointed layers'); else {@code h} itself. (With a single reader the
+     * loss's backward pass stops at the checkpointed layers' leaf and their bridge goes through these layers once.)
      */
     NDArray kept(NDArray h, Precision precision) {
         if (!recording() || everyLayer || !bf16Rule || precision != Precision.BF16) {

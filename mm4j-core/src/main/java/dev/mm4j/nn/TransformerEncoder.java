@@ -30,6 +30,16 @@ public final class TransformerEncoder extends Module {
 
     /** Returns the last layer's output (before any final layer norm). */
     public NDArray forward(NDArray x, NDArray additiveMask) {
+        return forward(x, additiveMask, false);
+    }
+
+    /**
+     * The same; {@code stacked}: the batch stacks inputs whose outputs have different readers (e.g. pretraining's
+     * unmasked image, read by the loss, and masked image, read by the multimodal encoder). When these layers keep
+     * their activations and a reader runs checkpointed, the output then reaches it through a bridge, so that the
+     * backward pass goes through these layers once, with every reader's gradient (ActivationCheckpointing#kept).
+     */
+    public NDArray forward(NDArray x, NDArray additiveMask, boolean stacked) {
         if (checkpointing != null && checkpointing.checkpoints(precision(), x.getShape().get(0), x.getShape().get(1),
                 additiveMask == null ? x.getShape().get(1) : additiveMask.getShape().get(3), dim, heads, intermediate)) {
             return checkpointing.forward(layers, x, additiveMask);
@@ -44,7 +54,7 @@ public final class TransformerEncoder extends Module {
                 in.close();
             }
         }
-        return checkpointing != null ? checkpointing.kept(h, precision()) : h;
+        return stacked && checkpointing != null ? checkpointing.kept(h, precision()) : h;
     }
 
     private static final class LayerList extends Module {
