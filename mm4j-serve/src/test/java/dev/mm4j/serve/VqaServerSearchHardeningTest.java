@@ -113,7 +113,9 @@ class VqaServerSearchHardeningTest {
             }
             System.gc();
             long after = rssBytes();
-            assertTrue(after - before < 100L << 20, "RSS grew by " + ((after - before) >> 20) + " MB (from " + (before >> 20)
+            // tokenizing whole texts grew RSS by about 4 GB; the cut leaves what the JVM's heap may add under load
+            // (100-140 MB in the full suite's JVM, after the other test classes)
+            assertTrue(after - before < 300L << 20, "RSS grew by " + ((after - before) >> 20) + " MB (from " + (before >> 20)
                     + " MB)");
         }
     }
