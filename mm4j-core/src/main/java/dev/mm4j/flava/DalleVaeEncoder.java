@@ -17,7 +17,9 @@ import java.util.List;
  * those of the masked patches as the MIM targets (S = 112 gives FLAVA's 14 x 14 patch grid).
  *
  * <p>It is frozen: it runs without recording gradients, whatever the caller records (its parameters get none),
- * and has no dropout or batch statistics, so train and eval mode are the same.
+ * and has no dropout or batch statistics, so train and eval mode are the same. The network runs as one call of the op
+ * library ({@code nn.TorchOps#dalleEncoder}): in float32, or under bf16 in bfloat16 throughout as
+ * {@code torch.autocast} runs the reference's (the tokens are then those of the autocast reference).
  */
 public final class DalleVaeEncoder extends Module {
     /** {@code LOGIT_LAPLACE_EPS} of TorchMultimodal's FLAVA transform. */
