@@ -69,6 +69,45 @@ public final class DataParallelSync implements GradientSync {
         average(params);
     }
 
+    /**
+     * Starts averaging a layer's gradients (every collective of it started; Gloo's threads run them while the
+     * backward pass goes on) and returns the handle that awaits them and divides by the world size.
+     */
+    @Override
+    public Started startLayer(Collection<Parameter> params) {
+        if (group.worldSize() == 1) {
+            return Started.DONE;
+        }
+        List<NDArray> grads = gradients(params);
+        List<List<NDArray>> buckets = buckets(grads);
+        List<ProcessGroup.Pending> started = new ArrayList<>();
+        boolean gradMode = JniUtils.isGradMode();
+        JniUtils.setGradMode(false);
+        try {
+            for (List<NDArray> bucket : buckets) {
+                started.add(group.startAllReduceSum(bucket));
+            }
+        } catch (RuntimeException e) {
+            started.forEach(ProcessGroup.Pending::close);
+            grads.forEach(NDArray::close);
+            throw e;
+        } finally {
+            JniUtils.setGradMode(gradMode);
+        }
+        return () -> {
+            boolean mode = JniUtils.isGradMode();
+            JniUtils.setGradMode(false);
+            try {
+                for (int i = 0; i < started.size(); i++) {
+                    finish(started.get(i), buckets.get(i));
+                }
+            } finally {
+                JniUtils.setGradMode(mode);
+                grads.forEach(NDArray::close); // the Java views only
+            }
+        };
+    }
+
     /** Averages the gradients of {@code params} over the group, bucket by bucket (two buckets in flight). */
     private void average(Collection<Parameter> params) {
         if (group.worldSize() == 1) {

@@ -32,6 +32,24 @@ public interface GradientSync {
     default void layerReady(Collection<Parameter> params) {}
 
     /**
+     * The same as {@link #layerReady}, started: the returned handle's {@link Started#await} finishes it (the step
+     * updates the layer after that), so that the work overlaps the rest of the backward pass. Every handle is awaited,
+     * in the order started. By default it runs {@link #layerReady} now.
+     */
+    default Started startLayer(Collection<Parameter> params) {
+        layerReady(params);
+        return Started.DONE;
+    }
+
+    /** What {@link #startLayer} started. */
+    interface Started {
+        Started DONE = () -> {};
+
+        /** Waits until the layer's gradients are the same on every process. */
+        void await();
+    }
+
+    /**
      * The backward pass ended: the gradients of {@code params}, those not passed to {@link #layerReady}, are
      * complete; the norm, clipping and the update of them follow when this returns.
      */

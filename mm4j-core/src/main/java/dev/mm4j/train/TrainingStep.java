@@ -8,8 +8,11 @@ import ai.djl.training.GradientCollector;
 import dev.mm4j.flava.LossModel;
 import dev.mm4j.flava.ModelStep;
 import dev.mm4j.nn.Parameter;
+import java.util.ArrayDeque;
 import java.util.ArrayList;
+import java.util.Collection;
 import java.util.Collections;
+import java.util.Deque;
 import java.util.IdentityHashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -93,13 +96,26 @@ public final class TrainingStep<B> {
                         // Nothing waits for the whole gradient (no clipping, no later micro-batch): each layer that the
                         // backward pass recomputes is updated as soon as its gradients are complete, and its gradients
                         // are released before the rest of the backward pass allocates its own (less peak memory).
+                        // With several processes a layer's averaging runs while the backward pass goes on: the layer is
+                        // updated once the next layer is done (its averaging awaited then).
                         AdamW.Update u = optimizer.begin(lr, 1.0, measureNorm);
                         update = u;
+                        int lag = sync == GradientSync.NONE ? 0 : 1;
+                        Deque<Map.Entry<GradientSync.Started, Collection<Parameter>>> inFlight = new ArrayDeque<>();
                         model.backward(gc, loss, params -> {
-                            sync.layerReady(params);
+                            inFlight.add(Map.entry(sync.startLayer(params), params));
                             synced.addAll(params);
-                            u.apply(params);
+                            while (inFlight.size() > lag) {
+                                var layer = inFlight.poll();
+                                layer.getKey().await();
+                                u.apply(layer.getValue());
+                            }
                         });
+                        while (!inFlight.isEmpty()) {
+                            var layer = inFlight.poll();
+                            layer.getKey().await();
+                            u.apply(layer.getValue());
+                        }
                     } else {
                         model.backward(gc, loss, params -> {});
                     }

@@ -76,6 +76,60 @@ class TrainingStepTest {
         }
     }
 
+    /**
+     * With several processes a layer finished during the backward pass (here: every layer recomputed under activation
+     * checkpointing, no clipping) has its averaging started at once and awaited only once the next layer is done, so
+     * that the averaging overlaps the backward pass; the parameters not handed over go after it. A sync that starts
+     * nothing leaves the step as it is: the same weights as without one.
+     */
+    @Test
+    void layerAveragingStartsAtOnceAndIsAwaitedOneLayerLater() throws Exception {
+        Batch batch = batch(new Random(6), 2, 10);
+        float[][] weights = new float[2][];
+        List<String> log = new java.util.ArrayList<>();
+        for (int run = 0; run < 2; run++) {
+            try (NDManager m = NDManager.newBaseManager()) {
+                Engine.getInstance().setRandomSeed(5);
+                FlavaConfig config = small();
+                config.activationCheckpointing = true;
+                FlavaForClassification model = FlavaForClassification.create(config, m);
+                model.setTraining(false);
+                GradientSync recording = new GradientSync() {
+                    int started;
+
+                    @Override
+                    public Started startLayer(java.util.Collection<dev.mm4j.nn.Parameter> params) {
+                        int layer = started++;
+                        log.add("start " + layer);
+                        return () -> log.add("await " + layer);
+                    }
+
+                    @Override
+                    public void restReady(java.util.Collection<dev.mm4j.nn.Parameter> params) {
+                        log.add("rest");
+                    }
+                };
+                try (AdamW opt = new AdamW(model.namedParameters(), AdamW.Settings.torchDefaults(), m)) {
+                    TrainingStep<Batch> ts = new TrainingStep<>(model, opt, m, run == 0 ? GradientSync.NONE : recording);
+                    assertTrue(ts.run(List.of(batch), 1e-3, 0, false, false).applied());
+                }
+                weights[run] = model.namedParameters().entrySet().stream()
+                        .filter(e -> e.getKey().endsWith("image_encoder.encoder.layer.0.attention.query.weight"))
+                        .findFirst().orElseThrow().getValue().array().toFloatArray();
+            }
+        }
+        int layers = 2 + 2 + 2; // image, text and multimodal layers of the small config
+        List<String> expected = new java.util.ArrayList<>(List.of("start 0"));
+        for (int i = 1; i < layers; i++) {
+            expected.add("start " + i);
+            expected.add("await " + (i - 1));
+        }
+        expected.add("await " + (layers - 1));
+        expected.add("rest");
+        assertEquals(expected, log);
+        assertArrayEquals(weights[0], weights[1]);
+    }
+
     @Test
     void accumulationOverTwoHalvesEqualsOneBatch() throws Exception {
         Random r = new Random(2);
