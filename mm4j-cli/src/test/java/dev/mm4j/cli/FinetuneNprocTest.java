@@ -61,32 +61,7 @@ class FinetuneNprocTest {
         assertEquals(0, Main.commandLine().execute(concat(common, "--out", two.toString(), "--nproc", "2",
                 "--dist-timeout", "60")));
         assertEquals(0, Main.commandLine().execute(concat(common, "--out", one.toString(), "--set", "grad_accum=2")));
-        try (dev.mm4j.checkpoint.StateDict a = dev.mm4j.checkpoint.SafeTensors.read(
-                        two.resolve("model").resolve(dev.mm4j.checkpoint.ModelBundle.WEIGHTS));
-                dev.mm4j.checkpoint.StateDict b = dev.mm4j.checkpoint.SafeTensors.read(
-                        one.resolve("model").resolve(dev.mm4j.checkpoint.ModelBundle.WEIGHTS))) {
-            assertEquals(b.names(), a.names());
-            double worst = 0;
-            String where = "";
-            int compared = 0;
-            for (String name : b.names()) {
-                if (!b.get(name).isFloating()) {
-                    continue;
-                }
-                float[] x = a.get(name).toFloatArray();
-                float[] y = b.get(name).toFloatArray();
-                for (int i = 0; i < y.length; i++) {
-                    double rel = Math.abs(x[i] - y[i]) / Math.max(Math.abs(y[i]), 1e-3);
-                    if (rel > worst) {
-                        worst = rel;
-                        where = name + "[" + i + "]";
-                    }
-                }
-                compared++;
-            }
-            assertTrue(compared > 10, "compared " + compared + " tensors");
-            assertTrue(worst <= 1e-6, precision + ": max relative difference " + worst + " at " + where);
-        }
+        dev.mm4j.train.ModelWeights.assertClose(two.resolve("model"), one.resolve("model"), 1e-6, 10, precision);
     }
 
     /**

@@ -2,9 +2,6 @@ package dev.mm4j.train;
 
 import static org.junit.jupiter.api.Assertions.*;
 
-import dev.mm4j.checkpoint.ModelBundle;
-import dev.mm4j.checkpoint.SafeTensors;
-import dev.mm4j.checkpoint.StateDict;
 import dev.mm4j.data.SyntheticPretraining;
 import dev.mm4j.data.SyntheticTextVqa;
 import dev.mm4j.train.dist.ProcessGroupTest;
@@ -52,31 +49,7 @@ class DataParallelPretrainingTest {
         // rank 0 alone wrote OUT: one metrics line per step
         long lines = Files.readAllLines(two.resolve("metrics.jsonl")).stream().filter(l -> l.contains("\"loss\"")).count();
         assertEquals(4, lines, "metrics.jsonl");
-        try (StateDict a = SafeTensors.read(two.resolve("model").resolve(ModelBundle.WEIGHTS));
-                StateDict b = SafeTensors.read(one.resolve("model").resolve(ModelBundle.WEIGHTS))) {
-            assertEquals(b.names(), a.names());
-            double worst = 0;
-            String where = "";
-            int compared = 0;
-            for (String name : b.names()) {
-                if (!b.get(name).isFloating()) {
-                    continue;
-                }
-                float[] x = a.get(name).toFloatArray();
-                float[] y = b.get(name).toFloatArray();
-                assertEquals(y.length, x.length, name);
-                for (int i = 0; i < y.length; i++) {
-                    double rel = Math.abs(x[i] - y[i]) / Math.max(Math.abs(y[i]), 1e-3);
-                    if (rel > worst) {
-                        worst = rel;
-                        where = name + "[" + i + "]";
-                    }
-                }
-                compared++;
-            }
-            assertTrue(compared > 50, "compared " + compared + " tensors");
-            assertTrue(worst <= 1e-6, precision + ": max relative difference " + worst + " at " + where);
-        }
+        ModelWeights.assertClose(two.resolve("model"), one.resolve("model"), 1e-6, 50, precision);
     }
 
     /** Runs 2 ranks to {@code steps}; returns rank 0's losses after checking rank 1 reported the same. */
