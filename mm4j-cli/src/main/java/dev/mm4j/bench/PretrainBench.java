@@ -83,25 +83,23 @@ public final class PretrainBench {
     }
 
     private void row(NDManager manager, Precision p, String variant) {
-        {
-            FlavaConfig cfg = o.config().copy();
-            cfg.precision = p;
-            cfg.bf16KeepActivations = variant.equals("keep");
-            cfg.activationCheckpointing = variant.equals("checkpointing");
-            NativeHeap.trim();
-            try (NDManager m = manager.newSubManager()) {
-                Engine.getInstance().setRandomSeed(0);
-                FlavaForPreTraining model = FlavaForPreTraining.create(cfg, m);
-                PretrainingBatch batch = batch(cfg, o.batch(), o.textLen());
-                try (AdamW optimizer = new AdamW(model.trainableParameters(), AdamW.Settings.torchDefaults(), m)) {
-                    TrainingStep<PretrainingBatch> step = new TrainingStep<>(model, optimizer, m);
-                    TrainBench.resetPeakRss();
-                    double[] t = time(() -> step.run(List.of(batch), 1e-5, 0, false, true));
-                    double median = t[t.length / 2];
-                    out.printf("%-28s %-13s %-5s %5d %5d %9.3f %9.3f %10.2f %7.2fG%n", "mm4j (libtorch "
-                            + Engine.getInstance().getVersion() + ")", variant, p.code(), o.batch(), o.textLen(), median,
-                            t[0], o.batch() / median, Hardware.peakRssBytes() / 1e9);
-                }
+        FlavaConfig cfg = o.config().copy();
+        cfg.precision = p;
+        cfg.bf16KeepActivations = variant.equals("keep");
+        cfg.activationCheckpointing = variant.equals("checkpointing");
+        NativeHeap.trim();
+        try (NDManager m = manager.newSubManager()) {
+            Engine.getInstance().setRandomSeed(0);
+            FlavaForPreTraining model = FlavaForPreTraining.create(cfg, m);
+            PretrainingBatch batch = batch(cfg, o.batch(), o.textLen());
+            try (AdamW optimizer = new AdamW(model.trainableParameters(), AdamW.Settings.torchDefaults(), m)) {
+                TrainingStep<PretrainingBatch> step = new TrainingStep<>(model, optimizer, m);
+                TrainBench.resetPeakRss();
+                double[] t = time(() -> step.run(List.of(batch), 1e-5, 0, false, true));
+                double median = t[t.length / 2];
+                out.printf("%-28s %-13s %-5s %5d %5d %9.3f %9.3f %10.2f %7.2fG%n", "mm4j (libtorch "
+                        + Engine.getInstance().getVersion() + ")", variant, p.code(), o.batch(), o.textLen(), median,
+                        t[0], o.batch() / median, Hardware.peakRssBytes() / 1e9);
             }
         }
     }

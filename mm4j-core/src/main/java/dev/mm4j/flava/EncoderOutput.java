@@ -1,6 +1,7 @@
 package dev.mm4j.flava;
 
 import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.index.NDIndex;
 import dev.mm4j.nn.LayerNorm;
 
 /**
@@ -15,6 +16,13 @@ public final class EncoderOutput {
     EncoderOutput(NDArray hiddenBeforeNorm, LayerNorm finalNorm) {
         this.hiddenBeforeNorm = hiddenBeforeNorm;
         this.finalNorm = finalNorm;
+    }
+
+    /** A run over two stacked batches of {@code first} and the rest samples, as the two outputs: {first, rest}. */
+    static EncoderOutput[] split(NDArray hiddenBeforeNorm, long first, LayerNorm finalNorm) {
+        return new EncoderOutput[] {
+            new EncoderOutput(hiddenBeforeNorm.get(new NDIndex(":{}", first)), finalNorm),
+            new EncoderOutput(hiddenBeforeNorm.get(new NDIndex("{}:", first)), finalNorm)};
     }
 
     /** (B, L, D): the last transformer layer's output, before the encoder's final layer norm. */

@@ -68,7 +68,7 @@ public final class FlavaForClassification extends FlavaWithHead implements LossM
 
     /**
      * The same backward pass; {@code layerDone} gets the parameters of each layer that ran checkpointed as soon as
-     * their gradients are complete, before the rest of the backward pass (see {@link FlavaModel#backwardCheckpointed}).
+     * their gradients are complete, before the rest of the backward pass (see {@link FlavaModel#backward}).
      */
     @Override
     public void backward(GradientCollector gc, NDArray loss, Consumer<Collection<Parameter>> layerDone) {

@@ -171,19 +171,11 @@ public final class FlavaModel extends Module {
     }
 
     /**
-     * The rest of the backward pass after the loss's ({@code gc.backward(loss)}): recomputes the layers that ran
-     * checkpointed (every layer with activation checkpointing; in bf16 also the ones that would keep more than
-     * float32, see {@code ActivationCheckpointing}) and back-propagates through them. A no-op when none did, or
-     * when the forward did not record (outside a gradient collector). {@code layerDone} gets each recomputed
-     * layer's parameters once their gradients are complete ({@link ActivationCheckpointing#backward}).
-     */
-    public void backwardCheckpointed(Consumer<Collection<Parameter>> layerDone) {
-        checkpointing.backward(layerDone);
-    }
-
-    /**
      * The backward pass of {@code loss} (computed from this model's last forward, gradients recorded): the loss's
-     * own, then {@link #backwardCheckpointed the layers that ran checkpointed}, as one call.
+     * own, then the layers that ran checkpointed, recomputed (every layer with activation checkpointing; in bf16 also
+     * the ones that would keep more than float32, see {@code ActivationCheckpointing}) and back-propagated.
+     * {@code layerDone} gets each recomputed layer's parameters once their gradients are complete
+     * ({@link ActivationCheckpointing#backward(Consumer)}).
      */
     public void backward(NDArray loss, Consumer<Collection<Parameter>> layerDone) {
         checkpointing.backward(loss, layerDone);

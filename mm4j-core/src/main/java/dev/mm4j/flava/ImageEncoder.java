@@ -3,7 +3,6 @@ package dev.mm4j.flava;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDArrays;
 import ai.djl.ndarray.NDList;
-import ai.djl.ndarray.index.NDIndex;
 import ai.djl.ndarray.types.DataType;
 import dev.mm4j.nn.Activation;
 import dev.mm4j.nn.ActivationCheckpointing;
@@ -55,10 +54,7 @@ public final class ImageEncoder extends Module {
     public EncoderOutput[] forwardUnmaskedAndMasked(NDArray pixels, NDArray patchesMask) {
         NDArray patches = embeddings.patches(pixels);
         NDArray both = NDArrays.concat(new NDList(embeddings.embed(patches, null), embeddings.embed(patches, patchesMask)), 0);
-        NDArray hidden = encoder.forward(both, null, true);
-        long b = pixels.getShape().get(0);
-        return new EncoderOutput[] {
-            output(hidden.get(new NDIndex(":{}", b))), output(hidden.get(new NDIndex("{}:", b)))};
+        return EncoderOutput.split(encoder.forward(both, null, true), pixels.getShape().get(0), layernorm);
     }
 
     /** Hidden states (B, 1 + patches, D) before the final norm, as this encoder's output. */

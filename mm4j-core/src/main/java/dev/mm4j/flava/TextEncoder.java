@@ -44,10 +44,8 @@ public final class TextEncoder extends Module {
      */
     public EncoderOutput[] forwardBoth(NDArray inputIds, NDArray otherIds) {
         NDArray ids = NDArrays.concat(new NDList(inputIds, otherIds), 0);
-        NDArray hidden = encoder.forward(embeddings.forward(ids), paddingMask(ids), true);
-        long b = inputIds.getShape().get(0);
-        return new EncoderOutput[] {new EncoderOutput(hidden.get(new NDIndex(":{}", b)), layernorm),
-            new EncoderOutput(hidden.get(new NDIndex("{}:", b)), layernorm)};
+        return EncoderOutput.split(encoder.forward(embeddings.forward(ids), paddingMask(ids), true),
+                inputIds.getShape().get(0), layernorm);
     }
 
     /** 1 where a token is real, 0 where it is padding: (B, L) float32. */

@@ -105,17 +105,9 @@ public final class TrainingStep<B> {
                         model.backward(gc, loss, params -> {
                             inFlight.add(Map.entry(sync.startLayer(params), params));
                             synced.addAll(params);
-                            while (inFlight.size() > lag) {
-                                var layer = inFlight.poll();
-                                layer.getKey().await();
-                                u.apply(layer.getValue());
-                            }
+                            updateAwaited(inFlight, lag, u);
                         });
-                        while (!inFlight.isEmpty()) {
-                            var layer = inFlight.poll();
-                            layer.getKey().await();
-                            u.apply(layer.getValue());
-                        }
+                        updateAwaited(inFlight, 0, u);
                     } else {
                         model.backward(gc, loss, params -> {});
                     }
@@ -136,6 +128,16 @@ public final class TrainingStep<B> {
             optimizer.step(lr, Math.min(1.0, maxGradNorm / (norm + 1e-6)));
             optimizer.zeroGrad();
             return new Result(lossSum, norm, true, parts);
+        }
+    }
+
+    /** Awaits the oldest layers' averaging and updates them until at most {@code keep} are in flight. */
+    private static void updateAwaited(Deque<Map.Entry<GradientSync.Started, Collection<Parameter>>> inFlight, int keep,
+            AdamW.Update update) {
+        while (inFlight.size() > keep) {
+            var layer = inFlight.poll();
+            layer.getKey().await();
+            update.apply(layer.getValue());
         }
     }
 
