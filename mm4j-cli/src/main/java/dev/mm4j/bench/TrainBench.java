@@ -257,6 +257,7 @@ public final class TrainBench {
                 long b;
                 long[] updating = {0}; // time spent updating layers during the backward pass (as TrainingStep does)
                 AdamW.Update update;
+                model.layerByLayer(true); // as TrainingStep's backward pass
                 try (GradientCollector gc = Engine.getInstance().newGradientCollector()) {
                     a = System.nanoTime();
                     NDArray loss = model.forward(in.image(), in.text(), in.labels()).loss();
@@ -271,6 +272,7 @@ public final class TrainBench {
                     });
                 }
                 long c = System.nanoTime();
+                model.layerByLayer(false);
                 gradBytes = gradientBytes(model);
                 liveAfterBackward = NativeHeap.stats().inUse();
                 slack = NativeHeap.stats().freeHeld();

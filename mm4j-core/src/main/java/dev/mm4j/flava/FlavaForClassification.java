@@ -128,6 +128,11 @@ public final class FlavaForClassification extends FlavaWithHead implements LossM
             }
 
             @Override
+            public void layerByLayer(boolean on) {
+                self.layerByLayer(on);
+            }
+
+            @Override
             public void setTraining(boolean training) {
                 self.setTraining(training);
             }

@@ -76,6 +76,11 @@ public final class FlavaForPreTraining extends Module implements LossModel<Pretr
         return model;
     }
 
+    @Override
+    public void layerByLayer(boolean on) {
+        model.layerByLayer(on);
+    }
+
     public DalleVaeEncoder imageCodebook() {
         return imageCodebook;
     }

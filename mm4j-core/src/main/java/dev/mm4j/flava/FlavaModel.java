@@ -174,11 +174,20 @@ public final class FlavaModel extends Module {
      * The backward pass of {@code loss} (computed from this model's last forward, gradients recorded): the loss's
      * own, then the layers that ran checkpointed, recomputed (every layer with activation checkpointing; in bf16 also
      * the ones that would keep more than float32, see {@code ActivationCheckpointing}) and back-propagated.
-     * {@code layerDone} gets each recomputed layer's parameters once their gradients are complete
-     * ({@link ActivationCheckpointing#backward(Consumer)}).
+     * {@code layerDone} gets each recomputed layer's parameters once their gradients are complete, and with
+     * {@link #layerByLayer} every other layer's too ({@link ActivationCheckpointing#backward(Consumer)}).
      */
     public void backward(NDArray loss, Consumer<Collection<Parameter>> layerDone) {
         checkpointing.backward(loss, layerDone);
+    }
+
+    /**
+     * Whether the next forward passes under gradient recording prepare {@link #backward} to hand every layer to
+     * {@code layerDone}, also the layers that keep their activations (each layer's graph recorded apart; see
+     * {@link ActivationCheckpointing#layerByLayer}). Only for a backward pass through {@link #backward}.
+     */
+    public void layerByLayer(boolean on) {
+        checkpointing.layerByLayer(on);
     }
 
     /** Additive mask over [mm CLS, image tokens, text tokens] that hides text padding. */

@@ -29,4 +29,9 @@ public abstract class FlavaWithHead extends Module {
     public FlavaModel flava() {
         return model;
     }
+
+    /** See {@link LossModel#layerByLayer}: every task model's layers are FLAVA's. */
+    public void layerByLayer(boolean on) {
+        model.layerByLayer(on);
+    }
 }

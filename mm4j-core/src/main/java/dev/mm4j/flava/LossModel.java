@@ -46,9 +46,17 @@ public interface LossModel<B> {
     /**
      * The backward pass of {@code loss} (from this model's last forward) inside {@code gc}: the gradients of every
      * parameter. {@code layerDone} gets the parameters of a layer as soon as their gradients are complete, while the
-     * rest of the backward pass still runs (layers recomputed under activation checkpointing), or never.
+     * rest of the backward pass still runs (layers recomputed under activation checkpointing, every layer after
+     * {@link #layerByLayer}), or never.
      */
     void backward(GradientCollector gc, NDArray loss, Consumer<Collection<Parameter>> layerDone);
+
+    /**
+     * Whether the next forward passes prepare {@link #backward} to hand every layer to {@code layerDone} (not only
+     * the recomputed ones), at no cost in numbers: what a step that updates layers during the backward pass asks
+     * for, and turns off after. Off by default; a model without layers to hand over ignores it.
+     */
+    default void layerByLayer(boolean on) {}
 
     /** Train mode (dropout active) or eval mode. */
     void setTraining(boolean training);

@@ -26,6 +26,10 @@ import java.util.function.Consumer;
  * first input is a node of the recorded graph, e.g. the embeddings, which is back-propagated once its
  * gradient is known). Recomputation is exact: the layers are deterministic (encoder dropout is 0).
  *
+ * <p>Layers that keep their activations (not checkpointed) can be recorded the same way, each layer's graph apart
+ * ({@link #layerByLayer}): the backward pass then goes through them one by one without recomputing them, so a
+ * training step can update each layer and release its gradients as soon as they are complete, whatever the precision.
+ *
  * <p>Memory: each layer's no-grad forward and each recomputation run in their own {@link NDScope}, so
  * their intermediates are freed at once instead of at the end of the step; kept inputs belong to the step.
  */
@@ -36,13 +40,18 @@ public final class ActivationCheckpointing {
     /** {@code leaf} is a detached copy of {@code graphOutput} (a recorded node) that the first layer ran on. */
     private record Bridge(NDArray graphOutput, NDArray leaf) implements Entry {}
 
-    /** A layer that ran on {@code input} (a leaf) and gave {@code output} (a leaf, the next layer's input). */
-    private record Layer(TransformerEncoderLayer layer, NDArray input, NDArray mask, NDArray output, boolean last)
-            implements Entry {}
+    /**
+     * A layer that ran on {@code input} (a leaf) and gave {@code output} (a leaf, the next layer's input): recomputed in
+     * the backward pass when {@code graphOutput} is null (checkpointed), else {@code graphOutput} is the recorded node
+     * whose detached copy {@code output} is (the layer kept its activations; see {@link #layerByLayer}).
+     */
+    private record Layer(TransformerEncoderLayer layer, NDArray input, NDArray mask, NDArray output,
+            NDArray graphOutput, boolean last) implements Entry {}
 
     private final List<Entry> tape = new ArrayList<>();
     private final boolean everyLayer;
     private final boolean bf16Rule;
+    private boolean layerByLayer;
 
     /**
      * @param everyLayer checkpoint every layer (the {@code activation_checkpointing} setting); false checkpoints only
@@ -61,6 +70,24 @@ public final class ActivationCheckpointing {
     public ActivationCheckpointing(boolean everyLayer, boolean bf16Rule) {
         this.everyLayer = everyLayer;
         this.bf16Rule = bf16Rule;
+    }
+
+    /**
+     * Whether the next forward passes record the layers that keep their activations too, each layer's graph apart
+     * (its output reaches the next layer as a detached leaf), so that {@link #backward(NDArray, Consumer)} goes
+     * through them one by one as through the recomputed ones and hands each to {@code layerDone} when its
+     * gradients are complete: a training step that updates layers during the backward pass then releases every
+     * layer's gradients early, not only the recomputed layers'. The same gradients; only valid when the backward
+     * pass is {@link #backward(NDArray, Consumer)} (a plain {@code GradientCollector.backward} stops at the
+     * leaves), hence off unless the caller that runs that backward pass asks for it.
+     */
+    public void layerByLayer(boolean on) {
+        this.layerByLayer = on;
+    }
+
+    /** Whether layers that keep their activations run recorded layer by layer ({@link #layerByLayer}) now. */
+    boolean recordsKeptLayers() {
+        return layerByLayer && recording();
     }
 
     /** True while gradients are recorded (inside a gradient collector): layers then run checkpointed. */
@@ -149,9 +176,7 @@ public final class ActivationCheckpointing {
 
     /** Runs {@code layers} on {@code x} checkpointed; returns the last output, a leaf that requires a gradient. */
     NDArray forward(List<TransformerEncoderLayer> layers, NDArray x, NDArray mask) {
-        NDArray in = x.stopGradient();
-        in.setRequiresGradient(true);
-        tape.add(new Bridge(x, in));
+        NDArray in = bridged(x);
         for (int i = 0; i < layers.size(); i++) {
             TransformerEncoderLayer layer = layers.get(i);
             NDArray out;
@@ -163,9 +188,35 @@ public final class ActivationCheckpointing {
                 JniUtils.setGradMode(true);
             }
             out.setRequiresGradient(true);
-            tape.add(new Layer(layer, in, mask, out, i == layers.size() - 1));
+            tape.add(new Layer(layer, in, mask, out, null, i == layers.size() - 1));
             in = out;
         }
+        return in;
+    }
+
+    /**
+     * Runs {@code layers} on {@code x} recorded, keeping their activations, each layer's graph apart
+     * ({@link #layerByLayer}); returns the last output, a leaf that requires a gradient.
+     */
+    NDArray forwardKept(List<TransformerEncoderLayer> layers, NDArray x, NDArray mask) {
+        NDArray in = bridged(x);
+        for (int i = 0; i < layers.size(); i++) {
+            TransformerEncoderLayer layer = layers.get(i);
+            NDArray layerIn = in;
+            NDArray out = Transients.keepResult(() -> layer.forward(layerIn, mask));
+            NDArray leaf = out.stopGradient();
+            leaf.setRequiresGradient(true);
+            tape.add(new Layer(layer, in, mask, leaf, out, i == layers.size() - 1));
+            in = leaf;
+        }
+        return in;
+    }
+
+    /** A leaf copy of {@code x} (sharing its data) that requires a gradient, behind a bridge to {@code x}. */
+    private NDArray bridged(NDArray x) {
+        NDArray in = x.stopGradient();
+        in.setRequiresGradient(true);
+        tape.add(new Bridge(x, in));
         return in;
     }
 
@@ -174,7 +225,8 @@ public final class ActivationCheckpointing {
      * loss's backward pass, inside the same gradient collector. Parameter gradients accumulate as they do
      * over micro-batches.
      *
-     * @param layerDone called with a recomputed layer's parameters as soon as its backward pass is done: their
+     * @param layerDone called with a recorded layer's parameters (recomputed, or kept with {@link #layerByLayer}) as
+     *     soon as its backward pass is done: their
      *     gradients from this backward pass are then complete (a layer's parameters serve that layer only), e.g.
      *     to update them and release their gradients before the rest of the backward pass allocates its own
      */
@@ -194,12 +246,19 @@ public final class ActivationCheckpointing {
                 if (e instanceof Layer l) {
                     NDArray gradOut = JniUtils.getGradient((PtNDArray) l.output());
                     if (gradOut != null) {
-                        try (NDScope scope = new NDScope()) {
-                            NDArray out = l.layer().forward(l.input(), l.mask());
-                            JniUtils.backward((PtNDArray) out, (PtNDArray) gradOut, false, false);
+                        if (l.graphOutput() != null) {
+                            JniUtils.backward((PtNDArray) l.graphOutput(), (PtNDArray) gradOut, false, false);
+                        } else {
+                            try (NDScope scope = new NDScope()) {
+                                NDArray out = l.layer().forward(l.input(), l.mask());
+                                JniUtils.backward((PtNDArray) out, (PtNDArray) gradOut, false, false);
+                            }
                         }
                         gradOut.close();
                         backpropagated.add(l.layer());
+                    }
+                    if (l.graphOutput() != null) {
+                        l.graphOutput().close(); // its graph (the layer's activations) goes with it
                     }
                     if (firstRun.get(l.layer()) == i && backpropagated.contains(l.layer())) {
                         layerDone.accept(l.layer().namedParameters().values());

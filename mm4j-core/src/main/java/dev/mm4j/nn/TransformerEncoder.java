@@ -44,6 +44,9 @@ public final class TransformerEncoder extends Module {
                 additiveMask == null ? x.getShape().get(1) : additiveMask.getShape().get(3), dim, heads, intermediate)) {
             return checkpointing.forward(layers, x, additiveMask);
         }
+        if (checkpointing != null && checkpointing.recordsKeptLayers()) {
+            return checkpointing.forwardKept(layers, x, additiveMask); // a leaf behind its layers: every reader summed
+        }
         // each layer's intermediates are dropped when it returns, and each layer's output once the next layer
         // has run on it: autograd keeps what the backward pass needs (see Transients)
         NDArray h = x;

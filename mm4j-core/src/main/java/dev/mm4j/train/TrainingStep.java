@@ -21,9 +21,9 @@ import java.util.Set;
 
 /**
  * One optimizer step of any {@link LossModel}: forward and backward over one or more micro-batches (gradient
- * accumulation), optional clipping by global norm, then AdamW. Without clipping, the layers that the backward pass
- * recomputes (activation checkpointing) are updated during the last micro-batch's backward pass, each as soon as its
- * gradients are complete ({@link AdamW#begin}): the same numbers, less memory at the end of the backward pass. The
+ * accumulation), optional clipping by global norm, then AdamW. Without clipping, the model's layers are updated
+ * during the last micro-batch's backward pass, each as soon as its gradients are complete ({@link LossModel#layerByLayer},
+ * {@link AdamW#begin}): the same numbers, less memory at the end of the backward pass. The
  * gradients of the last micro-batch pass through the step's {@link GradientSync} (a layer's during the backward pass,
  * the rest after it) before they are measured, clipped or used. The step's memory (inputs, activations,
  * temporaries) is one {@link ModelStep}, freed when the step ends, so memory stays flat over a long run.
@@ -78,6 +78,9 @@ public final class TrainingStep<B> {
             Set<Parameter> synced = Collections.newSetFromMap(new IdentityHashMap<>());
             for (int i = 0; i < n; i++) {
                 boolean last = i == n - 1;
+                // the layers are updated during this backward pass: every layer (not only the recomputed ones) is
+                // recorded apart, so each is handed over as soon as its gradients are complete
+                model.layerByLayer(last && maxGradNorm <= 0);
                 try (GradientCollector gc = Engine.getInstance().newGradientCollector()) {
                     LossModel.Loss out = model.forward(step, microBatches.get(i));
                     NDArray loss = out.total();
@@ -93,8 +96,8 @@ public final class TrainingStep<B> {
                         return new Result(value, Double.NaN, false, parts);
                     }
                     if (last && maxGradNorm <= 0) {
-                        // Nothing waits for the whole gradient (no clipping, no later micro-batch): each layer that the
-                        // backward pass recomputes is updated as soon as its gradients are complete, and its gradients
+                        // Nothing waits for the whole gradient (no clipping, no later micro-batch): each layer is
+                        // updated as soon as its gradients are complete, and its gradients
                         // are released before the rest of the backward pass allocates its own (less peak memory).
                         // With several processes a layer's averaging runs while the backward pass goes on: the layer is
                         // updated once the next layer is done (its averaging awaited then).
@@ -128,6 +131,8 @@ public final class TrainingStep<B> {
             optimizer.step(lr, Math.min(1.0, maxGradNorm / (norm + 1e-6)));
             optimizer.zeroGrad();
             return new Result(lossSum, norm, true, parts);
+        } finally {
+            model.layerByLayer(false); // a later plain GradientCollector.backward of the model's loss stays whole
         }
     }
 

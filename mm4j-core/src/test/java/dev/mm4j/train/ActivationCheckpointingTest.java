@@ -27,6 +27,7 @@ import java.util.Random;
 import java.util.Set;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
 import org.junit.jupiter.params.provider.ValueSource;
 
 /**
@@ -101,6 +102,31 @@ class ActivationCheckpointingTest {
             int[] handedOver = lossAndEveryGradientEqual(m, models, TrainingStepTest.batch(new Random(5), 1, 12));
             assertTrue(handedOver[0] > 0, "by default bf16 recomputes layers on 1 sample");
             assertEquals(0, handedOver[1], "with bf16_keep_activations no layer is recomputed");
+        }
+    }
+
+    /**
+     * With {@code layerByLayer} the layers that keep their activations are handed over too, each as its backward pass
+     * ends, with the gradients of one whole backward pass: fp32 (no layer recomputed), bf16 (some recomputed by the
+     * memory rule on 1 sample) and bf16 keeping every layer's activations.
+     */
+    @ParameterizedTest(name = "{0}, bf16_keep_activations {1}")
+    @CsvSource({"FP32, false", "BF16, false", "BF16, true"})
+    void layerByLayerHandsOverEveryLayerWithTheSameGradients(Precision precision, boolean keep) throws Exception {
+        try (NDManager m = NDManager.newBaseManager()) {
+            FlavaConfig c = TrainingStepTest.small();
+            c.precision = precision;
+            c.bf16KeepActivations = keep;
+            FlavaForClassification[] models = {FlavaForClassification.create(c, m), FlavaForClassification.create(c, m)};
+            Map<String, Parameter> to = models[1].namedParameters();
+            models[0].namedParameters().forEach((n, p) -> to.get(n).copyFrom(p.array()));
+            models[1].layerByLayer(true);
+            int[] handedOver = lossAndEveryGradientEqual(m, models, TrainingStepTest.batch(new Random(5), 1, 12));
+            long layerParams = to.keySet().stream().filter(n -> n.contains(".layer.")).count();
+            assertEquals(layerParams, handedOver[1], "every encoder layer's parameters handed over");
+            if (precision == Precision.FP32 || keep) {
+                assertEquals(0, handedOver[0], "without layerByLayer only recomputed layers are handed over");
+            }
         }
     }
 
@@ -222,14 +248,17 @@ class ActivationCheckpointingTest {
     }
 
     /**
-     * During the backward pass each recomputed layer's parameters come to the caller with their complete gradients,
+     * During the backward pass each recomputed layer's parameters (or, with layerByLayer, each layer's that kept its
+     * activations) come to the caller with their complete gradients,
      * which an update then releases: when the backward pass ends only other parameters hold gradients, and the
      * allocator holds less than after a backward pass whose updates wait for its end, by about those gradients' bytes.
      */
-    @Test
-    void layersUpdatedDuringTheBackwardPassHoldNoGradientWhenItEnds() throws Exception {
+    @ParameterizedTest(name = "kept layers recorded layer by layer instead of recomputed: {0}")
+    @ValueSource(booleans = {false, true})
+    void layersUpdatedDuringTheBackwardPassHoldNoGradientWhenItEnds(boolean layerByLayer) throws Exception {
         try (NDManager m = NDManager.newBaseManager()) {
-            FlavaForClassification model = pair(m, true)[1];
+            FlavaForClassification model = pair(m, true)[layerByLayer ? 0 : 1];
+            model.layerByLayer(layerByLayer);
             Map<String, Parameter> all = model.namedParameters();
             Batch batch = TrainingStepTest.batch(new Random(6), 2, 10);
             try (AdamW opt = new AdamW(all, AdamW.Settings.torchDefaults(), m)) {
