@@ -60,7 +60,7 @@ public final class DistBench {
      * @param threadsPerRank libtorch's intra-op threads per rank (the 1-process row gets N times as many)
      */
     public record Options(FlavaConfig config, int batchPerRank, int questionTokens, int repeats, List<Precision> precisions,
-            int threadsPerRank) {
+            int threadsPerRank, List<String> variants) {
         public Options {
             if (batchPerRank < 1 || repeats < 1 || threadsPerRank < 1) {
                 throw new IllegalArgumentException("batch, repeats and threads must be at least 1");
@@ -71,6 +71,36 @@ public final class DistBench {
                             + p.code());
                 }
             }
+            for (String v : variants) {
+                if (!v.equals("default") && !v.equals("keep")) {
+                    throw new IllegalArgumentException("bench --nproc: --variants default and/or keep, not " + v);
+                }
+            }
+        }
+
+        public Options(FlavaConfig config, int batchPerRank, int questionTokens, int repeats, List<Precision> precisions,
+                int threadsPerRank) {
+            this(config, batchPerRank, questionTokens, repeats, precisions, threadsPerRank, List.of("default"));
+        }
+
+        /** The timed setups in order: each precision with each variant, {@code keep} for bf16 only (as bench's). */
+        List<Setup> setups() {
+            List<Setup> setups = new ArrayList<>();
+            for (Precision p : precisions) {
+                for (String v : variants) {
+                    if (v.equals("default") || p == Precision.BF16) {
+                        setups.add(new Setup(p, v.equals("keep")));
+                    }
+                }
+            }
+            return setups;
+        }
+    }
+
+    /** A precision, and whether bf16 keeps every layer's activations ({@code bf16_keep_activations}). */
+    record Setup(Precision precision, boolean keep) {
+        String code() {
+            return precision.code() + (keep ? "-keep" : "");
         }
     }
 
@@ -124,8 +154,8 @@ public final class DistBench {
         out.printf("2. mm4j, 1 process x %d threads, %d micro-batches of %d with gradient accumulation...%n", oneThreads,
                 nproc, o.batchPerRank());
         List<Timing> one = new ArrayList<>();
-        for (Precision p : o.precisions()) {
-            one.add(train(manager, p, nproc, 0, GradientSync.NONE));
+        for (Setup setup : o.setups()) {
+            one.add(train(manager, setup, nproc, 0, GradientSync.NONE));
         }
         List<JsonNode> anchorTrain = new ArrayList<>();
         JsonNode anchorReduce = null;
@@ -150,23 +180,27 @@ public final class DistBench {
             }
         }
 
-        out.printf("%n%-30s %-5s %-13s %6s %9s %9s %10s  %s%n", "setup", "prec", "batch", "global", "s/step", "min s",
+        out.printf("%n%-35s %-9s %-13s %6s %9s %9s %10s  %s%n", "setup", "prec", "batch", "global", "s/step", "min s",
                 "samples/s", "peak RSS per process");
-        for (int i = 0; i < o.precisions().size(); i++) {
-            Precision p = o.precisions().get(i);
-            Timing ours = fromRanks(ranks, p.code());
-            row(String.format("mm4j %d ranks x %d thread", nproc, o.threadsPerRank()), p, o.batchPerRank() + "/rank",
-                    global, ours);
-            row(String.format("mm4j 1 process x %d threads", oneThreads), p,
+        List<Setup> setups = o.setups();
+        for (int i = 0; i < setups.size(); i++) {
+            Setup setup = setups.get(i);
+            Precision p = setup.precision();
+            String keep = setup.keep() ? " keep" : "";
+            Timing ours = fromRanks(ranks, setup.code());
+            row(String.format("mm4j %d ranks x %d thread%s", nproc, o.threadsPerRank(), keep), setup.code(),
+                    o.batchPerRank() + "/rank", global, ours);
+            row(String.format("mm4j 1 process x %d threads%s", oneThreads, keep), setup.code(),
                     nproc + "x" + o.batchPerRank() + " accum", global, one.get(i));
-            if (i < anchorTrain.size()) {
-                JsonNode a = anchorTrain.get(i);
+            int a = o.precisions().indexOf(p);
+            if (a < anchorTrain.size()) {
+                JsonNode anchor = anchorTrain.get(a);
                 List<Long> rss = new ArrayList<>();
                 // the anchor's peak_rss_mb is ru_maxrss / 1024: MiB
-                a.path("peak_rss_mb").forEach(v -> rss.add((long) (v.asDouble() * (1 << 20))));
-                Timing t = new Timing(a.path("median").asDouble(), a.path("min").asDouble(), rss);
-                row("pytorch DDP 2 ranks x 1 thread", p, o.batchPerRank() + "/rank", global, t);
-                out.printf("%-30s %-5s pytorch DDP / mm4j s/step: %.2fx (above 1: mm4j faster)%n", "", p.code(),
+                anchor.path("peak_rss_mb").forEach(v -> rss.add((long) (v.asDouble() * (1 << 20))));
+                Timing t = new Timing(anchor.path("median").asDouble(), anchor.path("min").asDouble(), rss);
+                row("pytorch DDP 2 ranks x 1 thread", p.code(), o.batchPerRank() + "/rank", global, t);
+                out.printf("%-35s %-9s pytorch DDP / mm4j%s s/step: %.2fx (above 1: mm4j faster)%n", "", p.code(), keep,
                         t.median() / ours.median());
             }
         }
@@ -212,12 +246,12 @@ public final class DistBench {
         r.put("rank", rendezvous.rank());
         try (ProcessGroup group = ProcessGroup.open(rendezvous)) {
             DataParallelSync sync = new DataParallelSync(group);
-            for (Precision p : o.precisions()) {
+            for (Setup setup : o.setups()) {
                 if (rendezvous.rank() == 0) {
-                    out.printf("  %s: timing the %d-rank train step...%n", p.code(), rendezvous.worldSize());
+                    out.printf("  %s: timing the %d-rank train step...%n", setup.code(), rendezvous.worldSize());
                 }
-                Timing t = train(manager, p, 1, rendezvous.rank(), sync);
-                ObjectNode row = r.putObject(p.code());
+                Timing t = train(manager, setup, 1, rendezvous.rank(), sync);
+                ObjectNode row = r.putObject(setup.code());
                 row.put("median", t.median());
                 row.put("min", t.min());
                 row.put("peak_rss", t.peakRss().get(0));
@@ -231,10 +265,11 @@ public final class DistBench {
      * Times the train step of a fresh model (the same random weights on every rank) on {@code micro} micro-batches of
      * {@code batchPerRank} ({@code variant} picks the data: a rank's own); the peak RSS is this process's.
      */
-    private Timing train(NDManager manager, Precision precision, int micro, int variant, GradientSync sync) {
+    private Timing train(NDManager manager, Setup setup, int micro, int variant, GradientSync sync) {
         FlavaConfig cfg = o.config().copy();
         cfg.maskTextPaddingInMultimodal = Padding.DYNAMIC.masksTextInMultimodal();
-        cfg.precision = precision;
+        cfg.precision = setup.precision();
+        cfg.bf16KeepActivations = setup.keep();
         NativeHeap.trim();
         TrainBench.resetPeakRss();
         try (NDManager m = manager.newSubManager()) {
@@ -315,12 +350,12 @@ public final class DistBench {
         return r;
     }
 
-    private void row(String setup, Precision p, String batch, int global, Timing t) {
+    private void row(String setup, String p, String batch, int global, Timing t) {
         StringBuilder rss = new StringBuilder();
         for (long b : t.peakRss()) {
             rss.append(rss.length() == 0 ? "" : " ").append(String.format("%.2fG", b / 1e9));
         }
-        out.printf("%-30s %-5s %-13s %6d %9.3f %9.3f %10.2f  %s%n", setup, p.code(), batch, global, t.median(), t.min(),
+        out.printf("%-35s %-9s %-13s %6d %9.3f %9.3f %10.2f  %s%n", setup, p, batch, global, t.median(), t.min(),
                 global / t.median(), rss);
     }
 }

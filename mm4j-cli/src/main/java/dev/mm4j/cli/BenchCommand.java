@@ -33,7 +33,8 @@ import picocli.CommandLine.Spec;
                         + "ITM, MMM and contrastive losses on a batch of image-text pairs, text padded to --text-len 77), fp32 and bf16 by default, "
                         + "s/step and peak RSS, and the command that times TorchMultimodal's on PyTorch eager beside it.",
                 "--nproc N: the data-parallel fine-tuning step (batch 2 per rank, or the first --batch-sizes; question "
-                        + "padded to --question-tokens; fp32 by default, --precision fp32,bf16) three ways: N processes x 1 "
+                        + "padded to --question-tokens; fp32 by default, --precision fp32,bf16, --variants default,keep for bf16 with "
+                        + "bf16_keep_activations too) three ways: N processes x 1 "
                         + "thread (--threads) through finetune --nproc's launcher and c10d, 1 process x N threads at the same "
                         + "global batch (N micro-batches with gradient accumulation), and the all-reduce of the model's "
                         + "gradients in GB/s; with --anchors, PyTorch DDP's rows (tools/anchors/ddp_anchor.py, gloo, 2 x 1 "
@@ -157,15 +158,16 @@ public final class BenchCommand implements Callable<Integer> {
     /** {@code --nproc N}: launches the ranks (this command line again), or is one of them ({@code RANK} is set). */
     private int dataParallel() throws Exception {
         if (!task.equals("classification") || adamwOnly || skipTrain || breakdown || !sweep.isEmpty()
-                || !variants.equals(List.of("default")) || !modes.equals(List.of("tutorial", "dynamic"))) {
+                || !List.of("default", "keep").containsAll(variants) || !modes.equals(List.of("tutorial", "dynamic"))) {
             throw new IllegalArgumentException("--nproc times the classification fine-tuning step in dynamic mode only: "
-                    + "leave out --task, --adamw-only, --skip-train, --breakdown, --sweep, --variants and --modes");
+                    + "leave out --task, --adamw-only, --skip-train, --breakdown, --sweep and --modes; --variants takes "
+                    + "default and keep");
         }
         List<Precision> precisions = engine.precisionSpec() == null ? List.of(Precision.FP32)
                 : engine.precisions(engine.device());
         int batch = batchSizes.equals(List.of(2, 1)) ? 2 : batchSizes.get(0);
         var options = new DistBench.Options(model.load(), batch, questionTokens, Math.max(1, repeats), precisions,
-                engine.threads > 0 ? engine.threads : 1);
+                engine.threads > 0 ? engine.threads : 1, variants);
         Rendezvous rank = Rendezvous.fromEnvironment(System.getenv()); // set by the launcher for each process
         try (NDManager manager = NDManager.newBaseManager(engine.device())) {
             if (rank != null) {

@@ -27,6 +27,8 @@ class BenchNprocTest {
         assertEquals(2, cl.execute("bench", "--nproc", "2", "--task", "pretraining"), err.toString());
         assertTrue(err.toString().contains("--nproc times the classification fine-tuning step in dynamic mode only"),
                 err.toString());
+        assertEquals(2, cl.execute("bench", "--nproc", "2", "--variants", "checkpointing"), err.toString());
+        assertTrue(err.toString().contains("--variants takes default and keep"), err.toString());
     }
 
     @Test
@@ -45,16 +47,18 @@ class BenchNprocTest {
         int rc;
         try {
             rc = Main.commandLine().execute("bench", "--nproc", "2", "--config", config.toString(), "--repeats", "2",
-                    "--precision", "fp32,bf16", "--question-tokens", "12");
+                    "--precision", "fp32,bf16", "--question-tokens", "12", "--variants", "default,keep");
         } finally {
             System.setOut(old);
         }
         String out = bytes.toString(StandardCharsets.UTF_8);
         assertEquals(0, rc, out);
         assertTrue(out.contains("launching 2 processes on 127.0.0.1"), out);
-        for (String prec : new String[] {"fp32", "bf16"}) {
+        assertFalse(out.contains("fp32-keep"), "keep is a bf16 variant: " + out);
+        for (String prec : new String[] {"fp32", "bf16", "bf16-keep"}) {
+            String keep = prec.endsWith("-keep") ? " keep" : "";
             // setup, precision, batch, global 4, s/step, min s, samples/s, peak RSS of each process
-            Matcher ranks = Pattern.compile("mm4j 2 ranks x 1 thread\\s+" + prec + "\\s+2/rank\\s+4\\s+([0-9.]+)\\s+"
+            Matcher ranks = Pattern.compile("mm4j 2 ranks x 1 thread" + keep + "\\s+" + prec + "\\s+2/rank\\s+4\\s+([0-9.]+)\\s+"
                     + "([0-9.]+)\\s+([0-9.]+)\\s+([0-9.]+)G ([0-9.]+)G").matcher(out);
             assertTrue(ranks.find(), out);
             double median = Double.parseDouble(ranks.group(1));
@@ -62,7 +66,7 @@ class BenchNprocTest {
             assertEquals(4 / median, Double.parseDouble(ranks.group(3)), 0.01 * 4 / median + 0.01, ranks.group());
             assertTrue(Double.parseDouble(ranks.group(4)) > 0.1 && Double.parseDouble(ranks.group(5)) > 0.1,
                     "each rank's peak RSS: " + ranks.group());
-            Matcher one = Pattern.compile("mm4j 1 process x 2 threads\\s+" + prec + "\\s+2x2 accum\\s+4\\s+([0-9.]+)\\s+"
+            Matcher one = Pattern.compile("mm4j 1 process x 2 threads" + keep + "\\s+" + prec + "\\s+2x2 accum\\s+4\\s+([0-9.]+)\\s+"
                     + "([0-9.]+)\\s+([0-9.]+)\\s+([0-9.]+)G").matcher(out);
             assertTrue(one.find(), out);
             assertTrue(Double.parseDouble(one.group(1)) > 0 && Double.parseDouble(one.group(4)) > 0.1, one.group());
