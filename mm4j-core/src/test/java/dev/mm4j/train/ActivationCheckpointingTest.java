@@ -370,21 +370,29 @@ class ActivationCheckpointingTest {
             Map<String, Parameter> to = bf16.namedParameters();
             fp32.namedParameters().forEach((n, p) -> to.get(n).copyFrom(p.array()));
             Batch batch = TrainingStepTest.batch(new Random(4), samples, 12);
-            long[] kept = new long[2];
+            int rounds = 5; // alternating; the first round loads the op library; the median of the others counts (the
+            // allocator's live bytes are the whole process's: a thread freeing memory meanwhile moves one reading)
+            long[][] kept = new long[2][rounds - 1];
             FlavaForClassification[] models = {fp32, bf16};
-            for (int k = 0; k < 4; k++) { // each model twice: the first forward loads the op library
+            for (int k = 0; k < 2 * rounds; k++) {
                 try (ModelStep step = ModelStep.open(m)) {
                     ModelStep.Inputs in = step.inputs(batch);
                     try (GradientCollector gc = Engine.getInstance().newGradientCollector()) {
                         long before = NativeHeap.stats().inUse();
                         models[k % 2].forward(in.image(), in.text(), in.labels()).loss().getFloat();
-                        kept[k % 2] = NativeHeap.stats().inUse() - before;
+                        if (k >= 2) {
+                            kept[k % 2][k / 2 - 1] = NativeHeap.stats().inUse() - before;
+                        }
                     }
                 }
             }
-            System.out.printf("kept for the backward pass on %d samples: float32 %d bytes, bf16 %d bytes%n",
-                    samples, kept[0], kept[1]);
-            assertTrue(kept[1] < kept[0], "bf16 keeps " + kept[1] + " bytes, float32 " + kept[0]);
+            System.out.printf("kept for the backward pass on %d samples: float32 %s bytes, bf16 %s bytes%n",
+                    samples, Arrays.toString(kept[0]), Arrays.toString(kept[1]));
+            Arrays.sort(kept[0]);
+            Arrays.sort(kept[1]);
+            long fp32Kept = kept[0][(rounds - 1) / 2];
+            long bf16Kept = kept[1][(rounds - 1) / 2];
+            assertTrue(bf16Kept < fp32Kept, "bf16 keeps " + bf16Kept + " bytes, float32 " + fp32Kept + " (medians)");
         }
     }
 
