@@ -85,9 +85,17 @@ public final class ActivationCheckpointing {
         this.layerByLayer = on;
     }
 
-    /** Whether layers that keep their activations run recorded layer by layer ({@link #layerByLayer}) now. */
-    boolean recordsKeptLayers() {
-        return layerByLayer && recording();
+    /**
+     * Whether layers that keep their activations run recorded layer by layer ({@link #forwardKept}) now: when asked for
+     * ({@link #layerByLayer}), and for a stacked batch whose rows have several readers (see
+     * {@code TransformerEncoder#forward(NDArray, NDArray, boolean)}) where later layers may run checkpointed (bf16,
+     * whose rule decides per encoder call): the backward pass then goes through these layers once, after every
+     * reader's gradient has reached their output leaf (the loss's own and, after their recomputation, the
+     * checkpointed layers'). (With a single reader the loss's backward pass stops at the checkpointed layers' leaf
+     * and their bridge goes through these layers once.)
+     */
+    boolean recordsKeptLayers(boolean stacked, Precision precision) {
+        return recording() && (layerByLayer || stacked && bf16Rule && precision == Precision.BF16);
     }
 
     /** True while gradients are recorded (inside a gradient collector): layers then run checkpointed. */
@@ -147,31 +155,14 @@ public final class ActivationCheckpointing {
 
     /**
      * The whole backward pass of {@code loss}: the loss's own, then {@link #backward(Consumer) the recorded layers'}
-     * (the recomputed ones, and layers that kept their activations behind a bridge, see {@link #kept}).
+     * (the recomputed ones, and the layers that kept their activations recorded layer by layer, see
+     * {@link #recordsKeptLayers}).
      */
     public void backward(NDArray loss, Consumer<Collection<Parameter>> layerDone) {
         try (NDArray ones = loss.onesLike()) {
             JniUtils.backward((PtNDArray) loss, (PtNDArray) ones, false, false);
         }
         backward(layerDone);
-    }
-
-    /**
-     * The output {@code h} of layers that kept their activations and whose rows have several readers (a stacked batch,
-     * see {@code TransformerEncoder#forward(NDArray, NDArray, boolean)}), as the rest of the forward pass should take
-     * it: where later layers may run checkpointed (bf16, whose rule decides per encoder call), a leaf behind a bridge,
-     * so that the backward pass goes through those layers once, with the gradient of every reader summed (the loss's
-     * own and, after their recomputation, the checkpointed layers'); else {@code h} itself. (With a single reader the
-     * loss's backward pass stops at the checkpointed layers' leaf and their bridge goes through these layers once.)
-     */
-    NDArray kept(NDArray h, Precision precision) {
-        if (!recording() || everyLayer || !bf16Rule || precision != Precision.BF16) {
-            return h;
-        }
-        NDArray leaf = h.stopGradient();
-        leaf.setRequiresGradient(true);
-        tape.add(new Bridge(h, leaf));
-        return leaf;
     }
 
     /** Runs {@code layers} on {@code x} checkpointed; returns the last output, a leaf that requires a gradient. */
@@ -225,7 +216,7 @@ public final class ActivationCheckpointing {
      * loss's backward pass, inside the same gradient collector. Parameter gradients accumulate as they do
      * over micro-batches.
      *
-     * @param layerDone called with a recorded layer's parameters (recomputed, or kept with {@link #layerByLayer}) as
+     * @param layerDone called with a recorded layer's parameters (recomputed, or kept, see {@link #recordsKeptLayers}) as
      *     soon as its backward pass is done: their
      *     gradients from this backward pass are then complete (a layer's parameters serve that layer only), e.g.
      *     to update them and release their gradients before the rest of the backward pass allocates its own

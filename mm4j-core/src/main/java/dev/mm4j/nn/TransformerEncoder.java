@@ -36,15 +36,15 @@ public final class TransformerEncoder extends Module {
     /**
      * The same; {@code stacked}: the batch stacks inputs whose outputs have different readers (e.g. pretraining's
      * unmasked image, read by the loss, and masked image, read by the multimodal encoder). When these layers keep
-     * their activations and a reader runs checkpointed, the output then reaches it through a bridge, so that the
-     * backward pass goes through these layers once, with every reader's gradient (ActivationCheckpointing#kept).
+     * their activations and a reader may run checkpointed, they run recorded layer by layer, so that the backward
+     * pass goes through them once, with every reader's gradient (ActivationCheckpointing#recordsKeptLayers).
      */
     public NDArray forward(NDArray x, NDArray additiveMask, boolean stacked) {
         if (checkpointing != null && checkpointing.checkpoints(precision(), x.getShape().get(0), x.getShape().get(1),
                 additiveMask == null ? x.getShape().get(1) : additiveMask.getShape().get(3), dim, heads, intermediate)) {
             return checkpointing.forward(layers, x, additiveMask);
         }
-        if (checkpointing != null && checkpointing.recordsKeptLayers()) {
+        if (checkpointing != null && checkpointing.recordsKeptLayers(stacked, precision())) {
             return checkpointing.forwardKept(layers, x, additiveMask); // a leaf behind its layers: every reader summed
         }
         // each layer's intermediates are dropped when it returns, and each layer's output once the next layer
@@ -57,7 +57,7 @@ public final class TransformerEncoder extends Module {
                 in.close();
             }
         }
-        return stacked && checkpointing != null ? checkpointing.kept(h, precision()) : h;
+        return h;
     }
 
     private static final class LayerList extends Module {
