@@ -117,9 +117,9 @@ public final class FlavaConfig {
     /**
      * Whether training recomputes each transformer layer in the backward pass instead of keeping its
      * activations ({@code nn.ActivationCheckpointing}): much less memory for about one more forward pass of
-     * the layers; outputs and gradients are the same. Off, bf16 still recomputes the layers whose bfloat16 weight
-     * copies would outweigh what bfloat16 saves on their activations (few tokens a batch), so that bf16 never needs
-     * more memory than float32 ({@code nn.ActivationCheckpointing#bf16KeepsMore}). Not a TorchMultimodal kwarg: it
+     * the layers; outputs and gradients are the same. Off, bf16 still recomputes the encoders whose bfloat16 weight
+     * copies would outweigh what bfloat16 saves on the model's activations (few tokens a batch), so that bf16 never
+     * needs more memory than float32 ({@code nn.ActivationCheckpointing#plan}). Not a TorchMultimodal kwarg: it
      * follows from the run's {@code activation_checkpointing} setting and is not part of a saved model.
      */
     @JsonIgnore

@@ -33,7 +33,17 @@ public final class FlavaForClassification extends FlavaWithHead implements LossM
         return allocated(new FlavaForClassification(config), manager);
     }
 
-    /** Logits, the loss when labels are given, and the encoders' outputs. */
+    /**
+     * How many of the multimodal encoder's output tokens the head reads: its CLS token alone. The encoder's last layer
+     * runs for that token only (its query, attention output and MLP; every token is still a key): the same logits,
+     * about a sixth of that layer's work (TorchMultimodal computes every token and keeps row 0).
+     */
+    static final int HEAD_TOKENS = 1;
+
+    /**
+     * Logits, the loss when labels are given, and the encoders' outputs: the image and text encoders' every token,
+     * the multimodal encoder's CLS token only ({@link #HEAD_TOKENS}; {@link FlavaModel#forward} gives them all).
+     */
     public record Output(NDArray logits, NDArray loss, FlavaOutput flava) {}
 
     /**
@@ -41,7 +51,7 @@ public final class FlavaForClassification extends FlavaWithHead implements LossM
      * @param required MM (default when null), IMAGE or TEXT
      */
     public Output forward(NDArray image, NDArray text, NDArray labels, RequiredEmbedding required) {
-        FlavaOutput out = model.forward(image, text, required);
+        FlavaOutput out = model.forward(image, text, required, HEAD_TOKENS);
         EncoderOutput head = required == RequiredEmbedding.IMAGE ? out.image()
                 : required == RequiredEmbedding.TEXT ? out.text() : out.multimodal();
         NDArray logits = classifier.forward(head.lastHiddenState().get(new NDIndex(":, 0")));
@@ -54,7 +64,7 @@ public final class FlavaForClassification extends FlavaWithHead implements LossM
      * multimodal head's logits without running the image encoder again.
      */
     public Output forward(EncoderOutput image, NDArray text) {
-        FlavaOutput out = model.forward(image, text);
+        FlavaOutput out = model.forward(image, text, HEAD_TOKENS);
         return new Output(classifier.forward(out.multimodal().lastHiddenState().get(new NDIndex(":, 0"))), null, out);
     }
 

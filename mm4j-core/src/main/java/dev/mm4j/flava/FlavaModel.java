@@ -9,7 +9,9 @@ import dev.mm4j.nn.ActivationCheckpointing;
 import dev.mm4j.nn.Linear;
 import dev.mm4j.nn.Module;
 import dev.mm4j.nn.Parameter;
+import java.util.ArrayList;
 import java.util.Collection;
+import java.util.List;
 import java.util.function.Consumer;
 
 /**
@@ -52,19 +54,35 @@ public final class FlavaModel extends Module {
      * @param required which embedding is needed; null picks MM when both inputs are given
      */
     public FlavaOutput forward(NDArray image, NDArray text, RequiredEmbedding required) {
+        return forward(image, text, required, 0);
+    }
+
+    /**
+     * The same; {@code multimodalTokens} &gt; 0: the multimodal encoder's output only for its first
+     * {@code multimodalTokens} tokens (1: its CLS token, all that a classifier reads; its last layer then runs for
+     * those tokens alone, the same numbers for them), 0: every token.
+     */
+    public FlavaOutput forward(NDArray image, NDArray text, RequiredEmbedding required, int multimodalTokens) {
         if (required == null) {
             required = image != null && text != null ? RequiredEmbedding.MM
                     : image != null ? RequiredEmbedding.IMAGE : RequiredEmbedding.TEXT;
         }
         checkpointing.clear(); // one forward, then at most one backward()
-        EncoderOutput img = image != null && required != RequiredEmbedding.TEXT ? imageEncoder.forward(image) : null;
-        EncoderOutput txt = text != null && required != RequiredEmbedding.IMAGE ? textEncoder.forward(text) : null;
+        boolean imageRuns = image != null && required != RequiredEmbedding.TEXT;
+        boolean textRuns = text != null && required != RequiredEmbedding.IMAGE;
+        if (required == RequiredEmbedding.MM && !(imageRuns && textRuns)) {
+            throw new IllegalArgumentException("the multimodal embedding needs both image and text");
+        }
+        if (checkpointing.recording()) {
+            plan(required == RequiredEmbedding.MM ? text : null,
+                    imageRuns ? imageEncoder.run(image.getShape().get(0)) : null,
+                    textRuns ? textEncoder.run(text, null) : null);
+        }
+        EncoderOutput img = imageRuns ? imageEncoder.forward(image) : null;
+        EncoderOutput txt = textRuns ? textEncoder.forward(text) : null;
         EncoderOutput mm = null;
         if (required == RequiredEmbedding.MM) {
-            if (img == null || txt == null) {
-                throw new IllegalArgumentException("the multimodal embedding needs both image and text");
-            }
-            mm = multimodal(img, txt, text);
+            mm = multimodal(img, txt, text, multimodalTokens);
         }
         return new FlavaOutput(img, txt, mm, imageProjection, textProjection);
     }
@@ -101,6 +119,16 @@ public final class FlavaModel extends Module {
         checkpointing.clear(); // one forward, then at most one backward()
         boolean imageWanted = image != null && required != RequiredEmbedding.TEXT;
         boolean textWanted = required != RequiredEmbedding.IMAGE;
+        if (checkpointing.recording()) { // the runs below: the image once or twice (stacked or not), the texts
+            long b = image != null ? image.getShape().get(0) : textMasked != null ? textMasked.getShape().get(0) : 0;
+            int images = !imageWanted ? 0 : unmasked && imagePatchesMask != null ? 2 : 1;
+            boolean textsStacked = textWanted && unmasked && text != null && textMasked != null;
+            plan(required == RequiredEmbedding.MM && imageWanted ? textMasked : null,
+                    images > 0 ? imageEncoder.run(images * b) : null,
+                    textsStacked ? textEncoder.run(text, textMasked) : null,
+                    textWanted && !textsStacked && unmasked && text != null ? textEncoder.run(text, null) : null,
+                    textWanted && !textsStacked && textMasked != null ? textEncoder.run(textMasked, null) : null);
+        }
         EncoderOutput img = null;
         EncoderOutput imgMasked = null;
         if (imageWanted && unmasked && imagePatchesMask != null) { // both: one run of the layers on 2B samples
@@ -122,7 +150,7 @@ public final class FlavaModel extends Module {
             txtMasked = textMasked != null ? textEncoder.forward(textMasked) : null;
         }
         EncoderOutput mm = required == RequiredEmbedding.MM && imgMasked != null && txtMasked != null
-                ? multimodal(imgMasked, txtMasked, textMasked) : null;
+                ? multimodal(imgMasked, txtMasked, textMasked, 0) : null;
         return new MaskedOutput(new FlavaOutput(img, txt, null, imageProjection, textProjection), imgMasked, txtMasked, mm);
     }
 
@@ -159,15 +187,42 @@ public final class FlavaModel extends Module {
 
     /** The multimodal forward from an already encoded image (e.g. cached): the image encoder is not run. */
     public FlavaOutput forward(EncoderOutput image, NDArray text) {
-        EncoderOutput txt = textEncoder.forward(text);
-        return new FlavaOutput(image, txt, multimodal(image, txt, text), imageProjection, textProjection);
+        return forward(image, text, 0);
     }
 
-    private EncoderOutput multimodal(EncoderOutput img, EncoderOutput txt, NDArray text) {
+    /** The same, the multimodal output for the first {@code multimodalTokens} tokens only (0: all; see above). */
+    public FlavaOutput forward(EncoderOutput image, NDArray text, int multimodalTokens) {
+        EncoderOutput txt = textEncoder.forward(text);
+        return new FlavaOutput(image, txt, multimodal(image, txt, text, multimodalTokens), imageProjection,
+                textProjection);
+    }
+
+    /**
+     * Plans which bf16 encoders the coming forward pass recomputes ({@link ActivationCheckpointing#plan}) from its
+     * runs ({@code runs}, null where an encoder does not run) and the multimodal encoder's over the image and
+     * {@code multimodalText} when it is not null.
+     */
+    private void plan(NDArray multimodalText, ActivationCheckpointing.Run... runs) {
+        List<ActivationCheckpointing.Run> all = new ArrayList<>();
+        for (ActivationCheckpointing.Run r : runs) {
+            if (r != null) {
+                all.add(r);
+            }
+        }
+        if (multimodalText != null) {
+            long imageTokens = imageEncoder.tokens();
+            long tokens = imageTokens + multimodalText.getShape().get(1);
+            long keys = maskTextPaddingInMultimodal ? 1 + imageTokens + textEncoder.keys(multimodalText) : 1 + tokens;
+            all.add(mmEncoder.run(multimodalText.getShape().get(0), tokens, keys));
+        }
+        checkpointing.plan(all);
+    }
+
+    private EncoderOutput multimodal(EncoderOutput img, EncoderOutput txt, NDArray text, int outputTokens) {
         NDArray fused = NDArrays.concat(new NDList(
                 imageToMmProjection.forward(img.hiddenBeforeNorm()),
                 textToMmProjection.forward(txt.hiddenBeforeNorm())), 1);
-        return mmEncoder.forward(fused, maskTextPaddingInMultimodal ? multimodalMask(img, text) : null);
+        return mmEncoder.forward(fused, maskTextPaddingInMultimodal ? multimodalMask(img, text) : null, outputTokens);
     }
 
     /**

@@ -19,15 +19,28 @@ public final class ImageEncoder extends Module {
     private final Embeddings embeddings;
     private final TransformerEncoder encoder;
     private final LayerNorm layernorm;
+    /** CLS and the patches: the tokens of every image (images of another size are refused). */
+    private final long tokens;
 
     /** @param checkpointing shared by the model's encoders; it decides which layers run checkpointed */
     public ImageEncoder(FlavaConfig c, ActivationCheckpointing checkpointing) {
+        this.tokens = 1 + c.numPatches();
         this.embeddings = child("embeddings", new Embeddings(c));
         this.encoder = child("encoder", new TransformerEncoder(c.imageNumHiddenLayers, c.imageHiddenSize,
                 c.imageNumAttentionHeads, c.imageIntermediateSize, Activation.GELU, c.imageLayerNormEps,
                 c.initializerRange, checkpointing));
         this.layernorm = child("layernorm", new LayerNorm(c.imageHiddenSize, c.imageLayerNormEps));
         child("pooler", new Pooler(c.imageHiddenSize, c.initializerRange));
+    }
+
+    /** CLS and the patches: how many tokens each image has. */
+    long tokens() {
+        return tokens;
+    }
+
+    /** The layers' run on {@code samples} images (for {@code ActivationCheckpointing#plan}). */
+    ActivationCheckpointing.Run run(long samples) {
+        return encoder.run(samples, tokens, tokens);
     }
 
     /** pixels (B, C, H, W) in [0, 1] -> hidden states (B, 1 + patches, D). */

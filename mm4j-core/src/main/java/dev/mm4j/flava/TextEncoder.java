@@ -32,6 +32,24 @@ public final class TextEncoder extends Module {
         this.padTokenId = c.padTokenId;
     }
 
+    /**
+     * The layers' run on {@code inputIds} (B, L) and, where given, {@code otherIds} stacked with them ({@link #forwardBoth}),
+     * for {@code ActivationCheckpointing#plan}: its keys are the tokens up to the last one any row keeps.
+     */
+    ActivationCheckpointing.Run run(NDArray inputIds, NDArray otherIds) {
+        long[] s = inputIds.getShape().getShape();
+        long keys = keys(inputIds);
+        if (otherIds != null) {
+            keys = Math.max(keys, keys(otherIds));
+        }
+        return encoder.run(otherIds != null ? 2 * s[0] : s[0], s[1], keys);
+    }
+
+    /** How many tokens the attention takes as keys for {@code inputIds}: up to the last one any row keeps. */
+    long keys(NDArray inputIds) {
+        return keptPrefix(keepMask(inputIds));
+    }
+
     /** input ids (B, L) int64 -> hidden states (B, L, D); keys equal to the pad id are masked. */
     public EncoderOutput forward(NDArray inputIds) {
         return new EncoderOutput(encoder.forward(embeddings.forward(inputIds), paddingMask(inputIds)), layernorm);

@@ -45,13 +45,20 @@ public final class ActivationCheckpointing {
      * the backward pass when {@code graphOutput} is null (checkpointed), else {@code graphOutput} is the recorded node
      * whose detached copy {@code output} is (the layer kept its activations; see {@link #layerByLayer}).
      */
-    private record Layer(TransformerEncoderLayer layer, NDArray input, NDArray mask, NDArray output,
+    private record Layer(TransformerEncoderLayer layer, NDArray input, NDArray mask, int queries, NDArray output,
             NDArray graphOutput, boolean last) implements Entry {}
 
     private final List<Entry> tape = new ArrayList<>();
     private final boolean everyLayer;
     private final boolean bf16Rule;
     private boolean layerByLayer;
+    /** The encoders of the coming forward pass's {@link #plan} (null: none; each encoder then decides alone). */
+    private Set<TransformerEncoder> planned;
+    /** Those of them that the plan recomputes. */
+    private Set<TransformerEncoder> recomputed;
+
+    /** One run of an encoder in a forward pass: on {@code batch} samples of {@code tokens} tokens attending to {@code keys} keys. */
+    public record Run(TransformerEncoder encoder, long batch, long tokens, long keys) {}
 
     /**
      * @param everyLayer checkpoint every layer (the {@code activation_checkpointing} setting); false checkpoints only
@@ -104,16 +111,71 @@ public final class ActivationCheckpointing {
     }
 
     /**
-     * Whether layers of this shape on {@code batch} samples of {@code tokens} tokens attending to {@code keys} keys
+     * Whether {@code encoder}'s layers on {@code batch} samples of {@code tokens} tokens attending to {@code keys} keys
      * run checkpointed while gradients are recorded: every layer when asked for, else the bf16 ones that
-     * {@link #bf16KeepsMore keep clearly more than float32 would}, so that bf16 does not need more memory than float32.
+     * {@link #plan the forward pass's plan} recomputes or, outside a planned forward pass, the bf16 layers that
+     * {@link #bf16KeepsMore keep clearly more than float32 would}: bf16 does not need more memory than float32.
      */
-    boolean checkpoints(Precision precision, long batch, long tokens, long keys, long dim, int heads, long intermediate) {
+    boolean checkpoints(TransformerEncoder encoder, Precision precision, long batch, long tokens, long keys) {
         if (!recording()) {
             return false;
         }
-        return everyLayer
-                || bf16Rule && precision == Precision.BF16 && bf16KeepsMore(batch, tokens, keys, dim, heads, intermediate);
+        if (everyLayer) {
+            return true;
+        }
+        if (!bf16Rule || precision != Precision.BF16) {
+            return false;
+        }
+        if (planned != null && planned.contains(encoder)) {
+            return recomputed.contains(encoder);
+        }
+        return bf16Excess(encoder, batch, tokens, keys) > 0;
+    }
+
+    /**
+     * Decides for the coming forward pass (until {@link #clear}) which of its encoders' bf16 layers run checkpointed,
+     * over the whole model rather than encoder by encoder: bf16 may keep more than float32 where an encoder's weight
+     * copies outweigh what bfloat16 saves on its activations (short inputs) as long as the other encoders save more
+     * than that (long inputs). While the bf16 runs kept would keep more in all than float32 (by more than
+     * {@link #BF16_MARGIN}), the encoder whose runs keep the most more is recomputed, and so on. An encoder alone gives
+     * {@link #bf16KeepsMore}'s decision; the tutorial's 512-token text and 709-token multimodal input save more than
+     * the image encoder's copies cost, so no layer is recomputed there (the image encoder alone would be). Encoders
+     * not in {@code runs} decide alone; an encoder with several runs is decided once for all.
+     */
+    public void plan(List<Run> runs) {
+        planned = Collections.newSetFromMap(new IdentityHashMap<>());
+        recomputed = Collections.newSetFromMap(new IdentityHashMap<>());
+        Map<TransformerEncoder, Double> excess = new IdentityHashMap<>();
+        for (Run r : runs) {
+            planned.add(r.encoder());
+            if (r.encoder().precision() == Precision.BF16) {
+                excess.merge(r.encoder(), r.encoder().layers() * bf16Excess(r.encoder(), r.batch(), r.tokens(), r.keys()),
+                        Double::sum);
+            }
+        }
+        double total = excess.values().stream().mapToDouble(Double::doubleValue).sum();
+        while (total > 0) {
+            TransformerEncoder most = null;
+            for (var e : excess.entrySet()) {
+                if (!recomputed.contains(e.getKey()) && (most == null || e.getValue() > excess.get(most))) {
+                    most = e.getKey();
+                }
+            }
+            if (most == null) {
+                break;
+            }
+            recomputed.add(most);
+            total -= excess.get(most);
+        }
+    }
+
+    /**
+     * By how many bytes a bf16 layer of {@code encoder} on this input keeps more for the backward pass than
+     * {@link #BF16_MARGIN} times what bfloat16 saves on its activations: positive where {@link #bf16KeepsMore}.
+     */
+    private static double bf16Excess(TransformerEncoder encoder, long batch, long tokens, long keys) {
+        long[] b = bf16Bytes(batch, tokens, keys, encoder.dim(), encoder.heads(), encoder.intermediate());
+        return b[0] - BF16_MARGIN * b[1];
     }
 
     /**
@@ -131,12 +193,18 @@ public final class ActivationCheckpointing {
      * --breakdown), the text encoder on 2 x 512 tokens less than in float32.
      */
     public static boolean bf16KeepsMore(long batch, long tokens, long keys, long dim, int heads, long intermediate) {
+        long[] b = bf16Bytes(batch, tokens, keys, dim, heads, intermediate);
+        return b[0] > BF16_MARGIN * b[1];
+    }
+
+    /** A bf16 layer's weight copies and what bfloat16 saves on its activations against float32, bytes (see above). */
+    private static long[] bf16Bytes(long batch, long tokens, long keys, long dim, int heads, long intermediate) {
         long copies = 2 * (4 * dim * dim + 2 * dim * intermediate);
         long savedPerToken = 12 * dim + 4 * intermediate;
         if (tokens * keys <= TorchOps.BF16_EXPLICIT_ATTENTION_MAX_SCORES) {
             savedPerToken -= 2L * heads * keys;
         }
-        return copies > BF16_MARGIN * batch * tokens * savedPerToken;
+        return new long[] {copies, batch * tokens * savedPerToken};
     }
 
     /**
@@ -151,6 +219,8 @@ public final class ActivationCheckpointing {
     /** Forgets what an earlier forward recorded (its arrays belong to a step that has ended or will end). */
     public void clear() {
         tape.clear();
+        planned = null;
+        recomputed = null;
     }
 
     /**
@@ -165,21 +235,26 @@ public final class ActivationCheckpointing {
         backward(layerDone);
     }
 
-    /** Runs {@code layers} on {@code x} checkpointed; returns the last output, a leaf that requires a gradient. */
-    NDArray forward(List<TransformerEncoderLayer> layers, NDArray x, NDArray mask) {
+    /**
+     * Runs {@code layers} on {@code x} checkpointed, the last one for its first {@code outputTokens} tokens only (0: all,
+     * see {@link TransformerEncoder#forward(NDArray, NDArray, boolean, int)}); returns the last output, a leaf that
+     * requires a gradient.
+     */
+    NDArray forward(List<TransformerEncoderLayer> layers, NDArray x, NDArray mask, int outputTokens) {
         NDArray in = bridged(x);
         for (int i = 0; i < layers.size(); i++) {
             TransformerEncoderLayer layer = layers.get(i);
             NDArray out;
             NDArray layerIn = in;
+            int queries = i == layers.size() - 1 ? outputTokens : 0;
             JniUtils.setGradMode(false);
             try {
-                out = Transients.keepResult(() -> layer.forward(layerIn, mask));
+                out = Transients.keepResult(() -> layer.forward(layerIn, mask, queries));
             } finally {
                 JniUtils.setGradMode(true);
             }
             out.setRequiresGradient(true);
-            tape.add(new Layer(layer, in, mask, out, null, i == layers.size() - 1));
+            tape.add(new Layer(layer, in, mask, queries, out, null, i == layers.size() - 1));
             in = out;
         }
         return in;
@@ -189,15 +264,16 @@ public final class ActivationCheckpointing {
      * Runs {@code layers} on {@code x} recorded, keeping their activations, each layer's graph apart
      * ({@link #layerByLayer}); returns the last output, a leaf that requires a gradient.
      */
-    NDArray forwardKept(List<TransformerEncoderLayer> layers, NDArray x, NDArray mask) {
+    NDArray forwardKept(List<TransformerEncoderLayer> layers, NDArray x, NDArray mask, int outputTokens) {
         NDArray in = bridged(x);
         for (int i = 0; i < layers.size(); i++) {
             TransformerEncoderLayer layer = layers.get(i);
             NDArray layerIn = in;
-            NDArray out = Transients.keepResult(() -> layer.forward(layerIn, mask));
+            int queries = i == layers.size() - 1 ? outputTokens : 0;
+            NDArray out = Transients.keepResult(() -> layer.forward(layerIn, mask, queries));
             NDArray leaf = out.stopGradient();
             leaf.setRequiresGradient(true);
-            tape.add(new Layer(layer, in, mask, leaf, out, i == layers.size() - 1));
+            tape.add(new Layer(layer, in, mask, queries, leaf, out, i == layers.size() - 1));
             in = leaf;
         }
         return in;
@@ -241,7 +317,7 @@ public final class ActivationCheckpointing {
                             JniUtils.backward((PtNDArray) l.graphOutput(), (PtNDArray) gradOut, false, false);
                         } else {
                             try (NDScope scope = new NDScope()) {
-                                NDArray out = l.layer().forward(l.input(), l.mask());
+                                NDArray out = l.layer().forward(l.input(), l.mask(), l.queries());
                                 JniUtils.backward((PtNDArray) out, (PtNDArray) gradOut, false, false);
                             }
                         }

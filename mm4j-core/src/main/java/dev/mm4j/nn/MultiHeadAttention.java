@@ -34,7 +34,15 @@ public final class MultiHeadAttention extends Module {
      * ({@link TorchOps#BF16_EXPLICIT_ATTENTION_MAX_SCORES}).
      */
     public NDArray forward(NDArray x, NDArray additiveMask) {
-        return TorchOps.on(x).attention(precision(), x, additiveMask, heads,
+        return forward(x, additiveMask, 0);
+    }
+
+    /**
+     * The same for the first {@code queries} tokens only, (B, queries, D), every token still a key (e.g. the last layer
+     * of an encoder whose reader takes only token 0); 0: every token.
+     */
+    public NDArray forward(NDArray x, NDArray additiveMask, int queries) {
+        return TorchOps.on(x).attention(precision(), x, additiveMask, heads, queries,
                 query.weight(), query.bias(), key.weight(), key.bias(), value.weight(), value.bias(),
                 output.weight(), output.bias());
     }

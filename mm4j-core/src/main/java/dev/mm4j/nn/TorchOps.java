@@ -96,12 +96,14 @@ public final class TorchOps {
      * Pre-norm attention block's core: {@code out(SDPA(q(x), k(x), v(x), mask))} for {@code heads} heads, the
      * products in {@code precision}; float32 in and out. {@code mask} is additive (0 / -inf), broadcastable to
      * (B, heads, L, K) with K &le; L: only the first K tokens are keys (the rest are not projected to keys or
-     * values at all, as if masked for every query), or null to attend to every token. {@code w} holds q, k, v, output weight and bias pairs.
+     * values at all, as if masked for every query), or null to attend to every token. {@code queries} &gt; 0: only the
+     * first {@code queries} tokens are queries (the output is (B, queries, D); every token is still a key), 0: all.
+     * {@code w} holds q, k, v, output weight and bias pairs.
      */
-    NDArray attention(Precision precision, NDArray x, NDArray mask, int heads, NDArray... w) {
+    NDArray attention(Precision precision, NDArray x, NDArray mask, int heads, int queries, NDArray... w) {
         NDList in = new NDList(12);
         in.add(x);
-        in.add(headsCarrier(x, heads));
+        in.add(headsCarrier(x, heads, queries));
         for (int i = 0; i < w.length; i++) {
             addWeight(in, precision, w[i], i % 2 == 0);
         }
@@ -333,9 +335,12 @@ public final class TorchOps {
         return a;
     }
 
-    /** An empty (heads, 0) array: TorchScript reads the head count from its shape (DJL passes only tensors). */
-    private static NDArray headsCarrier(NDArray x, int heads) {
-        return x.getManager().create(new Shape(heads, 0), DataType.FLOAT32);
+    /**
+     * An empty (heads, 0, queries) array: TorchScript reads the head count and the query count (0: every token) from
+     * its shape (DJL passes only tensors).
+     */
+    private static NDArray headsCarrier(NDArray x, int heads, int queries) {
+        return x.getManager().create(new Shape(heads, 0, queries), DataType.FLOAT32);
     }
 
     /**
@@ -437,14 +442,19 @@ public final class TorchOps {
                         .append(weightParam(p, "wv")).append(", bv: Tensor, ").append(weightParam(p, "wo"))
                         .append(", bo: Tensor").append(masked ? ", mask: Tensor" : "").append(") -> Tensor:\n")
                         .append("    b = torch.size(x, 0)\n")
-                        .append("    n = torch.size(x, 1)\n")
                         .append("    d = torch.size(x, 2)\n")
                         .append("    h = torch.size(heads, 0)\n")
                         .append("    xc = torch.to(x, ").append(t).append(")\n")
                         // keys (and values) only for the tokens the mask covers: the first size(mask, 3)
                         .append(masked ? "    kn = torch.size(mask, 3)\n    xk = torch.slice(xc, 1, 0, kn)\n"
-                                : "    kn = n\n    xk = xc\n")
-                        .append("    q = torch.transpose(torch.view(").append(linearExpr(p, "xc", "wq", "bq"))
+                                : "    kn = torch.size(x, 1)\n    xk = xc\n")
+                        // queries: the first size(heads, 2) tokens, or every token when it is 0; contiguous, so
+                        // that the products take the same path with and without autograd (the same numbers)
+                        .append("    xq = xc\n")
+                        .append("    if torch.size(heads, 2) > 0:\n")
+                        .append("      xq = torch.contiguous(torch.slice(xc, 1, 0, torch.size(heads, 2)))\n")
+                        .append("    n = torch.size(xq, 1)\n")
+                        .append("    q = torch.transpose(torch.view(").append(linearExpr(p, "xq", "wq", "bq"))
                         .append(", [b, n, h, torch.floordiv(d, h)]), 1, 2)\n")
                         .append("    k = torch.transpose(torch.view(").append(linearExpr(p, "xk", "wk", "bk"))
                         .append(", [b, kn, h, torch.floordiv(d, h)]), 1, 2)\n")

@@ -40,24 +40,57 @@ public final class TransformerEncoder extends Module {
      * pass goes through them once, with every reader's gradient (ActivationCheckpointing#recordsKeptLayers).
      */
     public NDArray forward(NDArray x, NDArray additiveMask, boolean stacked) {
-        if (checkpointing != null && checkpointing.checkpoints(precision(), x.getShape().get(0), x.getShape().get(1),
-                additiveMask == null ? x.getShape().get(1) : additiveMask.getShape().get(3), dim, heads, intermediate)) {
-            return checkpointing.forward(layers, x, additiveMask);
+        return forward(x, additiveMask, stacked, 0);
+    }
+
+    /**
+     * The same; {@code outputTokens} &gt; 0: the output only for the first {@code outputTokens} tokens, (B, outputTokens,
+     * D), when the reader takes no more (e.g. a classifier on token 0): the last layer then projects queries, attends
+     * and runs its MLP for those tokens alone (the same numbers for them); 0: every token.
+     */
+    public NDArray forward(NDArray x, NDArray additiveMask, boolean stacked, int outputTokens) {
+        if (checkpointing != null && checkpointing.checkpoints(this, precision(), x.getShape().get(0), x.getShape().get(1),
+                additiveMask == null ? x.getShape().get(1) : additiveMask.getShape().get(3))) {
+            return checkpointing.forward(layers, x, additiveMask, outputTokens);
         }
         if (checkpointing != null && checkpointing.recordsKeptLayers(stacked, precision())) {
-            return checkpointing.forwardKept(layers, x, additiveMask); // a leaf behind its layers: every reader summed
+            // a leaf behind its layers: every reader summed
+            return checkpointing.forwardKept(layers, x, additiveMask, outputTokens);
         }
         // each layer's intermediates are dropped when it returns, and each layer's output once the next layer
         // has run on it: autograd keeps what the backward pass needs (see Transients)
         NDArray h = x;
-        for (TransformerEncoderLayer layer : layers) {
+        for (int i = 0; i < layers.size(); i++) {
+            TransformerEncoderLayer layer = layers.get(i);
             NDArray in = h;
-            h = Transients.keepResult(() -> layer.forward(in, additiveMask));
+            int queries = i == layers.size() - 1 ? outputTokens : 0;
+            h = Transients.keepResult(() -> layer.forward(in, additiveMask, queries));
             if (in != x) {
                 in.close();
             }
         }
         return h;
+    }
+
+    /** This encoder's run on {@code batch} samples of {@code tokens} tokens attending to {@code keys} keys. */
+    public ActivationCheckpointing.Run run(long batch, long tokens, long keys) {
+        return new ActivationCheckpointing.Run(this, batch, tokens, keys);
+    }
+
+    int layers() {
+        return layers.size();
+    }
+
+    long dim() {
+        return dim;
+    }
+
+    int heads() {
+        return heads;
+    }
+
+    long intermediate() {
+        return intermediate;
     }
 
     private static final class LayerList extends Module {

@@ -1,6 +1,7 @@
 package dev.mm4j.nn;
 
 import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.index.NDIndex;
 import java.util.List;
 
 /**
@@ -23,8 +24,16 @@ public final class TransformerEncoderLayer extends Module {
     }
 
     public NDArray forward(NDArray x, NDArray additiveMask) {
-        NDArray attended = attention.forward(attentionLayernorm.forward(x), additiveMask);
-        NDArray h = x.add(attended);
+        return forward(x, additiveMask, 0);
+    }
+
+    /**
+     * The layer's output for the first {@code queries} tokens only, (B, queries, D): every token is still a key of the
+     * attention, the rest (query projection, attention output, MLP) runs on those tokens alone; 0: every token.
+     */
+    public NDArray forward(NDArray x, NDArray additiveMask, int queries) {
+        NDArray attended = attention.forward(attentionLayernorm.forward(x), additiveMask, queries);
+        NDArray h = (queries > 0 ? x.get(new NDIndex(":, :{}", queries)) : x).add(attended);
         attended.close(); // the sum keeps nothing for the backward pass: free it now, not at the end of the step
         NDArray fed = feedforward.forward(feedforwardLayernorm.forward(h));
         // not in place: the layer norm's backward needs h as it was

@@ -81,7 +81,13 @@ class FlavaParityTest {
             var out = model.forward(image, text, labels, RequiredEmbedding.MM);
             assertClose("image_last_hidden_state", ev, out.flava().image().lastHiddenState());
             assertClose("text_last_hidden_state", ev, out.flava().text().lastHiddenState());
-            assertClose("multimodal_last_hidden_state", ev, out.flava().multimodal().lastHiddenState());
+            // the classifier reads the multimodal CLS token only, and only that token is computed by the last layer;
+            // the model without the head gives every token
+            NDArray mm = model.flava().forward(image, text, RequiredEmbedding.MM).multimodal().lastHiddenState();
+            assertClose("multimodal_last_hidden_state", ev, mm);
+            assertEquals(new Shape(2, 1, 32), out.flava().multimodal().lastHiddenState().getShape());
+            assertTrue(mm.get(":, :1, :").sub(out.flava().multimodal().lastHiddenState()).abs().max().getFloat() <= 1e-6f,
+                    "the head's multimodal CLS token is the full run's");
             assertClose("projected_image_embeddings", ev, out.flava().projectedImageEmbeddings());
             assertClose("projected_text_embeddings", ev, out.flava().projectedTextEmbeddings());
             assertClose("logits_mm", ev, out.logits());
@@ -159,8 +165,8 @@ class FlavaParityTest {
         assertEquals(strings(v.get("unexpected")), report.unexpected());
         model.setTraining(false);
         try (NDScope scope = new NDScope()) {
-            var out = model.forward(image, text, null);
-            assertClose("multimodal_last_hidden_state", v, out.flava().multimodal().lastHiddenState());
+            var out = model.flava().forward(image, text, null);
+            assertClose("multimodal_last_hidden_state", v, out.multimodal().lastHiddenState());
         }
         // strict loading of the same file names every missing and unexpected key
         FlavaForClassification strict = FlavaForClassification.create(config, manager);

@@ -85,7 +85,7 @@ class TorchOpsTest {
                 a.setRequiresGradient(true);
             }
             try (GradientCollector gc = Engine.getInstance().newGradientCollector()) {
-                fused = TorchOps.on(x).attention(p, x, mask, H, w);
+                fused = TorchOps.on(x).attention(p, x, mask, H, 0, w);
                 gc.backward(fused.mul(r).sum());
             }
             List<NDArray> copies = new ArrayList<>();
@@ -120,7 +120,7 @@ class TorchOpsTest {
                 // a masked key changes nothing: the padded tokens' values do not reach the real ones
                 NDArray x2 = x.duplicate();
                 x2.set(new ai.djl.ndarray.index.NDIndex("1, " + (L - 3) + ":, :"), 100f);
-                NDArray again = TorchOps.on(x).attention(p, x2.stopGradient(), mask, H, w);
+                NDArray again = TorchOps.on(x).attention(p, x2.stopGradient(), mask, H, 0, w);
                 NDArray realRows = again.get("1, :" + (L - 3) + ", :");
                 assertTrue(maxAbsDiff(realRows, fused.get("1, :" + (L - 3) + ", :")) <= valueTol * scale);
             }
@@ -177,7 +177,7 @@ class TorchOpsTest {
                     NDArray xi = x.duplicate();
                     xi.setRequiresGradient(true);
                     try (GradientCollector gc = Engine.getInstance().newGradientCollector()) {
-                        outs[k] = TorchOps.on(x).attention(p, xi, masks[k], H, w);
+                        outs[k] = TorchOps.on(x).attention(p, xi, masks[k], H, 0, w);
                         gc.backward(outs[k].sum());
                     }
                     grads[k] = xi.getGradient().duplicate();
@@ -189,9 +189,59 @@ class TorchOpsTest {
                 // the tokens after the prefix are no keys: their inputs change no output row but their own
                 NDArray x2 = x.duplicate();
                 x2.set(new ai.djl.ndarray.index.NDIndex(":, " + (L - 3) + ":, :"), 100f);
-                NDArray again = TorchOps.on(x).attention(p, x2, prefixMask, H, w);
+                NDArray again = TorchOps.on(x).attention(p, x2, prefixMask, H, 0, w);
                 assertEquals(0f, maxAbsDiff(again.get(":, :" + (L - 3) + ", :"), outs[1].get(":, :" + (L - 3) + ", :")),
                         p + ": a token after the mask's prefix reached another token");
+            }
+        }
+    }
+
+    /**
+     * Queries for the first tokens only (what a classifier on token 0 needs of an encoder's last layer): the rows of
+     * the full attention for those tokens, with every token still a key, and the same gradient of x.
+     */
+    @Test
+    void queriesForTheFirstTokensOnlyGiveThoseRowsOfTheFullAttention() {
+        for (Precision p : Precision.values()) {
+            for (boolean masked : new boolean[] {false, true}) {
+                try (NDManager m = NDManager.newBaseManager()) {
+                    Engine.getInstance().setRandomSeed(5);
+                    NDArray x = m.randomNormal(new Shape(B, L, D));
+                    NDArray[] w = weights(m);
+                    NDArray mask = masked ? mask(m, L) : null;
+                    int queries = 2;
+                    NDArray r = m.randomNormal(new Shape(B, queries, D));
+                    NDArray[] outs = new NDArray[2];
+                    NDArray[] grads = new NDArray[2];
+                    for (int k = 0; k < 2; k++) {
+                        int q = k == 0 ? 0 : queries;
+                        NDArray xi = x.duplicate();
+                        if (p == Precision.INT8) { // inference only
+                            NDArray out = TorchOps.on(x).attention(p, xi, mask, H, q, w);
+                            outs[k] = q == 0 ? out.get(":, :" + queries + ", :") : out;
+                            continue;
+                        }
+                        xi.setRequiresGradient(true);
+                        try (GradientCollector gc = Engine.getInstance().newGradientCollector()) {
+                            NDArray out = TorchOps.on(x).attention(p, xi, mask, H, q, w);
+                            outs[k] = q == 0 ? out.get(":, :" + queries + ", :") : out;
+                            gc.backward(outs[k].mul(r).sum());
+                        }
+                        grads[k] = xi.getGradient().duplicate();
+                    }
+                    String what = p + (masked ? " masked" : "");
+                    assertEquals(new Shape(B, queries, D), outs[1].getShape(), what);
+                    // int8 quantizes the query projection's input apart (its own range): within int8's error
+                    float tol = p == Precision.FP32 ? 1e-6f : p == Precision.BF16 ? 1e-2f : 3e-2f;
+                    float d = maxAbsDiff(outs[0], outs[1]);
+                    assertTrue(d <= tol * maxAbs(outs[0]), what + " rows differ by " + d);
+                    if (p != Precision.INT8) {
+                        float g = maxAbsDiff(grads[0], grads[1]);
+                        assertTrue(g <= tol * maxAbs(grads[0]), what + " gradients differ by " + g);
+                        assertTrue(maxAbs(grads[1].get(":, " + queries + ":, :")) > 0,
+                                what + ": the tokens after the queries are keys, they get a gradient");
+                    }
+                }
             }
         }
     }
@@ -256,15 +306,15 @@ class TorchOpsTest {
             for (int i = 0; i < 8; i++) {
                 w[i] = m.randomNormal(0, i % 2 == 0 ? 0.2f : 0.05f, i % 2 == 0 ? new Shape(D, D) : new Shape(D), DataType.FLOAT32);
             }
-            NDArray att = ops.attention(Precision.FP32, x, null, 4, w);
-            float da = maxAbsDiff(ops.attention(Precision.INT8, x, null, 4, w), att);
+            NDArray att = ops.attention(Precision.FP32, x, null, 4, 0, w);
+            float da = maxAbsDiff(ops.attention(Precision.INT8, x, null, 4, 0, w), att);
             System.out.printf("int8 attention: max |diff| / max |float32| %.3g%n", da / maxAbs(att));
             assertTrue(da <= 5e-2f * maxAbs(att) && da > 0, "int8 attention differs by " + da);
             float[] prefix = new float[3 * 4];
             prefix[11] = Float.NEGATIVE_INFINITY; // keys: the first 4 tokens, the last sample's 4th masked too
             NDArray mask = m.create(prefix, new Shape(3, 1, 1, 4));
-            NDArray masked = ops.attention(Precision.FP32, x, mask, 4, w);
-            float dmask = maxAbsDiff(ops.attention(Precision.INT8, x, mask, 4, w), masked);
+            NDArray masked = ops.attention(Precision.FP32, x, mask, 4, 0, w);
+            float dmask = maxAbsDiff(ops.attention(Precision.INT8, x, mask, 4, 0, w), masked);
             assertTrue(dmask <= 5e-2f * maxAbs(masked) && dmask > 0, "int8 masked attention differs by " + dmask);
             try (ai.djl.training.GradientCollector gc = Engine.getInstance().newGradientCollector()) {
                 IllegalStateException e = assertThrows(IllegalStateException.class,
