@@ -16,7 +16,9 @@ import dev.mm4j.flava.FlavaForClassification;
 import dev.mm4j.flava.FlavaForPreTraining;
 import dev.mm4j.flava.FlavaForRetrieval;
 import dev.mm4j.nn.Module;
+import dev.mm4j.nn.Parameter;
 import dev.mm4j.nn.Precision;
+import dev.mm4j.nn.TorchOps;
 import dev.mm4j.util.AtomicFiles;
 import java.io.IOException;
 import java.nio.file.Files;
@@ -211,6 +213,9 @@ public final class ModelBundle {
         model.setTraining(false);
         Precision.Choice choice = Precision.choose(precision, info.trainedPrecision(), manager.getDevice());
         model.setPrecision(choice.precision());
+        if (choice.precision() == Precision.BF16) { // an inference model: its weights' bf16 copies are made once
+            TorchOps.freeze(model.namedParameters().values().stream().map(Parameter::array).toList());
+        }
         LOG.info("{}: {}", folder, choice);
         AnswerVocab vocab = AnswerVocab.load(folder.resolve(VOCAB));
         if (vocab.size() != model.config().numClasses) {

@@ -20,7 +20,8 @@ public final class FlavaFlops {
      * Forward FLOP (multimodal head) for {@code batch} samples with text of {@code textLen} tokens of which the text
      * encoder attends to the first {@code textKeys} (the padding after the longest question is no key:
      * {@code TextEncoder.additiveMask}); the multimodal encoder attends to all its tokens (the tutorial's reference
-     * behaviour; with the padding masked the text is as long as the longest question).
+     * behaviour; with the padding masked the text is as long as the longest question), its last layer for the CLS
+     * token alone, all that the classifier reads ({@code FlavaForClassification.HEAD_TOKENS}).
      */
     public static double forward(FlavaConfig c, long batch, long textLen, long textKeys) {
         long patches = c.numPatches();
@@ -31,7 +32,8 @@ public final class FlavaFlops {
         long mmLen = 1 + imageLen + textLen;
         double mm = 2.0 * imageLen * c.imageHiddenSize * c.multimodalHiddenSize
                 + 2.0 * textLen * c.textHiddenSize * c.multimodalHiddenSize
-                + c.multimodalNumHiddenLayers * layer(mmLen, mmLen, c.multimodalHiddenSize, c.multimodalIntermediateSize);
+                + (c.multimodalNumHiddenLayers - 1) * layer(mmLen, mmLen, c.multimodalHiddenSize, c.multimodalIntermediateSize)
+                + layer(FlavaForClassification.HEAD_TOKENS, mmLen, c.multimodalHiddenSize, c.multimodalIntermediateSize);
         double head = 0;
         long in = c.classifierInputDim();
         for (int h : c.classifierHiddenSizes) {

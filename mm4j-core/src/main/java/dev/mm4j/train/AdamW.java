@@ -85,6 +85,8 @@ public final class AdamW implements AutoCloseable {
         this.settings = settings;
         this.mode = mode;
         this.stateManager = manager.newSubManager();
+        // these weights will change: no bf16 copy made for inference may stand in for them (TorchOps.freeze)
+        TorchOps.thaw(params.values().stream().map(Parameter::array).toList());
         params.forEach((name, p) -> {
             NDArray m = stateManager.zeros(p.shape());
             NDArray v = stateManager.zeros(p.shape());

@@ -246,6 +246,47 @@ class TorchOpsTest {
         }
     }
 
+    /**
+     * Frozen weights: bf16 inference reads their bfloat16 copies, made once (the same numbers as casting at every
+     * call); while gradients are recorded the weights themselves are used (their gradients flow); thawed weights are
+     * read with the values they have now.
+     */
+    @Test
+    void frozenWeightsGiveTheSameNumbersAndThawedOnesTheirNewValues() {
+        try (NDManager m = NDManager.newBaseManager()) {
+            Engine.getInstance().setRandomSeed(9);
+            NDArray x = m.randomNormal(new Shape(B, L, D));
+            NDArray[] w = weights(m);
+            NDArray w1 = m.randomNormal(0, 0.3f, new Shape(4 * D, D), DataType.FLOAT32);
+            NDArray b1 = m.randomNormal(0, 0.1f, new Shape(4 * D), DataType.FLOAT32);
+            NDArray w2 = m.randomNormal(0, 0.3f, new Shape(D, 4 * D), DataType.FLOAT32);
+            NDArray b2 = m.randomNormal(0, 0.1f, new Shape(D), DataType.FLOAT32);
+            TorchOps ops = TorchOps.on(x);
+            NDArray att = ops.attention(Precision.BF16, x, mask(m, L), H, 0, w);
+            NDArray mlp = ops.mlpGelu(Precision.BF16, x, w1, b1, w2, b2);
+            NDArray lin = ops.linear(Precision.BF16, x, w1, b1);
+            List<NDArray> all = new ArrayList<>(List.of(w));
+            all.addAll(List.of(w1, b1, w2, b2));
+            TorchOps.freeze(all);
+            for (int i = 0; i < 2; i++) { // the copies made, then reused
+                assertEquals(0f, maxAbsDiff(ops.attention(Precision.BF16, x, mask(m, L), H, 0, w), att), "attention");
+                assertEquals(0f, maxAbsDiff(ops.mlpGelu(Precision.BF16, x, w1, b1, w2, b2), mlp), "mlp");
+                assertEquals(0f, maxAbsDiff(ops.linear(Precision.BF16, x, w1, b1), lin), "linear");
+            }
+            w1.setRequiresGradient(true);
+            try (GradientCollector gc = Engine.getInstance().newGradientCollector()) {
+                gc.backward(ops.linear(Precision.BF16, x, w1, b1).sum());
+            }
+            assertTrue(maxAbs(w1.getGradient()) > 0, "recording gradients, the weight itself is read");
+            TorchOps.thaw(List.of(w1));
+            w1.addi(1f);
+            NDArray changed = ops.linear(Precision.BF16, x, w1, b1);
+            assertTrue(maxAbsDiff(changed, lin) > 1f, "a thawed weight is read with its new value");
+            NDArray expected = ops.linear(Precision.FP32, x, w1, b1);
+            assertTrue(maxAbsDiff(changed, expected) <= 2e-2f * maxAbs(expected));
+        }
+    }
+
     @Test
     void linearAndMlpMatchDjlInFloat32AndAreCloseInBf16() {
         try (NDManager m = NDManager.newBaseManager()) {
