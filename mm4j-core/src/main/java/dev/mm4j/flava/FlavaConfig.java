@@ -126,9 +126,9 @@ public final class FlavaConfig {
     public boolean activationCheckpointing;
 
     /**
-     * Whether bf16 keeps every layer's activations instead of recomputing, by itself, the layers whose bfloat16
-     * weight copies would outweigh what it saves on them ({@code nn.ActivationCheckpointing#bf16KeepsMore}): faster,
-     * for more memory than float32 may need. Not a TorchMultimodal kwarg: it follows from the run's
+     * Whether bf16 keeps every layer's activations instead of recomputing, by itself, the encoders whose bfloat16
+     * weight copies would outweigh what it saves on the model's activations ({@code nn.ActivationCheckpointing#plan}):
+     * faster, for more memory than float32 may need. Not a TorchMultimodal kwarg: it follows from the run's
      * {@code bf16_keep_activations} setting and is not part of a saved model.
      */
     @JsonIgnore
