@@ -74,9 +74,10 @@ public final class FlavaModel extends Module {
             throw new IllegalArgumentException("the multimodal embedding needs both image and text");
         }
         if (checkpointing.recording()) {
-            plan(required == RequiredEmbedding.MM ? text : null,
+            long keys = textRuns ? textEncoder.keys(text) : 0;
+            plan(required == RequiredEmbedding.MM ? text : null, keys,
                     imageRuns ? imageEncoder.run(image.getShape().get(0)) : null,
-                    textRuns ? textEncoder.run(text, null) : null);
+                    textRuns ? textEncoder.run(text, 1, keys) : null);
         }
         EncoderOutput img = imageRuns ? imageEncoder.forward(image) : null;
         EncoderOutput txt = textRuns ? textEncoder.forward(text) : null;
@@ -122,12 +123,16 @@ public final class FlavaModel extends Module {
         if (checkpointing.recording()) { // the runs below: the image once or twice (stacked or not), the texts
             long b = image != null ? image.getShape().get(0) : textMasked != null ? textMasked.getShape().get(0) : 0;
             int images = !imageWanted ? 0 : unmasked && imagePatchesMask != null ? 2 : 1;
-            boolean textsStacked = textWanted && unmasked && text != null && textMasked != null;
-            plan(required == RequiredEmbedding.MM && imageWanted ? textMasked : null,
+            boolean textRuns = textWanted && unmasked && text != null;
+            boolean maskedRuns = textWanted && textMasked != null;
+            boolean textsStacked = textRuns && maskedRuns;
+            long keys = textRuns ? textEncoder.keys(text) : 0;
+            long maskedKeys = maskedRuns ? textEncoder.keys(textMasked) : 0;
+            plan(required == RequiredEmbedding.MM && imageWanted ? textMasked : null, maskedKeys,
                     images > 0 ? imageEncoder.run(images * b) : null,
-                    textsStacked ? textEncoder.run(text, textMasked) : null,
-                    textWanted && !textsStacked && unmasked && text != null ? textEncoder.run(text, null) : null,
-                    textWanted && !textsStacked && textMasked != null ? textEncoder.run(textMasked, null) : null);
+                    textsStacked ? textEncoder.run(text, 2, Math.max(keys, maskedKeys)) : null,
+                    textRuns && !textsStacked ? textEncoder.run(text, 1, keys) : null,
+                    maskedRuns && !textsStacked ? textEncoder.run(textMasked, 1, maskedKeys) : null);
         }
         EncoderOutput img = null;
         EncoderOutput imgMasked = null;
@@ -200,9 +205,9 @@ public final class FlavaModel extends Module {
     /**
      * Plans which bf16 encoders the coming forward pass recomputes ({@link ActivationCheckpointing#plan}) from its
      * runs ({@code runs}, null where an encoder does not run) and the multimodal encoder's over the image and
-     * {@code multimodalText} when it is not null.
+     * {@code multimodalText} when it is not null, whose keys are {@code multimodalTextKeys} ({@code TextEncoder#keys}).
      */
-    private void plan(NDArray multimodalText, ActivationCheckpointing.Run... runs) {
+    private void plan(NDArray multimodalText, long multimodalTextKeys, ActivationCheckpointing.Run... runs) {
         List<ActivationCheckpointing.Run> all = new ArrayList<>();
         for (ActivationCheckpointing.Run r : runs) {
             if (r != null) {
@@ -212,7 +217,7 @@ public final class FlavaModel extends Module {
         if (multimodalText != null) {
             long imageTokens = imageEncoder.tokens();
             long tokens = imageTokens + multimodalText.getShape().get(1);
-            long keys = maskTextPaddingInMultimodal ? 1 + imageTokens + textEncoder.keys(multimodalText) : 1 + tokens;
+            long keys = maskTextPaddingInMultimodal ? 1 + imageTokens + multimodalTextKeys : 1 + tokens;
             all.add(mmEncoder.run(multimodalText.getShape().get(0), tokens, keys));
         }
         checkpointing.plan(all);

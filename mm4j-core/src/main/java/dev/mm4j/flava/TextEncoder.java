@@ -33,16 +33,11 @@ public final class TextEncoder extends Module {
     }
 
     /**
-     * The layers' run on {@code inputIds} (B, L) and, where given, {@code otherIds} stacked with them ({@link #forwardBoth}),
-     * for {@code ActivationCheckpointing#plan}: its keys are the tokens up to the last one any row keeps.
+     * The layers' run on {@code ids} (B, L) token ids attending to {@code keys} keys ({@link #keys}; of both where two
+     * texts run stacked, {@link #forwardBoth}: {@code stacks} 2), for {@code ActivationCheckpointing#plan}.
      */
-    ActivationCheckpointing.Run run(NDArray inputIds, NDArray otherIds) {
-        long[] s = inputIds.getShape().getShape();
-        long keys = keys(inputIds);
-        if (otherIds != null) {
-            keys = Math.max(keys, keys(otherIds));
-        }
-        return encoder.run(otherIds != null ? 2 * s[0] : s[0], s[1], keys);
+    ActivationCheckpointing.Run run(NDArray ids, int stacks, long keys) {
+        return encoder.run(stacks * ids.getShape().get(0), ids.getShape().get(1), keys);
     }
 
     /** How many tokens the attention takes as keys for {@code inputIds}: up to the last one any row keeps. */

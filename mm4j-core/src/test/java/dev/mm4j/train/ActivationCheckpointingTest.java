@@ -262,7 +262,7 @@ class ActivationCheckpointingTest {
             Map<String, Parameter> all = model.namedParameters();
             Batch batch = TrainingStepTest.batch(new Random(6), 2, 10);
             try (AdamW opt = new AdamW(all, AdamW.Settings.torchDefaults(), m)) {
-                int rounds = 9; // each way, alternating; the first round of each warms up (op library, lasting state)
+                int rounds = 15; // each way, alternating; the first round of each warms up (op library, lasting state)
                 long[][] grown = new long[2][rounds - 1];
                 Set<Parameter> early = Collections.newSetFromMap(new IdentityHashMap<>());
                 for (int k = 0; k < 2 * rounds; k++) {
@@ -370,7 +370,7 @@ class ActivationCheckpointingTest {
             Map<String, Parameter> to = bf16.namedParameters();
             fp32.namedParameters().forEach((n, p) -> to.get(n).copyFrom(p.array()));
             Batch batch = TrainingStepTest.batch(new Random(4), samples, 12);
-            int rounds = 9; // alternating; the first round loads the op library; the median of the others counts (the
+            int rounds = 15; // alternating; the first round loads the op library; the median of the others counts (the
             // allocator's live bytes are the whole process's: a thread freeing memory meanwhile moves one reading)
             long[][] kept = new long[2][rounds - 1];
             FlavaForClassification[] models = {fp32, bf16};
