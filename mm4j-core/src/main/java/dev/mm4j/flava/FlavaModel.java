@@ -73,7 +73,7 @@ public final class FlavaModel extends Module {
         if (required == RequiredEmbedding.MM && !(imageRuns && textRuns)) {
             throw new IllegalArgumentException("the multimodal embedding needs both image and text");
         }
-        if (checkpointing.recording()) {
+        if (checkpointing.plans(precision())) {
             long keys = textRuns ? textEncoder.keys(text) : 0;
             plan(required == RequiredEmbedding.MM ? text : null, keys,
                     imageRuns ? imageEncoder.run(image.getShape().get(0)) : null,
@@ -120,7 +120,7 @@ public final class FlavaModel extends Module {
         checkpointing.clear(); // one forward, then at most one backward()
         boolean imageWanted = image != null && required != RequiredEmbedding.TEXT;
         boolean textWanted = required != RequiredEmbedding.IMAGE;
-        if (checkpointing.recording()) { // the runs below: the image once or twice (stacked or not), the texts
+        if (checkpointing.plans(precision())) { // the runs below: the image once or twice (stacked or not), the texts
             long b = image != null ? image.getShape().get(0) : textMasked != null ? textMasked.getShape().get(0) : 0;
             int images = !imageWanted ? 0 : unmasked && imagePatchesMask != null ? 2 : 1;
             boolean textRuns = textWanted && unmasked && text != null;

@@ -133,6 +133,14 @@ public final class ActivationCheckpointing {
     }
 
     /**
+     * Whether a forward pass in {@code precision} about to run needs a {@link #plan}: while gradients are recorded, for
+     * bf16 when this instance decides which layers recompute (not every layer, and not bf16 keeping every layer).
+     */
+    public boolean plans(Precision precision) {
+        return recording() && !everyLayer && bf16Rule && precision == Precision.BF16;
+    }
+
+    /**
      * Decides for the coming forward pass (until {@link #clear}) which of its encoders' bf16 layers run checkpointed,
      * over the whole model rather than encoder by encoder: bf16 may keep more than float32 where an encoder's weight
      * copies outweigh what bfloat16 saves on its activations (short inputs) as long as the other encoders save more

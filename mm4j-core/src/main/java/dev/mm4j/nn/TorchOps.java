@@ -191,8 +191,12 @@ public final class TorchOps {
         for (NDArray w : weights) {
             TorchOps ops = on(w);
             synchronized (ops.frozen) {
-                ops.releaseClosed();
                 ops.frozen.add(w);
+            }
+        }
+        for (TorchOps ops : LOADED.values()) {
+            synchronized (ops.frozen) {
+                ops.releaseClosed();
             }
         }
     }
