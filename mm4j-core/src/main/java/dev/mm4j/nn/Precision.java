@@ -14,8 +14,9 @@ public enum Precision {
     FP32,
     BF16,
     /**
-     * Inference only: the linear layers' products in int8 (libtorch's fbgemm dynamic quantization: each weight
-     * quantized once, per tensor, on first use; each input quantized per call from its range), the rest in float32.
+     * Inference only: the linear layers' products in int8 (oneDNN's int8 products through libtorch, dynamic
+     * quantization: each weight quantized once, per output row, on first use; each input quantized per call, per
+     * tensor, from its range), the rest in float32.
      */
     INT8;
 
@@ -38,7 +39,7 @@ public enum Precision {
             case "bf16", "bfloat16" -> BF16;
             case "int8" -> {
                 if (device.isGpu()) {
-                    throw new IllegalArgumentException("precision int8 runs on the CPU only (libtorch's fbgemm kernels), not on "
+                    throw new IllegalArgumentException("precision int8 runs on the CPU only (oneDNN's int8 kernels), not on "
                             + device + ": use bf16 there");
                 }
                 yield INT8;

@@ -14,6 +14,7 @@ import ai.djl.pytorch.jni.IValue;
 import ai.djl.pytorch.jni.IValueUtils;
 import ai.djl.pytorch.jni.JniUtils;
 import ai.djl.training.ParameterStore;
+import dev.mm4j.util.Hardware;
 import java.io.IOException;
 import java.io.OutputStream;
 import java.io.UncheckedIOException;
@@ -28,6 +29,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.function.UnaryOperator;
 import java.util.zip.CRC32;
 import java.util.zip.ZipEntry;
 import java.util.zip.ZipOutputStream;
@@ -75,13 +77,18 @@ public final class TorchOps {
     }
 
     private static TorchOps load(Device device) {
+        return load(device, !device.isGpu() && !Hardware.cpuHasInt8Dot());
+    }
+
+    /** The op library on {@code device}, its int8 inputs 7-bit where {@code reduceRange} ({@link #source(boolean, boolean)}). */
+    static TorchOps load(Device device, boolean reduceRange) {
         NDManager manager = NDManager.newBaseManager(device, "PyTorch");
         try {
             Path dir = Files.createTempDirectory("mm4j-ops");
             Path file = dir.resolve(NAME + ".pt");
             try {
                 try (OutputStream out = Files.newOutputStream(file)) {
-                    writeArchive(out, !device.isGpu());
+                    writeArchive(out, !device.isGpu(), reduceRange);
                 }
                 PtSymbolBlock block = JniUtils.loadModule((PtNDManager) manager, file, true, new String[0],
                         new String[0], false);
@@ -138,7 +145,7 @@ public final class TorchOps {
     }
 
     /**
-     * Adds {@code w} to a call's inputs: as it is, for int8 a weight matrix as its quantized form (5 arrays), for bf16
+     * Adds {@code w} to a call's inputs: as it is, for int8 a weight matrix as its quantized form (3 values), for bf16
      * a {@link #freeze frozen} weight matrix as its bfloat16 copy while no gradients are recorded.
      */
     private void addWeight(Inputs in, Precision precision, NDArray w, boolean matrix) {
@@ -147,7 +154,9 @@ public final class TorchOps {
                 throw new IllegalStateException("precision int8 is for inference only (predict, serve, evaluate, "
                         + "batch-predict, embeddings): train in fp32 or bf16");
             }
-            quantized(w).forEach(in::add);
+            for (IValue form : quantized(w)) {
+                in.add(form);
+            }
         } else if (precision == Precision.BF16 && matrix && !JniUtils.isGradMode() && frozen(w)) {
             in.add(bf16Copy(w));
         } else {
@@ -167,8 +176,8 @@ public final class TorchOps {
             arrays.add(a);
         }
 
-        void add(IValue bf16Copy) {
-            copies.put(arrays.size(), bf16Copy);
+        void add(IValue libraryValue) {
+            copies.put(arrays.size(), libraryValue);
             arrays.add(null);
         }
     }
@@ -250,34 +259,34 @@ public final class TorchOps {
         }
     }
 
-    /** Each weight's int8 form by identity of its array (made on first use; dropped once that array is closed). */
-    private final Map<NDArray, NDList> int8 = new IdentityHashMap<>();
+    /** Each weight's int8 form by identity of its array (made on first use; released once that array is closed). */
+    private final Map<NDArray, IValue[]> int8 = new IdentityHashMap<>();
 
     /**
-     * {@code w}'s int8 form for libtorch's fbgemm: the quantized weight, its packed matrix, column offsets, scale and
-     * zero point (per tensor), made once per weight array and owned by the library (not by any step's scope).
+     * {@code w}'s int8 form for oneDNN's int8 products ({@code onednn::qlinear_pointwise}, what PyTorch's x86
+     * quantization runs): the int8 weight prepacked in oneDNN's blocked layout (an opaque libtorch tensor, held as a
+     * libtorch value like the bfloat16 copies), its per-row scales and zero points. Made once per weight array and owned
+     * by the library (not by any step's scope); 1 byte per weight.
      */
-    private NDList quantized(NDArray w) {
+    private IValue[] quantized(NDArray w) {
         synchronized (int8) {
-            NDList q = int8.get(w);
+            IValue[] q = int8.get(w);
             if (q == null) {
                 int8.entrySet().removeIf(e -> {
                     if (e.getKey().isReleased()) {
-                        e.getValue().close();
+                        for (IValue v : e.getValue()) {
+                            v.close();
+                        }
                         return true;
                     }
                     return false;
                 });
-                NDList in = new NDList(w, selectors.computeIfAbsent("quantize_int8", this::selector));
                 JniUtils.setGraphExecutorOptimize(false);
-                try {
-                    q = module.forward(store, in, false);
+                try (IValue in = IValue.from((PtNDArray) w);
+                        IValue out = IValueUtils.runMethod(module, "quantize_int8", in)) {
+                    q = out.toIValueTuple();
                 } finally {
                     JniUtils.setGraphExecutorOptimize(GRAPH_OPTIMIZER);
-                }
-                for (NDArray a : q) {
-                    a.attach(manager);
-                    NDScope.unregister(a);
                 }
                 int8.put(w, q);
             }
@@ -498,21 +507,37 @@ public final class TorchOps {
         return p == Precision.BF16 ? BFLOAT16 : FLOAT32;
     }
 
-    /** A weight parameter's declaration: {@code w: Tensor}, or for int8 its quantized form's five tensors. */
+    /** A weight parameter's declaration: {@code w: Tensor}, or for int8 its quantized form's three tensors. */
     private static String weightParam(Precision p, String w) {
-        return p == Precision.INT8
-                ? w + "_q: Tensor, " + w + "_p: Tensor, " + w + "_c: Tensor, " + w + "_s: Tensor, " + w + "_z: Tensor"
-                : w + ": Tensor";
+        return p == Precision.INT8 ? w + "_q: Tensor, " + w + "_s: Tensor, " + w + "_z: Tensor" : w + ": Tensor";
     }
 
-    /** The expression of {@code x W^T + b} in precision {@code p} ({@code x} already in its input dtype). */
+    /**
+     * The expression of {@code x W^T + b} in precision {@code p}: {@code x} already in its input dtype, for int8 the
+     * names of its quantized form ({@code "xu, xs, xz"}: uint8 values, scale, zero point; see {@link #int8Input}).
+     */
     private static String linearExpr(Precision p, String x, String w, String b) {
-        if (p == Precision.INT8) {
-            return "torch.fbgemm_linear_int8_weight_fp32_activation(" + x + ", " + w + "_q, " + w + "_p, " + w + "_c, float("
-                    + w + "_s), int(" + w + "_z), " + b + ")";
+        return linearExpr(p, x, w, b, false);
+    }
+
+    /** {@link #linearExpr(Precision, String, String, String)}, followed by the exact GELU when {@code gelu}. */
+    private static String linearExpr(Precision p, String x, String w, String b, boolean gelu) {
+        if (p == Precision.INT8) { // the GELU in the product's epilogue: one pass less over its output
+            return "ops.onednn.qlinear_pointwise(" + x + ", " + w + "_q, " + w + "_s, " + w + "_z, " + b + ", 1., 0, 6, \""
+                    + (gelu ? "gelu" : "none") + "\", annotate(List[Optional[number]], []), \"none\")";
         }
         int t = dtype(p);
-        return "torch.linear(" + x + ", torch.to(" + w + ", " + t + "), torch.to(" + b + ", " + t + "))";
+        String y = "torch.linear(" + x + ", torch.to(" + w + ", " + t + "), torch.to(" + b + ", " + t + "))";
+        return gelu ? "torch.gelu(" + y + ")" : y;
+    }
+
+    /**
+     * The statement that quantizes float32 {@code x} for int8 products into {@code u, s, z} (uint8 values, scale, zero
+     * point): per tensor, from its own range, once for every product that reads it (attention's q, k and v share
+     * it). See {@link #source(boolean)}'s {@code quantize_input}.
+     */
+    private static String int8Input(String x, String u, String s, String z) {
+        return "    " + u + ", " + s + ", " + z + " = self.quantize_input(" + x + ")\n";
     }
 
     /** Attention's core in the op library's source: {@code o} from {@code q, k, v} (B, h, tokens, dh) and the mask. */
@@ -530,11 +555,18 @@ public final class TorchOps {
                 + "      " + fused;
     }
 
+    /** {@link #source(boolean, boolean)} with 8-bit int8 inputs. */
+    static String source(boolean cpu) {
+        return source(cpu, false);
+    }
+
     /**
      * The TorchScript source of the op library's class; {@code cpu} false (a GPU) keeps bf16 attention on the fused
-     * kernel at every length (the explicit products were measured faster on the CPU only).
+     * kernel at every length (the explicit products were measured faster on the CPU only). {@code reduceRange}: int8
+     * inputs take 7-bit values (0..127), for CPUs without int8 dot-product instructions (VNNI, AMX), whose pairwise
+     * 16-bit sums of 8-bit products could saturate at 8 bits.
      */
-    static String source(boolean cpu) {
+    static String source(boolean cpu, boolean reduceRange) {
         StringBuilder s = new StringBuilder();
         s.append("class Ops(Module):\n")
                 .append("  __parameters__ = []\n")
@@ -545,22 +577,35 @@ public final class TorchOps {
                 .append(dalleEncoderSource(Precision.FP32.code(), FLOAT32))
                 .append(dalleEncoderSource(Precision.BF16.code(), BFLOAT16));
         s.append("  def to_bf16(self: __torch__.Ops,\n    w: Tensor) -> Tensor:\n    return torch.to(w, 15)\n");
-        s.append("  def quantize_int8(self: __torch__.Ops,\n    w: Tensor) -> Tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:\n")
-                .append("    q, c, scale, zp = torch.fbgemm_linear_quantize_weight(w)\n")
-                .append("    p = torch.fbgemm_pack_quantized_matrix(q)\n")
-                .append("    return (q, p, c, torch.full([1], scale, dtype=7), torch.full([1], zp, dtype=4))\n");
+        // int8: each weight row symmetric (scale max|w| / 127, zero point 0), prepacked for oneDNN; each input per
+        // tensor, asymmetric uint8 from its own range
+        s.append("  def quantize_int8(self: __torch__.Ops,\n    w: Tensor) -> Tuple[Tensor, Tensor, Tensor]:\n")
+                .append("    scale = torch.div(torch.clamp_min(torch.amax(torch.abs(w), [1]), 1e-12), 127.)\n")
+                .append("    wi = torch.to(torch.clamp(torch.round(torch.div(w, torch.unsqueeze(scale, 1))), -127, 127), 1)\n")
+                .append("    return (ops.onednn.qlinear_prepack(wi, None), scale, torch.zeros([torch.size(w, 0)], dtype=4))\n");
+        s.append("  def quantize_input(self: __torch__.Ops,\n    x: Tensor) -> Tuple[Tensor, float, int]:\n")
+                .append("    q = torch.quantize_per_tensor_dynamic(torch.contiguous(x), 13, ")
+                .append(reduceRange ? "True" : "False").append(")\n")
+                .append("    return (torch.int_repr(q), torch.q_scale(q), torch.q_zero_point(q))\n");
         for (Precision p : Precision.values()) {
             int t = dtype(p);
             String c = p.code();
+            boolean int8 = p == Precision.INT8;
+            // the products' inputs: for int8 their quantized forms, made once per input
+            String x = int8 ? "xu, xs, xz" : "torch.to(x, " + t + ")";
+            String hidden = int8 ? "hu, hs, hz" : "h";
             s.append("  def linear_").append(c).append("(self: __torch__.Ops,\n")
                     .append("    x: Tensor, ").append(weightParam(p, "w")).append(", b: Tensor) -> Tensor:\n")
-                    .append("    y = ").append(linearExpr(p, "torch.to(x, " + t + ")", "w", "b")).append("\n")
+                    .append(int8 ? int8Input("x", "xu", "xs", "xz") : "")
+                    .append("    y = ").append(linearExpr(p, x, "w", "b")).append("\n")
                     .append("    return torch.to(y, 6)\n");
             s.append("  def mlp_gelu_").append(c).append("(self: __torch__.Ops,\n")
                     .append("    x: Tensor, ").append(weightParam(p, "w1")).append(", b1: Tensor, ")
                     .append(weightParam(p, "w2")).append(", b2: Tensor) -> Tensor:\n")
-                    .append("    h = ").append(linearExpr(p, "torch.to(x, " + t + ")", "w1", "b1")).append("\n")
-                    .append("    y = ").append(linearExpr(p, "torch.gelu(h)", "w2", "b2")).append("\n")
+                    .append(int8 ? int8Input("x", "xu", "xs", "xz") : "")
+                    .append("    h = ").append(linearExpr(p, x, "w1", "b1", true)).append("\n")
+                    .append(int8 ? int8Input("h", "hu", "hs", "hz") : "")
+                    .append("    y = ").append(linearExpr(p, hidden, "w2", "b2")).append("\n")
                     .append("    return torch.to(y, 6)\n");
             // int8 has no matrix-product bench of its own: its matmul_sum is float32's
             s.append("  def matmul_sum_").append(c).append("(self: __torch__.Ops,\n")
@@ -571,6 +616,8 @@ public final class TorchOps {
                     .append("    for i in range(1, torch.size(ys, 0)):\n")
                     .append("      c = torch.addmm(c, x, torch.select(ys, 0, i))\n")
                     .append("    return torch.to(c, 6)\n");
+            String src = int8 ? "xu" : "xc";
+            UnaryOperator<String> in = rows -> int8 ? rows + ", xs, xz" : rows;
             for (boolean masked : new boolean[] {false, true}) {
                 s.append("  def attention_").append(masked ? "masked_" : "").append(c)
                         .append("(self: __torch__.Ops,\n")
@@ -582,24 +629,28 @@ public final class TorchOps {
                         .append("    d = torch.size(x, 2)\n")
                         .append("    h = torch.size(heads, 0)\n")
                         .append("    xc = torch.to(x, ").append(t).append(")\n")
+                        // int8: x quantized once for q, k and v (the rows below are taken from its uint8 values)
+                        .append(int8 ? int8Input("xc", "xu", "xs", "xz") : "")
                         // keys (and values) only for the tokens the mask covers: the first size(mask, 3)
-                        .append(masked ? "    kn = torch.size(mask, 3)\n    xk = torch.slice(xc, 1, 0, kn)\n"
-                                : "    kn = torch.size(x, 1)\n    xk = xc\n")
+                        .append(masked ? "    kn = torch.size(mask, 3)\n    xk = " + (int8
+                                ? "torch.contiguous(torch.slice(xu, 1, 0, kn))\n" : "torch.slice(xc, 1, 0, kn)\n")
+                                : "    kn = torch.size(x, 1)\n    xk = " + src + "\n")
                         // queries: the first size(heads, 2) tokens, or every token when it is 0; contiguous, so
                         // that the products take the same path with and without autograd (the same numbers)
-                        .append("    xq = xc\n")
+                        .append("    xq = ").append(src).append("\n")
                         .append("    if torch.size(heads, 2) > 0:\n")
-                        .append("      xq = torch.contiguous(torch.slice(xc, 1, 0, torch.size(heads, 2)))\n")
+                        .append("      xq = torch.contiguous(torch.slice(").append(src).append(", 1, 0, torch.size(heads, 2)))\n")
                         .append("    n = torch.size(xq, 1)\n")
-                        .append("    q = torch.transpose(torch.view(").append(linearExpr(p, "xq", "wq", "bq"))
+                        .append("    q = torch.transpose(torch.view(").append(linearExpr(p, in.apply("xq"), "wq", "bq"))
                         .append(", [b, n, h, torch.floordiv(d, h)]), 1, 2)\n")
-                        .append("    k = torch.transpose(torch.view(").append(linearExpr(p, "xk", "wk", "bk"))
+                        .append("    k = torch.transpose(torch.view(").append(linearExpr(p, in.apply("xk"), "wk", "bk"))
                         .append(", [b, kn, h, torch.floordiv(d, h)]), 1, 2)\n")
-                        .append("    v = torch.transpose(torch.view(").append(linearExpr(p, "xk", "wv", "bv"))
+                        .append("    v = torch.transpose(torch.view(").append(linearExpr(p, in.apply("xk"), "wv", "bv"))
                         .append(", [b, kn, h, torch.floordiv(d, h)]), 1, 2)\n")
                         .append(attentionCore(p, masked, cpu))
                         .append("    c = torch.reshape(torch.transpose(o, 1, 2), [b, n, d])\n")
-                        .append("    y = ").append(linearExpr(p, "c", "wo", "bo")).append("\n")
+                        .append(int8 ? int8Input("c", "cu", "cs", "cz") : "")
+                        .append("    y = ").append(linearExpr(p, int8 ? "cu, cs, cz" : "c", "wo", "bo")).append("\n")
                         .append("    return torch.to(y, 6)\n");
             }
         }
@@ -609,15 +660,20 @@ public final class TorchOps {
     /**
      * Writes the TorchScript archive: a zip of STORED entries under {@code NAME/}: {@code version},
      * {@code constants.pkl} (an empty tuple), {@code data.pkl} (an {@code Ops} object with {@code training})
-     * and {@code code/__torch__.py} (the source for the CPU or a GPU, {@link #source(boolean)}). libtorch compiles
-     * the source when it loads the archive.
+     * and {@code code/__torch__.py} (the source for the CPU or a GPU, {@link #source(boolean, boolean)}). libtorch
+     * compiles the source when it loads the archive.
      */
     static void writeArchive(OutputStream out, boolean cpu) throws IOException {
+        writeArchive(out, cpu, false);
+    }
+
+    /** {@link #writeArchive(OutputStream, boolean)}, the int8 inputs 7-bit where {@code reduceRange}. */
+    static void writeArchive(OutputStream out, boolean cpu, boolean reduceRange) throws IOException {
         ZipOutputStream zip = new ZipOutputStream(out);
         stored(zip, NAME + "/version", "3\n".getBytes(StandardCharsets.US_ASCII));
         stored(zip, NAME + "/constants.pkl", new byte[] {(byte) 0x80, 2, ')', '.'});
         stored(zip, NAME + "/data.pkl", dataPickle());
-        stored(zip, NAME + "/code/__torch__.py", source(cpu).getBytes(StandardCharsets.UTF_8));
+        stored(zip, NAME + "/code/__torch__.py", source(cpu, reduceRange).getBytes(StandardCharsets.UTF_8));
         zip.finish();
     }
 

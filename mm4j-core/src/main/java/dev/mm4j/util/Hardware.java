@@ -138,24 +138,44 @@ public final class Hardware {
         return -1;
     }
 
+    /** The CPU instruction flags that multiply bfloat16 natively. */
+    static final java.util.Set<String> BF16_FLAGS = java.util.Set.of("avx512_bf16", "amx_bf16");
+    /** The CPU instruction flags with int8 dot products (8-bit products summed in 32 bits, no 16-bit saturation). */
+    static final java.util.Set<String> INT8_DOT_FLAGS = java.util.Set.of("avx512_vnni", "avx_vnni", "amx_int8");
+
     /** Whether this CPU multiplies bfloat16 natively: avx512_bf16 or AMX (amx_bf16) in {@code /proc/cpuinfo}'s flags. */
     public static boolean cpuHasBf16() {
+        return hasFlag(cpuFlagsLine(), BF16_FLAGS);
+    }
+
+    /** Whether this CPU has int8 dot products: avx512_vnni, avx_vnni or AMX (amx_int8) in {@code /proc/cpuinfo}'s flags. */
+    public static boolean cpuHasInt8Dot() {
+        return hasFlag(cpuFlagsLine(), INT8_DOT_FLAGS);
+    }
+
+    /** {@code /proc/cpuinfo}'s first flags line, or "" where there is none (not Linux: no way to tell). */
+    private static String cpuFlagsLine() {
         try {
             for (String line : java.nio.file.Files.readAllLines(java.nio.file.Path.of("/proc/cpuinfo"))) {
                 if (line.startsWith("flags")) {
-                    return hasBf16Flag(line);
+                    return line;
                 }
             }
         } catch (java.io.IOException | RuntimeException e) {
-            // not Linux: no way to tell, so no bf16
+            // not Linux
         }
-        return false;
+        return "";
     }
 
     /** Whether a {@code /proc/cpuinfo} flags line names avx512_bf16 or amx_bf16. */
     static boolean hasBf16Flag(String flagsLine) {
+        return hasFlag(flagsLine, BF16_FLAGS);
+    }
+
+    /** Whether a {@code /proc/cpuinfo} flags line names one of {@code flags}. */
+    static boolean hasFlag(String flagsLine, java.util.Set<String> flags) {
         for (String f : flagsLine.substring(flagsLine.indexOf(':') + 1).trim().split("\\s+")) {
-            if (f.equals("avx512_bf16") || f.equals("amx_bf16")) {
+            if (flags.contains(f)) {
                 return true;
             }
         }

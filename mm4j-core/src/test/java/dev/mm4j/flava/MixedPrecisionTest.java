@@ -75,7 +75,7 @@ class MixedPrecisionTest {
     }
 
     /**
-     * int8 inference (fbgemm dynamic quantization of every linear layer) against the float32 reference, next to bf16's
+     * int8 inference (dynamic quantization of every linear layer, oneDNN's int8 products) against the float32 reference, next to bf16's
      * error: close, not equal, and its loss within the same bound.
      */
     @Test
@@ -98,7 +98,7 @@ class MixedPrecisionTest {
         assertTrue(rel[1] > 1e-6, "int8 logits equal float32's: the products did not run in int8");
     }
 
-    /** int8's bound on the fixture, relative to the largest logit (per-tensor weights and inputs: ~1/255 of a range). */
+    /** int8's bound on the fixture, relative to the largest logit (inputs quantized per tensor: ~1/255 of a range). */
     static final double INT8_REL = 5e-2;
 
     @Test

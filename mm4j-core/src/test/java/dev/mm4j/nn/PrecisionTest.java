@@ -40,7 +40,7 @@ class PrecisionTest {
         assertEquals("unknown precision 'fp16' (fp32, bf16, int8, auto)", e.getMessage());
     }
 
-    /** int8 is asked for by name only (auto never picks it), and on the CPU only: fbgemm has no GPU kernels. */
+    /** int8 is asked for by name only (auto never picks it), and on the CPU only: its kernels are oneDNN's CPU ones. */
     @Test
     void int8IsAskedForAndRunsOnTheCpuOnly() {
         assertEquals(Precision.INT8, Precision.choose("int8", Precision.BF16, CPU, true).precision());

@@ -2,6 +2,7 @@ package dev.mm4j.nn;
 
 import static org.junit.jupiter.api.Assertions.*;
 
+import ai.djl.Device;
 import ai.djl.engine.Engine;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDArrays;
@@ -318,7 +319,7 @@ class TorchOpsTest {
     }
 
     /**
-     * int8 (fbgemm dynamic quantization) linear, MLP and attention are close to float32, the weight is quantized once
+     * int8 (oneDNN, dynamic quantization) linear, MLP and attention are close to float32, the weight is quantized once
      * (a second call gives the same bytes), and int8 refuses to record autograd: it is for inference only.
      */
     @Test
@@ -362,6 +363,33 @@ class TorchOpsTest {
                         () -> ops.linear(Precision.INT8, x, w1, b1));
                 assertTrue(e.getMessage().contains("inference only"), e.getMessage());
             }
+        }
+    }
+
+    /**
+     * On a CPU without int8 dot products (no VNNI or AMX) the inputs take 7 bits: that library's int8 linear and MLP
+     * run, are close to float32 (within twice the 8-bit bound: half the levels) and differ from the 8-bit ones.
+     */
+    @Test
+    void int8WithSevenBitInputsIsCloseToFloat32() {
+        try (NDManager m = NDManager.newBaseManager()) {
+            Engine.getInstance().setRandomSeed(6);
+            NDArray x = m.randomNormal(new Shape(3, 5, D));
+            NDArray w1 = m.randomNormal(0, 0.3f, new Shape(4 * D, D), DataType.FLOAT32);
+            NDArray b1 = m.randomNormal(0, 0.1f, new Shape(4 * D), DataType.FLOAT32);
+            NDArray w2 = m.randomNormal(0, 0.3f, new Shape(D, 4 * D), DataType.FLOAT32);
+            NDArray b2 = m.randomNormal(0, 0.1f, new Shape(D), DataType.FLOAT32);
+            TorchOps eight = TorchOps.load(Device.cpu(), false);
+            TorchOps seven = TorchOps.load(Device.cpu(), true);
+            NDArray mlp = eight.mlpGelu(Precision.FP32, x, w1, b1, w2, b2);
+            NDArray mlp8 = eight.mlpGelu(Precision.INT8, x, w1, b1, w2, b2);
+            NDArray mlp7 = seven.mlpGelu(Precision.INT8, x, w1, b1, w2, b2);
+            float d8 = maxAbsDiff(mlp8, mlp);
+            float d7 = maxAbsDiff(mlp7, mlp);
+            System.out.printf("int8 mlp against float32, max |diff| / max |float32|: 8-bit inputs %.3g, 7-bit %.3g%n",
+                    d8 / maxAbs(mlp), d7 / maxAbs(mlp));
+            assertTrue(d7 <= 2 * 5e-2f * maxAbs(mlp) && d7 > 0, "7-bit int8 mlp differs by " + d7);
+            assertTrue(maxAbsDiff(mlp7, mlp8) > 0, "7-bit and 8-bit inputs gave the same numbers");
         }
     }
 

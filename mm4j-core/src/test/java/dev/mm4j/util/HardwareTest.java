@@ -44,4 +44,14 @@ class HardwareTest {
         assertFalse(Hardware.hasBf16Flag("flags\t\t: fpu avx2 avx512f avx512_vnni"));
         assertFalse(Hardware.hasBf16Flag("flags\t\t: fpu avx512_bf16x"));
     }
+
+    /** int8 inputs take 8 bits only where the CPU sums int8 products in 32 bits (VNNI or AMX): see TorchOps. */
+    @Test
+    void int8DotProductsAreReadFromTheCpuFlags() {
+        assertTrue(Hardware.hasFlag("flags\t\t: fpu avx2 avx512f avx512_vnni", Hardware.INT8_DOT_FLAGS));
+        assertTrue(Hardware.hasFlag("flags\t\t: fpu avx2 avx_vnni", Hardware.INT8_DOT_FLAGS));
+        assertTrue(Hardware.hasFlag("flags\t\t: fpu amx_int8 amx_tile", Hardware.INT8_DOT_FLAGS));
+        assertFalse(Hardware.hasFlag("flags\t\t: fpu avx2 avx512f avx512bw", Hardware.INT8_DOT_FLAGS));
+        assertFalse(Hardware.hasFlag("", Hardware.INT8_DOT_FLAGS));
+    }
 }
