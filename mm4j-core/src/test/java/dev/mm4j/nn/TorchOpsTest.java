@@ -128,6 +128,18 @@ class TorchOpsTest {
         }
     }
 
+    /** An input (3, 5, D) and an MLP's weights (D -> 4D -> D), random from {@code seed}. */
+    record Mlp(NDArray x, NDArray w1, NDArray b1, NDArray w2, NDArray b2) {
+        static Mlp random(NDManager m, int seed) {
+            Engine.getInstance().setRandomSeed(seed);
+            return new Mlp(m.randomNormal(new Shape(3, 5, D)),
+                    m.randomNormal(0, 0.3f, new Shape(4 * D, D), DataType.FLOAT32),
+                    m.randomNormal(0, 0.1f, new Shape(4 * D), DataType.FLOAT32),
+                    m.randomNormal(0, 0.3f, new Shape(D, 4 * D), DataType.FLOAT32),
+                    m.randomNormal(0, 0.1f, new Shape(D), DataType.FLOAT32));
+        }
+    }
+
     @Test
     void fp32AttentionEqualsUnfusedMath() {
         compareAttention(Precision.FP32, L, false, 1e-5f, 1e-5f);
@@ -291,12 +303,8 @@ class TorchOpsTest {
     @Test
     void linearAndMlpMatchDjlInFloat32AndAreCloseInBf16() {
         try (NDManager m = NDManager.newBaseManager()) {
-            Engine.getInstance().setRandomSeed(3);
-            NDArray x = m.randomNormal(new Shape(3, 5, D));
-            NDArray w1 = m.randomNormal(0, 0.3f, new Shape(4 * D, D), DataType.FLOAT32);
-            NDArray b1 = m.randomNormal(0, 0.1f, new Shape(4 * D), DataType.FLOAT32);
-            NDArray w2 = m.randomNormal(0, 0.3f, new Shape(D, 4 * D), DataType.FLOAT32);
-            NDArray b2 = m.randomNormal(0, 0.1f, new Shape(D), DataType.FLOAT32);
+            Mlp t = Mlp.random(m, 3);
+            NDArray x = t.x(), w1 = t.w1(), b1 = t.b1(), w2 = t.w2(), b2 = t.b2();
             NDArray lin = lin(x, w1, b1);
             NDArray mlp = lin(ai.djl.nn.Activation.gelu(lin), w2, b2);
             TorchOps ops = TorchOps.on(x);
@@ -325,12 +333,8 @@ class TorchOpsTest {
     @Test
     void int8IsCloseToFloat32AndInferenceOnly() {
         try (NDManager m = NDManager.newBaseManager()) {
-            Engine.getInstance().setRandomSeed(5);
-            NDArray x = m.randomNormal(new Shape(3, 5, D));
-            NDArray w1 = m.randomNormal(0, 0.3f, new Shape(4 * D, D), DataType.FLOAT32);
-            NDArray b1 = m.randomNormal(0, 0.1f, new Shape(4 * D), DataType.FLOAT32);
-            NDArray w2 = m.randomNormal(0, 0.3f, new Shape(D, 4 * D), DataType.FLOAT32);
-            NDArray b2 = m.randomNormal(0, 0.1f, new Shape(D), DataType.FLOAT32);
+            Mlp t = Mlp.random(m, 5);
+            NDArray x = t.x(), w1 = t.w1(), b1 = t.b1(), w2 = t.w2(), b2 = t.b2();
             TorchOps ops = TorchOps.on(x);
             NDArray lin = ops.linear(Precision.FP32, x, w1, b1);
             NDArray mlp = ops.mlpGelu(Precision.FP32, x, w1, b1, w2, b2);
@@ -373,12 +377,8 @@ class TorchOpsTest {
     @Test
     void int8WithSevenBitInputsIsCloseToFloat32() {
         try (NDManager m = NDManager.newBaseManager()) {
-            Engine.getInstance().setRandomSeed(6);
-            NDArray x = m.randomNormal(new Shape(3, 5, D));
-            NDArray w1 = m.randomNormal(0, 0.3f, new Shape(4 * D, D), DataType.FLOAT32);
-            NDArray b1 = m.randomNormal(0, 0.1f, new Shape(4 * D), DataType.FLOAT32);
-            NDArray w2 = m.randomNormal(0, 0.3f, new Shape(D, 4 * D), DataType.FLOAT32);
-            NDArray b2 = m.randomNormal(0, 0.1f, new Shape(D), DataType.FLOAT32);
+            Mlp t = Mlp.random(m, 6);
+            NDArray x = t.x(), w1 = t.w1(), b1 = t.b1(), w2 = t.w2(), b2 = t.b2();
             TorchOps eight = TorchOps.load(Device.cpu(), false);
             TorchOps seven = TorchOps.load(Device.cpu(), true);
             NDArray mlp = eight.mlpGelu(Precision.FP32, x, w1, b1, w2, b2);
