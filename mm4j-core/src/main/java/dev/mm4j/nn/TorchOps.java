@@ -523,8 +523,8 @@ public final class TorchOps {
     /** {@link #linearExpr(Precision, String, String, String)}, followed by the exact GELU when {@code gelu}. */
     private static String linearExpr(Precision p, String x, String w, String b, boolean gelu) {
         if (p == Precision.INT8) { // the GELU in the product's epilogue: one pass less over its output
-            return "ops.onednn.qlinear_pointwise(" + x + ", " + w + "_q, " + w + "_s, " + w + "_z, " + b + ", 1., 0, 6, \""
-                    + (gelu ? "gelu" : "none") + "\", annotate(List[Optional[number]], []), \"none\")";
+            return "self.qlinear(" + x + ", " + w + "_q, " + w + "_s, " + w + "_z, " + b + ", \"" + (gelu ? "gelu" : "none")
+                    + "\")";
         }
         int t = dtype(p);
         String y = "torch.linear(" + x + ", torch.to(" + w + ", " + t + "), torch.to(" + b + ", " + t + "))";
@@ -583,10 +583,19 @@ public final class TorchOps {
                 .append("    scale = torch.div(torch.clamp_min(torch.amax(torch.abs(w), [1]), 1e-12), 127.)\n")
                 .append("    wi = torch.to(torch.clamp(torch.round(torch.div(w, torch.unsqueeze(scale, 1))), -127, 127), 1)\n")
                 .append("    return (ops.onednn.qlinear_prepack(wi, None), scale, torch.zeros([torch.size(w, 0)], dtype=4))\n");
+        // (an empty input, which oneDNN refuses, gives an empty output)
         s.append("  def quantize_input(self: __torch__.Ops,\n    x: Tensor) -> Tuple[Tensor, float, int]:\n")
+                .append("    if torch.numel(x) == 0:\n")
+                .append("      return (torch.to(x, 0), 1., 0)\n")
                 .append("    q = torch.quantize_per_tensor_dynamic(torch.contiguous(x), 13, ")
                 .append(reduceRange ? "True" : "False").append(")\n")
                 .append("    return (torch.int_repr(q), torch.q_scale(q), torch.q_zero_point(q))\n");
+        s.append("  def qlinear(self: __torch__.Ops,\n    x: Tensor, x_scale: float, x_zero: int, w: Tensor, w_scale: Tensor,"
+                        + " w_zero: Tensor, b: Tensor, post: str) -> Tensor:\n")
+                .append("    if torch.numel(x) == 0:\n")
+                .append("      return torch.matmul(torch.to(x, 6), torch.zeros([torch.size(x, -1), torch.size(w_scale, 0)]))\n")
+                .append("    return ops.onednn.qlinear_pointwise(x, x_scale, x_zero, w, w_scale, w_zero, b, 1., 0, 6, post,\n")
+                .append("      annotate(List[Optional[number]], []), \"none\")\n");
         for (Precision p : Precision.values()) {
             int t = dtype(p);
             String c = p.code();

@@ -348,6 +348,10 @@ class TorchOpsTest {
             assertTrue(dl <= 3e-2f * maxAbs(lin) && dl > 0, "int8 linear differs by " + dl);
             assertTrue(dm <= 5e-2f * maxAbs(mlp) && dm > 0, "int8 mlp differs by " + dm);
             assertEquals(0f, maxAbsDiff(ops.linear(Precision.INT8, x, w1, b1), lin8), "quantized once, same result");
+            assertEquals(new Shape(0, 4 * D), ops.linear(Precision.INT8, m.zeros(new Shape(0, D)), w1, b1).getShape(),
+                    "no rows in, no rows out");
+            assertEquals(new Shape(2, 0, D), ops.mlpGelu(Precision.INT8, m.zeros(new Shape(2, 0, D)), w1, b1, w2, b2)
+                    .getShape(), "no rows in, no rows out");
             NDArray[] w = new NDArray[8];
             for (int i = 0; i < 8; i++) {
                 w[i] = m.randomNormal(0, i % 2 == 0 ? 0.2f : 0.05f, i % 2 == 0 ? new Shape(D, D) : new Shape(D), DataType.FLOAT32);
