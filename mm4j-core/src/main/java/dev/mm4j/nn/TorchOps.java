@@ -1,6 +1,7 @@
 package dev.mm4j.nn;
 
 import ai.djl.Device;
+import ai.djl.engine.EngineException;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
@@ -66,9 +67,13 @@ public final class TorchOps {
     private final Map<String, NDArray> selectors = new ConcurrentHashMap<>();
     private final ParameterStore store = new ParameterStore();
 
-    private TorchOps(PtSymbolBlock module, NDManager manager) {
+    /** Whether this library has its int8 methods (libtorch has oneDNN's int8 operators). */
+    private final boolean int8Available;
+
+    private TorchOps(PtSymbolBlock module, NDManager manager, boolean int8Available) {
         this.module = module;
         this.manager = manager;
+        this.int8Available = int8Available;
     }
 
     /** The op library on {@code x}'s device, loaded on first use. */
@@ -80,19 +85,36 @@ public final class TorchOps {
         return load(device, !device.isGpu() && !Hardware.cpuHasInt8Dot());
     }
 
-    /** The op library on {@code device}, its int8 inputs 7-bit where {@code reduceRange} ({@link #source(boolean, boolean)}). */
+    /**
+     * The op library on {@code device}, its int8 inputs 7-bit where {@code reduceRange} ({@link #source(boolean, boolean, boolean)}).
+     * A libtorch without oneDNN's int8 operators (which the library's int8 methods name) still gets the library, without
+     * int8: asking for int8 is then refused in one line.
+     */
     static TorchOps load(Device device, boolean reduceRange) {
+        try {
+            return load(device, reduceRange, true);
+        } catch (EngineException e) {
+            try {
+                return load(device, reduceRange, false);
+            } catch (RuntimeException without) {
+                e.addSuppressed(without);
+                throw e;
+            }
+        }
+    }
+
+    static TorchOps load(Device device, boolean reduceRange, boolean int8) {
         NDManager manager = NDManager.newBaseManager(device, "PyTorch");
         try {
             Path dir = Files.createTempDirectory("mm4j-ops");
             Path file = dir.resolve(NAME + ".pt");
             try {
                 try (OutputStream out = Files.newOutputStream(file)) {
-                    writeArchive(out, !device.isGpu(), reduceRange);
+                    writeArchive(out, !device.isGpu(), reduceRange, int8);
                 }
                 PtSymbolBlock block = JniUtils.loadModule((PtNDManager) manager, file, true, new String[0],
                         new String[0], false);
-                return new TorchOps(block, manager);
+                return new TorchOps(block, manager, int8);
             } finally {
                 Files.deleteIfExists(file);
                 Files.deleteIfExists(dir);
@@ -100,6 +122,9 @@ public final class TorchOps {
         } catch (IOException e) {
             manager.close();
             throw new UncheckedIOException("cannot write the op library to the temporary directory", e);
+        } catch (RuntimeException e) {
+            manager.close();
+            throw e;
         }
     }
 
@@ -153,6 +178,10 @@ public final class TorchOps {
             if (JniUtils.isGradMode()) {
                 throw new IllegalStateException("precision int8 is for inference only (predict, serve, evaluate, "
                         + "batch-predict, embeddings): train in fp32 or bf16");
+            }
+            if (!int8Available) {
+                throw new IllegalStateException("precision int8 needs oneDNN's int8 operators (onednn::qlinear_pointwise), "
+                        + "which this libtorch does not have: use bf16 or fp32");
             }
             for (IValue form : quantized(w)) {
                 in.add(form);
@@ -555,28 +584,12 @@ public final class TorchOps {
                 + "      " + fused;
     }
 
-    /** {@link #source(boolean, boolean)} with 8-bit int8 inputs. */
-    static String source(boolean cpu) {
-        return source(cpu, false);
-    }
-
     /**
-     * The TorchScript source of the op library's class; {@code cpu} false (a GPU) keeps bf16 attention on the fused
-     * kernel at every length (the explicit products were measured faster on the CPU only). {@code reduceRange}: int8
-     * inputs take 7-bit values (0..127), for CPUs without int8 dot-product instructions (VNNI, AMX), whose pairwise
-     * 16-bit sums of 8-bit products could saturate at 8 bits.
+     * The int8 helpers of the op library's source: {@code quantize_int8} (a weight's form), {@code quantize_input}
+     * (an input's, 7-bit where {@code reduceRange}) and {@code qlinear} (the product).
      */
-    static String source(boolean cpu, boolean reduceRange) {
+    private static String int8Source(boolean reduceRange) {
         StringBuilder s = new StringBuilder();
-        s.append("class Ops(Module):\n")
-                .append("  __parameters__ = []\n")
-                .append("  __buffers__ = []\n")
-                .append("  training : bool\n")
-                .append("  def forward(self: __torch__.Ops,\n    x: Tensor) -> Tensor:\n    return x\n")
-                .append(ADAMW_SOURCE)
-                .append(dalleEncoderSource(Precision.FP32.code(), FLOAT32))
-                .append(dalleEncoderSource(Precision.BF16.code(), BFLOAT16));
-        s.append("  def to_bf16(self: __torch__.Ops,\n    w: Tensor) -> Tensor:\n    return torch.to(w, 15)\n");
         // int8: each weight row symmetric (scale max|w| / 127, zero point 0), prepacked for oneDNN; each input per
         // tensor, asymmetric uint8 from its own range
         s.append("  def quantize_int8(self: __torch__.Ops,\n    w: Tensor) -> Tuple[Tensor, Tensor, Tensor]:\n")
@@ -596,7 +609,38 @@ public final class TorchOps {
                 .append("      return torch.matmul(torch.to(x, 6), torch.zeros([torch.size(x, -1), torch.size(w_scale, 0)]))\n")
                 .append("    return ops.onednn.qlinear_pointwise(x, x_scale, x_zero, w, w_scale, w_zero, b, 1., 0, 6, post,\n")
                 .append("      annotate(List[Optional[number]], []), \"none\")\n");
+        return s.toString();
+    }
+
+    /** {@link #source(boolean, boolean, boolean)} with int8 methods, their inputs 8-bit. */
+    static String source(boolean cpu) {
+        return source(cpu, false, true);
+    }
+
+    /**
+     * The TorchScript source of the op library's class; {@code cpu} false (a GPU) keeps bf16 attention on the fused
+     * kernel at every length (the explicit products were measured faster on the CPU only). {@code reduceRange}: int8
+     * inputs take 7-bit values (0..127), for CPUs without int8 dot-product instructions (VNNI, AMX), whose pairwise
+     * 16-bit sums of 8-bit products could saturate at 8 bits. {@code int8} false leaves the int8 methods out.
+     */
+    static String source(boolean cpu, boolean reduceRange, boolean int8Methods) {
+        StringBuilder s = new StringBuilder();
+        s.append("class Ops(Module):\n")
+                .append("  __parameters__ = []\n")
+                .append("  __buffers__ = []\n")
+                .append("  training : bool\n")
+                .append("  def forward(self: __torch__.Ops,\n    x: Tensor) -> Tensor:\n    return x\n")
+                .append(ADAMW_SOURCE)
+                .append(dalleEncoderSource(Precision.FP32.code(), FLOAT32))
+                .append(dalleEncoderSource(Precision.BF16.code(), BFLOAT16));
+        s.append("  def to_bf16(self: __torch__.Ops,\n    w: Tensor) -> Tensor:\n    return torch.to(w, 15)\n");
+        if (int8Methods) {
+            s.append(int8Source(reduceRange));
+        }
         for (Precision p : Precision.values()) {
+            if (p == Precision.INT8 && !int8Methods) {
+                continue;
+            }
             int t = dtype(p);
             String c = p.code();
             boolean int8 = p == Precision.INT8;
@@ -669,20 +713,23 @@ public final class TorchOps {
     /**
      * Writes the TorchScript archive: a zip of STORED entries under {@code NAME/}: {@code version},
      * {@code constants.pkl} (an empty tuple), {@code data.pkl} (an {@code Ops} object with {@code training})
-     * and {@code code/__torch__.py} (the source for the CPU or a GPU, {@link #source(boolean, boolean)}). libtorch
+     * and {@code code/__torch__.py} (the source for the CPU or a GPU, {@link #source(boolean, boolean, boolean)}). libtorch
      * compiles the source when it loads the archive.
      */
     static void writeArchive(OutputStream out, boolean cpu) throws IOException {
-        writeArchive(out, cpu, false);
+        writeArchive(out, cpu, false, true);
     }
 
-    /** {@link #writeArchive(OutputStream, boolean)}, the int8 inputs 7-bit where {@code reduceRange}. */
-    static void writeArchive(OutputStream out, boolean cpu, boolean reduceRange) throws IOException {
+    /**
+     * {@link #writeArchive(OutputStream, boolean)}, the int8 inputs 7-bit where {@code reduceRange}, without int8
+     * methods unless {@code int8Methods}.
+     */
+    static void writeArchive(OutputStream out, boolean cpu, boolean reduceRange, boolean int8Methods) throws IOException {
         ZipOutputStream zip = new ZipOutputStream(out);
         stored(zip, NAME + "/version", "3\n".getBytes(StandardCharsets.US_ASCII));
         stored(zip, NAME + "/constants.pkl", new byte[] {(byte) 0x80, 2, ')', '.'});
         stored(zip, NAME + "/data.pkl", dataPickle());
-        stored(zip, NAME + "/code/__torch__.py", source(cpu, reduceRange).getBytes(StandardCharsets.UTF_8));
+        stored(zip, NAME + "/code/__torch__.py", source(cpu, reduceRange, int8Methods).getBytes(StandardCharsets.UTF_8));
         zip.finish();
     }
 

@@ -397,6 +397,25 @@ class TorchOpsTest {
         }
     }
 
+    /**
+     * A libtorch without oneDNN's int8 operators gets the library without its int8 methods (the source names no
+     * onednn operator): fp32 runs, int8 is refused in one line.
+     */
+    @Test
+    void withoutInt8OperatorsTheLibraryLoadsAndRefusesInt8() {
+        assertFalse(TorchOps.source(true, false, false).contains("onednn"));
+        assertFalse(TorchOps.source(true, false, false).contains("_int8("));
+        try (NDManager m = NDManager.newBaseManager()) {
+            Mlp t = Mlp.random(m, 7);
+            TorchOps without = TorchOps.load(Device.cpu(), false, false);
+            assertEquals(0f, maxAbsDiff(without.linear(Precision.FP32, t.x(), t.w1(), t.b1()), lin(t.x(), t.w1(), t.b1())),
+                    1e-5f);
+            IllegalStateException e = assertThrows(IllegalStateException.class,
+                    () -> without.linear(Precision.INT8, t.x(), t.w1(), t.b1()));
+            assertTrue(e.getMessage().contains("does not have: use bf16 or fp32"), e.getMessage());
+        }
+    }
+
     @Test
     void archiveHoldsTheSourceStoredUnderOneFolder() throws Exception {
         java.io.ByteArrayOutputStream bytes = new java.io.ByteArrayOutputStream();
