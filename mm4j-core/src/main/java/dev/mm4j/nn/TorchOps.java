@@ -563,7 +563,7 @@ public final class TorchOps {
     /**
      * The statement that quantizes float32 {@code x} for int8 products into {@code u, s, z} (uint8 values, scale, zero
      * point): per tensor, from its own range, once for every product that reads it (attention's q, k and v share
-     * it). See {@link #source(boolean)}'s {@code quantize_input}.
+     * it). See {@link #int8Source}'s {@code quantize_input}.
      */
     private static String int8Input(String x, String u, String s, String z) {
         return "    " + u + ", " + s + ", " + z + " = self.quantize_input(" + x + ")\n";
@@ -621,7 +621,7 @@ public final class TorchOps {
      * The TorchScript source of the op library's class; {@code cpu} false (a GPU) keeps bf16 attention on the fused
      * kernel at every length (the explicit products were measured faster on the CPU only). {@code reduceRange}: int8
      * inputs take 7-bit values (0..127), for CPUs without int8 dot-product instructions (VNNI, AMX), whose pairwise
-     * 16-bit sums of 8-bit products could saturate at 8 bits. {@code int8} false leaves the int8 methods out.
+     * 16-bit sums of 8-bit products could saturate at 8 bits. {@code int8Methods} false leaves the int8 methods out.
      */
     static String source(boolean cpu, boolean reduceRange, boolean int8Methods) {
         StringBuilder s = new StringBuilder();
