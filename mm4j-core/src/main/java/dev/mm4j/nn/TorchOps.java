@@ -194,8 +194,9 @@ public final class TorchOps {
     }
 
     /**
-     * A call's inputs in order: arrays, and bfloat16 copies of frozen weights, which DJL cannot hold as arrays (its
-     * JNI has no bfloat16) and which therefore stay libtorch values ({@link IValue}) owned by this library.
+     * A call's inputs in order: arrays, and weight forms held as libtorch values ({@link IValue}) owned by this
+     * library: bfloat16 copies of frozen weights (DJL's JNI has no bfloat16) and int8 forms (oneDNN's prepacked
+     * weights are opaque tensors).
      */
     private static final class Inputs {
         final NDList arrays = new NDList(16);
@@ -214,7 +215,50 @@ public final class TorchOps {
     /** The weight arrays declared {@link #freeze frozen} (identity; dropped once an array is closed). */
     private final Set<NDArray> frozen = Collections.newSetFromMap(new IdentityHashMap<>());
     /** Each frozen weight's bfloat16 copy, made on first use. */
-    private final Map<NDArray, IValue> bf16Copies = new IdentityHashMap<>();
+    private final WeightForms bf16Copies = new WeightForms();
+
+    /**
+     * Libtorch values made from weight arrays (a bfloat16 copy, an int8 form), by identity of the array: made once,
+     * owned by the library (not by any step's scope), released once their array is closed (swept whenever a new one
+     * is made) or {@link #release}d.
+     */
+    private static final class WeightForms {
+        private final Map<NDArray, IValue[]> forms = new IdentityHashMap<>();
+
+        synchronized IValue[] get(NDArray w, java.util.function.Function<NDArray, IValue[]> make) {
+            IValue[] f = forms.get(w);
+            if (f == null) {
+                sweep();
+                f = make.apply(w);
+                forms.put(w, f);
+            }
+            return f;
+        }
+
+        /** Releases the forms of closed arrays. */
+        synchronized void sweep() {
+            forms.entrySet().removeIf(e -> {
+                if (e.getKey().isReleased()) {
+                    close(e.getValue());
+                    return true;
+                }
+                return false;
+            });
+        }
+
+        synchronized void release(NDArray w) {
+            IValue[] f = forms.remove(w);
+            if (f != null) {
+                close(f);
+            }
+        }
+
+        private static void close(IValue[] values) {
+            for (IValue v : values) {
+                v.close();
+            }
+        }
+    }
 
     /**
      * Declares that {@code weights} keep their values from now on (an inference bundle's parameters): bf16 products
@@ -241,13 +285,7 @@ public final class TorchOps {
 
     /** Forgets frozen arrays that have been closed (their model is gone) and releases their bfloat16 copies. */
     private void releaseClosed() {
-        bf16Copies.entrySet().removeIf(e -> {
-            if (e.getKey().isReleased()) {
-                e.getValue().close();
-                return true;
-            }
-            return false;
-        });
+        bf16Copies.sweep();
         frozen.removeIf(NDArray::isReleased);
     }
 
@@ -257,10 +295,7 @@ public final class TorchOps {
             synchronized (ops.frozen) {
                 for (NDArray w : weights) {
                     if (ops.frozen.remove(w)) {
-                        IValue copy = ops.bf16Copies.remove(w);
-                        if (copy != null) {
-                            copy.close();
-                        }
+                        ops.bf16Copies.release(w);
                     }
                 }
             }
@@ -275,21 +310,15 @@ public final class TorchOps {
 
     /** {@code w}'s bfloat16 copy, made once and owned by the library; copies of closed arrays are released. */
     private IValue bf16Copy(NDArray w) {
-        synchronized (frozen) {
-            IValue copy = bf16Copies.get(w);
-            if (copy == null) {
-                releaseClosed();
-                try (IValue in = IValue.from((PtNDArray) w)) {
-                    copy = IValueUtils.runMethod(module, "to_bf16", in);
-                }
-                bf16Copies.put(w, copy);
+        return bf16Copies.get(w, a -> {
+            try (IValue in = IValue.from((PtNDArray) a)) {
+                return new IValue[] {IValueUtils.runMethod(module, "to_bf16", in)};
             }
-            return copy;
-        }
+        })[0];
     }
 
-    /** Each weight's int8 form by identity of its array (made on first use; released once that array is closed). */
-    private final Map<NDArray, IValue[]> int8 = new IdentityHashMap<>();
+    /** Each weight's int8 form (made on first use). */
+    private final WeightForms int8 = new WeightForms();
 
     /**
      * {@code w}'s int8 form for oneDNN's int8 products ({@code onednn::qlinear_pointwise}, what PyTorch's x86
@@ -298,29 +327,15 @@ public final class TorchOps {
      * by the library (not by any step's scope); 1 byte per weight.
      */
     private IValue[] quantized(NDArray w) {
-        synchronized (int8) {
-            IValue[] q = int8.get(w);
-            if (q == null) {
-                int8.entrySet().removeIf(e -> {
-                    if (e.getKey().isReleased()) {
-                        for (IValue v : e.getValue()) {
-                            v.close();
-                        }
-                        return true;
-                    }
-                    return false;
-                });
-                JniUtils.setGraphExecutorOptimize(false);
-                try (IValue in = IValue.from((PtNDArray) w);
-                        IValue out = IValueUtils.runMethod(module, "quantize_int8", in)) {
-                    q = out.toIValueTuple();
-                } finally {
-                    JniUtils.setGraphExecutorOptimize(GRAPH_OPTIMIZER);
-                }
-                int8.put(w, q);
+        return int8.get(w, a -> {
+            JniUtils.setGraphExecutorOptimize(false);
+            try (IValue in = IValue.from((PtNDArray) a);
+                    IValue out = IValueUtils.runMethod(module, "quantize_int8", in)) {
+                return out.toIValueTuple();
+            } finally {
+                JniUtils.setGraphExecutorOptimize(GRAPH_OPTIMIZER);
             }
-            return q;
-        }
+        });
     }
 
     /**
