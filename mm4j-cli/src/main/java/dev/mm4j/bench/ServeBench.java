@@ -126,6 +126,10 @@ public final class ServeBench {
             List<Row> contended = new ArrayList<>();
             for (Precision p : o.precisions()) {
                 try (VqaModel model = VqaModel.load(dir, device, VqaModel.Options.defaults(), p.code())) {
+                    // what serve's warm-up spares the first request: a first forward pass against the next one
+                    double first = model.warmUp();
+                    out.printf(" %s: warm-up (one question, uncached) %.3f s, then %.3f s%n", p.code(), first,
+                            model.warmUp());
                     quiet.addAll(rows(model, false));
                     if (o.contended()) {
                         try (Competition c = new Competition(cores)) {

@@ -175,6 +175,13 @@ public final class ImageTransform {
         return 3 * height * width;
     }
 
+    /** A mid-gray image (every value 0.5) as {@link #apply} gives one: a model's warm-up input. */
+    public float[] blank() {
+        float[] gray = new float[outputLength()];
+        java.util.Arrays.fill(gray, 0.5f);
+        return gray;
+    }
+
     /** Decode + convert + to-tensor + resize: a CHW float array of length {@code 3*H*W}. */
     public float[] apply(byte[] encoded) throws IOException {
         return apply(encoded, "<image bytes>");

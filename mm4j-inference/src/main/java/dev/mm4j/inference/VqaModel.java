@@ -281,7 +281,38 @@ public final class VqaModel implements AutoCloseable {
         }
     }
 
+    /**
+     * Answers one question about a blank image, without caching it, so that what a first forward pass prepares once
+     * (int8 weight forms, bfloat16 weight copies, the op library's first calls) is not paid by the first request: a
+     * server calls it before it says it is ready. The answers are thrown away; the model is unchanged.
+     *
+     * @return the seconds it took
+     */
+    public double warmUp() {
+        long t0 = System.nanoTime();
+        lock.lock();
+        try {
+            if (closed) {
+                throw new IllegalStateException("model " + name + " is closed");
+            }
+            forward(List.of(new Query(null, WARM_UP_KEY, bundle.encode(WARM_UP_QUESTION), 0, bundle.transform().blank())),
+                    1, false);
+        } finally {
+            lock.unlock();
+        }
+        return (System.nanoTime() - t0) / 1e9;
+    }
+
+    /** {@link #warmUp}'s question, and its image's key (not a SHA-256, so no request's image shares it). */
+    private static final String WARM_UP_QUESTION = "what is written here?";
+    private static final String WARM_UP_KEY = "warm-up";
+
     private List<Result> forward(List<Query> queries, int k) {
+        return forward(queries, k, cache.enabled());
+    }
+
+    /** One forward pass over {@code queries}; their images' encodings go into the cache when {@code caching}. */
+    private List<Result> forward(List<Query> queries, int k, boolean caching) {
         long t0 = System.nanoTime();
         Hardware.noGradOnThisThread();
         int n = queries.size();
@@ -297,7 +328,7 @@ public final class VqaModel implements AutoCloseable {
                     cached[i] = rows.containsKey(q.imageKey);
                     continue;
                 }
-                NDArray hit = cache.enabled() ? cache.get(q.imageKey) : null;
+                NDArray hit = caching ? cache.get(q.imageKey) : null;
                 if (hit != null) {
                     rows.put(q.imageKey, hit);
                     cached[i] = true;
@@ -318,7 +349,7 @@ public final class VqaModel implements AutoCloseable {
                 for (String key : toEncode.keySet()) {
                     NDArray row = hidden.get(new NDIndex("{}:{}", j, j + 1));
                     j++;
-                    if (cache.enabled()) {
+                    if (caching) {
                         row = ModelStep.keep(row.duplicate(), cache.manager());
                         cache.put(key, row);
                     }

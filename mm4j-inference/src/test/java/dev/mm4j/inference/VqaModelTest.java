@@ -138,6 +138,34 @@ class VqaModelTest {
         }
     }
 
+    /**
+     * A warm-up (what serve runs before it says ready) leaves the model as it was: nothing in the image cache, and the
+     * answers after it are those of a model that was not warmed up, in each precision (int8's weight forms and bf16's
+     * weight copies are made by the warm-up then). A closed model refuses it.
+     */
+    @ParameterizedTest
+    @EnumSource(Precision.class)
+    void warmUpLeavesTheModelAsItWas(Precision precision) throws Exception {
+        Path dir = TinyBundle.write(tmp.resolve("w"), Padding.DYNAMIC);
+        byte[] image = TinyBundle.png(7, 64, 48);
+        VqaModel closed;
+        try (VqaModel cold = VqaModel.load(dir, Device.cpu(), VqaModel.Options.defaults(), precision.code());
+                VqaModel warm = VqaModel.load(dir, Device.cpu(), VqaModel.Options.defaults(), precision.code())) {
+            assertEquals(precision, warm.precision());
+            assertTrue(warm.warmUp() > 0);
+            assertEquals(0, warm.imageCacheEntries(), "the warm-up's image is not cached");
+            assertEquals(0, warm.imageCacheBytes());
+            for (String question : QUESTIONS) {
+                assertSame(List.of(warm.answer(image, question, 9)), List.of(cold.answer(image, question, 9)),
+                        precision + ", after a warm-up: " + question);
+            }
+            assertEquals(1, warm.imageCacheEntries(), "the request's image is cached");
+            closed = warm;
+        }
+        IllegalStateException e = assertThrows(IllegalStateException.class, closed::warmUp);
+        assertTrue(e.getMessage().contains("is closed"), e.getMessage());
+    }
+
     @Test
     void cacheEvictsLeastRecentlyUsedWithinItsBound() throws Exception {
         Path dir = TinyBundle.write(tmp.resolve("m"), Padding.DYNAMIC);

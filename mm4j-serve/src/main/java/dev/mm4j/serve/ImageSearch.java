@@ -66,6 +66,12 @@ public final class ImageSearch implements AutoCloseable {
         this.name = name;
     }
 
+    /** Runs the embedding model in {@code precision} from now on (see {@link Embedder#withPrecision}); returns this. */
+    public ImageSearch withPrecision(dev.mm4j.nn.Precision precision) {
+        embedder.withPrecision(precision);
+        return this;
+    }
+
     /**
      * Opens the embedding model and, if {@code indexDir} is given, the index. {@code model} null: the model the index
      * was built with; else a bundle or a checkpoint (with {@code config}, as {@link Embedder#open}), whose vectors
@@ -73,12 +79,6 @@ public final class ImageSearch implements AutoCloseable {
      *
      * @param maxPixels images declaring more pixels are refused before decoding (queries and thumbnails)
      */
-    /** Runs the embedding model in {@code precision} from now on (see {@link Embedder#withPrecision}); returns this. */
-    public ImageSearch withPrecision(dev.mm4j.nn.Precision precision) {
-        embedder.withPrecision(precision);
-        return this;
-    }
-
     public static ImageSearch open(Path indexDir, Path model, FlavaConfig config, Device device, long maxPixels)
             throws IOException {
         if (indexDir == null && model == null) {
@@ -174,6 +174,17 @@ public final class ImageSearch implements AutoCloseable {
             throw new InvalidInputException(InvalidInputException.Kind.MISSING_TEXT, "text: missing or empty");
         }
         return embedder.textIds(text);
+    }
+
+    /**
+     * Embeds a blank image and a short text once, as {@link VqaModel#warmUp} answers one question: the first request
+     * then does not pay for what a first forward pass prepares. Returns the seconds it took.
+     */
+    public double warmUp() {
+        long t0 = System.nanoTime();
+        embedPixels(List.of(embedder.transform().blank()));
+        embedTexts(List.of(textIds("a photo")));
+        return (System.nanoTime() - t0) / 1e9;
     }
 
     /** Embeddings of images from {@link #pixels}, in forward passes run one at a time. */

@@ -3,10 +3,13 @@ package dev.mm4j.serve;
 import ai.djl.Device;
 import ai.djl.ndarray.NDManager;
 import dev.mm4j.checkpoint.ModelBundle;
+import dev.mm4j.data.LabelledExamples;
 import dev.mm4j.eval.LabelledClassifier;
 import dev.mm4j.flava.RequiredEmbedding;
 import java.io.IOException;
 import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
 
 /**
  * A labelled-classification bundle ({@code finetune} on text, images or both: {@code bundle.json} task
@@ -68,6 +71,21 @@ public final class LabelledModel implements AutoCloseable {
     /** Whether the head reads a text (text or mm). */
     public boolean readsText() {
         return classifier.head() != RequiredEmbedding.IMAGE;
+    }
+
+    /**
+     * Classifies one blank example (a mid-gray image and/or a short text, as the head reads them) once, as
+     * {@link VqaModel#warmUp} answers one question: the first request then does not pay for what a first forward pass
+     * prepares. Returns the seconds it took.
+     */
+    public double warmUp() throws IOException {
+        long t0 = System.nanoTime();
+        LabelledExamples.Example e = new LabelledExamples.Example("warm-up", readsText() ? "a photo" : null, null, null,
+                null, "warm-up");
+        List<float[]> pixels = new ArrayList<>();
+        pixels.add(readsImage() ? classifier.transform().blank() : null);
+        classifier.predict(List.of(e), pixels, 0);
+        return (System.nanoTime() - t0) / 1e9;
     }
 
     @Override

@@ -249,13 +249,13 @@ public final class ModelServer implements AutoCloseable {
         Thread t = new Thread(() -> {
             try {
                 if (searchLoader != null) {
-                    s.searches.ready(searchLoader.call());
+                    s.searches.ready(warmedUp(searchLoader.call(), ImageSearch::warmUp, "search"));
                 }
                 if (loader != null) {
-                    s.answers.ready(loader.call());
+                    s.answers.ready(warmedUp(loader.call(), VqaModel::warmUp, "VQA model"));
                 }
                 if (classifierLoader != null) {
-                    s.classifies.ready(classifierLoader.call());
+                    s.classifies.ready(warmedUp(classifierLoader.call(), LabelledModel::warmUp, "classifier"));
                 }
             } catch (Throwable e) {
                 s.policy.loadError = e;
@@ -267,6 +267,30 @@ public final class ModelServer implements AutoCloseable {
         t.setDaemon(true);
         t.start();
         return s;
+    }
+
+    /** A model's warm-up ({@code warmUp}): one forward pass, its seconds. */
+    private interface WarmUp<T> {
+        double run(T model) throws Exception;
+    }
+
+    /**
+     * {@code model}, warmed up before it is served, so that {@code /readyz} says ready once the first request costs what
+     * the next ones do (a first forward pass prepares the int8 weight forms and bfloat16 weight copies, see the
+     * README's Serve section); closed if its warm-up fails.
+     */
+    private static <T extends AutoCloseable> T warmedUp(T model, WarmUp<T> warmUp, String what) throws Exception {
+        try {
+            log.info("{} warmed up in {} s (one forward pass)", what, String.format("%.2f", warmUp.run(model)));
+            return model;
+        } catch (Exception | Error e) {
+            try {
+                model.close();
+            } catch (Exception closing) {
+                e.addSuppressed(closing);
+            }
+            throw e;
+        }
     }
 
     /** Serves an already loaded model; the caller keeps owning (and closes) it. */

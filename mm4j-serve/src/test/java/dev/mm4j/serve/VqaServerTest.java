@@ -301,6 +301,16 @@ class VqaServerTest {
             assertTrue(e.getMessage().contains("is not a model bundle"), e.getMessage());
             assertTrue(get(s.uri(), "readyz").body().contains("model failed to load"));
         }
+        // the model is warmed up (one forward pass) before the server says ready: a model that cannot answer fails there
+        try (ModelServer s = ModelServer.start(() -> {
+            VqaModel m = VqaModel.load(bundle, Device.cpu());
+            m.close();
+            return m;
+        }, ModelServer.Settings.defaults().withPort(0))) {
+            java.io.IOException e = assertThrows(java.io.IOException.class, s::awaitLoaded);
+            assertTrue(e.getMessage().contains("is closed"), e.getMessage());
+            assertEquals(503, get(s.uri(), "readyz").statusCode());
+        }
     }
 
     @Test
