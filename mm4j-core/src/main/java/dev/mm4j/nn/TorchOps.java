@@ -54,7 +54,7 @@ public final class TorchOps {
 
     /** TorchScript dtype codes. */
     private static final int FLOAT32 = 6;
-    private static final int BFLOAT16 = 15;
+    static final int BFLOAT16 = 15;
 
     private static final Map<Device, TorchOps> LOADED = new ConcurrentHashMap<>();
 
@@ -82,20 +82,46 @@ public final class TorchOps {
     }
 
     private static TorchOps load(Device device) {
-        return load(device, !device.isGpu() && !Hardware.cpuHasInt8Dot());
+        return load(device, Variant.of(device));
     }
 
     /**
-     * The op library on {@code device}, its int8 inputs 7-bit where {@code reduceRange} ({@link #source(boolean, boolean, boolean)}).
-     * A libtorch without oneDNN's int8 operators (which the library's int8 methods name) still gets the library, without
-     * int8: asking for int8 is then refused in one line.
+     * What the op library's source is built for ({@link #source(Variant)}).
+     *
+     * @param cpu false (a GPU) keeps bf16 attention on the fused kernel at every length (the explicit products were
+     *     measured faster on the CPU only)
+     * @param reduceRange int8 inputs take 7-bit values (0..127), for CPUs without int8 dot-product instructions (VNNI,
+     *     AMX), whose pairwise 16-bit sums of 8-bit products could saturate at 8 bits
+     * @param int8Methods false leaves the int8 methods out (a libtorch without oneDNN's int8 operators)
+     * @param int8Bf16Attention int8's attention runs short inputs as bfloat16 products (a CPU with bfloat16
+     *     instructions), else as float32's fused kernel
      */
-    static TorchOps load(Device device, boolean reduceRange) {
+    record Variant(boolean cpu, boolean reduceRange, boolean int8Methods, boolean int8Bf16Attention) {
+        /** The variant for {@code device}: its CPU's int8 and bfloat16 instructions decide. */
+        static Variant of(Device device) {
+            boolean cpu = !device.isGpu();
+            return new Variant(cpu, cpu && !Hardware.cpuHasInt8Dot(), true, cpu && Hardware.cpuHasBf16());
+        }
+
+        /** This variant without int8 methods. */
+        Variant withoutInt8() {
+            return new Variant(cpu, reduceRange, false, false);
+        }
+    }
+
+    /**
+     * The op library on {@code device}, built as {@code variant} says. A libtorch without oneDNN's int8 operators (which
+     * the library's int8 methods name) still gets the library, without int8: asking for int8 is then refused in one line.
+     */
+    static TorchOps load(Device device, Variant variant) {
         try {
-            return load(device, reduceRange, true);
+            return loadExactly(device, variant);
         } catch (EngineException e) {
+            if (!variant.int8Methods()) {
+                throw e;
+            }
             try {
-                return load(device, reduceRange, false);
+                return loadExactly(device, variant.withoutInt8());
             } catch (RuntimeException without) {
                 e.addSuppressed(without);
                 throw e;
@@ -103,18 +129,19 @@ public final class TorchOps {
         }
     }
 
-    static TorchOps load(Device device, boolean reduceRange, boolean int8) {
+    /** The op library on {@code device}, built as {@code variant} says, or the libtorch's error. */
+    static TorchOps loadExactly(Device device, Variant variant) {
         NDManager manager = NDManager.newBaseManager(device, "PyTorch");
         try {
             Path dir = Files.createTempDirectory("mm4j-ops");
             Path file = dir.resolve(NAME + ".pt");
             try {
                 try (OutputStream out = Files.newOutputStream(file)) {
-                    writeArchive(out, !device.isGpu(), reduceRange, int8);
+                    writeArchive(out, variant);
                 }
                 PtSymbolBlock block = JniUtils.loadModule((PtNDManager) manager, file, true, new String[0],
                         new String[0], false);
-                return new TorchOps(block, manager, int8);
+                return new TorchOps(block, manager, variant.int8Methods());
             } finally {
                 Files.deleteIfExists(file);
                 Files.deleteIfExists(dir);
@@ -566,9 +593,17 @@ public final class TorchOps {
 
     /** {@link #linearExpr(Precision, String, String, String)}, followed by the exact GELU when {@code gelu}. */
     private static String linearExpr(Precision p, String x, String w, String b, boolean gelu) {
+        return linearExpr(p, x, w, b, gelu, String.valueOf(FLOAT32));
+    }
+
+    /**
+     * {@link #linearExpr(Precision, String, String, String, boolean)}; int8's output in dtype {@code out} (a dtype code,
+     * or the name of a variable holding one).
+     */
+    private static String linearExpr(Precision p, String x, String w, String b, boolean gelu, String out) {
         if (p == Precision.INT8) { // the GELU in the product's epilogue: one pass less over its output
             return "self.qlinear(" + x + ", " + w + "_q, " + w + "_s, " + w + "_z, " + b + ", \"" + (gelu ? "gelu" : "none")
-                    + "\")";
+                    + "\", " + out + ")";
         }
         int t = dtype(p);
         String y = "torch.linear(" + x + ", torch.to(" + w + ", " + t + "), torch.to(" + b + ", " + t + "))";
@@ -584,11 +619,15 @@ public final class TorchOps {
         return "    " + u + ", " + s + ", " + z + " = self.quantize_input(" + x + ")\n";
     }
 
-    /** Attention's core in the op library's source: {@code o} from {@code q, k, v} (B, h, tokens, dh) and the mask. */
-    private static String attentionCore(Precision p, boolean masked, boolean cpu) {
-        int t = dtype(p);
+    /**
+     * Attention's core in the op library's source: {@code o} from {@code q, k, v} (B, h, tokens, dh) and the mask. On the
+     * CPU bf16 runs short inputs as explicit products ({@link #BF16_EXPLICIT_ATTENTION_MAX_SCORES}), and so does int8
+     * where {@code int8Bf16} (its q, k and v then come out of their products in bfloat16: {@link #int8QkvDtype}).
+     */
+    private static String attentionCore(Precision p, boolean masked, boolean cpu, boolean int8Bf16) {
+        String t = p == Precision.INT8 ? "qd" : String.valueOf(dtype(p));
         String fused = "o = torch.scaled_dot_product_attention(q, k, v" + (masked ? ", torch.to(mask, " + t + ")" : "") + ")\n";
-        if (p != Precision.BF16 || !cpu) {
+        if (!cpu || !(p == Precision.BF16 || p == Precision.INT8 && int8Bf16)) {
             return "    " + fused;
         }
         return "    if n * kn <= " + BF16_EXPLICIT_ATTENTION_MAX_SCORES + ":\n"
@@ -597,6 +636,16 @@ public final class TorchOps {
                 + "      o = torch.matmul(torch.softmax(s, -1), v)\n"
                 + "    else:\n"
                 + "      " + fused;
+    }
+
+    /**
+     * The statement that sets {@code qd}, the dtype int8's q, k and v come out of their products in: bfloat16 where
+     * {@code int8Bf16} and the input is short enough for explicit products (on short inputs bf16's explicit products
+     * beat float32's fused kernel, which long inputs keep), else float32.
+     */
+    private static String int8QkvDtype(boolean int8Bf16) {
+        return "    qd = " + (int8Bf16 ? BFLOAT16 + " if n * kn <= " + BF16_EXPLICIT_ATTENTION_MAX_SCORES + " else " : "")
+                + FLOAT32 + "\n";
     }
 
     /**
@@ -619,26 +668,21 @@ public final class TorchOps {
                 .append(reduceRange ? "True" : "False").append(")\n")
                 .append("    return (torch.int_repr(q), torch.q_scale(q), torch.q_zero_point(q))\n");
         s.append("  def qlinear(self: __torch__.Ops,\n    x: Tensor, x_scale: float, x_zero: int, w: Tensor, w_scale: Tensor,"
-                        + " w_zero: Tensor, b: Tensor, post: str) -> Tensor:\n")
+                        + " w_zero: Tensor, b: Tensor, post: str, out: int) -> Tensor:\n")
                 .append("    if torch.numel(x) == 0:\n")
-                .append("      return torch.matmul(torch.to(x, 6), torch.zeros([torch.size(x, -1), torch.size(w_scale, 0)]))\n")
-                .append("    return ops.onednn.qlinear_pointwise(x, x_scale, x_zero, w, w_scale, w_zero, b, 1., 0, 6, post,\n")
+                .append("      return torch.to(torch.matmul(torch.to(x, 6), torch.zeros([torch.size(x, -1), torch.size(w_scale, 0)])), out)\n")
+                .append("    return ops.onednn.qlinear_pointwise(x, x_scale, x_zero, w, w_scale, w_zero, b, 1., 0, out, post,\n")
                 .append("      annotate(List[Optional[number]], []), \"none\")\n");
         return s.toString();
     }
 
-    /** {@link #source(boolean, boolean, boolean)} with int8 methods, their inputs 8-bit. */
+    /** The source for the CPU ({@code cpu}) or a GPU, with int8 methods, their inputs 8-bit, attention in float32. */
     static String source(boolean cpu) {
-        return source(cpu, false, true);
+        return source(new Variant(cpu, false, true, false));
     }
 
-    /**
-     * The TorchScript source of the op library's class; {@code cpu} false (a GPU) keeps bf16 attention on the fused
-     * kernel at every length (the explicit products were measured faster on the CPU only). {@code reduceRange}: int8
-     * inputs take 7-bit values (0..127), for CPUs without int8 dot-product instructions (VNNI, AMX), whose pairwise
-     * 16-bit sums of 8-bit products could saturate at 8 bits. {@code int8Methods} false leaves the int8 methods out.
-     */
-    static String source(boolean cpu, boolean reduceRange, boolean int8Methods) {
+    /** The TorchScript source of the op library's class, built as {@code variant} says. */
+    static String source(Variant variant) {
         StringBuilder s = new StringBuilder();
         s.append("class Ops(Module):\n")
                 .append("  __parameters__ = []\n")
@@ -649,11 +693,11 @@ public final class TorchOps {
                 .append(dalleEncoderSource(Precision.FP32.code(), FLOAT32))
                 .append(dalleEncoderSource(Precision.BF16.code(), BFLOAT16));
         s.append("  def to_bf16(self: __torch__.Ops,\n    w: Tensor) -> Tensor:\n    return torch.to(w, 15)\n");
-        if (int8Methods) {
-            s.append(int8Source(reduceRange));
+        if (variant.int8Methods()) {
+            s.append(int8Source(variant.reduceRange()));
         }
         for (Precision p : Precision.values()) {
-            if (p == Precision.INT8 && !int8Methods) {
+            if (p == Precision.INT8 && !variant.int8Methods()) {
                 continue;
             }
             int t = dtype(p);
@@ -685,6 +729,7 @@ public final class TorchOps {
                     .append("      c = torch.addmm(c, x, torch.select(ys, 0, i))\n")
                     .append("    return torch.to(c, 6)\n");
             String src = int8 ? "xu" : "xc";
+            String qkv = int8 ? "qd" : String.valueOf(FLOAT32);
             UnaryOperator<String> in = rows -> int8 ? rows + ", xs, xz" : rows;
             for (boolean masked : new boolean[] {false, true}) {
                 s.append("  def attention_").append(masked ? "masked_" : "").append(c)
@@ -709,15 +754,16 @@ public final class TorchOps {
                         .append("    if torch.size(heads, 2) > 0:\n")
                         .append("      xq = torch.contiguous(torch.slice(").append(src).append(", 1, 0, torch.size(heads, 2)))\n")
                         .append("    n = torch.size(xq, 1)\n")
-                        .append("    q = torch.transpose(torch.view(").append(linearExpr(p, in.apply("xq"), "wq", "bq"))
+                        .append(int8 ? int8QkvDtype(variant.int8Bf16Attention()) : "")
+                        .append("    q = torch.transpose(torch.view(").append(linearExpr(p, in.apply("xq"), "wq", "bq", false, qkv))
                         .append(", [b, n, h, torch.floordiv(d, h)]), 1, 2)\n")
-                        .append("    k = torch.transpose(torch.view(").append(linearExpr(p, in.apply("xk"), "wk", "bk"))
+                        .append("    k = torch.transpose(torch.view(").append(linearExpr(p, in.apply("xk"), "wk", "bk", false, qkv))
                         .append(", [b, kn, h, torch.floordiv(d, h)]), 1, 2)\n")
-                        .append("    v = torch.transpose(torch.view(").append(linearExpr(p, in.apply("xk"), "wv", "bv"))
+                        .append("    v = torch.transpose(torch.view(").append(linearExpr(p, in.apply("xk"), "wv", "bv", false, qkv))
                         .append(", [b, kn, h, torch.floordiv(d, h)]), 1, 2)\n")
-                        .append(attentionCore(p, masked, cpu))
+                        .append(attentionCore(p, masked, variant.cpu(), variant.int8Bf16Attention()))
                         .append("    c = torch.reshape(torch.transpose(o, 1, 2), [b, n, d])\n")
-                        .append(int8 ? int8Input("c", "cu", "cs", "cz") : "")
+                        .append(int8 ? int8Input(variant.int8Bf16Attention() ? "torch.to(c, 6)" : "c", "cu", "cs", "cz") : "")
                         .append("    y = ").append(linearExpr(p, int8 ? "cu, cs, cz" : "c", "wo", "bo")).append("\n")
                         .append("    return torch.to(y, 6)\n");
             }
@@ -728,23 +774,15 @@ public final class TorchOps {
     /**
      * Writes the TorchScript archive: a zip of STORED entries under {@code NAME/}: {@code version},
      * {@code constants.pkl} (an empty tuple), {@code data.pkl} (an {@code Ops} object with {@code training})
-     * and {@code code/__torch__.py} (the source for the CPU or a GPU, {@link #source(boolean, boolean, boolean)}). libtorch
+     * and {@code code/__torch__.py} (the source built as {@code variant} says, {@link #source(Variant)}). libtorch
      * compiles the source when it loads the archive.
      */
-    static void writeArchive(OutputStream out, boolean cpu) throws IOException {
-        writeArchive(out, cpu, false, true);
-    }
-
-    /**
-     * {@link #writeArchive(OutputStream, boolean)}, the int8 inputs 7-bit where {@code reduceRange}, without int8
-     * methods unless {@code int8Methods}.
-     */
-    static void writeArchive(OutputStream out, boolean cpu, boolean reduceRange, boolean int8Methods) throws IOException {
+    static void writeArchive(OutputStream out, Variant variant) throws IOException {
         ZipOutputStream zip = new ZipOutputStream(out);
         stored(zip, NAME + "/version", "3\n".getBytes(StandardCharsets.US_ASCII));
         stored(zip, NAME + "/constants.pkl", new byte[] {(byte) 0x80, 2, ')', '.'});
         stored(zip, NAME + "/data.pkl", dataPickle());
-        stored(zip, NAME + "/code/__torch__.py", source(cpu, reduceRange, int8Methods).getBytes(StandardCharsets.UTF_8));
+        stored(zip, NAME + "/code/__torch__.py", source(variant).getBytes(StandardCharsets.UTF_8));
         zip.finish();
     }
 

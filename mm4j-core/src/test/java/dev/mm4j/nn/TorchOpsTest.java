@@ -383,8 +383,8 @@ class TorchOpsTest {
         try (NDManager m = NDManager.newBaseManager()) {
             Mlp t = Mlp.random(m, 6);
             NDArray x = t.x(), w1 = t.w1(), b1 = t.b1(), w2 = t.w2(), b2 = t.b2();
-            TorchOps eight = TorchOps.load(Device.cpu(), false);
-            TorchOps seven = TorchOps.load(Device.cpu(), true);
+            TorchOps eight = TorchOps.load(Device.cpu(), new TorchOps.Variant(true, false, true, false));
+            TorchOps seven = TorchOps.load(Device.cpu(), new TorchOps.Variant(true, true, true, false));
             NDArray mlp = eight.mlpGelu(Precision.FP32, x, w1, b1, w2, b2);
             NDArray mlp8 = eight.mlpGelu(Precision.INT8, x, w1, b1, w2, b2);
             NDArray mlp7 = seven.mlpGelu(Precision.INT8, x, w1, b1, w2, b2);
@@ -398,16 +398,57 @@ class TorchOpsTest {
     }
 
     /**
+     * int8's attention in bfloat16 (a CPU with bfloat16 instructions: q, k and v out of their int8 products in
+     * bfloat16, explicit products) is close to float32 and differs from float32 attention's numbers on short inputs;
+     * inputs too long for explicit products keep float32's fused kernel: the same numbers either way.
+     */
+    @Test
+    void int8AttentionInBf16OnShortInputsOnly() {
+        TorchOps.Variant fp32Attention = new TorchOps.Variant(true, false, true, false);
+        TorchOps.Variant bf16Attention = new TorchOps.Variant(true, false, true, true);
+        assertFalse(TorchOps.source(fp32Attention).contains("qd = " + TorchOps.BFLOAT16));
+        assertTrue(TorchOps.source(bf16Attention).contains("qd = " + TorchOps.BFLOAT16 + " if n * kn <= "));
+        try (NDManager m = NDManager.newBaseManager()) {
+            TorchOps f = TorchOps.load(Device.cpu(), fp32Attention);
+            TorchOps b = TorchOps.load(Device.cpu(), bf16Attention);
+            NDArray[] w = new NDArray[8];
+            for (int i = 0; i < 8; i++) {
+                w[i] = m.randomNormal(0, i % 2 == 0 ? 0.2f : 0.05f, i % 2 == 0 ? new Shape(D, D) : new Shape(D), DataType.FLOAT32);
+            }
+            int longest = (int) Math.sqrt(TorchOps.BF16_EXPLICIT_ATTENTION_MAX_SCORES);
+            for (int tokens : new int[] {7, longest, longest + 1}) {
+                NDArray x = m.randomNormal(0, 1, new Shape(2, tokens, D), DataType.FLOAT32);
+                float[] keys = new float[2 * tokens];
+                keys[2 * tokens - 1] = Float.NEGATIVE_INFINITY; // the second sample's last token is not a key
+                NDArray mask = m.create(keys, new Shape(2, 1, 1, tokens));
+                NDArray want = f.attention(Precision.FP32, x, mask, 4, 0, w);
+                NDArray fp32 = f.attention(Precision.INT8, x, mask, 4, 0, w);
+                NDArray bf16 = b.attention(Precision.INT8, x, mask, 4, 0, w);
+                float d = maxAbsDiff(bf16, want);
+                System.out.printf("int8 attention, %d tokens, against float32: float32 core %.3g, bf16 core %.3g%n", tokens,
+                        maxAbsDiff(fp32, want) / maxAbs(want), d / maxAbs(want));
+                assertTrue(d <= 5e-2f * maxAbs(want), tokens + " tokens: int8 attention with a bf16 core differs by " + d);
+                if (tokens <= longest) {
+                    assertTrue(maxAbsDiff(bf16, fp32) > 0, tokens + " tokens: the bf16 core gave float32's numbers");
+                } else {
+                    assertEquals(0f, maxAbsDiff(bf16, fp32), tokens + " tokens: float32's fused kernel either way");
+                }
+            }
+        }
+    }
+
+    /**
      * A libtorch without oneDNN's int8 operators gets the library without its int8 methods (the source names no
      * onednn operator): fp32 runs, int8 is refused in one line.
      */
     @Test
     void withoutInt8OperatorsTheLibraryLoadsAndRefusesInt8() {
-        assertFalse(TorchOps.source(true, false, false).contains("onednn"));
-        assertFalse(TorchOps.source(true, false, false).contains("_int8("));
+        TorchOps.Variant noInt8 = new TorchOps.Variant(true, false, true, true).withoutInt8();
+        assertFalse(TorchOps.source(noInt8).contains("onednn"));
+        assertFalse(TorchOps.source(noInt8).contains("_int8("));
         try (NDManager m = NDManager.newBaseManager()) {
             Mlp t = Mlp.random(m, 7);
-            TorchOps without = TorchOps.load(Device.cpu(), false, false);
+            TorchOps without = TorchOps.loadExactly(Device.cpu(), noInt8);
             assertEquals(0f, maxAbsDiff(without.linear(Precision.FP32, t.x(), t.w1(), t.b1()), lin(t.x(), t.w1(), t.b1())),
                     1e-5f);
             IllegalStateException e = assertThrows(IllegalStateException.class,
@@ -419,7 +460,7 @@ class TorchOpsTest {
     @Test
     void archiveHoldsTheSourceStoredUnderOneFolder() throws Exception {
         java.io.ByteArrayOutputStream bytes = new java.io.ByteArrayOutputStream();
-        TorchOps.writeArchive(bytes, true);
+        TorchOps.writeArchive(bytes, TorchOps.Variant.of(Device.cpu()));
         List<String> names = new ArrayList<>();
         try (java.util.zip.ZipInputStream zip = new java.util.zip.ZipInputStream(
                 new java.io.ByteArrayInputStream(bytes.toByteArray()))) {
@@ -439,7 +480,7 @@ class TorchOpsTest {
         java.nio.file.Path file = java.nio.file.Files.createTempFile("mm4j-ops-gpu", ".pt");
         try (ai.djl.ndarray.NDManager m = ai.djl.ndarray.NDManager.newBaseManager()) {
             try (java.io.OutputStream out = java.nio.file.Files.newOutputStream(file)) {
-                TorchOps.writeArchive(out, false);
+                TorchOps.writeArchive(out, new TorchOps.Variant(false, false, true, false));
             }
             ai.djl.pytorch.engine.PtSymbolBlock block = ai.djl.pytorch.jni.JniUtils.loadModule(
                     (ai.djl.pytorch.engine.PtNDManager) m, file, true, new String[0], new String[0], false);
