@@ -75,8 +75,8 @@ public final class LabelledModel implements AutoCloseable {
 
     /**
      * Classifies one blank example (a mid-gray image and/or a short text, as the head reads them) once, as
-     * {@link VqaModel#warmUp} answers one question: the first request then does not pay for what a first forward pass
-     * prepares. Returns the seconds it took.
+     * {@link dev.mm4j.inference.VqaModel#warmUp} answers one question: the first request then does not pay for what a
+     * first forward pass prepares. Returns the seconds it took.
      */
     public double warmUp() throws IOException {
         long t0 = System.nanoTime();
