@@ -298,7 +298,10 @@ public final class ModelServer implements AutoCloseable {
         return start(model, null, settings);
     }
 
-    /** Serves an already loaded model and/or search (either may be null, not both); the caller keeps owning them. */
+    /**
+     * Serves an already loaded model and/or search (either may be null, not both); the caller keeps owning them, and
+     * warms them up if the first request should not pay for it ({@link VqaModel#warmUp}, {@link ImageSearch#warmUp}).
+     */
     public static ModelServer start(VqaModel model, ImageSearch search, Settings settings) {
         if (model == null && search == null) {
             throw new IllegalArgumentException("nothing to serve: give a VQA model, a search, or both");
