@@ -434,6 +434,9 @@ class TorchOpsTest {
                     assertEquals(0f, maxAbsDiff(bf16, fp32), tokens + " tokens: float32's fused kernel either way");
                 }
             }
+            NDArray none = m.zeros(new Shape(0, 7, D));
+            assertEquals(none.getShape(), b.attention(Precision.INT8, none, null, 4, 0, w).getShape(), "no rows in, none out");
+            assertEquals(none.getShape(), f.attention(Precision.INT8, none, null, 4, 0, w).getShape(), "no rows in, none out");
         }
     }
 
