@@ -74,15 +74,13 @@ public final class TrainBench {
                 Runtime.getRuntime().availableProcessors());
         Map<Precision, Double> peaks = new EnumMap<>(Precision.class);
         for (Precision p : o.precisions()) {
-            // int8 rows (inference only) are set against the float32 peak: %peak then reads as float32-equivalent FLOP/s
-            Precision peakOf = p == Precision.INT8 ? Precision.FP32 : p;
-            if (!peaks.containsKey(peakOf)) {
-                Peak peak = matmulPeak(manager, peakOf);
-                peaks.put(peakOf, peak.gflops());
-                out.printf("%s matmul peak: %s, the best of 7 shapes (2048 and 1024 cubes, the model's)%n",
-                        peakOf == Precision.BF16 ? "bfloat16" : "float32", peak.describe());
-            }
-            peaks.put(p, peaks.get(peakOf));
+            Peak peak = matmulPeak(manager, p);
+            peaks.put(p, peak.gflops());
+            out.printf("%s peak: %s, the best of 7 shapes (2048 and 1024 cubes, the model's)%n", switch (p) {
+                case FP32 -> "float32 matmul";
+                case BF16 -> "bfloat16 matmul";
+                case INT8 -> "int8 linear (oneDNN, its input quantized per call)";
+            }, peak.describe());
         }
         copyGbPerS = copyBandwidth(manager);
         out.printf("memory bandwidth, libtorch copy of 512 MiB: %.1f GB/s read + written (best of 5)%n%n", copyGbPerS);
@@ -444,6 +442,7 @@ public final class TrainBench {
      * 512-token text batch of 2 against the feed-forward and attention weights, forward and backward, and the
      * multimodal encoder's 1420 rows), each the best of 5 timed calls of 4 products after 2 warm-up calls, the
      * products in the op library (4 different right-hand sides summed: the casts are timed too, once per 4 products).
+     * int8: 4 int8 linear layers in a row, as the model runs them (each input quantized per call, the weights once).
      */
     public static Peak matmulPeak(NDManager manager, Precision precision) {
         long[][] shapes = {{2048, 2048, 2048}, {1024, 1024, 1024}, {1024, 768, 3072}, {1024, 3072, 768},
@@ -454,10 +453,22 @@ public final class TrainBench {
                 NDArray a = step.manager().randomUniform(-1f, 1f, new Shape(s[0], s[1]));
                 int products = 4;
                 NDArray b = step.manager().randomUniform(-1f, 1f, new Shape(products, s[1], s[2]));
+                // int8: as its linear layers run, against weights (n, k) quantized once (the first, untimed, calls)
+                NDArray[] w = new NDArray[products];
+                NDArray bias = step.manager().zeros(new Shape(s[2]));
+                for (int j = 0; j < products && precision == Precision.INT8; j++) {
+                    w[j] = b.get(j).transpose().duplicate();
+                }
                 double fastest = Double.MAX_VALUE;
                 for (int i = 0; i < 7; i++) {
                     long t = System.nanoTime();
-                    TorchOps.on(a).matmulSum(precision, a, b).getFloat(0, 0);
+                    if (precision == Precision.INT8) {
+                        for (NDArray wj : w) {
+                            TorchOps.on(a).linear(precision, a, wj, bias).getFloat(0, 0);
+                        }
+                    } else {
+                        TorchOps.on(a).matmulSum(precision, a, b).getFloat(0, 0);
+                    }
                     double dt = (System.nanoTime() - t) / 1e9;
                     if (i >= 2) {
                         fastest = Math.min(fastest, dt);

@@ -28,7 +28,8 @@ import picocli.CommandLine.Spec;
                 + "to the longest question, padding masked), and prints s/step, samples/s, GFLOP/step, GFLOP/s, %% of peak "
                 + "and peak RSS per mode. With --precision fp32,bf16: one row per precision, each against its own matmul peak, and "
                 + "the bf16 logits' difference from fp32 on the same model and batch; int8 (fp32,int8): inference rows only, "
-                + "against the float32 peak, and int8's logit difference from fp32.",
+                + "against the int8 linear peak (oneDNN's int8 products, each input quantized per call), and int8's logit "
+                + "difference from fp32.",
                 "--task pretraining: the full-size pretraining step instead (FLAVAForPreTraining with the codebook, "
                         + "ITM, MMM and contrastive losses on a batch of image-text pairs, text padded to --text-len 77), fp32 and bf16 by default, "
                         + "s/step and peak RSS, and the command that times TorchMultimodal's on PyTorch eager beside it.",
