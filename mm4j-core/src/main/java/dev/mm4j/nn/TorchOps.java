@@ -69,11 +69,14 @@ public final class TorchOps {
 
     /** Whether this library has its int8 methods (libtorch has oneDNN's int8 operators). */
     private final boolean int8Available;
+    /** Whether frozen bf16 weights are held prepacked for oneDNN's linear ({@link Variant#packedBf16}). */
+    private final boolean packedBf16;
 
-    private TorchOps(PtSymbolBlock module, NDManager manager, boolean int8Available) {
+    private TorchOps(PtSymbolBlock module, NDManager manager, boolean int8Available, boolean packedBf16) {
         this.module = module;
         this.manager = manager;
         this.int8Available = int8Available;
+        this.packedBf16 = packedBf16;
     }
 
     /** The op library on {@code x}'s device, loaded on first use. */
@@ -95,37 +98,50 @@ public final class TorchOps {
      * @param int8Methods false leaves the int8 methods out (a libtorch without oneDNN's int8 operators)
      * @param int8Bf16Attention int8's attention runs short inputs as bfloat16 products (a CPU with bfloat16
      *     instructions), else as float32's fused kernel
+     * @param packedBf16 bf16 inference on {@link #freeze frozen} weights holds each weight matrix prepacked in oneDNN's
+     *     blocked layout and runs oneDNN's linear on it, the bias and the MLP's GELU in the product's epilogue
+     *     ({@code mkldnn::_linear_pointwise}, what {@code torch.compile}'s freezing runs on the CPU); false holds plain
+     *     bfloat16 copies for {@code torch.linear} (a GPU, a libtorch without oneDNN)
      */
-    record Variant(boolean cpu, boolean reduceRange, boolean int8Methods, boolean int8Bf16Attention) {
+    record Variant(boolean cpu, boolean reduceRange, boolean int8Methods, boolean int8Bf16Attention,
+            boolean packedBf16) {
         /** The variant for {@code device}: its CPU's int8 and bfloat16 instructions decide. */
         static Variant of(Device device) {
             boolean cpu = !device.isGpu();
-            return new Variant(cpu, cpu && !Hardware.cpuHasInt8Dot(), true, cpu && Hardware.cpuHasBf16());
+            return new Variant(cpu, cpu && !Hardware.cpuHasInt8Dot(), true, cpu && Hardware.cpuHasBf16(), cpu);
         }
 
         /** This variant without int8 methods. */
         Variant withoutInt8() {
-            return new Variant(cpu, reduceRange, false, false);
+            return new Variant(cpu, reduceRange, false, false, packedBf16);
+        }
+
+        /** This variant without any of oneDNN's own operators: no int8 methods, no prepacked bf16 weights. */
+        Variant withoutOneDnn() {
+            return new Variant(cpu, reduceRange, false, false, false);
         }
     }
 
     /**
      * The op library on {@code device}, built as {@code variant} says. A libtorch without oneDNN's int8 operators (which
-     * the library's int8 methods name) still gets the library, without int8: asking for int8 is then refused in one line.
+     * the library's int8 methods name) still gets the library, without int8: asking for int8 is then refused in one line;
+     * one without oneDNN's linear operators too gets it without them (frozen bf16 weights then as plain copies).
      */
     static TorchOps load(Device device, Variant variant) {
         try {
             return loadExactly(device, variant);
         } catch (EngineException e) {
-            if (!variant.int8Methods()) {
-                throw e;
+            for (Variant fallback : List.of(variant.withoutInt8(), variant.withoutOneDnn())) {
+                if (fallback.equals(variant)) {
+                    continue;
+                }
+                try {
+                    return loadExactly(device, fallback);
+                } catch (RuntimeException without) {
+                    e.addSuppressed(without);
+                }
             }
-            try {
-                return loadExactly(device, variant.withoutInt8());
-            } catch (RuntimeException without) {
-                e.addSuppressed(without);
-                throw e;
-            }
+            throw e;
         }
     }
 
@@ -141,7 +157,7 @@ public final class TorchOps {
                 }
                 PtSymbolBlock block = JniUtils.loadModule((PtNDManager) manager, file, true, new String[0],
                         new String[0], false);
-                return new TorchOps(block, manager, variant.int8Methods());
+                return new TorchOps(block, manager, variant.int8Methods(), variant.packedBf16());
             } finally {
                 Files.deleteIfExists(file);
                 Files.deleteIfExists(dir);
@@ -164,43 +180,71 @@ public final class TorchOps {
      * {@code w} holds q, k, v, output weight and bias pairs.
      */
     NDArray attention(Precision precision, NDArray x, NDArray mask, int heads, int queries, NDArray... w) {
+        boolean packed = packed(precision, w[0], w[2], w[4], w[6]);
         Inputs in = new Inputs();
         in.add(x);
         in.add(headsCarrier(x, heads, queries));
         for (int i = 0; i < w.length; i++) {
-            addWeight(in, precision, w[i], i % 2 == 0);
+            addWeight(in, precision, w[i], i % 2 == 0, packed);
         }
         if (mask != null) {
             in.add(mask);
         }
-        return call((mask != null ? "attention_masked_" : "attention_") + precision.code(), in);
+        return call((mask != null ? "attention_masked_" : "attention_") + code(precision, packed), in);
     }
 
     /** {@code Linear -> GELU -> Linear} (PyTorch's exact GELU), the products in {@code precision}. */
     NDArray mlpGelu(Precision precision, NDArray x, NDArray w1, NDArray b1, NDArray w2, NDArray b2) {
+        boolean packed = packed(precision, w1, w2);
         Inputs in = new Inputs();
         in.add(x);
-        addWeight(in, precision, w1, true);
+        addWeight(in, precision, w1, true, packed);
         in.add(b1);
-        addWeight(in, precision, w2, true);
+        addWeight(in, precision, w2, true, packed);
         in.add(b2);
-        return call("mlp_gelu_" + precision.code(), in);
+        return call("mlp_gelu_" + code(precision, packed), in);
     }
 
     /** {@code x W^T + b} with the product in {@code precision}; float32 in and out. */
     public NDArray linear(Precision precision, NDArray x, NDArray w, NDArray b) {
+        boolean packed = packed(precision, w);
         Inputs in = new Inputs();
         in.add(x);
-        addWeight(in, precision, w, true);
+        addWeight(in, precision, w, true, packed);
         in.add(b);
-        return call("linear_" + precision.code(), in);
+        return call("linear_" + code(precision, packed), in);
     }
 
     /**
-     * Adds {@code w} to a call's inputs: as it is, for int8 a weight matrix as its quantized form (3 values), for bf16
-     * a {@link #freeze frozen} weight matrix as its bfloat16 copy while no gradients are recorded.
+     * Whether a bf16 call on weight matrices {@code ws} runs on their prepacked forms ({@link Variant#packedBf16}): no
+     * gradients recorded and every one of them {@link #freeze frozen}.
      */
-    private void addWeight(Inputs in, Precision precision, NDArray w, boolean matrix) {
+    private boolean packed(Precision precision, NDArray... ws) {
+        if (precision != Precision.BF16 || !packedBf16 || JniUtils.isGradMode()) {
+            return false;
+        }
+        for (NDArray w : ws) {
+            if (!frozen(w)) {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    /** The methods' suffix for {@code precision}, on prepacked weights when {@code packed}. */
+    private static String code(Precision precision, boolean packed) {
+        return precision.code() + (packed ? PACKED : "");
+    }
+
+    /** The suffix of the bf16 methods on prepacked weights ({@link Variant#packedBf16}). */
+    private static final String PACKED = "_packed";
+
+    /**
+     * Adds {@code w} to a call's inputs: as it is, for int8 a weight matrix as its quantized form (3 values), for bf16
+     * a {@link #freeze frozen} weight matrix while no gradients are recorded as its bfloat16 form: prepacked when the
+     * call is {@code packed} (see {@link #packed}), else a plain copy where the library holds plain copies (a GPU).
+     */
+    private void addWeight(Inputs in, Precision precision, NDArray w, boolean matrix, boolean packed) {
         if (precision == Precision.INT8 && matrix) {
             if (JniUtils.isGradMode()) {
                 throw new IllegalStateException("precision int8 is for inference only (predict, serve, evaluate, "
@@ -213,7 +257,8 @@ public final class TorchOps {
             for (IValue form : quantized(w)) {
                 in.add(form);
             }
-        } else if (precision == Precision.BF16 && matrix && !JniUtils.isGradMode() && frozen(w)) {
+        } else if (matrix && (packed || precision == Precision.BF16 && !packedBf16 && !JniUtils.isGradMode()
+                && frozen(w))) {
             in.add(bf16Copy(w));
         } else {
             in.add(w);
@@ -289,24 +334,32 @@ public final class TorchOps {
 
     /**
      * Declares that {@code weights} keep their values from now on (an inference bundle's parameters): bf16 products
-     * then read a bfloat16 copy of each weight matrix made once, instead of casting it at every call (inference
+     * then read a bfloat16 form of each weight matrix made once, instead of casting it at every call (inference
      * only: while gradients are recorded the weights are cast as before). Costs 2 bytes per weight (0.43 GB for
      * full-size FLAVA's encoders) and saves the cast's passes over the float32 weights: dynamic-padding inference
-     * of full-size FLAVA 0.411 -> 0.358 s, the tutorial's 1.367 -> 1.290 s (2 threads, same process, alternating),
-     * the same logits. An optimizer over frozen weights {@link #thaw}s them (their values change); a parameter given a
-     * new value ({@link Parameter#copyFrom}) holds a new array, not frozen.
+     * of full-size FLAVA 0.411 -> 0.358 s, the tutorial's 1.367 -> 1.290 s (2 threads, same process, alternating).
+     * On the CPU the form is prepacked for oneDNN's linear, which adds the bias and the MLP's GELU in the product's
+     * epilogue ({@link Variant#packedBf16}): against plain copies, dynamic 0.366 -> 0.357 s (medians 0.394 -> 0.373),
+     * the tutorial's 1.214 -> 1.114 s; the logits differ from the plain copies' by bfloat16's rounding (0.006, of
+     * 0.82 at most). A plain copy (a GPU) gives the same numbers as casting at every call. An optimizer over frozen
+     * weights {@link #thaw}s them (their values change); a parameter given a new value ({@link Parameter#copyFrom})
+     * holds a new array, not frozen.
      */
     public static void freeze(Collection<NDArray> weights) {
         for (NDArray w : weights) {
-            TorchOps ops = on(w);
-            synchronized (ops.frozen) {
-                ops.frozen.add(w);
-            }
+            on(w).freezeHere(List.of(w));
         }
         for (TorchOps ops : LOADED.values()) {
             synchronized (ops.frozen) {
                 ops.releaseClosed();
             }
+        }
+    }
+
+    /** {@link #freeze} on this library (whichever the device's is). */
+    void freezeHere(Collection<NDArray> weights) {
+        synchronized (frozen) {
+            frozen.addAll(weights);
         }
     }
 
@@ -335,11 +388,15 @@ public final class TorchOps {
         }
     }
 
-    /** {@code w}'s bfloat16 copy, made once and owned by the library; copies of closed arrays are released. */
+    /**
+     * {@code w}'s bfloat16 form, made once and owned by the library: prepacked for oneDNN's linear where the library
+     * runs frozen bf16 weights packed ({@link Variant#packedBf16}, an opaque libtorch tensor), else a plain copy. Forms
+     * of closed arrays are released.
+     */
     private IValue bf16Copy(NDArray w) {
         return bf16Copies.get(w, a -> {
             try (IValue in = IValue.from((PtNDArray) a)) {
-                return new IValue[] {IValueUtils.runMethod(module, "to_bf16", in)};
+                return new IValue[] {IValueUtils.runMethod(module, packedBf16 ? "pack_bf16" : "to_bf16", in)};
             }
         })[0];
     }
@@ -587,23 +644,28 @@ public final class TorchOps {
      * The expression of {@code x W^T + b} in precision {@code p}: {@code x} already in its input dtype, for int8 the
      * names of its quantized form ({@code "xu, xs, xz"}: uint8 values, scale, zero point; see {@link #int8Input}).
      */
-    private static String linearExpr(Precision p, String x, String w, String b) {
-        return linearExpr(p, x, w, b, false);
+    private static String linearExpr(Precision p, boolean packed, String x, String w, String b) {
+        return linearExpr(p, packed, x, w, b, false);
     }
 
-    /** {@link #linearExpr(Precision, String, String, String)}, followed by the exact GELU when {@code gelu}. */
-    private static String linearExpr(Precision p, String x, String w, String b, boolean gelu) {
-        return linearExpr(p, x, w, b, gelu, String.valueOf(FLOAT32));
+    /** {@link #linearExpr(Precision, boolean, String, String, String)}, followed by the exact GELU when {@code gelu}. */
+    private static String linearExpr(Precision p, boolean packed, String x, String w, String b, boolean gelu) {
+        return linearExpr(p, packed, x, w, b, gelu, String.valueOf(FLOAT32));
     }
 
     /**
-     * {@link #linearExpr(Precision, String, String, String, boolean)}; int8's output in dtype {@code out} (a dtype code,
-     * or the name of a variable holding one).
+     * {@link #linearExpr(Precision, boolean, String, String, String, boolean)}; int8's output in dtype {@code out} (a
+     * dtype code, or the name of a variable holding one). {@code packed}: bf16 on a prepacked weight
+     * ({@link Variant#packedBf16}).
      */
-    private static String linearExpr(Precision p, String x, String w, String b, boolean gelu, String out) {
+    private static String linearExpr(Precision p, boolean packed, String x, String w, String b, boolean gelu,
+            String out) {
+        String post = "\"" + (gelu ? "gelu" : "none") + "\"";
         if (p == Precision.INT8) { // the GELU in the product's epilogue: one pass less over its output
-            return "self.qlinear(" + x + ", " + w + "_q, " + w + "_s, " + w + "_z, " + b + ", \"" + (gelu ? "gelu" : "none")
-                    + "\", " + out + ")";
+            return "self.qlinear(" + x + ", " + w + "_q, " + w + "_s, " + w + "_z, " + b + ", " + post + ", " + out + ")";
+        }
+        if (packed) { // the bias and the GELU in the product's epilogue too
+            return "self.packed_linear(" + x + ", " + w + ", " + b + ", " + post + ")";
         }
         int t = dtype(p);
         String y = "torch.linear(" + x + ", torch.to(" + w + ", " + t + "), torch.to(" + b + ", " + t + "))";
@@ -678,7 +740,7 @@ public final class TorchOps {
 
     /** The source for the CPU ({@code cpu}) or a GPU, with int8 methods, their inputs 8-bit, attention in float32. */
     static String source(boolean cpu) {
-        return source(new Variant(cpu, false, true, false));
+        return source(new Variant(cpu, false, true, false, cpu));
     }
 
     /** The TorchScript source of the op library's class, built as {@code variant} says. */
@@ -696,30 +758,64 @@ public final class TorchOps {
         if (variant.int8Methods()) {
             s.append(int8Source(variant.reduceRange()));
         }
+        if (variant.packedBf16()) {
+            s.append(packedBf16Source());
+        }
         for (Precision p : Precision.values()) {
             if (p == Precision.INT8 && !variant.int8Methods()) {
                 continue;
             }
-            int t = dtype(p);
-            String c = p.code();
-            boolean int8 = p == Precision.INT8;
-            // the products' inputs: for int8 their quantized forms, made once per input
-            String x = int8 ? "xu, xs, xz" : "torch.to(x, " + t + ")";
-            String hidden = int8 ? "hu, hs, hz" : "h";
-            s.append("  def linear_").append(c).append("(self: __torch__.Ops,\n")
-                    .append("    x: Tensor, ").append(weightParam(p, "w")).append(", b: Tensor) -> Tensor:\n")
-                    .append(int8 ? int8Input("x", "xu", "xs", "xz") : "")
-                    .append("    y = ").append(linearExpr(p, x, "w", "b")).append("\n")
-                    .append("    return torch.to(y, 6)\n");
-            s.append("  def mlp_gelu_").append(c).append("(self: __torch__.Ops,\n")
-                    .append("    x: Tensor, ").append(weightParam(p, "w1")).append(", b1: Tensor, ")
-                    .append(weightParam(p, "w2")).append(", b2: Tensor) -> Tensor:\n")
-                    .append(int8 ? int8Input("x", "xu", "xs", "xz") : "")
-                    .append("    h = ").append(linearExpr(p, x, "w1", "b1", true)).append("\n")
-                    .append(int8 ? int8Input("h", "hu", "hs", "hz") : "")
-                    .append("    y = ").append(linearExpr(p, hidden, "w2", "b2")).append("\n")
-                    .append("    return torch.to(y, 6)\n");
-            // int8 has no matrix-product bench of its own: its matmul_sum is float32's
+            precisionMethods(s, variant, p, false);
+            if (p == Precision.BF16 && variant.packedBf16()) {
+                precisionMethods(s, variant, p, true);
+            }
+        }
+        return s.toString();
+    }
+
+    /**
+     * The bf16 helpers on prepacked weights ({@link Variant#packedBf16}): {@code pack_bf16} (a weight's form: its
+     * bfloat16 values in oneDNN's blocked layout, for any number of rows) and {@code packed_linear} (oneDNN's linear,
+     * the bias and {@code post} (none, gelu) in its epilogue; bfloat16 out).
+     */
+    private static String packedBf16Source() {
+        return "  def pack_bf16(self: __torch__.Ops,\n    w: Tensor) -> Tensor:\n"
+                + "    return ops.mkldnn._reorder_linear_weight(torch.to(w, 15), None)\n"
+                // (an empty input gives an empty output, without asking oneDNN)
+                + "  def packed_linear(self: __torch__.Ops,\n    x: Tensor, w: Tensor, b: Tensor, post: str) -> Tensor:\n"
+                + "    if torch.numel(x) == 0:\n"
+                + "      return torch.to(torch.matmul(torch.to(x, 6), torch.zeros([torch.size(x, -1), torch.size(w, 0)])), 15)\n"
+                + "    return ops.mkldnn._linear_pointwise(x, w, torch.to(b, 15), post,\n"
+                + "      annotate(List[Optional[number]], []), \"none\")\n";
+    }
+
+    /**
+     * The methods of precision {@code p} ({@code linear_}, {@code mlp_gelu_}, {@code matmul_sum_} and both
+     * {@code attention_} methods, suffixed with its code), for bf16 on prepacked weights when {@code packed} (suffixed
+     * {@link #PACKED} too; no {@code matmul_sum}).
+     */
+    private static void precisionMethods(StringBuilder s, Variant variant, Precision p, boolean packed) {
+        int t = dtype(p);
+        String c = code(p, packed);
+        boolean int8 = p == Precision.INT8;
+        // the products' inputs: for int8 their quantized forms, made once per input
+        String x = int8 ? "xu, xs, xz" : "torch.to(x, " + t + ")";
+        String hidden = int8 ? "hu, hs, hz" : "h";
+        s.append("  def linear_").append(c).append("(self: __torch__.Ops,\n")
+                .append("    x: Tensor, ").append(weightParam(p, "w")).append(", b: Tensor) -> Tensor:\n")
+                .append(int8 ? int8Input("x", "xu", "xs", "xz") : "")
+                .append("    y = ").append(linearExpr(p, packed, x, "w", "b")).append("\n")
+                .append("    return torch.to(y, 6)\n");
+        s.append("  def mlp_gelu_").append(c).append("(self: __torch__.Ops,\n")
+                .append("    x: Tensor, ").append(weightParam(p, "w1")).append(", b1: Tensor, ")
+                .append(weightParam(p, "w2")).append(", b2: Tensor) -> Tensor:\n")
+                .append(int8 ? int8Input("x", "xu", "xs", "xz") : "")
+                .append("    h = ").append(linearExpr(p, packed, x, "w1", "b1", true)).append("\n")
+                .append(int8 ? int8Input("h", "hu", "hs", "hz") : "")
+                .append("    y = ").append(linearExpr(p, packed, hidden, "w2", "b2")).append("\n")
+                .append("    return torch.to(y, 6)\n");
+        // int8 has no matrix-product bench of its own: its matmul_sum is float32's
+        if (!packed) {
             s.append("  def matmul_sum_").append(c).append("(self: __torch__.Ops,\n")
                     .append("    a: Tensor, bs: Tensor) -> Tensor:\n")
                     .append("    x = torch.to(a, ").append(t).append(")\n")
@@ -728,47 +824,46 @@ public final class TorchOps {
                     .append("    for i in range(1, torch.size(ys, 0)):\n")
                     .append("      c = torch.addmm(c, x, torch.select(ys, 0, i))\n")
                     .append("    return torch.to(c, 6)\n");
-            String src = int8 ? "xu" : "xc";
-            String qkv = int8 ? "qd" : String.valueOf(FLOAT32);
-            UnaryOperator<String> in = rows -> int8 ? rows + ", xs, xz" : rows;
-            for (boolean masked : new boolean[] {false, true}) {
-                s.append("  def attention_").append(masked ? "masked_" : "").append(c)
-                        .append("(self: __torch__.Ops,\n")
-                        .append("    x: Tensor, heads: Tensor, ").append(weightParam(p, "wq")).append(", bq: Tensor, ")
-                        .append(weightParam(p, "wk")).append(", bk: Tensor,\n    ")
-                        .append(weightParam(p, "wv")).append(", bv: Tensor, ").append(weightParam(p, "wo"))
-                        .append(", bo: Tensor").append(masked ? ", mask: Tensor" : "").append(") -> Tensor:\n")
-                        .append("    b = torch.size(x, 0)\n")
-                        .append("    d = torch.size(x, 2)\n")
-                        .append("    h = torch.size(heads, 0)\n")
-                        .append("    xc = torch.to(x, ").append(t).append(")\n")
-                        // int8: x quantized once for q, k and v (the rows below are taken from its uint8 values)
-                        .append(int8 ? int8Input("xc", "xu", "xs", "xz") : "")
-                        // keys (and values) only for the tokens the mask covers: the first size(mask, 3)
-                        .append(masked ? "    kn = torch.size(mask, 3)\n    xk = " + (int8
-                                ? "torch.contiguous(torch.slice(xu, 1, 0, kn))\n" : "torch.slice(xc, 1, 0, kn)\n")
-                                : "    kn = torch.size(x, 1)\n    xk = " + src + "\n")
-                        // queries: the first size(heads, 2) tokens, or every token when it is 0; contiguous, so
-                        // that the products take the same path with and without autograd (the same numbers)
-                        .append("    xq = ").append(src).append("\n")
-                        .append("    if torch.size(heads, 2) > 0:\n")
-                        .append("      xq = torch.contiguous(torch.slice(").append(src).append(", 1, 0, torch.size(heads, 2)))\n")
-                        .append("    n = torch.size(xq, 1)\n")
-                        .append(int8 ? int8QkvDtype(variant.int8Bf16Attention()) : "")
-                        .append("    q = torch.transpose(torch.view(").append(linearExpr(p, in.apply("xq"), "wq", "bq", false, qkv))
-                        .append(", [b, n, h, torch.floordiv(d, h)]), 1, 2)\n")
-                        .append("    k = torch.transpose(torch.view(").append(linearExpr(p, in.apply("xk"), "wk", "bk", false, qkv))
-                        .append(", [b, kn, h, torch.floordiv(d, h)]), 1, 2)\n")
-                        .append("    v = torch.transpose(torch.view(").append(linearExpr(p, in.apply("xk"), "wv", "bv", false, qkv))
-                        .append(", [b, kn, h, torch.floordiv(d, h)]), 1, 2)\n")
-                        .append(attentionCore(p, masked, variant.cpu(), variant.int8Bf16Attention()))
-                        .append("    c = torch.reshape(torch.transpose(o, 1, 2), [b, n, d])\n")
-                        .append(int8 ? int8Input(variant.int8Bf16Attention() ? "torch.to(c, 6)" : "c", "cu", "cs", "cz") : "")
-                        .append("    y = ").append(linearExpr(p, int8 ? "cu, cs, cz" : "c", "wo", "bo")).append("\n")
-                        .append("    return torch.to(y, 6)\n");
-            }
         }
-        return s.toString();
+        String src = int8 ? "xu" : "xc";
+        String qkv = int8 ? "qd" : String.valueOf(FLOAT32);
+        UnaryOperator<String> in = rows -> int8 ? rows + ", xs, xz" : rows;
+        for (boolean masked : new boolean[] {false, true}) {
+            s.append("  def attention_").append(masked ? "masked_" : "").append(c)
+                    .append("(self: __torch__.Ops,\n")
+                    .append("    x: Tensor, heads: Tensor, ").append(weightParam(p, "wq")).append(", bq: Tensor, ")
+                    .append(weightParam(p, "wk")).append(", bk: Tensor,\n    ")
+                    .append(weightParam(p, "wv")).append(", bv: Tensor, ").append(weightParam(p, "wo"))
+                    .append(", bo: Tensor").append(masked ? ", mask: Tensor" : "").append(") -> Tensor:\n")
+                    .append("    b = torch.size(x, 0)\n")
+                    .append("    d = torch.size(x, 2)\n")
+                    .append("    h = torch.size(heads, 0)\n")
+                    .append("    xc = torch.to(x, ").append(t).append(")\n")
+                    // int8: x quantized once for q, k and v (the rows below are taken from its uint8 values)
+                    .append(int8 ? int8Input("xc", "xu", "xs", "xz") : "")
+                    // keys (and values) only for the tokens the mask covers: the first size(mask, 3)
+                    .append(masked ? "    kn = torch.size(mask, 3)\n    xk = " + (int8
+                            ? "torch.contiguous(torch.slice(xu, 1, 0, kn))\n" : "torch.slice(xc, 1, 0, kn)\n")
+                            : "    kn = torch.size(x, 1)\n    xk = " + src + "\n")
+                    // queries: the first size(heads, 2) tokens, or every token when it is 0; contiguous, so
+                    // that the products take the same path with and without autograd (the same numbers)
+                    .append("    xq = ").append(src).append("\n")
+                    .append("    if torch.size(heads, 2) > 0:\n")
+                    .append("      xq = torch.contiguous(torch.slice(").append(src).append(", 1, 0, torch.size(heads, 2)))\n")
+                    .append("    n = torch.size(xq, 1)\n")
+                    .append(int8 ? int8QkvDtype(variant.int8Bf16Attention()) : "")
+                    .append("    q = torch.transpose(torch.view(").append(linearExpr(p, packed, in.apply("xq"), "wq", "bq", false, qkv))
+                    .append(", [b, n, h, torch.floordiv(d, h)]), 1, 2)\n")
+                    .append("    k = torch.transpose(torch.view(").append(linearExpr(p, packed, in.apply("xk"), "wk", "bk", false, qkv))
+                    .append(", [b, kn, h, torch.floordiv(d, h)]), 1, 2)\n")
+                    .append("    v = torch.transpose(torch.view(").append(linearExpr(p, packed, in.apply("xk"), "wv", "bv", false, qkv))
+                    .append(", [b, kn, h, torch.floordiv(d, h)]), 1, 2)\n")
+                    .append(attentionCore(p, masked, variant.cpu(), variant.int8Bf16Attention()))
+                    .append("    c = torch.reshape(torch.transpose(o, 1, 2), [b, n, d])\n")
+                    .append(int8 ? int8Input(variant.int8Bf16Attention() ? "torch.to(c, 6)" : "c", "cu", "cs", "cz") : "")
+                    .append("    y = ").append(linearExpr(p, packed, int8 ? "cu, cs, cz" : "c", "wo", "bo")).append("\n")
+                    .append("    return torch.to(y, 6)\n");
+        }
     }
 
     /**

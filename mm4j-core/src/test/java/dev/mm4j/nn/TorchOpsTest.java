@@ -260,9 +260,10 @@ class TorchOpsTest {
     }
 
     /**
-     * Frozen weights: bf16 inference reads their bfloat16 copies, made once (the same numbers as casting at every
-     * call); while gradients are recorded the weights themselves are used (their gradients flow); thawed weights are
-     * read with the values they have now.
+     * Frozen weights: bf16 inference reads their bfloat16 forms, made once: on the CPU prepacked for oneDNN's linear
+     * (the bias and GELU in its epilogue: within bfloat16's rounding of casting at every call, and the same numbers at
+     * every call), as plain copies elsewhere (the same numbers as casting at every call); while gradients are recorded
+     * the weights themselves are used (their gradients flow); thawed weights are read with the values they have now.
      */
     @Test
     void frozenWeightsGiveTheSameNumbersAndThawedOnesTheirNewValues() {
@@ -275,17 +276,44 @@ class TorchOpsTest {
             NDArray w2 = m.randomNormal(0, 0.3f, new Shape(D, 4 * D), DataType.FLOAT32);
             NDArray b2 = m.randomNormal(0, 0.1f, new Shape(D), DataType.FLOAT32);
             TorchOps ops = TorchOps.on(x);
+            TorchOps.Variant packedVariant = TorchOps.Variant.of(Device.cpu());
+            assertTrue(packedVariant.packedBf16(), "the CPU holds frozen bf16 weights prepacked");
+            TorchOps plain = TorchOps.load(Device.cpu(), new TorchOps.Variant(true, packedVariant.reduceRange(), true,
+                    packedVariant.int8Bf16Attention(), false));
             NDArray att = ops.attention(Precision.BF16, x, mask(m, L), H, 0, w);
             NDArray mlp = ops.mlpGelu(Precision.BF16, x, w1, b1, w2, b2);
             NDArray lin = ops.linear(Precision.BF16, x, w1, b1);
+            assertEquals(0f, maxAbsDiff(plain.attention(Precision.BF16, x, mask(m, L), H, 0, w), att), "same source");
             List<NDArray> all = new ArrayList<>(List.of(w));
             all.addAll(List.of(w1, b1, w2, b2));
             TorchOps.freeze(all);
-            for (int i = 0; i < 2; i++) { // the copies made, then reused
-                assertEquals(0f, maxAbsDiff(ops.attention(Precision.BF16, x, mask(m, L), H, 0, w), att), "attention");
-                assertEquals(0f, maxAbsDiff(ops.mlpGelu(Precision.BF16, x, w1, b1, w2, b2), mlp), "mlp");
-                assertEquals(0f, maxAbsDiff(ops.linear(Precision.BF16, x, w1, b1), lin), "linear");
+            plain.freezeHere(all);
+            NDArray[] first = null;
+            for (int i = 0; i < 2; i++) { // the forms made, then reused
+                assertEquals(0f, maxAbsDiff(plain.attention(Precision.BF16, x, mask(m, L), H, 0, w), att), "attention");
+                assertEquals(0f, maxAbsDiff(plain.mlpGelu(Precision.BF16, x, w1, b1, w2, b2), mlp), "mlp");
+                assertEquals(0f, maxAbsDiff(plain.linear(Precision.BF16, x, w1, b1), lin), "linear");
+                NDArray[] packed = {ops.attention(Precision.BF16, x, mask(m, L), H, 0, w),
+                    ops.mlpGelu(Precision.BF16, x, w1, b1, w2, b2), ops.linear(Precision.BF16, x, w1, b1)};
+                NDArray[] cast = {att, mlp, lin};
+                for (int k = 0; k < 3; k++) {
+                    float d = maxAbsDiff(packed[k], cast[k]);
+                    assertTrue(d <= 1e-2f * maxAbs(cast[k]), "packed op " + k + " differs by " + d);
+                    // the GELU in the product's epilogue (before the bfloat16 rounding): the packed form is what ran
+                    assertTrue(k != 1 || d > 0, "the packed mlp gave the cast mlp's numbers");
+                    if (first != null) {
+                        assertEquals(0f, maxAbsDiff(packed[k], first[k]), "packed op " + k + ", again");
+                    }
+                }
+                first = packed;
             }
+            assertEquals(new Shape(0, 4 * D), ops.linear(Precision.BF16, m.zeros(new Shape(0, D)), w1, b1).getShape(),
+                    "packed: no rows in, no rows out");
+            assertEquals(new Shape(2, 0, D), ops.mlpGelu(Precision.BF16, m.zeros(new Shape(2, 0, D)), w1, b1, w2, b2)
+                    .getShape(), "packed: no rows in, no rows out");
+            NDArray none = m.zeros(new Shape(0, L, D));
+            assertEquals(none.getShape(), ops.attention(Precision.BF16, none, null, H, 0, w).getShape(),
+                    "packed: no rows in, none out");
             w1.setRequiresGradient(true);
             try (GradientCollector gc = Engine.getInstance().newGradientCollector()) {
                 gc.backward(ops.linear(Precision.BF16, x, w1, b1).sum());
@@ -383,8 +411,8 @@ class TorchOpsTest {
         try (NDManager m = NDManager.newBaseManager()) {
             Mlp t = Mlp.random(m, 6);
             NDArray x = t.x(), w1 = t.w1(), b1 = t.b1(), w2 = t.w2(), b2 = t.b2();
-            TorchOps eight = TorchOps.load(Device.cpu(), new TorchOps.Variant(true, false, true, false));
-            TorchOps seven = TorchOps.load(Device.cpu(), new TorchOps.Variant(true, true, true, false));
+            TorchOps eight = TorchOps.load(Device.cpu(), new TorchOps.Variant(true, false, true, false, true));
+            TorchOps seven = TorchOps.load(Device.cpu(), new TorchOps.Variant(true, true, true, false, true));
             NDArray mlp = eight.mlpGelu(Precision.FP32, x, w1, b1, w2, b2);
             NDArray mlp8 = eight.mlpGelu(Precision.INT8, x, w1, b1, w2, b2);
             NDArray mlp7 = seven.mlpGelu(Precision.INT8, x, w1, b1, w2, b2);
@@ -404,8 +432,8 @@ class TorchOpsTest {
      */
     @Test
     void int8AttentionInBf16OnShortInputsOnly() {
-        TorchOps.Variant fp32Attention = new TorchOps.Variant(true, false, true, false);
-        TorchOps.Variant bf16Attention = new TorchOps.Variant(true, false, true, true);
+        TorchOps.Variant fp32Attention = new TorchOps.Variant(true, false, true, false, true);
+        TorchOps.Variant bf16Attention = new TorchOps.Variant(true, false, true, true, true);
         assertFalse(TorchOps.source(fp32Attention).contains("qd = " + TorchOps.BFLOAT16));
         assertTrue(TorchOps.source(bf16Attention).contains("qd = " + TorchOps.BFLOAT16 + " if n * kn <= "));
         try (NDManager m = NDManager.newBaseManager()) {
@@ -446,9 +474,12 @@ class TorchOpsTest {
      */
     @Test
     void withoutInt8OperatorsTheLibraryLoadsAndRefusesInt8() {
-        TorchOps.Variant noInt8 = new TorchOps.Variant(true, false, true, true).withoutInt8();
+        TorchOps.Variant noInt8 = new TorchOps.Variant(true, false, true, true, true).withoutInt8();
         assertFalse(TorchOps.source(noInt8).contains("onednn"));
         assertFalse(TorchOps.source(noInt8).contains("_int8("));
+        assertTrue(TorchOps.source(noInt8).contains("mkldnn._linear_pointwise"), "bf16 keeps its prepacked weights");
+        TorchOps.Variant noOneDnn = noInt8.withoutOneDnn();
+        assertFalse(TorchOps.source(noOneDnn).contains("mkldnn"), "nor oneDNN's linear");
         try (NDManager m = NDManager.newBaseManager()) {
             Mlp t = Mlp.random(m, 7);
             TorchOps without = TorchOps.loadExactly(Device.cpu(), noInt8);
@@ -483,7 +514,7 @@ class TorchOpsTest {
         java.nio.file.Path file = java.nio.file.Files.createTempFile("mm4j-ops-gpu", ".pt");
         try (ai.djl.ndarray.NDManager m = ai.djl.ndarray.NDManager.newBaseManager()) {
             try (java.io.OutputStream out = java.nio.file.Files.newOutputStream(file)) {
-                TorchOps.writeArchive(out, new TorchOps.Variant(false, false, true, false));
+                TorchOps.writeArchive(out, new TorchOps.Variant(false, false, true, false, false));
             }
             ai.djl.pytorch.engine.PtSymbolBlock block = ai.djl.pytorch.jni.JniUtils.loadModule(
                     (ai.djl.pytorch.engine.PtNDManager) m, file, true, new String[0], new String[0], false);
