@@ -160,7 +160,8 @@ public final class TrainBench {
                     }
                     model.setTraining(false);
                     resetPeakRss();
-                    // as a bundle serves it (ModelBundle.load): bf16 weights frozen, their bfloat16 copies made once
+                    // as a bundle serves it (ModelBundle.load): bf16 weights frozen, their bfloat16 forms made once
+                    // (prepacked for oneDNN's linear on the CPU)
                     List<NDArray> weights = model.namedParameters().values().stream().map(Parameter::array).toList();
                     if (precision == Precision.BF16) {
                         TorchOps.freeze(weights);

@@ -267,7 +267,7 @@ public final class TorchOps {
 
     /**
      * A call's inputs in order: arrays, and weight forms held as libtorch values ({@link IValue}) owned by this
-     * library: bfloat16 copies of frozen weights (DJL's JNI has no bfloat16) and int8 forms (oneDNN's prepacked
+     * library: bfloat16 forms of frozen weights (DJL's JNI has no bfloat16) and int8 forms (oneDNN's prepacked
      * weights are opaque tensors).
      */
     private static final class Inputs {
@@ -286,11 +286,11 @@ public final class TorchOps {
 
     /** The weight arrays declared {@link #freeze frozen} (identity; dropped once an array is closed). */
     private final Set<NDArray> frozen = Collections.newSetFromMap(new IdentityHashMap<>());
-    /** Each frozen weight's bfloat16 copy, made on first use. */
+    /** Each frozen weight's bfloat16 form (see {@link #bf16Copy}), made on first use. */
     private final WeightForms bf16Copies = new WeightForms();
 
     /**
-     * Libtorch values made from weight arrays (a bfloat16 copy, an int8 form), by identity of the array: made once,
+     * Libtorch values made from weight arrays (a bfloat16 form, an int8 form), by identity of the array: made once,
      * owned by the library (not by any step's scope), released once their array is closed (swept whenever a new one
      * is made) or {@link #release}d.
      */
@@ -363,13 +363,13 @@ public final class TorchOps {
         }
     }
 
-    /** Forgets frozen arrays that have been closed (their model is gone) and releases their bfloat16 copies. */
+    /** Forgets frozen arrays that have been closed (their model is gone) and releases their bfloat16 forms. */
     private void releaseClosed() {
         bf16Copies.sweep();
         frozen.removeIf(NDArray::isReleased);
     }
 
-    /** Undoes {@link #freeze} for {@code weights} (their values will change): their bfloat16 copies are released. */
+    /** Undoes {@link #freeze} for {@code weights} (their values will change): their bfloat16 forms are released. */
     public static void thaw(Collection<NDArray> weights) {
         for (TorchOps ops : LOADED.values()) {
             synchronized (ops.frozen) {
@@ -407,7 +407,7 @@ public final class TorchOps {
     /**
      * {@code w}'s int8 form for oneDNN's int8 products ({@code onednn::qlinear_pointwise}, what PyTorch's x86
      * quantization runs): the int8 weight prepacked in oneDNN's blocked layout (an opaque libtorch tensor, held as a
-     * libtorch value like the bfloat16 copies), its per-row scales and zero points. Made once per weight array and owned
+     * libtorch value like the bfloat16 forms), its per-row scales and zero points. Made once per weight array and owned
      * by the library (not by any step's scope); 1 byte per weight.
      */
     private IValue[] quantized(NDArray w) {
