@@ -185,7 +185,8 @@ public final class TrainBench {
 
     /**
      * {@code other} (bf16 or int8) against fp32 on the same model and batch (batch 2, random weights): the logits'
-     * largest difference relative to the largest fp32 logit.
+     * largest difference relative to the largest fp32 logit. bf16 runs as a bundle serves it, on frozen weights (their
+     * bfloat16 forms, prepacked on the CPU: {@link TorchOps#freeze}).
      */
     private void fidelity(NDManager manager, String mode, Precision other) {
         Padding padding = mode.equals("dynamic") ? Padding.DYNAMIC : Padding.FIXED;
@@ -199,11 +200,17 @@ public final class TrainBench {
             Batch batch = batch(cfg, 2, textLen);
             float[][] logits = new float[2][];
             Precision[] both = {Precision.FP32, other};
+            List<NDArray> weights = model.namedParameters().values().stream().map(Parameter::array).toList();
             for (int k = 0; k < 2; k++) {
                 model.setPrecision(both[k]);
+                if (both[k] == Precision.BF16) {
+                    TorchOps.freeze(weights);
+                }
                 try (ModelStep step = ModelStep.open(m)) {
                     ModelStep.Inputs in = step.unlabelled(batch);
                     logits[k] = model.forward(in.image(), in.text(), null).logits().toFloatArray();
+                } finally {
+                    TorchOps.thaw(weights);
                 }
             }
             double scale = 0;
