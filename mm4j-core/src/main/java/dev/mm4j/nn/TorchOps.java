@@ -259,7 +259,7 @@ public final class TorchOps {
             }
         } else if (matrix && (packed || precision == Precision.BF16 && !packedBf16 && !JniUtils.isGradMode()
                 && frozen(w))) {
-            in.add(bf16Copy(w));
+            in.add(bf16Form(w));
         } else {
             in.add(w);
         }
@@ -286,8 +286,8 @@ public final class TorchOps {
 
     /** The weight arrays declared {@link #freeze frozen} (identity; dropped once an array is closed). */
     private final Set<NDArray> frozen = Collections.newSetFromMap(new IdentityHashMap<>());
-    /** Each frozen weight's bfloat16 form (see {@link #bf16Copy}), made on first use. */
-    private final WeightForms bf16Copies = new WeightForms();
+    /** Each frozen weight's bfloat16 form (see {@link #bf16Form}), made on first use. */
+    private final WeightForms bf16Forms = new WeightForms();
 
     /**
      * Libtorch values made from weight arrays (a bfloat16 form, an int8 form), by identity of the array: made once,
@@ -365,7 +365,7 @@ public final class TorchOps {
 
     /** Forgets frozen arrays that have been closed (their model is gone) and releases their bfloat16 forms. */
     private void releaseClosed() {
-        bf16Copies.sweep();
+        bf16Forms.sweep();
         frozen.removeIf(NDArray::isReleased);
     }
 
@@ -375,7 +375,7 @@ public final class TorchOps {
             synchronized (ops.frozen) {
                 for (NDArray w : weights) {
                     if (ops.frozen.remove(w)) {
-                        ops.bf16Copies.release(w);
+                        ops.bf16Forms.release(w);
                     }
                 }
             }
@@ -393,8 +393,8 @@ public final class TorchOps {
      * runs frozen bf16 weights packed ({@link Variant#packedBf16}, an opaque libtorch tensor), else a plain copy. Forms
      * of closed arrays are released.
      */
-    private IValue bf16Copy(NDArray w) {
-        return bf16Copies.get(w, a -> {
+    private IValue bf16Form(NDArray w) {
+        return bf16Forms.get(w, a -> {
             try (IValue in = IValue.from((PtNDArray) a)) {
                 return new IValue[] {IValueUtils.runMethod(module, packedBf16 ? "pack_bf16" : "to_bf16", in)};
             }
