@@ -360,6 +360,7 @@ public final class TrainBench {
     /** Allocator bytes a recorded forward holds until the backward pass (IMAGE, TEXT or the whole model when null). */
     private static long keptByForward(FlavaForClassification model, NDManager manager, Batch batch, RequiredEmbedding only) {
         model.setTraining(true);
+        model.layerByLayer(true); // as TrainingStep records it
         try (ModelStep s = ModelStep.open(manager)) {
             ModelStep.Inputs in = s.inputs(batch);
             try (GradientCollector gc = Engine.getInstance().newGradientCollector()) {
@@ -373,6 +374,8 @@ public final class TrainBench {
                 }
                 return NativeHeap.stats().inUse() - before;
             }
+        } finally {
+            model.layerByLayer(false);
         }
     }
 

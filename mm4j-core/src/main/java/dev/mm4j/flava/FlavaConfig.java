@@ -117,9 +117,11 @@ public final class FlavaConfig {
     /**
      * Whether training recomputes each transformer layer in the backward pass instead of keeping its
      * activations ({@code nn.ActivationCheckpointing}): much less memory for about one more forward pass of
-     * the layers; outputs and gradients are the same. Off, bf16 still recomputes the encoders whose bfloat16 weight
-     * copies would outweigh what bfloat16 saves on the model's activations (few tokens a batch), so that bf16 never
-     * needs more memory than float32 ({@code nn.ActivationCheckpointing#plan}). Not a TorchMultimodal kwarg: it
+     * the layers; outputs and gradients are the same. Off, the training step keeps every layer's activations (in bf16
+     * without weight copies of their own: {@code nn.SharedBf16Copies}); a backward pass of the whole graph at once in
+     * bf16 still recomputes the encoders whose bfloat16 weight copies would outweigh what bfloat16 saves on the
+     * model's activations (few tokens a batch), so that bf16 never needs more memory than float32
+     * ({@code nn.ActivationCheckpointing#plan}). Not a TorchMultimodal kwarg: it
      * follows from the run's {@code activation_checkpointing} setting and is not part of a saved model.
      */
     @JsonIgnore
@@ -128,8 +130,10 @@ public final class FlavaConfig {
     /**
      * Whether bf16 keeps every layer's activations instead of recomputing, by itself, the encoders whose bfloat16
      * weight copies would outweigh what it saves on the model's activations ({@code nn.ActivationCheckpointing#plan}):
-     * faster, for more memory than float32 may need. Not a TorchMultimodal kwarg: it follows from the run's
-     * {@code bf16_keep_activations} setting and is not part of a saved model.
+     * faster, for more memory than float32 may need. The training step records the layers layer by layer, where the
+     * kept layers share their weight copies and bf16 recomputes nothing by itself anyway: the setting then changes
+     * nothing; it decides for a backward pass of the whole graph at once. Not a TorchMultimodal kwarg: it follows from
+     * the run's {@code bf16_keep_activations} setting and is not part of a saved model.
      */
     @JsonIgnore
     public boolean bf16KeepActivations;

@@ -29,6 +29,8 @@ import java.util.function.Consumer;
  * <p>Layers that keep their activations (not checkpointed) can be recorded the same way, each layer's graph apart
  * ({@link #layerByLayer}): the backward pass then goes through them one by one without recomputing them, so a
  * training step can update each layer and release its gradients as soon as they are complete, whatever the precision.
+ * Such bf16 layers keep no weight copies of their own ({@link SharedBf16Copies}), so none of them needs recomputing
+ * to stay within float32's memory.
  *
  * <p>Memory: each layer's no-grad forward and each recomputation run in their own {@link NDScope}, so
  * their intermediates are freed at once instead of at the end of the step; kept inputs belong to the step.
@@ -46,9 +48,11 @@ public final class ActivationCheckpointing {
      * whose detached copy {@code output} is (the layer kept its activations; see {@link #layerByLayer}).
      */
     private record Layer(TransformerEncoderLayer layer, NDArray input, NDArray mask, int queries, NDArray output,
-            NDArray graphOutput, boolean last) implements Entry {}
+            NDArray graphOutput, SharedBf16Copies copies, boolean last) implements Entry {}
 
     private final List<Entry> tape = new ArrayList<>();
+    /** The buffers that the bf16 weight copies of layers recorded layer by layer share ({@link SharedBf16Copies}). */
+    private final SharedBf16Copies.Pool copyBuffers = new SharedBf16Copies.Pool();
     private final boolean everyLayer;
     private final boolean bf16Rule;
     private boolean layerByLayer;
@@ -114,7 +118,9 @@ public final class ActivationCheckpointing {
      * Whether {@code encoder}'s layers on {@code batch} samples of {@code tokens} tokens attending to {@code keys} keys
      * run checkpointed while gradients are recorded: every layer when asked for, else the bf16 ones that
      * {@link #plan the forward pass's plan} recomputes or, outside a planned forward pass, the bf16 layers that
-     * {@link #bf16KeepsMore keep clearly more than float32 would}: bf16 does not need more memory than float32.
+     * {@link #bf16KeepsMore keep clearly more than float32 would}: bf16 does not need more memory than float32. Recorded
+     * {@link #layerByLayer layer by layer}, no bf16 layer is recomputed: kept layers then share their weight copies
+     * ({@link #forwardKept}) and keep only their activations, in bfloat16, less than float32's.
      */
     boolean checkpoints(TransformerEncoder encoder, Precision precision, long batch, long tokens, long keys) {
         if (!recording()) {
@@ -123,8 +129,8 @@ public final class ActivationCheckpointing {
         if (everyLayer) {
             return true;
         }
-        if (!bf16Rule || precision != Precision.BF16) {
-            return false;
+        if (!bf16Rule || precision != Precision.BF16 || layerByLayer) {
+            return false; // layer by layer, kept bf16 layers share their weight copies: they keep less than float32
         }
         if (planned != null && planned.contains(encoder)) {
             return recomputed.contains(encoder);
@@ -134,10 +140,11 @@ public final class ActivationCheckpointing {
 
     /**
      * Whether a forward pass in {@code precision} about to run needs a {@link #plan}: while gradients are recorded, for
-     * bf16 when this instance decides which layers recompute (not every layer, and not bf16 keeping every layer).
+     * bf16 when this instance decides which layers recompute (not every layer, not bf16 keeping every layer, and not
+     * layer by layer, where no bf16 layer is recomputed).
      */
     public boolean plans(Precision precision) {
-        return recording() && !everyLayer && bf16Rule && precision == Precision.BF16;
+        return recording() && !everyLayer && bf16Rule && !layerByLayer && precision == Precision.BF16;
     }
 
     /**
@@ -262,7 +269,7 @@ public final class ActivationCheckpointing {
                 JniUtils.setGradMode(true);
             }
             out.setRequiresGradient(true);
-            tape.add(new Layer(layer, in, mask, queries, out, null, i == layers.size() - 1));
+            tape.add(new Layer(layer, in, mask, queries, out, null, null, i == layers.size() - 1));
             in = out;
         }
         return in;
@@ -270,7 +277,9 @@ public final class ActivationCheckpointing {
 
     /**
      * Runs {@code layers} on {@code x} recorded, keeping their activations, each layer's graph apart
-     * ({@link #layerByLayer}); returns the last output, a leaf that requires a gradient.
+     * ({@link #layerByLayer}); returns the last output, a leaf that requires a gradient. Their bf16 weight copies go
+     * into buffers that the layers share ({@link SharedBf16Copies}): the backward pass writes each layer's back before
+     * going through it, so a bf16 layer keeps its activations only, not its own weight copies.
      */
     NDArray forwardKept(List<TransformerEncoderLayer> layers, NDArray x, NDArray mask, int outputTokens) {
         NDArray in = bridged(x);
@@ -278,10 +287,11 @@ public final class ActivationCheckpointing {
             TransformerEncoderLayer layer = layers.get(i);
             NDArray layerIn = in;
             int queries = i == layers.size() - 1 ? outputTokens : 0;
-            NDArray out = Transients.keepResult(() -> layer.forward(layerIn, mask, queries));
+            SharedBf16Copies copies = new SharedBf16Copies(copyBuffers);
+            NDArray out = Transients.keepResult(() -> copies.during(() -> layer.forward(layerIn, mask, queries)));
             NDArray leaf = out.stopGradient();
             leaf.setRequiresGradient(true);
-            tape.add(new Layer(layer, in, mask, queries, leaf, out, i == layers.size() - 1));
+            tape.add(new Layer(layer, in, mask, queries, leaf, out, copies, i == layers.size() - 1));
             in = leaf;
         }
         return in;
@@ -322,6 +332,7 @@ public final class ActivationCheckpointing {
                     NDArray gradOut = JniUtils.getGradient((PtNDArray) l.output());
                     if (gradOut != null) {
                         if (l.graphOutput() != null) {
+                            l.copies().refill();
                             JniUtils.backward((PtNDArray) l.graphOutput(), (PtNDArray) gradOut, false, false);
                         } else {
                             try (NDScope scope = new NDScope()) {

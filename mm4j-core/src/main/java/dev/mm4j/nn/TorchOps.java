@@ -180,71 +180,93 @@ public final class TorchOps {
      * {@code w} holds q, k, v, output weight and bias pairs.
      */
     NDArray attention(Precision precision, NDArray x, NDArray mask, int heads, int queries, NDArray... w) {
-        boolean packed = packed(precision, w[0], w[2], w[4], w[6]);
+        WeightForm form = form(precision, w[0], w[2], w[4], w[6]);
         Inputs in = new Inputs();
         in.add(x);
         in.add(headsCarrier(x, heads, queries));
         for (int i = 0; i < w.length; i++) {
-            addWeight(in, precision, w[i], i % 2 == 0, packed);
+            addWeight(in, precision, w[i], i % 2 == 0, form);
         }
         if (mask != null) {
             in.add(mask);
         }
-        return call((mask != null ? "attention_masked_" : "attention_") + code(precision, packed), in);
+        return call((mask != null ? "attention_masked_" : "attention_") + code(precision, form), in);
     }
 
     /** {@code Linear -> GELU -> Linear} (PyTorch's exact GELU), the products in {@code precision}. */
     NDArray mlpGelu(Precision precision, NDArray x, NDArray w1, NDArray b1, NDArray w2, NDArray b2) {
-        boolean packed = packed(precision, w1, w2);
+        WeightForm form = form(precision, w1, w2);
         Inputs in = new Inputs();
         in.add(x);
-        addWeight(in, precision, w1, true, packed);
+        addWeight(in, precision, w1, true, form);
         in.add(b1);
-        addWeight(in, precision, w2, true, packed);
+        addWeight(in, precision, w2, true, form);
         in.add(b2);
-        return call("mlp_gelu_" + code(precision, packed), in);
+        return call("mlp_gelu_" + code(precision, form), in);
     }
 
     /** {@code x W^T + b} with the product in {@code precision}; float32 in and out. */
     public NDArray linear(Precision precision, NDArray x, NDArray w, NDArray b) {
-        boolean packed = packed(precision, w);
+        WeightForm form = form(precision, w);
         Inputs in = new Inputs();
         in.add(x);
-        addWeight(in, precision, w, true, packed);
+        addWeight(in, precision, w, true, form);
         in.add(b);
-        return call("linear_" + code(precision, packed), in);
+        return call("linear_" + code(precision, form), in);
     }
 
     /**
-     * Whether a bf16 call on weight matrices {@code ws} runs on their prepacked forms ({@link Variant#packedBf16}): no
-     * gradients recorded and every one of them {@link #freeze frozen}.
+     * The form in which a bf16 call reads its weight matrices: its own casts ({@link WeightForm#CAST}, as every
+     * precision but bf16 does); their prepacked forms where no gradients are recorded and every one of {@code ws} is
+     * {@link #freeze frozen} ({@link Variant#packedBf16}); shared buffers while gradients are recorded inside a
+     * layer run that shares its copies ({@link SharedBf16Copies#current}).
      */
-    private boolean packed(Precision precision, NDArray... ws) {
-        if (precision != Precision.BF16 || !packedBf16 || JniUtils.isGradMode()) {
-            return false;
+    private WeightForm form(Precision precision, NDArray... ws) {
+        if (precision != Precision.BF16) {
+            return WeightForm.CAST;
+        }
+        if (JniUtils.isGradMode()) {
+            return SharedBf16Copies.current() != null ? WeightForm.SHARED : WeightForm.CAST;
+        }
+        if (!packedBf16) {
+            return WeightForm.CAST;
         }
         for (NDArray w : ws) {
             if (!frozen(w)) {
-                return false;
+                return WeightForm.CAST;
             }
         }
-        return true;
+        return WeightForm.PACKED;
     }
 
-    /** The methods' suffix for {@code precision}, on prepacked weights when {@code packed}. */
-    private static String code(Precision precision, boolean packed) {
-        return precision.code() + (packed ? PACKED : "");
+    /**
+     * How a bf16 method reads its weight matrices, in its name's suffix: {@code CAST} casts each float32 weight
+     * itself (frozen ones, handed in as plain copies, pass through the cast unchanged); {@code PACKED} reads their
+     * prepacked forms ({@link Variant#packedBf16}); {@code SHARED} takes each weight with a shared buffer to cast it
+     * into ({@link SharedBf16Copies}).
+     */
+    enum WeightForm {
+        CAST(""), PACKED("_packed"), SHARED("_shared");
+
+        final String suffix;
+
+        WeightForm(String suffix) {
+            this.suffix = suffix;
+        }
     }
 
-    /** The suffix of the bf16 methods on prepacked weights ({@link Variant#packedBf16}). */
-    private static final String PACKED = "_packed";
+    /** The methods' suffix for {@code precision}, its weights read in {@code form}. */
+    private static String code(Precision precision, WeightForm form) {
+        return precision.code() + form.suffix;
+    }
 
     /**
      * Adds {@code w} to a call's inputs: as it is, for int8 a weight matrix as its quantized form (3 values), for bf16
      * a {@link #freeze frozen} weight matrix while no gradients are recorded as its bfloat16 form: prepacked when the
-     * call is {@code packed} (see {@link #packed}), else a plain copy where the library holds plain copies (a GPU).
+     * call is {@link WeightForm#PACKED}, else a plain copy where the library holds plain copies (a GPU); for a
+     * {@link WeightForm#SHARED} call a weight matrix and the shared buffer its copy goes into.
      */
-    private void addWeight(Inputs in, Precision precision, NDArray w, boolean matrix, boolean packed) {
+    private void addWeight(Inputs in, Precision precision, NDArray w, boolean matrix, WeightForm form) {
         if (precision == Precision.INT8 && matrix) {
             if (JniUtils.isGradMode()) {
                 throw new IllegalStateException("precision int8 is for inference only (predict, serve, evaluate, "
@@ -254,11 +276,14 @@ public final class TorchOps {
                 throw new IllegalStateException("precision int8 needs oneDNN's int8 operators (onednn::qlinear_pointwise), "
                         + "which this libtorch does not have: use bf16 or fp32");
             }
-            for (IValue form : quantized(w)) {
-                in.add(form);
+            for (IValue q : quantized(w)) {
+                in.add(q);
             }
-        } else if (matrix && (packed || precision == Precision.BF16 && !packedBf16 && !JniUtils.isGradMode()
-                && frozen(w))) {
+        } else if (matrix && form == WeightForm.SHARED) {
+            in.add(w);
+            in.add(SharedBf16Copies.current().next(this, w));
+        } else if (matrix && (form == WeightForm.PACKED || precision == Precision.BF16 && !packedBf16
+                && !JniUtils.isGradMode() && frozen(w))) {
             in.add(bf16Form(w));
         } else {
             in.add(w);
@@ -399,6 +424,28 @@ public final class TorchOps {
                 return new IValue[] {IValueUtils.runMethod(module, packedBf16 ? "pack_bf16" : "to_bf16", in)};
             }
         })[0];
+    }
+
+    /**
+     * A new bfloat16 buffer of {@code w}'s shape on this library's device, owned by the caller
+     * ({@link SharedBf16Copies.Pool}), in no step's scope. It is a DJL array only to be handed to this library's
+     * methods: DJL has no bfloat16, so nothing may read its data type or values from Java.
+     */
+    NDArray newBf16Buffer(NDArray w) {
+        NDList in = new NDList(w, selectors.computeIfAbsent("new_bf16", this::selector));
+        // made as a training call makes its tensors: one made in inference mode could not be kept for a backward pass
+        NDArray buffer = module.forward(store, in, true).singletonOrThrow();
+        NDScope.unregister(buffer);
+        buffer.attach(manager);
+        return buffer;
+    }
+
+    /** Writes {@code w}'s bfloat16 copy into {@code buffer} ({@link SharedBf16Copies#refill}); records no autograd. */
+    void refillBf16(NDArray w, NDArray buffer) {
+        try (IValue in = IValue.from((PtNDArray) w);
+                IValue buf = IValue.from((PtNDArray) buffer)) {
+            IValueUtils.runMethod(module, "refill_bf16", in, buf).close();
+        }
     }
 
     /** Each weight's int8 form (made on first use). */
@@ -635,8 +682,14 @@ public final class TorchOps {
         return p == Precision.BF16 ? BFLOAT16 : FLOAT32;
     }
 
-    /** A weight parameter's declaration: {@code w: Tensor}, or for int8 its quantized form's three tensors. */
-    private static String weightParam(Precision p, String w) {
+    /**
+     * A weight parameter's declaration: {@code w: Tensor}, for int8 its quantized form's three tensors, for a
+     * {@link WeightForm#SHARED} method the weight and its shared buffer.
+     */
+    private static String weightParam(Precision p, WeightForm form, String w) {
+        if (form == WeightForm.SHARED) {
+            return w + ": Tensor, " + w + "_buf: Tensor";
+        }
         return p == Precision.INT8 ? w + "_q: Tensor, " + w + "_s: Tensor, " + w + "_z: Tensor" : w + ": Tensor";
     }
 
@@ -644,31 +697,31 @@ public final class TorchOps {
      * The expression of {@code x W^T + b} in precision {@code p}: {@code x} already in its input dtype, for int8 the
      * names of its quantized form ({@code "xu, xs, xz"}: uint8 values, scale, zero point; see {@link #int8Input}).
      */
-    private static String linearExpr(Precision p, boolean packed, String x, String w, String b) {
-        return linearExpr(p, packed, x, w, b, false);
+    private static String linearExpr(Precision p, WeightForm form, String x, String w, String b) {
+        return linearExpr(p, form, x, w, b, false);
     }
 
     /** {@link #linearExpr(Precision, boolean, String, String, String)}, followed by the exact GELU when {@code gelu}. */
-    private static String linearExpr(Precision p, boolean packed, String x, String w, String b, boolean gelu) {
-        return linearExpr(p, packed, x, w, b, gelu, String.valueOf(FLOAT32));
+    private static String linearExpr(Precision p, WeightForm form, String x, String w, String b, boolean gelu) {
+        return linearExpr(p, form, x, w, b, gelu, String.valueOf(FLOAT32));
     }
 
     /**
      * {@link #linearExpr(Precision, boolean, String, String, String, boolean)}; int8's output in dtype {@code out} (a
-     * dtype code, or the name of a variable holding one). {@code packed}: bf16 on a prepacked weight
-     * ({@link Variant#packedBf16}).
+     * dtype code, or the name of a variable holding one). {@code form}: how bf16 reads the weight ({@link WeightForm}).
      */
-    private static String linearExpr(Precision p, boolean packed, String x, String w, String b, boolean gelu,
+    private static String linearExpr(Precision p, WeightForm form, String x, String w, String b, boolean gelu,
             String out) {
         String post = "\"" + (gelu ? "gelu" : "none") + "\"";
         if (p == Precision.INT8) { // the GELU in the product's epilogue: one pass less over its output
             return "self.qlinear(" + x + ", " + w + "_q, " + w + "_s, " + w + "_z, " + b + ", " + post + ", " + out + ")";
         }
-        if (packed) { // the bias and the GELU in the product's epilogue too
+        if (form == WeightForm.PACKED) { // the bias and the GELU in the product's epilogue too
             return "self.packed_linear(" + x + ", " + w + ", " + b + ", " + post + ")";
         }
         int t = dtype(p);
-        String y = "torch.linear(" + x + ", torch.to(" + w + ", " + t + "), torch.to(" + b + ", " + t + "))";
+        String weight = form == WeightForm.SHARED ? "self.shared_bf16(" + w + ", " + w + "_buf)" : "torch.to(" + w + ", " + t + ")";
+        String y = "torch.linear(" + x + ", " + weight + ", torch.to(" + b + ", " + t + "))";
         return gelu ? "torch.gelu(" + y + ")" : y;
     }
 
@@ -761,17 +814,38 @@ public final class TorchOps {
         if (variant.packedBf16()) {
             s.append(packedBf16Source());
         }
+        s.append(SHARED_BF16_SOURCE);
         for (Precision p : Precision.values()) {
             if (p == Precision.INT8 && !variant.int8Methods()) {
                 continue;
             }
-            precisionMethods(s, variant, p, false);
-            if (p == Precision.BF16 && variant.packedBf16()) {
-                precisionMethods(s, variant, p, true);
+            precisionMethods(s, variant, p, WeightForm.CAST);
+            if (p == Precision.BF16) {
+                precisionMethods(s, variant, p, WeightForm.SHARED);
+                if (variant.packedBf16()) {
+                    precisionMethods(s, variant, p, WeightForm.PACKED);
+                }
             }
         }
         return s.toString();
     }
+
+    /**
+     * The helpers of bf16 weight copies in shared buffers ({@link SharedBf16Copies}): {@code shared_bf16} casts a
+     * weight into its buffer through an alias that autograd tracks apart ({@code ops.prim.data}, Python's
+     * {@code buf.data}: its own version counter), recorded as a copy from the weight (the weight's gradient flows back
+     * through it as through a cast), and gives the alias, which the product keeps for the backward pass;
+     * {@code refill_bf16} writes a weight's copy back into its buffer before that backward pass, untracked.
+     */
+    private static final String SHARED_BF16_SOURCE = "  def shared_bf16(self: __torch__.Ops,\n    w: Tensor, buf: Tensor) -> Tensor:\n"
+            + "    c = ops.prim.data(buf)\n"
+            + "    _0 = torch.copy_(c, w)\n"
+            + "    return c\n"
+            + "  def refill_bf16(self: __torch__.Ops,\n    w: Tensor, buf: Tensor) -> None:\n"
+            + "    _0 = torch.copy_(ops.prim.data(buf), w)\n"
+            + "    return None\n"
+            + "  def new_bf16(self: __torch__.Ops,\n    w: Tensor) -> Tensor:\n"
+            + "    return torch.empty_like(w, dtype=15)\n";
 
     /**
      * The bf16 helpers on prepacked weights ({@link Variant#packedBf16}): {@code pack_bf16} (a weight's form: its
@@ -791,31 +865,31 @@ public final class TorchOps {
 
     /**
      * The methods of precision {@code p} ({@code linear_}, {@code mlp_gelu_}, {@code matmul_sum_} and both
-     * {@code attention_} methods, suffixed with its code), for bf16 on prepacked weights when {@code packed} (suffixed
-     * {@link #PACKED} too; no {@code matmul_sum}).
+     * {@code attention_} methods, suffixed with its code), for bf16 with its weights read in {@code form} (suffixed
+     * with the form's suffix too; {@code matmul_sum} only for {@link WeightForm#CAST}).
      */
-    private static void precisionMethods(StringBuilder s, Variant variant, Precision p, boolean packed) {
+    private static void precisionMethods(StringBuilder s, Variant variant, Precision p, WeightForm form) {
         int t = dtype(p);
-        String c = code(p, packed);
+        String c = code(p, form);
         boolean int8 = p == Precision.INT8;
         // the products' inputs: for int8 their quantized forms, made once per input
         String x = int8 ? "xu, xs, xz" : "torch.to(x, " + t + ")";
         String hidden = int8 ? "hu, hs, hz" : "h";
         s.append("  def linear_").append(c).append("(self: __torch__.Ops,\n")
-                .append("    x: Tensor, ").append(weightParam(p, "w")).append(", b: Tensor) -> Tensor:\n")
+                .append("    x: Tensor, ").append(weightParam(p, form, "w")).append(", b: Tensor) -> Tensor:\n")
                 .append(int8 ? int8Input("x", "xu", "xs", "xz") : "")
-                .append("    y = ").append(linearExpr(p, packed, x, "w", "b")).append("\n")
+                .append("    y = ").append(linearExpr(p, form, x, "w", "b")).append("\n")
                 .append("    return torch.to(y, 6)\n");
         s.append("  def mlp_gelu_").append(c).append("(self: __torch__.Ops,\n")
-                .append("    x: Tensor, ").append(weightParam(p, "w1")).append(", b1: Tensor, ")
-                .append(weightParam(p, "w2")).append(", b2: Tensor) -> Tensor:\n")
+                .append("    x: Tensor, ").append(weightParam(p, form, "w1")).append(", b1: Tensor, ")
+                .append(weightParam(p, form, "w2")).append(", b2: Tensor) -> Tensor:\n")
                 .append(int8 ? int8Input("x", "xu", "xs", "xz") : "")
-                .append("    h = ").append(linearExpr(p, packed, x, "w1", "b1", true)).append("\n")
+                .append("    h = ").append(linearExpr(p, form, x, "w1", "b1", true)).append("\n")
                 .append(int8 ? int8Input("h", "hu", "hs", "hz") : "")
-                .append("    y = ").append(linearExpr(p, packed, hidden, "w2", "b2")).append("\n")
+                .append("    y = ").append(linearExpr(p, form, hidden, "w2", "b2")).append("\n")
                 .append("    return torch.to(y, 6)\n");
         // int8 has no matrix-product bench of its own: its matmul_sum is float32's
-        if (!packed) {
+        if (form == WeightForm.CAST) {
             s.append("  def matmul_sum_").append(c).append("(self: __torch__.Ops,\n")
                     .append("    a: Tensor, bs: Tensor) -> Tensor:\n")
                     .append("    x = torch.to(a, ").append(t).append(")\n")
@@ -831,9 +905,9 @@ public final class TorchOps {
         for (boolean masked : new boolean[] {false, true}) {
             s.append("  def attention_").append(masked ? "masked_" : "").append(c)
                     .append("(self: __torch__.Ops,\n")
-                    .append("    x: Tensor, heads: Tensor, ").append(weightParam(p, "wq")).append(", bq: Tensor, ")
-                    .append(weightParam(p, "wk")).append(", bk: Tensor,\n    ")
-                    .append(weightParam(p, "wv")).append(", bv: Tensor, ").append(weightParam(p, "wo"))
+                    .append("    x: Tensor, heads: Tensor, ").append(weightParam(p, form, "wq")).append(", bq: Tensor, ")
+                    .append(weightParam(p, form, "wk")).append(", bk: Tensor,\n    ")
+                    .append(weightParam(p, form, "wv")).append(", bv: Tensor, ").append(weightParam(p, form, "wo"))
                     .append(", bo: Tensor").append(masked ? ", mask: Tensor" : "").append(") -> Tensor:\n")
                     .append("    b = torch.size(x, 0)\n")
                     .append("    d = torch.size(x, 2)\n")
@@ -852,16 +926,16 @@ public final class TorchOps {
                     .append("      xq = torch.contiguous(torch.slice(").append(src).append(", 1, 0, torch.size(heads, 2)))\n")
                     .append("    n = torch.size(xq, 1)\n")
                     .append(int8 ? int8QkvDtype(variant.int8Bf16Attention()) : "")
-                    .append("    q = torch.transpose(torch.view(").append(linearExpr(p, packed, in.apply("xq"), "wq", "bq", false, qkv))
+                    .append("    q = torch.transpose(torch.view(").append(linearExpr(p, form, in.apply("xq"), "wq", "bq", false, qkv))
                     .append(", [b, n, h, torch.floordiv(d, h)]), 1, 2)\n")
-                    .append("    k = torch.transpose(torch.view(").append(linearExpr(p, packed, in.apply("xk"), "wk", "bk", false, qkv))
+                    .append("    k = torch.transpose(torch.view(").append(linearExpr(p, form, in.apply("xk"), "wk", "bk", false, qkv))
                     .append(", [b, kn, h, torch.floordiv(d, h)]), 1, 2)\n")
-                    .append("    v = torch.transpose(torch.view(").append(linearExpr(p, packed, in.apply("xk"), "wv", "bv", false, qkv))
+                    .append("    v = torch.transpose(torch.view(").append(linearExpr(p, form, in.apply("xk"), "wv", "bv", false, qkv))
                     .append(", [b, kn, h, torch.floordiv(d, h)]), 1, 2)\n")
                     .append(attentionCore(p, masked, variant.cpu(), variant.int8Bf16Attention()))
                     .append("    c = torch.reshape(torch.transpose(o, 1, 2), [b, n, d])\n")
                     .append(int8 ? int8Input(variant.int8Bf16Attention() ? "torch.to(c, 6)" : "c", "cu", "cs", "cz") : "")
-                    .append("    y = ").append(linearExpr(p, packed, int8 ? "cu, cs, cz" : "c", "wo", "bo")).append("\n")
+                    .append("    y = ").append(linearExpr(p, form, int8 ? "cu, cs, cz" : "c", "wo", "bo")).append("\n")
                     .append("    return torch.to(y, 6)\n");
         }
     }

@@ -21,9 +21,10 @@ import java.util.Set;
 
 /**
  * One optimizer step of any {@link LossModel}: forward and backward over one or more micro-batches (gradient
- * accumulation), optional clipping by global norm, then AdamW. Without clipping, the model's layers are updated
- * during the last micro-batch's backward pass, each as soon as its gradients are complete ({@link LossModel#layerByLayer},
- * {@link AdamW#begin}): the same numbers, less memory at the end of the backward pass. The
+ * accumulation), optional clipping by global norm, then AdamW. The model's layers are recorded layer by layer
+ * ({@link LossModel#layerByLayer}): without clipping they are updated during the last micro-batch's backward pass,
+ * each as soon as its gradients are complete ({@link AdamW#begin}): the same numbers, less memory at the end of the
+ * backward pass. The
  * gradients of the last micro-batch pass through the step's {@link GradientSync} (a layer's during the backward pass,
  * the rest after it) before they are measured, clipped or used. The step's memory (inputs, activations,
  * temporaries) is one {@link ModelStep}, freed when the step ends, so memory stays flat over a long run.
@@ -78,9 +79,10 @@ public final class TrainingStep<B> {
             Set<Parameter> synced = Collections.newSetFromMap(new IdentityHashMap<>());
             for (int i = 0; i < n; i++) {
                 boolean last = i == n - 1;
-                // the layers are updated during this backward pass: every layer (not only the recomputed ones) is
-                // recorded apart, so each is handed over as soon as its gradients are complete
-                model.layerByLayer(last && maxGradNorm <= 0);
+                // every layer (not only the recomputed ones) is recorded apart: each is handed over as soon as its
+                // gradients are complete (to be updated during the last backward pass when nothing waits for the
+                // whole gradient), and bf16 layers keep their activations without weight copies of their own
+                model.layerByLayer(true);
                 try (GradientCollector gc = Engine.getInstance().newGradientCollector()) {
                     LossModel.Loss out = model.forward(step, microBatches.get(i));
                     NDArray loss = out.total();

@@ -40,6 +40,28 @@ class ActivationCheckpointingPlanTest {
         }
     }
 
+    /**
+     * Recorded layer by layer (as the training step records), bf16 layers that keep their activations share their
+     * weight copies ({@link SharedBf16Copies}) and keep less than float32 would: no plan, no bf16 layer recomputed,
+     * not even on dynamic padding's short questions; every layer still recomputes when asked for.
+     */
+    @Test
+    void layerByLayerBf16RecomputesNothingByItself() {
+        ActivationCheckpointing ac = new ActivationCheckpointing(false);
+        ac.layerByLayer(true);
+        TransformerEncoder text = encoder(ac, Precision.BF16);
+        try (GradientCollector gc = Engine.getInstance().newGradientCollector()) {
+            assertFalse(ac.plans(Precision.BF16));
+            assertFalse(ac.checkpoints(text, Precision.BF16, 2, 24, 24));
+            ac.layerByLayer(false);
+            assertTrue(ac.plans(Precision.BF16));
+            assertTrue(ac.checkpoints(text, Precision.BF16, 2, 24, 24));
+            ActivationCheckpointing every = new ActivationCheckpointing(true);
+            every.layerByLayer(true);
+            assertTrue(every.checkpoints(encoder(every, Precision.BF16), Precision.BF16, 2, 24, 24));
+        }
+    }
+
     private static TransformerEncoder encoder(ActivationCheckpointing ac, Precision precision) {
         TransformerEncoder e = new TransformerEncoder(12, 768, 12, 3072, Activation.GELU, 1e-12, 0.02, ac);
         e.setPrecision(precision);

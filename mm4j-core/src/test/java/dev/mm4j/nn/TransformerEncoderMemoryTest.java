@@ -12,6 +12,8 @@ import ai.djl.pytorch.engine.PtNDArray;
 import ai.djl.pytorch.jni.JniUtils;
 import ai.djl.training.GradientCollector;
 import dev.mm4j.util.NativeHeap;
+import java.util.ArrayList;
+import java.util.List;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -103,5 +105,79 @@ class TransformerEncoderMemoryTest {
                 g.close();
             }
         }
+    }
+
+    /**
+     * bf16 layers that keep their activations, recorded layer by layer, keep no weight copies of their own
+     * ({@link SharedBf16Copies}): on few tokens, where the copies are most of what a layer keeps, the forward holds
+     * less than one layer's copies more than the buffers, where the same layers recorded as one graph hold every
+     * layer's copies; and the backward pass gives the same gradients, bit for bit.
+     */
+    @Test
+    void bf16LayersRecordedLayerByLayerKeepNoWeightCopiesOfTheirOwn() {
+        assumeTrue(NativeHeap.stats().inUse() >= 0, "glibc's mallinfo2 is not available");
+        int d = 256;
+        long copies = 2L * (4L * d * d + 2L * d * 4 * d); // one layer's bfloat16 weight copies: 1.5 MiB
+        try (NDManager m = NDManager.newBaseManager()) {
+            long[] held = new long[2];
+            List<List<float[]>> grads = new ArrayList<>();
+            for (int layerByLayer = 0; layerByLayer < 2; layerByLayer++) {
+                ActivationCheckpointing ac = new ActivationCheckpointing(false, false); // keep every layer
+                ac.layerByLayer(layerByLayer == 1);
+                TransformerEncoder enc = new TransformerEncoder(LAYERS, d, HEADS, 4L * d, Activation.GELU, 1e-12, 0.02, ac);
+                enc.allocate(m);
+                enc.setPrecision(Precision.BF16);
+                if (layerByLayer == 1) { // the same weights as the first encoder
+                    var from = encoders.get(0).namedParameters();
+                    enc.namedParameters().forEach((n, p) -> p.copyFrom(from.get(n).array()));
+                }
+                encoders.add(enc);
+                held[layerByLayer] = Long.MAX_VALUE;
+                for (int pass = 0; pass < 3; pass++) { // the first warms up (the buffers are made then); the least of the others
+                    try (NDManager step = m.newSubManager(); NDScope scope = new NDScope();
+                            GradientCollector gc = Engine.getInstance().newGradientCollector()) {
+                        // a node of the recorded graph, as a model's embeddings are (the checkpointing's bridge
+                        // back-propagates into it)
+                        NDArray leaf = step.create(inputs(d), new Shape(1, 8, d));
+                        leaf.setRequiresGradient(true);
+                        NDArray x = leaf.mul(1f);
+                        long before = NativeHeap.stats().inUse();
+                        NDArray loss = enc.forward(x, null).square().mean();
+                        if (pass > 0) {
+                            held[layerByLayer] = Math.min(held[layerByLayer], NativeHeap.stats().inUse() - before);
+                        }
+                        ac.backward(loss, params -> {});
+                        if (pass == 2) { // the gradients of the three passes (accumulated alike in both)
+                            List<float[]> g = new ArrayList<>();
+                            for (Parameter p : enc.namedParameters().values()) {
+                                NDArray gp = JniUtils.getGradient((PtNDArray) p.array());
+                                g.add(gp.toFloatArray());
+                                gp.close();
+                            }
+                            grads.add(g);
+                        }
+                    }
+                }
+            }
+            assertTrue(held[0] > LAYERS * copies, "one graph kept " + held[0] + " bytes, its copies alone "
+                    + LAYERS * copies);
+            assertTrue(held[1] < held[0] - (LAYERS - 1) * copies, "layer by layer kept " + held[1] + " bytes, one graph "
+                    + held[0]);
+            for (int i = 0; i < grads.get(0).size(); i++) {
+                assertArrayEquals(grads.get(0).get(i), grads.get(1).get(i), "gradient " + i);
+            }
+        }
+    }
+
+    private final List<TransformerEncoder> encoders = new ArrayList<>();
+
+    /** The same input on every pass: 1 sample of 8 tokens. */
+    private static float[] inputs(int d) {
+        float[] v = new float[8 * d];
+        java.util.Random r = new java.util.Random(3);
+        for (int i = 0; i < v.length; i++) {
+            v[i] = (float) r.nextGaussian();
+        }
+        return v;
     }
 }
