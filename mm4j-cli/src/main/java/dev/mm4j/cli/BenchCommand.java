@@ -69,7 +69,8 @@ public final class BenchCommand implements Callable<Integer> {
     @Option(names = "--variants", split = ",", description = "side by side, each with its own model: baseline (the previous "
             + "optimizer: decay pass + libtorch Adam op, gradients kept and zeroed), default (one-pass AdamW: libtorch's "
             + "fused kernel, gradients released after the step), checkpointing (default + activation checkpointing per transformer layer), "
-            + "keep (default + bf16_keep_activations: bf16 recomputes no layer by itself; bf16 rows only) "
+            + "keep (default + bf16_keep_activations; the training step recomputes no bf16 layer anyway, so the same as "
+            + "default there; bf16 rows only) "
             + "(default: ${DEFAULT-VALUE}; --task pretraining: default, keep, checkpointing)")
     List<String> variants = List.of("default");
 
