@@ -39,8 +39,12 @@ public final class ActivationCheckpointing {
 
     private sealed interface Entry permits Bridge, Layer {}
 
-    /** {@code leaf} is a detached copy of {@code graphOutput} (a recorded node) that the first layer ran on. */
-    private record Bridge(NDArray graphOutput, NDArray leaf) implements Entry {}
+    /**
+     * {@code leaf} is a detached copy of {@code graphOutput} that the first layer ran on; {@code recorded}: whether
+     * {@code graphOutput} requires a gradient (a node of the recorded graph, or a leaf that asks for its gradient),
+     * so that the backward pass goes on into it.
+     */
+    private record Bridge(NDArray graphOutput, NDArray leaf, boolean recorded) implements Entry {}
 
     /**
      * A layer that ran on {@code input} (a leaf) and gave {@code output} (a leaf, the next layer's input): recomputed in
@@ -299,9 +303,10 @@ public final class ActivationCheckpointing {
 
     /** A leaf copy of {@code x} (sharing its data) that requires a gradient, behind a bridge to {@code x}. */
     private NDArray bridged(NDArray x) {
+        boolean recorded = TorchOps.on(x).requiresGrad(x);
         NDArray in = x.stopGradient();
         in.setRequiresGradient(true);
-        tape.add(new Bridge(x, in));
+        tape.add(new Bridge(x, in, recorded));
         return in;
     }
 
@@ -354,7 +359,7 @@ public final class ActivationCheckpointing {
                     }
                 } else if (e instanceof Bridge b) {
                     NDArray grad = JniUtils.getGradient((PtNDArray) b.leaf());
-                    if (grad != null && recorded(b.graphOutput())) {
+                    if (grad != null && b.recorded()) {
                         JniUtils.backward((PtNDArray) b.graphOutput(), (PtNDArray) grad, false, false);
                     }
                     if (grad != null) {
@@ -366,11 +371,5 @@ public final class ActivationCheckpointing {
         } finally {
             tape.clear();
         }
-    }
-
-    /** Whether {@code x} is a node of the recorded graph (DJL's requiresGradient reports only leaves). */
-    private static boolean recorded(NDArray x) {
-        String fn = JniUtils.getGradientFunctionNames((PtNDArray) x);
-        return fn != null && !fn.isEmpty();
     }
 }

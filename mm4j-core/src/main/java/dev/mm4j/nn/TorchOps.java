@@ -440,6 +440,17 @@ public final class TorchOps {
         return buffer;
     }
 
+    /**
+     * Whether {@code x} requires a gradient: a node of the recorded graph, or a leaf that asks for its gradient (DJL's
+     * {@code hasGradient} reports leaves only, and asking libtorch for the gradient function of a leaf crashes).
+     */
+    boolean requiresGrad(NDArray x) {
+        try (IValue in = IValue.from((PtNDArray) x);
+                IValue out = IValueUtils.runMethod(module, "requires_grad", in)) {
+            return out.toBoolean();
+        }
+    }
+
     /** Writes {@code w}'s bfloat16 copy into {@code buffer} ({@link SharedBf16Copies#refill}); records no autograd. */
     void refillBf16(NDArray w, NDArray buffer) {
         try (IValue in = IValue.from((PtNDArray) w);
@@ -808,6 +819,7 @@ public final class TorchOps {
                 .append(dalleEncoderSource(Precision.FP32.code(), FLOAT32))
                 .append(dalleEncoderSource(Precision.BF16.code(), BFLOAT16));
         s.append("  def to_bf16(self: __torch__.Ops,\n    w: Tensor) -> Tensor:\n    return torch.to(w, 15)\n");
+        s.append("  def requires_grad(self: __torch__.Ops,\n    x: Tensor) -> bool:\n    return x.requires_grad\n");
         if (variant.int8Methods()) {
             s.append(int8Source(variant.reduceRange()));
         }
