@@ -676,17 +676,21 @@ public final class TorchOps {
 
     /**
      * Up to how many scores per (batch, head) (queries x keys) bfloat16 attention runs as explicit products,
-     * {@code softmax(q k^T / sqrt(dh) + mask) v}, instead of libtorch's fused kernel. The scores are bfloat16 (the
-     * product's output, as in autocast's eager attention); libtorch's softmax on them sums in float32 and rounds the
-     * probabilities to bfloat16, which the product with v takes anyway. libtorch 2.7's bfloat16 flash-attention
-     * kernel for the CPU is slow on short sequences, its backward pass most of all. Forward + backward of one
-     * attention op on a 2-core Zen 4, ms, fused vs explicit: image 197 tokens 22.5 vs 13.8, text 512 queries over
-     * 24 keys 35.2 vs 17.9, 221 tokens 25.1 vs 16.1, 320 tokens 36.8 vs 22.3, the demo's 96 x 33 tokens of width
-     * 128 25.5 vs 6.1; 512 x 512 (75.7 vs 83.1) and 709 x 709 (136 vs 165) are the fused kernel's. The
-     * probabilities kept for the backward pass cost 2 bytes per score, at most 0.25 MB per (batch, head) here.
-     * float32 always runs fused: on the demo model explicit products were no faster (train step 0.214 vs 0.206 s).
+     * {@code softmax(q k^T / sqrt(dh) + mask) v}, instead of libtorch's fused kernel: 2^19, up to 724 x 724 tokens.
+     * The scores are bfloat16 (the product's output, as in autocast's eager attention); libtorch's softmax on them
+     * sums in float32 and rounds the probabilities to bfloat16, which the product with v takes anyway. libtorch 2.7's
+     * bfloat16 flash-attention kernel for the CPU is slow, its backward pass most of all. Forward + backward of one
+     * attention op (projections included, width 768, 12 heads, batch 2) on a 2-core Zen 4, ms, fused vs explicit:
+     * 400 tokens 68 vs 57, 512 tokens 86 vs 70, 709 tokens (the tutorial's multimodal input) 156-160 vs 115, 800
+     * tokens 153 vs 123-154, 900 tokens 176 vs 216, 1024 tokens 213 vs 268; earlier, image 197 tokens 22.5 vs 13.8,
+     * text 512 queries over 24 keys 35.2 vs 17.9, the demo's 96 x 33 tokens of width 128 25.5 vs 6.1. The tutorial's
+     * bf16 train step took 3.96 / 3.72 -> 3.36 / 3.48 s with its multimodal encoder explicit (bound 2^17 -> 2^19),
+     * inference 1.05 / 1.08 -> 1.00 / 1.01 s, int8 inference 0.72 / 0.74 -> 0.67 / 0.70 s. The probabilities kept for
+     * the backward pass cost 2 bytes per score, at most 1 MB per (batch, head) (the tutorial's step peaked at 4.55
+     * instead of 4.37 GB). float32 always runs fused: on the demo model explicit products were no faster (train step
+     * 0.214 vs 0.206 s).
      */
-    static final int BF16_EXPLICIT_ATTENTION_MAX_SCORES = 1 << 17;
+    static final int BF16_EXPLICIT_ATTENTION_MAX_SCORES = 1 << 19;
 
     /** The dtype code a precision's products take their inputs in (int8's products quantize float32 inputs). */
     private static int dtype(Precision p) {
