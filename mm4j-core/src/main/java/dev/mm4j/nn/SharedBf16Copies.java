@@ -2,7 +2,6 @@ package dev.mm4j.nn;
 
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.types.Shape;
-import ai.djl.pytorch.jni.JniUtils;
 import java.lang.ref.Cleaner;
 import java.util.ArrayList;
 import java.util.HashMap;
@@ -62,19 +61,10 @@ final class SharedBf16Copies {
         return buffer;
     }
 
-    /** Writes this run's copies back into the buffers, without recording gradients: call before its backward pass. */
+    /** Writes this run's copies back into the buffers (untracked, see TorchOps#refillBf16): call before its backward pass. */
     void refill() {
-        if (copies.isEmpty()) {
-            return;
-        }
-        boolean grad = JniUtils.isGradMode();
-        JniUtils.setGradMode(false);
-        try {
-            for (Copy c : copies) {
-                c.ops().refillBf16(c.weight(), c.buffer());
-            }
-        } finally {
-            JniUtils.setGradMode(grad);
+        for (Copy c : copies) {
+            c.ops().refillBf16(c.weight(), c.buffer());
         }
     }
 

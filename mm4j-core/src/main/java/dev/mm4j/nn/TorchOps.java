@@ -451,7 +451,10 @@ public final class TorchOps {
         }
     }
 
-    /** Writes {@code w}'s bfloat16 copy into {@code buffer} ({@link SharedBf16Copies#refill}); records no autograd. */
+    /**
+     * Writes {@code w}'s bfloat16 copy into {@code buffer} ({@link SharedBf16Copies#refill}); records no autograd (a
+     * library value call runs without it, whatever this thread's setting).
+     */
     void refillBf16(NDArray w, NDArray buffer) {
         try (IValue in = IValue.from((PtNDArray) w);
                 IValue buf = IValue.from((PtNDArray) buffer)) {
