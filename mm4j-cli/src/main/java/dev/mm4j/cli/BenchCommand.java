@@ -133,8 +133,7 @@ public final class BenchCommand implements Callable<Integer> {
             return 0;
         }
         if (task.equals("pretraining")) {
-            List<dev.mm4j.nn.Precision> precisions = engine.precisionSpec() == null
-                    ? List.of(dev.mm4j.nn.Precision.FP32, dev.mm4j.nn.Precision.BF16) : engine.precisions(engine.device());
+            List<dev.mm4j.nn.Precision> precisions = engine.precisions(engine.device(), List.of("fp32", "bf16"));
             int batch = batchSizes.equals(List.of(2, 1)) ? 2 : batchSizes.get(0);
             var options = new PretrainBench.Options(model.load(new FlavaConfig()), batch, textLen, repeats, precisions,
                     variants);
@@ -165,8 +164,7 @@ public final class BenchCommand implements Callable<Integer> {
                     + "leave out --task, --adamw-only, --skip-train, --breakdown, --sweep and --modes; --variants takes "
                     + "default and keep");
         }
-        List<Precision> precisions = engine.precisionSpec() == null ? List.of(Precision.FP32)
-                : engine.precisions(engine.device());
+        List<Precision> precisions = engine.precisions(engine.device());
         int batch = batchSizes.equals(List.of(2, 1)) ? 2 : batchSizes.get(0);
         var options = new DistBench.Options(model.load(), batch, questionTokens, Math.max(1, repeats), precisions,
                 engine.threads > 0 ? engine.threads : 1, variants);

@@ -2,6 +2,7 @@ package dev.mm4j.cli;
 
 import ai.djl.Device;
 import dev.mm4j.nn.Precision;
+import dev.mm4j.nn.TorchOps;
 import dev.mm4j.util.Hardware;
 import java.util.List;
 import picocli.CommandLine.Option;
@@ -47,10 +48,30 @@ public final class EngineOptions {
         return precision == null || precision.isEmpty() ? null : String.join(",", precision);
     }
 
-    /** Every precision of a list (bench compares them side by side), each resolved on {@code device}. */
+    /** Every precision of a list (bench compares them side by side), each resolved on {@code device}; fp32 by default. */
     public List<Precision> precisions(Device device) {
-        List<String> specs = precision == null || precision.isEmpty() ? List.of("fp32") : precision;
-        return specs.stream().map(p -> Precision.resolve(p, device)).distinct().toList();
+        return precisions(device, List.of("fp32"));
+    }
+
+    /**
+     * Every precision of the list asked for, else of {@code defaults}, each resolved on {@code device}, for a bench: bf16
+     * is left out, with a line saying why, where libtorch has no fast bfloat16 products ({@link TorchOps#fastBf16}: an
+     * AVX2-only CPU, where one full-size bf16 step would take minutes).
+     */
+    public List<Precision> precisions(Device device, List<String> defaults) {
+        List<String> specs = precision == null || precision.isEmpty() ? defaults : precision;
+        List<Precision> all = specs.stream().map(p -> Precision.resolve(p, device)).distinct().toList();
+        if (all.contains(Precision.BF16) && !TorchOps.fastBf16(device)) {
+            String why = device + " has no fast bfloat16 products (libtorch's oneDNN runs bfloat16 only with AVX-512 or "
+                    + "AVX-NE-CONVERT; its fallback is about 100x slower than fp32)";
+            List<Precision> rest = all.stream().filter(p -> p != Precision.BF16).toList();
+            if (rest.isEmpty()) {
+                throw new IllegalArgumentException("--precision bf16: " + why + "; bench fp32 or int8 here");
+            }
+            System.out.println("bf16: left out, " + why);
+            return rest;
+        }
+        return all;
     }
 
     /** The device asked for (a clear error when it is not there). */

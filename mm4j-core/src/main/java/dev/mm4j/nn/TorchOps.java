@@ -30,10 +30,12 @@ import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.function.UnaryOperator;
 import java.util.zip.CRC32;
 import java.util.zip.ZipEntry;
 import java.util.zip.ZipOutputStream;
+import org.slf4j.LoggerFactory;
 
 /**
  * The fused and mixed-precision ops that DJL does not offer, as a stateless TorchScript module that this
@@ -72,11 +74,15 @@ public final class TorchOps {
     /** Whether frozen bf16 weights are held prepacked for oneDNN's linear ({@link Variant#packedBf16}). */
     private final boolean packedBf16;
 
-    private TorchOps(PtSymbolBlock module, NDManager manager, boolean int8Available, boolean packedBf16) {
+    /** A CPU library whose libtorch has no fast bfloat16 products ({@link #fastBf16}): warned about once, at first use. */
+    private final AtomicBoolean slowBf16;
+
+    private TorchOps(PtSymbolBlock module, NDManager manager, boolean int8Available, boolean packedBf16, boolean cpu) {
         this.module = module;
         this.manager = manager;
         this.int8Available = int8Available;
         this.packedBf16 = packedBf16;
+        this.slowBf16 = new AtomicBoolean(cpu && !packedBf16);
     }
 
     /** The op library on {@code x}'s device, loaded on first use. */
@@ -101,7 +107,8 @@ public final class TorchOps {
      * @param packedBf16 bf16 inference on {@link #freeze frozen} weights holds each weight matrix prepacked in oneDNN's
      *     blocked layout and runs oneDNN's linear on it, the bias and the MLP's GELU in the product's epilogue
      *     ({@code mkldnn::_linear_pointwise}, what {@code torch.compile}'s freezing runs on the CPU); false holds plain
-     *     bfloat16 copies for {@code torch.linear} (a GPU, a libtorch without oneDNN)
+     *     bfloat16 copies for {@code torch.linear} (a GPU, a libtorch without oneDNN; the library also holds plain copies
+     *     on a CPU its oneDNN runs no bfloat16 on, an AVX2-only one: see {@link #fastBf16})
      */
     record Variant(boolean cpu, boolean reduceRange, boolean int8Methods, boolean int8Bf16Attention,
             boolean packedBf16) {
@@ -157,7 +164,10 @@ public final class TorchOps {
                 }
                 PtSymbolBlock block = JniUtils.loadModule((PtNDManager) manager, file, true, new String[0],
                         new String[0], false);
-                return new TorchOps(block, manager, variant.int8Methods(), variant.packedBf16());
+                // oneDNN packs bfloat16 weights only on a CPU it runs bfloat16 on (AVX-512 or AVX-NE-CONVERT): on
+                // an AVX2-only CPU the library keeps plain copies (its pack_bf16 would refuse)
+                boolean packed = variant.packedBf16() && oneDnnBf16(block);
+                return new TorchOps(block, manager, variant.int8Methods(), packed, variant.cpu());
             } finally {
                 Files.deleteIfExists(file);
                 Files.deleteIfExists(dir);
@@ -169,6 +179,27 @@ public final class TorchOps {
             manager.close();
             throw e;
         }
+    }
+
+    /** libtorch's answer to whether its oneDNN runs bfloat16 on this CPU (a library with the packed methods). */
+    private static boolean oneDnnBf16(PtSymbolBlock block) {
+        try (IValue out = IValueUtils.runMethod(block, "mkldnn_bf16")) {
+            return out.toBoolean();
+        }
+    }
+
+    /**
+     * Whether libtorch multiplies bfloat16 at speed on {@code device}: a GPU, or a CPU whose oneDNN runs bfloat16
+     * (AVX-512 or AVX-NE-CONVERT, {@code torch.ops.mkldnn._is_mkldnn_bf16_supported()}). Elsewhere (an AVX2-only CPU)
+     * libtorch's bfloat16 products fall back to a plain loop, about 100x slower than float32 (0.9 against 108 GFLOP/s
+     * for 394 x 768 x 3072 on a 2-core AMD EPYC with AVX2).
+     */
+    public static boolean fastBf16(Device device) {
+        if (device.isGpu()) {
+            return true;
+        }
+        TorchOps ops = LOADED.computeIfAbsent(device, TorchOps::load);
+        return ops.packedBf16;
     }
 
     /**
@@ -224,6 +255,11 @@ public final class TorchOps {
     private WeightForm form(Precision precision, NDArray... ws) {
         if (precision != Precision.BF16) {
             return WeightForm.CAST;
+        }
+        if (slowBf16.get() && slowBf16.compareAndSet(true, false)) {
+            LoggerFactory.getLogger(TorchOps.class).warn("precision bf16 on a CPU without fast bfloat16 products: libtorch's "
+                    + "oneDNN runs bfloat16 only with AVX-512 or AVX-NE-CONVERT, and its fallback here is about 100x slower "
+                    + "than fp32; use precision fp32 (or auto, which picks it here)");
         }
         if (JniUtils.isGradMode()) {
             return SharedBf16Copies.current() != null ? WeightForm.SHARED : WeightForm.CAST;
@@ -872,7 +908,8 @@ public final class TorchOps {
      * the bias and {@code post} (none, gelu) in its epilogue; bfloat16 out).
      */
     private static String packedBf16Source() {
-        return "  def pack_bf16(self: __torch__.Ops,\n    w: Tensor) -> Tensor:\n"
+        return "  def mkldnn_bf16(self: __torch__.Ops) -> bool:\n    return ops.mkldnn._is_mkldnn_bf16_supported()\n"
+                + "  def pack_bf16(self: __torch__.Ops,\n    w: Tensor) -> Tensor:\n"
                 + "    return ops.mkldnn._reorder_linear_weight(torch.to(w, 15), None)\n"
                 // (an empty input gives an empty output, without asking oneDNN)
                 + "  def packed_linear(self: __torch__.Ops,\n    x: Tensor, w: Tensor, b: Tensor, post: str) -> Tensor:\n"

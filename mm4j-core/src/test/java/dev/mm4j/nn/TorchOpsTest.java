@@ -244,8 +244,10 @@ class TorchOpsTest {
                     }
                     String what = p + (masked ? " masked" : "");
                     assertEquals(new Shape(B, queries, D), outs[1].getShape(), what);
-                    // int8 quantizes the query projection's input apart (its own range): within int8's error
-                    float tol = p == Precision.FP32 ? 1e-6f : p == Precision.BF16 ? 1e-2f : 3e-2f;
+                    // int8 quantizes the query projection's input apart (its own range): within int8's error, twice
+                    // that with 7-bit inputs (a CPU without int8 dot products, TorchOps.Variant#reduceRange)
+                    float int8Tol = TorchOps.Variant.of(Device.cpu()).reduceRange() ? 6e-2f : 3e-2f;
+                    float tol = p == Precision.FP32 ? 1e-6f : p == Precision.BF16 ? 1e-2f : int8Tol;
                     float d = maxAbsDiff(outs[0], outs[1]);
                     assertTrue(d <= tol * maxAbs(outs[0]), what + " rows differ by " + d);
                     if (p != Precision.INT8) {
@@ -277,7 +279,10 @@ class TorchOpsTest {
             NDArray b2 = m.randomNormal(0, 0.1f, new Shape(D), DataType.FLOAT32);
             TorchOps ops = TorchOps.on(x);
             TorchOps.Variant packedVariant = TorchOps.Variant.of(Device.cpu());
-            assertTrue(packedVariant.packedBf16(), "the CPU holds frozen bf16 weights prepacked");
+            assertTrue(packedVariant.packedBf16(), "the CPU asks for frozen bf16 weights prepacked");
+            // ... which libtorch's oneDNN makes only on a CPU it runs bfloat16 on (AVX-512, AVX-NE-CONVERT); elsewhere
+            // (an AVX2-only CPU) the library holds plain copies: the cast's numbers
+            boolean packs = TorchOps.fastBf16(Device.cpu());
             TorchOps plain = TorchOps.load(Device.cpu(), new TorchOps.Variant(true, packedVariant.reduceRange(), true,
                     packedVariant.int8Bf16Attention(), false));
             NDArray att = ops.attention(Precision.BF16, x, mask(m, L), H, 0, w);
@@ -298,6 +303,10 @@ class TorchOpsTest {
                 NDArray[] cast = {att, mlp, lin};
                 for (int k = 0; k < 3; k++) {
                     float d = maxAbsDiff(packed[k], cast[k]);
+                    if (!packs) {
+                        assertEquals(0f, d, "no bfloat16 in oneDNN here: op " + k + " on plain copies");
+                        continue;
+                    }
                     assertTrue(d <= 1e-2f * maxAbs(cast[k]), "packed op " + k + " differs by " + d);
                     // the GELU in the product's epilogue (before the bfloat16 rounding): the packed form is what ran
                     assertTrue(k != 1 || d > 0, "the packed mlp gave the cast mlp's numbers");
@@ -432,8 +441,10 @@ class TorchOpsTest {
      */
     @Test
     void int8AttentionInBf16OnShortInputsOnly() {
-        TorchOps.Variant fp32Attention = new TorchOps.Variant(true, false, true, false, true);
-        TorchOps.Variant bf16Attention = new TorchOps.Variant(true, false, true, true, true);
+        // 7-bit inputs where the CPU has no int8 dot products (8-bit ones could saturate there)
+        boolean reduceRange = TorchOps.Variant.of(Device.cpu()).reduceRange();
+        TorchOps.Variant fp32Attention = new TorchOps.Variant(true, reduceRange, true, false, true);
+        TorchOps.Variant bf16Attention = new TorchOps.Variant(true, reduceRange, true, true, true);
         assertFalse(TorchOps.source(fp32Attention).contains("qd = " + TorchOps.BFLOAT16));
         assertTrue(TorchOps.source(bf16Attention).contains("qd = " + TorchOps.BFLOAT16 + " if n * kn <= "));
         try (NDManager m = NDManager.newBaseManager()) {
