@@ -35,6 +35,14 @@ public final class AnchorBench {
             new Setup("onnxruntime fp32", "bench_anchors.py", List.of("ort-fp32"), false),
             new Setup("onnxruntime int8", "bench_anchors.py", List.of("ort-int8"), false));
 
+    /**
+     * On a machine without fast bfloat16 products (an AVX2-only CPU, where ours leave bf16 out): the bf16 setups, which
+     * would take hours there, give way to {@code torch.compile} fp32, a Python user's best there.
+     */
+    private static final List<Setup> SETUPS_WITHOUT_BF16 = List.of(SETUPS.get(0),
+            new Setup("torch.compile fp32", "bench_anchors.py", List.of("compile-fp32"), true),
+            SETUPS.get(3), SETUPS.get(4), SETUPS.get(5));
+
     private final Path python;
     private final Path scripts;
     private final Path tmm;
@@ -63,14 +71,19 @@ public final class AnchorBench {
         this.out = out;
     }
 
-    /** Runs every setup for each mode ({@code tutorial}: text 512, {@code dynamic}: {@code questionTokens}). */
-    public void run(List<String> modes, int questionTokens, int repeats, boolean skipTrain) {
+    /**
+     * Runs every setup for each mode ({@code tutorial}: text 512, {@code dynamic}: {@code questionTokens}).
+     *
+     * @param bf16 whether this machine multiplies bfloat16 at speed: else the bf16 setups give way to
+     *     {@code torch.compile} fp32 ({@link #SETUPS_WITHOUT_BF16})
+     */
+    public void run(List<String> modes, int questionTokens, int repeats, boolean skipTrain, boolean bf16) {
         out.printf("%nanchors (%s, %s, %d threads): TorchMultimodal FLAVA, batch 2, random weights, median s/step after warm-up%n",
                 python, scripts, threads);
         out.printf("%-9s %-22s %9s %9s %9s %10s%n", "mode", "anchor", "text", "train s", "infer s", "peakRSS");
         for (String mode : modes) {
             int textLen = mode.equals("dynamic") ? questionTokens : 512;
-            for (Setup s : SETUPS) {
+            for (Setup s : bf16 ? SETUPS : SETUPS_WITHOUT_BF16) {
                 if (skipTrain && s.train() && s.script().equals("bench_reference.py")) {
                     continue;
                 }
@@ -97,6 +110,9 @@ public final class AnchorBench {
         }
         out.println(skipTrain ? "(--skip-train: the eager rows, whose script always trains, are left out)"
                 : "(bench_reference.py's train figure is its fastest step after the first; its inference a single call)");
+        if (!bf16) {
+            out.println("(no fast bfloat16 products here: the bf16 anchors left out, torch.compile in fp32 instead)");
+        }
     }
 
     private static String fmt(double v) {

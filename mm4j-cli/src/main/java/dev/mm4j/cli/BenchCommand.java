@@ -151,7 +151,7 @@ public final class BenchCommand implements Callable<Integer> {
             new TrainBench(options, System.out).run(manager, threads);
         }
         if (anchorBench != null) {
-            anchorBench.run(modes, questionTokens, repeats, skipTrain);
+            anchorBench.run(modes, questionTokens, repeats, skipTrain, dev.mm4j.nn.TorchOps.fastBf16(engine.device()));
         }
         return 0;
     }
