@@ -283,6 +283,7 @@ class TorchOpsTest {
             // ... which libtorch's oneDNN makes only on a CPU it runs bfloat16 on (AVX-512, AVX-NE-CONVERT); elsewhere
             // (an AVX2-only CPU) the library holds plain copies: the cast's numbers
             boolean packs = TorchOps.fastBf16(Device.cpu());
+            assertTrue(packs || !dev.mm4j.util.Hardware.cpuHasBf16(), "a CPU with avx512_bf16 or AMX packs bf16 weights");
             TorchOps plain = TorchOps.load(Device.cpu(), new TorchOps.Variant(true, packedVariant.reduceRange(), true,
                     packedVariant.int8Bf16Attention(), false));
             NDArray att = ops.attention(Precision.BF16, x, mask(m, L), H, 0, w);
