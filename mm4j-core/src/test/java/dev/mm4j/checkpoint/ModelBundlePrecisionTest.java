@@ -71,6 +71,38 @@ class ModelBundlePrecisionTest {
         assertEquals(BF16_HERE, loaded(fp32, "auto"));
     }
 
+    /**
+     * bf16 asked for runs on every CPU: its frozen weights prepacked where libtorch's oneDNN runs bfloat16, plain
+     * bfloat16 copies elsewhere (an AVX2-only CPU, where oneDNN refuses to pack them); logits within bfloat16's rounding
+     * of fp32's, the same on a second call (the weights' forms made once).
+     */
+    @Test
+    void aBundleAskedForBf16AnswersOnEveryCpuCloseToFp32() throws Exception {
+        Path dir = bundle(tmp.resolve("fp32"), Precision.FP32);
+        float[][] logits = new float[3][];
+        String[] asked = {"fp32", "bf16", "bf16"};
+        for (int k = 0; k < 3; k++) {
+            try (NDManager m = NDManager.newBaseManager(); ModelBundle.Loaded b = ModelBundle.load(dir, m, asked[k])) {
+                ai.djl.engine.Engine.getInstance().setRandomSeed(4);
+                var image = m.randomUniform(0, 1, new ai.djl.ndarray.types.Shape(2, 3, 32, 32));
+                var text = m.create(new long[] {101, 2054, 2003, 102, 0, 0, 101, 2129, 102, 0, 0, 0},
+                        new ai.djl.ndarray.types.Shape(2, 6));
+                logits[k] = b.model().forward(image, text, null).logits().toFloatArray();
+                if (k == 2) { // the same model again: its bf16 forms, made at the first call, read again
+                    assertArrayEquals(logits[k], b.model().forward(image, text, null).logits().toFloatArray());
+                }
+            }
+        }
+        float scale = 0;
+        float diff = 0;
+        for (int i = 0; i < logits[0].length; i++) {
+            scale = Math.max(scale, Math.abs(logits[0][i]));
+            diff = Math.max(diff, Math.abs(logits[0][i] - logits[1][i]));
+        }
+        assertTrue(scale > 0 && diff <= 2e-2f * scale, "bf16 logits differ from fp32's by " + diff + " of " + scale);
+        assertArrayEquals(logits[1], logits[2], "bf16 gives the same logits in every load");
+    }
+
     @Test
     void anOlderBundleWithoutThePrecisionRunsInFp32() throws Exception {
         Path dir = bundle(tmp.resolve("old"), Precision.BF16);
