@@ -19,7 +19,9 @@ public final class EngineOptions {
             + "float32 weights, as torch.autocast), int8 (inference only: the linear layers in int8, oneDNN's kernels in libtorch, dynamic "
             + "quantization, weights quantized once) or auto (bf16 where the CPU has avx512_bf16/AMX or on a GPU, else fp32); "
             + "bench and bench-serve take a list, e.g. fp32,bf16 (default: a trained model's own, recorded in its bundle.json, "
-            + "where a bf16 model runs in fp32 on a CPU without avx512_bf16/AMX; finetune: the preset's; bench, bench-serve: fp32)")
+            + "where a bf16 model runs in fp32 on a CPU without avx512_bf16/AMX; finetune: the preset's; bench, bench-serve: fp32). "
+            + "bf16 asked for on a CPU without AVX-512 runs libtorch's fallback, about 100x slower than fp32 (a warning "
+            + "says so; bench leaves it out)")
     List<String> precision;
 
     /**
