@@ -87,7 +87,12 @@ public final class TorchOps {
 
     /** The op library on {@code x}'s device, loaded on first use. */
     public static TorchOps on(NDArray x) {
-        return LOADED.computeIfAbsent(x.getDevice(), TorchOps::load);
+        return on(x.getDevice());
+    }
+
+    /** The op library on {@code device}, loaded on first use. */
+    private static TorchOps on(Device device) {
+        return LOADED.computeIfAbsent(device, TorchOps::load);
     }
 
     private static TorchOps load(Device device) {
@@ -198,8 +203,7 @@ public final class TorchOps {
         if (device.isGpu()) {
             return true;
         }
-        TorchOps ops = LOADED.computeIfAbsent(device, TorchOps::load);
-        return ops.packedBf16;
+        return on(device).packedBf16;
     }
 
     /**
