@@ -44,13 +44,13 @@ public final class InspectCommand implements Callable<Integer> {
             StateDict sd = ck.tensors();
             long total = 0;
             if (!noTensors) {
-                System.out.printf("%-80s %-9s %-20s %12s%n", "name", "dtype", "shape", "count");
+                System.out.printf("%-80s %-13s %-20s %12s%n", "name", "dtype", "shape", "count");
             }
             for (Map.Entry<String, HostTensor> e : sd.asMap().entrySet()) {
                 HostTensor t = e.getValue();
                 total += t.numel();
                 if (!noTensors) {
-                    System.out.printf("%-80s %-9s %-20s %,12d%n", e.getKey(), t.dtype(), Arrays.toString(t.shape()), t.numel());
+                    System.out.printf("%-80s %-13s %-20s %,12d%n", e.getKey(), t.dtype(), Arrays.toString(t.shape()), t.numel());
                 }
             }
             System.out.printf("%n%s (%s): %,d tensors, %,d values%n%s%n", checkpoint, ck.format(), sd.size(), total, integrity);

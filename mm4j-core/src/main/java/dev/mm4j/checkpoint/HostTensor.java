@@ -115,6 +115,11 @@ public final class HostTensor {
                     case INT8 -> out.putLong(pos, src.get(at));
                     case UINT8 -> out.putLong(pos, src.get(at) & 0xff);
                     case BOOL -> out.putLong(pos, src.get(at) != 0 ? 1 : 0);
+                    case UINT16 -> out.putLong(pos, src.getShort(at) & 0xffffL);
+                    case UINT32 -> out.putLong(pos, src.getInt(at) & 0xffffffffL);
+                    case UINT64 -> out.putLong(pos, uint64(src.getLong(at)));
+                    case FLOAT8_E4M3FN -> out.putFloat(pos, e4m3fnToFloat(src.get(at)));
+                    case FLOAT8_E5M2 -> out.putFloat(pos, halfToFloat((short) (src.get(at) << 8)));
                 }
                 pos += outSize;
             }
@@ -194,6 +199,23 @@ public final class HostTensor {
             return sign != 0 ? -v : v;
         }
         return Float.intBitsToFloat(sign | ((exp + 112) << 23) | (mant << 13));
+    }
+
+    /** float8_e4m3fn to float: bias 7, subnormals at exponent 0, no infinities, NaN at S.1111.111. */
+    static float e4m3fnToFloat(byte b) {
+        int bits = b & 0xff;
+        int exp = (bits >>> 3) & 0xf;
+        int mant = bits & 0x7;
+        float v = exp == 0xf && mant == 0x7 ? Float.NaN
+                : exp == 0 ? mant * 0x1p-9f // subnormal: mant/8 * 2^-6
+                : Float.intBitsToFloat(((exp + 120) << 23) | (mant << 20));
+        return (bits & 0x80) != 0 ? -v : v;
+    }
+
+    /** A uint64 value as the int64 a tensor loads as; 2^63 and above do not fit. */
+    private static long uint64(long v) {
+        if (v < 0) throw new IllegalStateException("uint64 value " + Long.toUnsignedString(v) + " does not fit the int64 it loads as");
+        return v;
     }
 
     @Override

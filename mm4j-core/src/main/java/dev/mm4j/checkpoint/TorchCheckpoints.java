@@ -3,6 +3,7 @@ package dev.mm4j.checkpoint;
 import ai.djl.ndarray.NDArray;
 import dev.mm4j.checkpoint.TorchPickle.StorageRef;
 import dev.mm4j.checkpoint.TorchPickle.TensorRef;
+import dev.mm4j.checkpoint.TorchPickle.UnreadableTensor;
 import dev.mm4j.util.AtomicFiles;
 import java.io.IOException;
 import java.io.UncheckedIOException;
@@ -25,7 +26,8 @@ import org.slf4j.LoggerFactory;
 /**
  * Reads state dicts from {@code torch.save} zip archives without Python and without executing anything: a
  * restricted unpickler ({@link TorchPickle}) plus memory-mapped storages. Tensors of any device load on the
- * host; floating tensors as float32, integer/bool tensors as int64. Also writes such archives
+ * host; floating tensors as float32, integer/bool tensors as int64 (the dtypes of {@link DType}, including PyTorch
+ * 2.3+'s uint16/32/64 and float8 tensors). Also writes such archives
  * ({@link #write}, {@link #writeNDArrays}).
  */
 public final class TorchCheckpoints {
@@ -108,23 +110,29 @@ public final class TorchCheckpoints {
             if (!(kv.getKey() instanceof String name)) {
                 throw new CheckpointException(file + ": state dict key of type " + TorchPickle.typeName(kv.getKey()) + " is not a string");
             }
+            if (kv.getValue() instanceof UnreadableTensor u) {
+                throw new CheckpointException(file + ": tensor '" + name + "' has dtype " + u.dtype() + ", which mm4j does not read"
+                        + " (it reads " + DType.readable() + ")");
+            }
             if (!(kv.getValue() instanceof TensorRef t)) {
                 skipped.add(name);
                 continue;
             }
             StorageRef s = t.storage();
-            StorageRef seen = storages.putIfAbsent(s.key(), s);
-            if (seen != null && (seen.dtype() != s.dtype() || seen.numel() != s.numel()))
-                throw new CheckpointException(file + ": storage '" + s.key() + "' is declared as both " + seen.dtype() + "[" + seen.numel()
-                        + "] and " + s.dtype() + "[" + s.numel() + "]");
-            ZipIndex.Entry e = zip.get(prefix + "data/" + s.key());
-            if (e == null) throw new CheckpointException(file + ": tensor '" + name + "': storage entry '" + prefix + "data/" + s.key() + "' is missing");
             long declared;
             try {
                 declared = Math.multiplyExact(s.numel(), (long) s.dtype().size());
             } catch (ArithmeticException ex) {
                 throw new CheckpointException(file + ": storage '" + s.key() + "' declares an impossible numel " + s.numel());
             }
+            // one storage may back tensors of several dtypes (an untyped storage viewed as float8_e4m3fn and as
+            // float8_e5m2): its bytes must agree
+            StorageRef seen = storages.putIfAbsent(s.key(), s);
+            if (seen != null && seen.numel() * seen.dtype().size() != declared)
+                throw new CheckpointException(file + ": storage '" + s.key() + "' is declared as both " + seen.dtype() + "[" + seen.numel()
+                        + "] and " + s.dtype() + "[" + s.numel() + "]");
+            ZipIndex.Entry e = zip.get(prefix + "data/" + s.key());
+            if (e == null) throw new CheckpointException(file + ": tensor '" + name + "': storage entry '" + prefix + "data/" + s.key() + "' is missing");
             if (declared != e.size())
                 throw new CheckpointException(file + ": tensor '" + name + "': storage '" + s.key() + "' declares " + s.numel() + " "
                         + s.dtype() + " elements (" + declared + " bytes) but its zip entry holds " + e.size() + " bytes");
@@ -246,7 +254,7 @@ public final class TorchCheckpoints {
     }
 
     private static boolean hasTensors(Map<?, ?> m) {
-        for (Object v : m.values()) if (v instanceof TensorRef) return true;
+        for (Object v : m.values()) if (v instanceof TensorRef || v instanceof UnreadableTensor) return true;
         return false;
     }
 

@@ -37,13 +37,30 @@ final class TorchPickle {
     /** A persistent id {@code ('storage', torch.XxxStorage, key, location, numel)}. */
     record StorageRef(DType dtype, String key, String location, long numel) {}
 
-    /** The result of {@code _rebuild_tensor_v2}: a view into a storage. */
+    /** The result of {@code _rebuild_tensor_v2} (or {@code _v3}): a view into a storage. */
     record TensorRef(StorageRef storage, long offset, long[] shape, long[] stride) {}
+
+    /** A {@code _rebuild_tensor_v3} tensor of a dtype we do not read ({@code dtype}: PyTorch's name): an error if loaded. */
+    record UnreadableTensor(String dtype) {}
+
+    /** {@code torch.storage.UntypedStorage}: the storage of {@code _rebuild_tensor_v3}, its numel counted in bytes. */
+    private static final String UNTYPED_STORAGE = "torch.storage.UntypedStorage";
+
+    /**
+     * PyTorch dtypes we do not read but name in an error ({@code _rebuild_tensor_v3}'s dtype argument), beside
+     * {@link DType}'s.
+     */
+    private static final Set<String> OTHER_TORCH_DTYPES = Set.of("float8_e4m3fnuz", "float8_e5m2fnuz", "float8_e8m0fnu",
+            "float4_e2m1fn_x2", "complex32", "complex64", "complex128", "qint8", "quint8", "qint32", "quint4x2", "quint2x4",
+            "bits1x8", "bits2x4", "bits4x2", "bits8", "bits16", "uint1", "uint2", "uint3", "uint4", "uint5", "uint6", "uint7",
+            "int1", "int2", "int3", "int4", "int5", "int6", "int7");
 
     private static final Set<String> ALLOWED = Set.of(
             "collections.OrderedDict",
             "torch._utils._rebuild_tensor_v2",
+            "torch._utils._rebuild_tensor_v3",
             "torch._utils._rebuild_parameter",
+            UNTYPED_STORAGE,
             "torch.device",
             "torch.Size");
 
@@ -263,19 +280,32 @@ final class TorchPickle {
 
     private Object global(String module, String name) throws CheckpointException {
         String full = module + "." + name;
-        if (module.equals("torch") && DType.ofStorageClass(name) != null) return new Global(module, name);
+        if (module.equals("torch") && (DType.ofStorageClass(name) != null || DType.ofTorchName(name) != null
+                || OTHER_TORCH_DTYPES.contains(name))) {
+            return new Global(module, name);
+        }
         if (ALLOWED.contains(full)) return new Global(module, name);
+        if (module.startsWith("__torch__")) {
+            throw bad("this is a TorchScript archive (torch.jit.save; it names '" + full + "'), not a state dict: save the"
+                    + " module's weights with torch.save(module.state_dict(), path)");
+        }
+        if (!module.startsWith("torch._utils") && !name.isEmpty() && Character.isUpperCase(name.charAt(0))) {
+            throw bad("it holds a pickled Python object ('" + full + "'), which mm4j does not build (that would run its"
+                    + " code); a whole model saved with torch.save(model) is read once saved as torch.save(model.state_dict(), path)");
+        }
         throw bad("forbidden global '" + full + "' (only torch tensor/storage rebuild globals and collections.OrderedDict are allowed)");
     }
 
     private Object persistent(Object pid) throws CheckpointException {
         if (!(pid instanceof Tuple t) || t.size() != 5 || !"storage".equals(t.get(0)))
             throw bad("unsupported persistent id of type " + typeName(pid) + " (expected ('storage', type, key, location, numel))");
-        if (!(t.get(1) instanceof Global g) || !g.module().equals("torch") || DType.ofStorageClass(g.name()) == null)
+        boolean untyped = t.get(1) instanceof Global u && u.toString().equals(UNTYPED_STORAGE);
+        if (!untyped && (!(t.get(1) instanceof Global g) || !g.module().equals("torch") || DType.ofStorageClass(g.name()) == null))
             throw bad("persistent id has no torch storage type");
         if (!(t.get(2) instanceof String key) || !(t.get(3) instanceof String location) || !(t.get(4) instanceof Long numel) || numel < 0)
             throw bad("malformed storage persistent id");
-        return new StorageRef(DType.ofStorageClass(g.name()), key, location, numel);
+        // an untyped storage counts bytes; _rebuild_tensor_v3 gives it its dtype
+        return new StorageRef(untyped ? DType.UINT8 : DType.ofStorageClass(((Global) t.get(1)).name()), key, location, numel);
     }
 
     private Object reduce(Object fn, Object args) throws CheckpointException {
@@ -295,9 +325,26 @@ final class TorchPickle {
                 if (shape.length != stride.length) throw bad("_rebuild_tensor_v2 size and stride differ in rank");
                 return new TensorRef(s, offset, shape, stride);
             }
+            case "torch._utils._rebuild_tensor_v3" -> {
+                // (storage, offset, size, stride, requires_grad, backward_hooks, dtype[, metadata]): PyTorch 2.3+ for
+                // dtypes without a typed storage (uint16/32/64, float8, ...), on an untyped storage of bytes
+                if (a.size() < 7 || a.size() > 8) throw bad("_rebuild_tensor_v3 with " + a.size() + " arguments");
+                if (!(a.get(6) instanceof Global d) || !d.module().equals("torch")) throw bad("_rebuild_tensor_v3 without a dtype");
+                DType dtype = DType.ofTorchName(d.name());
+                if (dtype == null) return new UnreadableTensor(d.name());
+                if (!(a.get(0) instanceof StorageRef s)) throw bad("_rebuild_tensor_v3 without a storage");
+                if (!(a.get(1) instanceof Long offset)) throw bad("_rebuild_tensor_v3 offset is not an int");
+                long[] shape = longs(a.get(2), "size");
+                long[] stride = longs(a.get(3), "stride");
+                if (shape.length != stride.length) throw bad("_rebuild_tensor_v3 size and stride differ in rank");
+                if (s.dtype() != DType.UINT8 || s.numel() % dtype.size() != 0)
+                    throw bad("_rebuild_tensor_v3 of " + dtype + " on a storage of " + s.numel() + " " + s.dtype() + " elements");
+                return new TensorRef(new StorageRef(dtype, s.key(), s.location(), s.numel() / dtype.size()), offset, shape, stride);
+            }
             case "torch._utils._rebuild_parameter" -> {
-                if (a.size() != 3 || !(a.get(0) instanceof TensorRef t)) throw bad("malformed _rebuild_parameter");
-                return t;
+                if (a.size() != 3 || !(a.get(0) instanceof TensorRef || a.get(0) instanceof UnreadableTensor))
+                    throw bad("malformed _rebuild_parameter");
+                return a.get(0);
             }
             case "torch.device" -> {
                 if (a.size() < 1 || !(a.get(0) instanceof String dev)) throw bad("malformed torch.device");

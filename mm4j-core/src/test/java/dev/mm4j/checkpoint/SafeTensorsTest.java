@@ -115,8 +115,8 @@ class SafeTensorsTest {
                 .contains("tensor 'x' has data_offsets [0, 16] outside the data (8 bytes)"));
         assertTrue(failure(file("overlap.st", "{\"x\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
                 + "\"y\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}", d8)).contains("'x' and 'y' overlap"));
-        assertTrue(failure(file("dtype.st", "{\"x\":{\"dtype\":\"F8_E4M3\",\"shape\":[8],\"data_offsets\":[0,8]}}", d8))
-                .contains("unknown dtype 'F8_E4M3'"));
+        assertTrue(failure(file("dtype.st", "{\"x\":{\"dtype\":\"F8_E8M0\",\"shape\":[8],\"data_offsets\":[0,8]}}", d8))
+                .contains("unknown dtype 'F8_E8M0'"));
         assertTrue(failure(file("size.st", "{\"x\":{\"dtype\":\"F32\",\"shape\":[3],\"data_offsets\":[0,8]}}", d8))
                 .contains("needs 12 bytes but data_offsets span 8"));
         assertTrue(failure(file("neg.st", "{\"x\":{\"dtype\":\"F32\",\"shape\":[-2],\"data_offsets\":[0,8]}}", d8))

@@ -233,6 +233,15 @@ class TorchCheckpointsTest {
     void refusesUnknownGlobal() throws IOException {
         String m = failure(withGlobal("mod.pt", new PickleBytes().global("torch.nn.modules.linear", "Linear").bytes()));
         assertTrue(m.contains("'torch.nn.modules.linear.Linear'"), m);
+        // a whole model (torch.save(model)) is told apart, with the form to save instead
+        assertTrue(m.contains("pickled Python object") && m.contains("torch.save(model.state_dict(), path)"), m);
+    }
+
+    @Test
+    void tellsATorchScriptArchiveFromAStateDict() throws IOException {
+        String m = failure(withGlobal("scripted.pt", new PickleBytes().global("__torch__.torch.nn.modules.linear", "Linear").bytes()));
+        assertTrue(m.contains("TorchScript archive (torch.jit.save; it names '__torch__.torch.nn.modules.linear.Linear')"), m);
+        assertTrue(m.contains("torch.save(module.state_dict(), path)"), m);
     }
 
     @Test
