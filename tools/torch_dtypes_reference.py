@@ -1,15 +1,24 @@
 """Writes checkpoints of every dtype mm4j reads, as PyTorch and safetensors save them, and the values they hold.
 
-    /work/pyref/venv214/bin/python tools/torch_dtypes_reference.py mm4j-core/src/test/resources/reference/torch-dtypes
+    /work/pyref/venv214/bin/python tools/torch_dtypes_reference.py mm4j-core/src/test/resources/reference/torch-dtypes \
+        mm4j-core/src/test/resources/fixtures/flava-tiny
 
-Writes DIR/dtypes.pt (torch.save: the classic dtypes through typed storages and _rebuild_tensor_v2, PyTorch 2.3+'s
-uint16/32/64 and float8 through an untyped storage and _rebuild_tensor_v3: the two float8 tensors and a
-non-contiguous view share one storage),
-DIR/dtypes.safetensors (the same tensors, safetensors' U16 ... F8_E4M3 codes) and DIR/expected.json ({name: [dtype,
-shape, values as float or int, NaN as "nan"]}, each value as PyTorch converts it to float32 or int64). The float8
-tensors hold all 256 codes. DIR/unreadable-dtype.pt holds a float32 tensor and a float8_e4m3fnuz one (a dtype mm4j
-does not read: its load is a one-line error naming the tensor). A cross-check for mm4j's checkpoint readers (TorchDtypesReferenceTest); not on any build
-or run path. Needs torch >= 2.3 and safetensors.
+Writes, into DIR:
+- dtypes.pt: torch.save's zip format. The classic dtypes through typed storages and _rebuild_tensor_v2; PyTorch
+  2.3+'s uint16/32/64 and float8 through an untyped storage and _rebuild_tensor_v3 (the two float8 tensors and a
+  non-contiguous view share one storage). The float8 tensors hold all 256 codes.
+- dtypes-legacy.pt: the same in the legacy format (PyTorch before 1.6, or _use_new_zipfile_serialization=False),
+  inside {"state_dict": ..., "epoch": 3} as training scripts save it.
+- dtypes.safetensors: the same tensors (safetensors' U16 ... F8_E4M3 codes).
+- values.json: {name: [dtype, shape, values]}, each value as PyTorch converts it to float32 or int64 (NaN as
+  "nan", infinities as "inf" / "-inf").
+- flava_classification_views-legacy.pt (with the fixture folder as second argument): the reference fixture's
+  flava_classification_views.pt (shared storages, offsets, a column-major tensor) loaded and saved again in the
+  legacy format; it must give the fixture's logits (FlavaParityTest).
+- unreadable-dtype.pt: a float32 tensor and a float8_e4m3fnuz one, a dtype mm4j does not read (its load is a
+  one-line error naming the tensor).
+A cross-check for mm4j's checkpoint readers (TorchDtypesReferenceTest); not on any build or run path. Needs
+torch >= 2.3 and safetensors.
 """
 import json
 import math
@@ -61,17 +70,24 @@ def expected(t):
     return out
 
 
-def main(out_dir):
+def main(out_dir, fixtures=None):
     os.makedirs(out_dir, exist_ok=True)
     t = tensors()
     torch.save(t, os.path.join(out_dir, "dtypes.pt"))
+    legacy = os.path.join(out_dir, "dtypes-legacy.pt")
+    torch.save({"state_dict": t, "epoch": 3}, legacy, _use_new_zipfile_serialization=False)
     save_file({k: v.contiguous().clone() for k, v in t.items()}, os.path.join(out_dir, "dtypes.safetensors"))
     codes = torch.arange(4, dtype=torch.int32).to(torch.uint8)
-    torch.save({"ok": torch.ones(2), "w": codes.view(torch.float8_e4m3fnuz)}, os.path.join(out_dir, "unreadable-dtype.pt"))
-    with open(os.path.join(out_dir, "expected.json"), "w") as f:
+    unreadable = {"ok": torch.ones(2), "w": codes.view(torch.float8_e4m3fnuz)}
+    torch.save(unreadable, os.path.join(out_dir, "unreadable-dtype.pt"))
+    if fixtures:
+        views = torch.load(os.path.join(fixtures, "flava_classification_views.pt"))
+        path = os.path.join(out_dir, "flava_classification_views-legacy.pt")
+        torch.save(views, path, _use_new_zipfile_serialization=False)
+    with open(os.path.join(out_dir, "values.json"), "w") as f:
         json.dump({"torch": torch.__version__, "tensors": expected(t)}, f, indent=1)
         f.write("\n")
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main(sys.argv[1], sys.argv[2] if len(sys.argv) > 2 else None)

@@ -13,6 +13,8 @@ import java.nio.file.StandardOpenOption;
 public enum CheckpointFormat {
     /** {@code torch.save} zip archive (starts with {@code PK\3\4}). */
     TORCH_ZIP,
+    /** Legacy {@code torch.save} (before PyTorch 1.6, or {@code _use_new_zipfile_serialization=False}): starts with a pickle. */
+    TORCH_LEGACY,
     /** Hugging Face safetensors (8-byte header length, then a JSON object). */
     SAFETENSORS;
 
@@ -25,14 +27,13 @@ public enum CheckpointFormat {
             while (b.hasRemaining() && ch.read(b, b.position()) > 0) { }
             int got = b.position();
             if (got >= 4 && b.getInt(0) == 0x04034b50) return TORCH_ZIP;
+            if (got >= 1 && (b.get(0) & 0xff) == 0x80) return TORCH_LEGACY; // PROTO: told from any other pickle when read
             if (got == 9) {
                 long n = b.getLong(0);
                 if (n >= 2 && n <= SafeTensors.MAX_HEADER && n <= size - 8 && b.get(8) == '{') return SAFETENSORS;
             }
-            String hint = got >= 2 && (b.get(0) & 0xff) == 0x80
-                    ? " (it looks like a legacy pre-1.6 torch.save pickle, which is not supported)" : "";
-            throw new CheckpointException(file + ": not a checkpoint we can read: neither a torch.save zip archive nor a"
-                    + " safetensors file" + hint);
+            throw new CheckpointException(file + ": not a checkpoint we can read: neither a torch.save file nor a"
+                    + " safetensors file");
         } catch (NoSuchFileException e) {
             throw new CheckpointException(file + ": no such file", e);
         } catch (CheckpointException e) {

@@ -16,7 +16,7 @@ import java.util.Map;
 import java.util.stream.Stream;
 
 /**
- * Reads a state dict from wherever the weights are: a {@code torch.save} zip archive or a safetensors file
+ * Reads a state dict from wherever the weights are: a {@code torch.save} file (zip or legacy) or a safetensors file
  * (told apart by their first bytes), a sharded checkpoint's {@code *.index.json} (Hugging Face's
  * {@code {"metadata": ..., "weight_map": {name: shard file}}}, shards of either format), or a folder holding one
  * of these (a Hugging Face model folder: {@link #HF_WEIGHTS} in that order of preference).
@@ -38,7 +38,7 @@ public final class Checkpoints {
             return readSharded(file);
         }
         return switch (CheckpointFormat.detect(file)) {
-            case TORCH_ZIP -> TorchCheckpoints.read(file);
+            case TORCH_ZIP, TORCH_LEGACY -> TorchCheckpoints.read(file);
             case SAFETENSORS -> SafeTensors.read(file);
         };
     }
@@ -204,6 +204,8 @@ public final class Checkpoints {
     private static String verifyFile(Path file) throws IOException {
         return switch (CheckpointFormat.detect(file)) {
             case TORCH_ZIP -> "integrity: all " + TorchCheckpoints.verifyArchive(file) + " zip entries pass their CRC-32 check";
+            case TORCH_LEGACY -> "integrity: " + TorchLegacyFormat.verify(file) + " storages fill the file exactly after its"
+                    + " pickles (the legacy format has no checksum)";
             case SAFETENSORS -> {
                 try (StateDict sd = SafeTensors.read(file)) {
                     yield "integrity: header valid, " + sd.size() + " tensors cover the data section exactly"

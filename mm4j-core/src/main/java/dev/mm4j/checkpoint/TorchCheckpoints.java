@@ -24,10 +24,10 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * Reads state dicts from {@code torch.save} zip archives without Python and without executing anything: a
- * restricted unpickler ({@link TorchPickle}) plus memory-mapped storages. Tensors of any device load on the
- * host; floating tensors as float32, integer/bool tensors as int64 (the dtypes of {@link DType}, including PyTorch
- * 2.3+'s uint16/32/64 and float8 tensors). Also writes such archives
+ * Reads state dicts from {@code torch.save} zip archives (and legacy files: {@link TorchLegacyFormat}) without
+ * Python and without executing anything: a restricted unpickler ({@link TorchPickle}) plus memory-mapped storages.
+ * Tensors of any device load on the host; floating tensors as float32, integer/bool tensors as int64 (the dtypes of
+ * {@link DType}, including PyTorch 2.3+'s uint16/32/64 and float8 tensors). Also writes such archives
  * ({@link #write}, {@link #writeNDArrays}).
  */
 public final class TorchCheckpoints {
@@ -74,10 +74,10 @@ public final class TorchCheckpoints {
     private static StateDict read(Path file, FileChannel ch, String keyPath) throws IOException {
         ByteBuffer magic = ByteBuffer.allocate(4);
         ch.read(magic, 0);
+        if (magic.position() >= 1 && (magic.get(0) & 0xff) == 0x80) return TorchLegacyFormat.read(file, ch, keyPath);
         if (magic.position() < 4 || magic.getInt(0) != 0x504b0304)
-            throw new CheckpointException(file + ": not a torch.save zip archive (no zip signature 'PK\\3\\4' at the start)"
-                    + (magic.position() >= 2 && (magic.get(0) & 0xff) == 0x80 ? "; it looks like a legacy (pre-1.6) torch.save"
-                    + " pickle, re-save it with torch.save(..., _use_new_zipfile_serialization=True)" : ""));
+            throw new CheckpointException(file + ": not a torch.save file (no zip signature 'PK\\3\\4' at the start, nor the"
+                    + " pickle of a legacy one)");
         ZipIndex zip = ZipIndex.open(file, ch);
 
         ZipIndex.Entry pkl = null;
@@ -96,14 +96,54 @@ public final class TorchCheckpoints {
             String s = new String(bs, StandardCharsets.US_ASCII).trim();
             if (!s.equals("little")) throw new CheckpointException(file + ": byteorder '" + s + "' is not supported, only little");
         }
-        if (pkl.size() > 512L << 20) throw new CheckpointException(file + ": data.pkl is " + pkl.size() + " bytes, too large");
+        if (pkl.size() > MAX_PICKLE_BYTES) throw new CheckpointException(file + ": data.pkl is " + pkl.size() + " bytes, too large");
 
         Object top = TorchPickle.load(file + " [" + pkl.name() + "]", zip.bytes(pkl));
         Map<?, ?> dict = select(file, top, keyPath);
-
-        // validate every storage and tensor before handing anything out
-        Map<String, StorageRef> storages = new HashMap<>();
         Map<String, Supplier<ByteBuffer>> storageBytes = new HashMap<>();
+        return stateDict(file, dict, ch, new Storages() {
+            @Override
+            public long size(String key, String tensor) throws CheckpointException {
+                ZipIndex.Entry e = zip.get(prefix + "data/" + key);
+                if (e == null) {
+                    throw new CheckpointException(file + ": tensor '" + tensor + "': storage entry '" + prefix + "data/" + key + "' is missing");
+                }
+                return e.size();
+            }
+
+            @Override
+            public Supplier<ByteBuffer> bytes(String key) throws IOException {
+                return storage(zip, zip.get(prefix + "data/" + key), storageBytes);
+            }
+
+            @Override
+            public String holder() {
+                return "its zip entry";
+            }
+        });
+    }
+
+    /** The pickles of a checkpoint may take at most this many bytes (a zip's data.pkl, a legacy file's pickles). */
+    static final long MAX_PICKLE_BYTES = 512L << 20;
+
+    /** Where a checkpoint's storages are, by key: a zip archive's entries or a legacy file's storage table. */
+    interface Storages {
+        /** The storage's size in bytes; an error naming {@code tensor} if the file has no such storage. */
+        long size(String key, String tensor) throws CheckpointException;
+
+        /** The storage's bytes (little-endian), once {@link #size} has found it. */
+        Supplier<ByteBuffer> bytes(String key) throws IOException;
+
+        /** What holds a storage's bytes, for error messages ("its zip entry"). */
+        String holder();
+    }
+
+    /**
+     * The tensors of {@code dict} (an unpickled state dict) over {@code storages}, every storage and tensor validated
+     * before anything is handed out: a storage's declared size against its bytes, each view inside its storage.
+     */
+    static StateDict stateDict(Path file, Map<?, ?> dict, FileChannel ch, Storages storages) throws IOException {
+        Map<String, StorageRef> seenStorages = new HashMap<>();
         LinkedHashMap<String, HostTensor> tensors = new LinkedHashMap<>();
         List<String> skipped = new ArrayList<>();
         for (Map.Entry<?, ?> kv : dict.entrySet()) {
@@ -119,29 +159,32 @@ public final class TorchCheckpoints {
                 continue;
             }
             StorageRef s = t.storage();
-            long declared;
-            try {
-                declared = Math.multiplyExact(s.numel(), (long) s.dtype().size());
-            } catch (ArithmeticException ex) {
-                throw new CheckpointException(file + ": storage '" + s.key() + "' declares an impossible numel " + s.numel());
-            }
+            long declared = declaredBytes(file, s);
             // one storage may back tensors of several dtypes (an untyped storage viewed as float8_e4m3fn and as
             // float8_e5m2): its bytes must agree
-            StorageRef seen = storages.putIfAbsent(s.key(), s);
+            StorageRef seen = seenStorages.putIfAbsent(s.key(), s);
             if (seen != null && seen.numel() * seen.dtype().size() != declared)
                 throw new CheckpointException(file + ": storage '" + s.key() + "' is declared as both " + seen.dtype() + "[" + seen.numel()
                         + "] and " + s.dtype() + "[" + s.numel() + "]");
-            ZipIndex.Entry e = zip.get(prefix + "data/" + s.key());
-            if (e == null) throw new CheckpointException(file + ": tensor '" + name + "': storage entry '" + prefix + "data/" + s.key() + "' is missing");
-            if (declared != e.size())
+            long size = storages.size(s.key(), name);
+            if (declared != size)
                 throw new CheckpointException(file + ": tensor '" + name + "': storage '" + s.key() + "' declares " + s.numel() + " "
-                        + s.dtype() + " elements (" + declared + " bytes) but its zip entry holds " + e.size() + " bytes");
+                        + s.dtype() + " elements (" + declared + " bytes) but " + storages.holder() + " holds " + size + " bytes");
             checkBounds(file, name, t);
-            tensors.put(name, new HostTensor(s.dtype(), t.shape(), storage(zip, e, storageBytes), t.offset(), t.stride()));
+            tensors.put(name, new HostTensor(s.dtype(), t.shape(), storages.bytes(s.key()), t.offset(), t.stride()));
         }
         if (tensors.isEmpty()) throw new CheckpointException(file + ": the selected dict holds no tensors");
         if (!skipped.isEmpty()) log.warn("{}: skipped {} non-tensor entries: {}", file, skipped.size(), skipped);
         return new StateDict(tensors, Map.of(), ch);
+    }
+
+    /** A storage's size in bytes as its persistent id declares it. */
+    static long declaredBytes(Path file, StorageRef s) throws CheckpointException {
+        try {
+            return Math.multiplyExact(s.numel(), (long) s.dtype().size());
+        } catch (ArithmeticException ex) {
+            throw new CheckpointException(file + ": storage '" + s.key() + "' declares an impossible numel " + s.numel());
+        }
     }
 
     /**
@@ -233,7 +276,7 @@ public final class TorchCheckpoints {
         }
     }
 
-    private static Map<?, ?> select(Path file, Object top, String keyPath) throws CheckpointException {
+    static Map<?, ?> select(Path file, Object top, String keyPath) throws CheckpointException {
         if (!(top instanceof Map<?, ?> m)) throw new CheckpointException(file + ": top-level object is a " + TorchPickle.typeName(top) + ", not a dict");
         if (keyPath != null && !keyPath.isEmpty()) {
             Object cur = m;

@@ -14,9 +14,9 @@ import java.util.Map;
 import java.util.Set;
 
 /**
- * A restricted unpickler for the {@code data.pkl} of a {@code torch.save} zip archive. It implements only the
- * opcodes torch writes for state dicts and builds only an allow-list of globals; it never calls anything. Any
- * other global or opcode is a {@link CheckpointException} naming it and the file.
+ * A restricted unpickler for the {@code data.pkl} of a {@code torch.save} zip archive (or a legacy file's pickles).
+ * It implements only the opcodes torch writes for state dicts and builds only an allow-list of globals; it never
+ * calls anything. Any other global or opcode is a {@link CheckpointException} naming it and the file.
  *
  * <p>Values: {@code null} (None), Boolean, Long, Double, String, {@link List} (list), {@link Tuple},
  * {@link LinkedHashMap} (dict / OrderedDict), {@link StorageRef}, {@link TensorRef}.
@@ -77,6 +77,8 @@ final class TorchPickle {
     private final Deque<List<Object>> metastack = new ArrayDeque<>();
     private final Map<Long, Object> memo = new HashMap<>();
     private List<Object> current = stack;
+    /** The storages of the persistent ids met, in order. */
+    private final List<StorageRef> storages = new ArrayList<>();
 
     private TorchPickle(String file, ByteBuffer pickle) {
         this.file = file;
@@ -86,6 +88,23 @@ final class TorchPickle {
     /** Unpickles {@code pickle}; {@code file} names the source in error messages. */
     static Object load(String file, ByteBuffer pickle) throws CheckpointException {
         return new TorchPickle(file, pickle).run();
+    }
+
+    /**
+     * One pickle read from the start of a buffer that may hold more after it: its value, its length in bytes and
+     * the storages its persistent ids declare (in the order met).
+     */
+    record Prefix(Object value, int length, List<StorageRef> storages) {}
+
+    /**
+     * Unpickles the pickle at the start of {@code bytes} (from its position), which may be followed by other data: a
+     * legacy {@code torch.save} file is several pickles in a row, then the storages.
+     */
+    static Prefix loadPrefix(String file, ByteBuffer bytes) throws CheckpointException {
+        TorchPickle p = new TorchPickle(file, bytes);
+        int start = p.in.position();
+        Object v = p.run();
+        return new Prefix(v, p.in.position() - start, List.copyOf(p.storages));
     }
 
     private CheckpointException bad(String what) {
@@ -297,7 +316,8 @@ final class TorchPickle {
     }
 
     private Object persistent(Object pid) throws CheckpointException {
-        if (!(pid instanceof Tuple t) || t.size() != 5 || !"storage".equals(t.get(0)))
+        // a legacy (pre-1.6) file's ids have a sixth item, view metadata, None since PyTorch 0.4
+        if (!(pid instanceof Tuple t) || !(t.size() == 5 || t.size() == 6 && t.get(5) == null) || !"storage".equals(t.get(0)))
             throw bad("unsupported persistent id of type " + typeName(pid) + " (expected ('storage', type, key, location, numel))");
         boolean untyped = t.get(1) instanceof Global u && u.toString().equals(UNTYPED_STORAGE);
         if (!untyped && (!(t.get(1) instanceof Global g) || !g.module().equals("torch") || DType.ofStorageClass(g.name()) == null))
@@ -305,7 +325,9 @@ final class TorchPickle {
         if (!(t.get(2) instanceof String key) || !(t.get(3) instanceof String location) || !(t.get(4) instanceof Long numel) || numel < 0)
             throw bad("malformed storage persistent id");
         // an untyped storage counts bytes; _rebuild_tensor_v3 gives it its dtype
-        return new StorageRef(untyped ? DType.UINT8 : DType.ofStorageClass(((Global) t.get(1)).name()), key, location, numel);
+        StorageRef s = new StorageRef(untyped ? DType.UINT8 : DType.ofStorageClass(((Global) t.get(1)).name()), key, location, numel);
+        storages.add(s);
+        return s;
     }
 
     private Object reduce(Object fn, Object args) throws CheckpointException {

@@ -2,8 +2,8 @@
  * Reading and writing model checkpoints without Python.
  *
  * <ul>
- *   <li>{@link dev.mm4j.checkpoint.Checkpoints#read(java.nio.file.Path)}: a {@code torch.save} zip archive or a
- *       safetensors file, told apart by its first bytes ({@link dev.mm4j.checkpoint.CheckpointFormat}).</li>
+ *   <li>{@link dev.mm4j.checkpoint.Checkpoints#read(java.nio.file.Path)}: a {@code torch.save} zip archive (or a
+ *       legacy pre-1.6 file), or a safetensors file, told apart by its first bytes ({@link dev.mm4j.checkpoint.CheckpointFormat}).</li>
  *   <li>{@link dev.mm4j.checkpoint.TorchCheckpoints}: a restricted unpickler (allow-listed globals only, never
  *       executes anything) over memory-mapped storages; views, offsets and non-contiguous strides are
  *       materialized row-major; float16/bfloat16/float64 load as float32, integer/bool as int64; every

@@ -253,7 +253,7 @@ class SafeTensorsTest {
         Path junk = tmp.resolve("junk.bin");
         Files.writeString(junk, "GIF89a and then some bytes");
         String m = assertThrows(CheckpointException.class, () -> Checkpoints.read(junk)).getMessage();
-        assertTrue(m.contains(junk.toString()) && m.contains("neither a torch.save zip archive nor a safetensors file"), m);
+        assertTrue(m.contains(junk.toString()) && m.contains("neither a torch.save file nor a safetensors file"), m);
         Path missing = tmp.resolve("nope.pt");
         assertTrue(assertThrows(CheckpointException.class, () -> Checkpoints.read(missing)).getMessage().contains("no such file"));
     }

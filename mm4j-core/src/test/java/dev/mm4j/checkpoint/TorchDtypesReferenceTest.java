@@ -27,7 +27,7 @@ class TorchDtypesReferenceTest {
     }
 
     private static JsonNode expected() throws IOException {
-        try (InputStream in = TorchDtypesReferenceTest.class.getResourceAsStream("/reference/torch-dtypes/expected.json")) {
+        try (InputStream in = TorchDtypesReferenceTest.class.getResourceAsStream("/reference/torch-dtypes/values.json")) {
             return new ObjectMapper().readTree(in).get("tensors");
         }
     }
@@ -37,6 +37,80 @@ class TorchDtypesReferenceTest {
         try (StateDict sd = Checkpoints.read(resource("dtypes.pt"))) {
             assertSameAsPyTorch(sd, expected());
         }
+    }
+
+    @Test
+    void legacyTorchSaveOfEveryDtypeLoadsPyTorchsValues() throws Exception {
+        Path p = resource("dtypes-legacy.pt");
+        assertEquals(CheckpointFormat.TORCH_LEGACY, CheckpointFormat.detect(p));
+        try (StateDict sd = Checkpoints.read(p)) { // the dict under "state_dict", beside "epoch"
+            assertSameAsPyTorch(sd, expected());
+        }
+        assertEquals("integrity: 14 storages fill the file exactly after its pickles (the legacy format has no checksum)",
+                Checkpoints.verify(p));
+    }
+
+    @Test
+    void aTruncatedOrExtendedLegacyFileIsOneLineNamingWhere() throws Exception {
+        byte[] raw = Files.readAllBytes(resource("dtypes-legacy.pt"));
+        Path cut = tmp.resolve("cut.pt");
+        Files.write(cut, java.util.Arrays.copyOf(raw, raw.length - 3));
+        String m = assertThrows(CheckpointException.class, () -> Checkpoints.read(cut)).getMessage();
+        assertTrue(m.startsWith(cut + ": legacy torch.save file: truncated: storage '"), m);
+        Path longer = tmp.resolve("longer.pt");
+        Files.write(longer, java.util.Arrays.copyOf(raw, raw.length + 5));
+        m = assertThrows(CheckpointException.class, () -> Checkpoints.read(longer)).getMessage();
+        assertTrue(m.endsWith("storages end at byte " + raw.length + " but the file has " + (raw.length + 5)), m);
+        Path pickles = tmp.resolve("pickles-only.pt");
+        Files.write(pickles, java.util.Arrays.copyOf(raw, 200));
+        m = assertThrows(CheckpointException.class, () -> Checkpoints.read(pickles)).getMessage();
+        assertTrue(m.startsWith(pickles + " [legacy torch.save]: "), m);
+    }
+
+    @Test
+    void legacyMutantsAreRefusedInOneLineOrLoadWithinTheirStorages() throws Exception {
+        // the legacy format has no checksum: a mutant may load (its data bytes as written), but never read outside
+        // a storage or fail with anything but a CheckpointException
+        byte[] raw = Files.readAllBytes(resource("dtypes-legacy.pt"));
+        java.util.Random rnd = new java.util.Random(20261207L);
+        int refused = 0, loaded = 0;
+        for (int i = 0; i < 600; i++) {
+            byte[] m = raw.clone();
+            for (int k = 1 + rnd.nextInt(3); k > 0; k--) {
+                // mostly in the pickles (the first ~2 KB), where the structure is
+                int at = rnd.nextInt(4) > 0 ? rnd.nextInt(Math.min(m.length, 2200)) : rnd.nextInt(m.length);
+                m[at] = (byte) (rnd.nextBoolean() ? rnd.nextInt(256) : m[at] ^ (1 << rnd.nextInt(8)));
+            }
+            Path p = tmp.resolve("m" + i + ".pt");
+            Files.write(p, m);
+            try (StateDict sd = Checkpoints.read(p)) {
+                for (HostTensor t : sd.asMap().values()) {
+                    try {
+                        t.data();
+                    } catch (IllegalStateException e) { // a mutated uint64 at 2^63 or above
+                        assertTrue(e.getMessage().startsWith("uint64 value "), e.getMessage());
+                    }
+                }
+                loaded++;
+            } catch (CheckpointException e) {
+                assertFalse(e.getMessage().contains("\n"), e.getMessage());
+                refused++;
+            }
+            Files.delete(p);
+        }
+        assertEquals(600, refused + loaded);
+        assertTrue(refused > 100 && loaded > 10, refused + " refused, " + loaded + " loaded");
+    }
+
+    @Test
+    void aPickleThatIsNotTorchSaveIsToldApart() throws Exception {
+        // pickle.dumps({"a": 1}, protocol=2)
+        byte[] plain = {(byte) 0x80, 2, '}', 'q', 0, 'X', 1, 0, 0, 0, 'a', 'q', 1, 'K', 1, 's', '.'};
+        Path p = tmp.resolve("plain.pkl");
+        Files.write(p, plain);
+        String m = assertThrows(CheckpointException.class, () -> Checkpoints.read(p)).getMessage();
+        assertEquals(p + ": a pickle, not a torch.save file (its first value is dict, not torch's magic number); mm4j reads"
+                + " torch.save and safetensors files", m);
     }
 
     @Test

@@ -157,6 +157,19 @@ class FlavaParityTest {
     }
 
     @Test
+    void legacyTorchSaveOfTheViewsCheckpointGivesTheSameLogits() throws Exception {
+        // the views fixture loaded and saved again by PyTorch 2.14 in the legacy (pre-1.6) format:
+        // tools/torch_dtypes_reference.py
+        Path legacy = Path.of(FlavaParityTest.class.getResource("/reference/torch-dtypes/flava_classification_views-legacy.pt").toURI());
+        FlavaForClassification model = FlavaForClassification.create(config, manager);
+        StateDictLoader.load(model, legacy, true);
+        model.setTraining(false);
+        try (NDScope scope = new NDScope()) {
+            assertClose("logits_mm", expected.get("variants").get("views"), model.forward(image, text, null).logits());
+        }
+    }
+
+    @Test
     void pretrainingLayoutLoadsNonStrictlyWithTheReferenceReport() throws Exception {
         JsonNode v = expected.get("variants").get("pretraining_layout");
         FlavaForClassification model = FlavaForClassification.create(config, manager);
