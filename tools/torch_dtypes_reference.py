@@ -15,11 +15,15 @@ Writes, into DIR:
 - flava_classification_views-legacy.pt (with the fixture folder as second argument): the reference fixture's
   flava_classification_views.pt (shared storages, offsets, a column-major tensor) loaded and saved again in the
   legacy format; it must give the fixture's logits (FlavaParityTest).
+- weights-only-extras.pt: what torch.load(weights_only=True) accepts beside plain tensors: under "state_dict" a
+  tensor with a Python attribute (_rebuild_from_type_v2) and a parameter with one (_rebuild_parameter_with_state),
+  beside it a Counter, a set, bytes, a bytearray and a complex number.
 - unreadable-dtype.pt: a float32 tensor and a float8_e4m3fnuz one, a dtype mm4j does not read (its load is a
   one-line error naming the tensor).
 A cross-check for mm4j's checkpoint readers (TorchDtypesReferenceTest); not on any build or run path. Needs
 torch >= 2.3 and safetensors.
 """
+import collections
 import json
 import math
 import os
@@ -78,6 +82,17 @@ def main(out_dir, fixtures=None):
     torch.save({"state_dict": t, "epoch": 3}, legacy, _use_new_zipfile_serialization=False)
     save_file({k: v.contiguous().clone() for k, v in t.items()}, os.path.join(out_dir, "dtypes.safetensors"))
     codes = torch.arange(4, dtype=torch.int32).to(torch.uint8)
+    flagged = torch.arange(4, dtype=torch.float32)
+    flagged.flag = True
+    param = torch.nn.Parameter(torch.tensor([0.5, -0.25]))
+    param.tensor_model_parallel = False
+    extras = {
+        "state_dict": {"plain": torch.ones(2), "flagged": flagged, "param": param},
+        "counter": collections.Counter({"x": 2}), "set": {1, 2}, "bytes": b"\x00\xffab", "bytearray": bytearray(b"xy"),
+        "complex": complex(1, 2),
+    }
+    torch.save(extras, os.path.join(out_dir, "weights-only-extras.pt"))
+    torch.load(os.path.join(out_dir, "weights-only-extras.pt"), weights_only=True)  # what we claim torch accepts
     unreadable = {"ok": torch.ones(2), "w": codes.view(torch.float8_e4m3fnuz)}
     torch.save(unreadable, os.path.join(out_dir, "unreadable-dtype.pt"))
     if fixtures:

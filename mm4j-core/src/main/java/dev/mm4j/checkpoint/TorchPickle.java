@@ -62,7 +62,19 @@ final class TorchPickle {
             "torch._utils._rebuild_parameter",
             UNTYPED_STORAGE,
             "torch.device",
-            "torch.Size");
+            "torch.Size",
+            // what else torch.load(weights_only=True) accepts by default (PyTorch 2.14's _get_allowed_globals), built
+            // here as inert values: tensors with Python attributes, parameters with state, and the plain data types
+            // training scripts keep beside a state dict
+            "torch._tensor._rebuild_from_type_v2",
+            "torch._utils._rebuild_parameter_with_state",
+            "torch.Tensor",
+            "torch.nn.parameter.Parameter",
+            "collections.Counter",
+            "builtins.set",
+            "builtins.bytearray",
+            "builtins.complex",
+            "_codecs.encode");
 
     /**
      * Operations one pickle may run. Each makes at most one small object, so this bounds the heap a hostile
@@ -298,6 +310,7 @@ final class TorchPickle {
     // ---- globals, persistent ids, calls
 
     private Object global(String module, String name) throws CheckpointException {
+        if (module.equals("__builtin__")) module = "builtins"; // protocol 2 names Python 2's module
         String full = module + "." + name;
         if (module.equals("torch") && (DType.ofStorageClass(name) != null || DType.ofTorchName(name) != null
                 || OTHER_TORCH_DTYPES.contains(name))) {
@@ -375,6 +388,47 @@ final class TorchPickle {
             case "torch.Size" -> {
                 if (a.size() != 1 || !(a.get(0) instanceof Tuple)) throw bad("malformed torch.Size");
                 return a.get(0);
+            }
+            case "torch._tensor._rebuild_from_type_v2" -> {
+                // (rebuild function, type, its arguments, Python attributes): a tensor or parameter whose attributes
+                // (the state) are dropped; a tensor subclass is refused
+                if (a.size() != 4 || !(a.get(0) instanceof Global f) || !f.toString().startsWith("torch._utils._rebuild_")
+                        || !(a.get(1) instanceof Global type) || !(a.get(2) instanceof Tuple)) {
+                    throw bad("malformed _rebuild_from_type_v2");
+                }
+                if (!type.toString().equals("torch.Tensor") && !type.toString().equals("torch.nn.parameter.Parameter")) {
+                    throw bad("a tensor of subclass '" + type + "', which mm4j does not read");
+                }
+                return reduce(a.get(0), a.get(2));
+            }
+            case "torch._utils._rebuild_parameter_with_state" -> {
+                // (tensor, requires_grad, backward_hooks, Python attributes): the tensor
+                if (a.size() != 4 || !(a.get(0) instanceof TensorRef || a.get(0) instanceof UnreadableTensor)) {
+                    throw bad("malformed _rebuild_parameter_with_state");
+                }
+                return a.get(0);
+            }
+            case "collections.Counter" -> {
+                if (a.size() > 1 || a.size() == 1 && !(a.get(0) instanceof Map)) throw bad("malformed Counter");
+                return a.size() == 0 ? new LinkedHashMap<Object, Object>() : new LinkedHashMap<Object, Object>((Map<?, ?>) a.get(0));
+            }
+            case "builtins.set" -> {
+                if (a.size() > 1 || a.size() == 1 && !(a.get(0) instanceof List)) throw bad("malformed set");
+                return a.size() == 0 ? new ArrayList<Object>() : new ArrayList<Object>((List<?>) a.get(0));
+            }
+            case "_codecs.encode", "builtins.bytearray" -> {
+                // bytes under protocol 2: encode(text, 'latin1'); bytearray(bytes), bytearray(text, 'latin-1') or bytearray()
+                if (a.size() == 0 && g.name().equals("bytearray")) return new byte[0];
+                if (a.size() == 1 && a.get(0) instanceof byte[] b && g.name().equals("bytearray")) return b;
+                if (a.size() != 2 || !(a.get(0) instanceof String text) || !(a.get(1) instanceof String enc)
+                        || !enc.replace("-", "").equalsIgnoreCase("latin1")) {
+                    throw bad("malformed " + g);
+                }
+                return text.getBytes(StandardCharsets.ISO_8859_1);
+            }
+            case "builtins.complex" -> {
+                if (a.size() != 2 || !(a.get(0) instanceof Number re) || !(a.get(1) instanceof Number im)) throw bad("malformed complex");
+                return new double[] {re.doubleValue(), im.doubleValue()};
             }
             default -> throw bad("global '" + g + "' cannot be called");
         }

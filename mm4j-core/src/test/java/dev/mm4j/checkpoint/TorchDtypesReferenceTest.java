@@ -103,6 +103,48 @@ class TorchDtypesReferenceTest {
     }
 
     @Test
+    void whatTorchLoadsWithWeightsOnlyLoadsHere() throws Exception {
+        // a tensor and a parameter with Python attributes (dropped), and a Counter, set, bytes, bytearray and complex
+        // beside the state dict
+        try (StateDict sd = Checkpoints.read(resource("weights-only-extras.pt"))) {
+            assertEquals(java.util.List.of("plain", "flagged", "param"), new java.util.ArrayList<>(sd.names()));
+            assertArrayEquals(new float[] {1, 1}, sd.get("plain").toFloatArray());
+            assertArrayEquals(new float[] {0, 1, 2, 3}, sd.get("flagged").toFloatArray());
+            assertArrayEquals(new float[] {0.5f, -0.25f}, sd.get("param").toFloatArray());
+        }
+        Object top = TorchPickle.load("extras", zipEntry(resource("weights-only-extras.pt"), "data.pkl"));
+        Map<?, ?> m = (Map<?, ?>) top;
+        assertEquals(Map.of("x", 2L), m.get("counter"));
+        assertEquals(java.util.List.of(1L, 2L), m.get("set"));
+        assertArrayEquals(new byte[] {0, (byte) 0xff, 'a', 'b'}, (byte[]) m.get("bytes"));
+        assertArrayEquals(new byte[] {'x', 'y'}, (byte[]) m.get("bytearray"));
+        assertArrayEquals(new double[] {1, 2}, (double[]) m.get("complex"));
+    }
+
+    private static java.nio.ByteBuffer zipEntry(Path zip, String suffix) throws IOException {
+        try (java.util.zip.ZipFile z = new java.util.zip.ZipFile(zip.toFile())) {
+            java.util.zip.ZipEntry e = z.stream().filter(x -> x.getName().endsWith("/" + suffix)).findFirst().orElseThrow();
+            return java.nio.ByteBuffer.wrap(z.getInputStream(e).readAllBytes());
+        }
+    }
+
+    @Test
+    void aTensorSubclassOrANestedRebuildIsOneLine() {
+        // _rebuild_from_type_v2(_rebuild_tensor_v2, type, (), {}) with a type other than Tensor / Parameter: named,
+        // nothing built (a class of the user's own is refused earlier, at its GLOBAL)
+        byte[] sub = new PickleBytes().raw(new byte[] {(byte) 0x80, 2}).global("torch._tensor", "_rebuild_from_type_v2")
+                .mark().global("torch._utils", "_rebuild_tensor_v2").global("torch", "Size").op(')').op('}').tuple()
+                .reduce().stop().bytes();
+        String m = assertThrows(CheckpointException.class, () -> TorchPickle.load("sub", java.nio.ByteBuffer.wrap(sub))).getMessage();
+        assertTrue(m.startsWith("sub: a tensor of subclass 'torch.Size', which mm4j does not read"), m);
+        byte[] nested = new PickleBytes().raw(new byte[] {(byte) 0x80, 2}).global("torch._tensor", "_rebuild_from_type_v2")
+                .mark().global("torch._tensor", "_rebuild_from_type_v2").global("torch", "Tensor").op(')').op('}').tuple()
+                .reduce().stop().bytes();
+        m = assertThrows(CheckpointException.class, () -> TorchPickle.load("nested", java.nio.ByteBuffer.wrap(nested))).getMessage();
+        assertTrue(m.startsWith("nested: malformed _rebuild_from_type_v2"), m);
+    }
+
+    @Test
     void aPickleThatIsNotTorchSaveIsToldApart() throws Exception {
         // pickle.dumps({"a": 1}, protocol=2)
         byte[] plain = {(byte) 0x80, 2, '}', 'q', 0, 'X', 1, 0, 0, 0, 'a', 'q', 1, 'K', 1, 's', '.'};
