@@ -12,6 +12,8 @@ import java.nio.file.Path;
 import java.util.Iterator;
 import java.util.Map;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
@@ -32,9 +34,10 @@ class TorchDtypesReferenceTest {
         }
     }
 
-    @Test
-    void torchSaveOfEveryDtypeLoadsPyTorchsValues() throws Exception {
-        try (StateDict sd = Checkpoints.read(resource("dtypes.pt"))) {
+    @ParameterizedTest
+    @ValueSource(strings = {"dtypes.pt", "dtypes.safetensors"})
+    void everyDtypeLoadsPyTorchsValues(String file) throws Exception {
+        try (StateDict sd = Checkpoints.read(resource(file))) {
             assertSameAsPyTorch(sd, expected());
         }
     }
@@ -153,13 +156,6 @@ class TorchDtypesReferenceTest {
         String m = assertThrows(CheckpointException.class, () -> Checkpoints.read(p)).getMessage();
         assertEquals(p + ": a pickle, not a torch.save file (its first value is dict, not torch's magic number); mm4j reads"
                 + " torch.save and safetensors files", m);
-    }
-
-    @Test
-    void safetensorsOfEveryDtypeLoadsPyTorchsValues() throws Exception {
-        try (StateDict sd = Checkpoints.read(resource("dtypes.safetensors"))) {
-            assertSameAsPyTorch(sd, expected());
-        }
     }
 
     @Test
