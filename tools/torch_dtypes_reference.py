@@ -18,6 +18,8 @@ Writes, into DIR:
 - weights-only-extras.pt: what torch.load(weights_only=True) accepts beside plain tensors: under "state_dict" a
   tensor with a Python attribute (_rebuild_from_type_v2) and a parameter with one (_rebuild_parameter_with_state),
   beside it a Counter, a set, bytes, a bytearray and a complex number.
+- no-crc32.pt: dtypes.pt's tensors saved after torch.serialization.set_crc32_options(False) (PyTorch 2.6+): every
+  zip entry's CRC-32 is 0, and torch.load does not check them.
 - unreadable-dtype.pt: a float32 tensor and a float8_e4m3fnuz one, a dtype mm4j does not read (its load is a
   one-line error naming the tensor).
 A cross-check for mm4j's checkpoint readers (TorchDtypesReferenceTest); not on any build or run path. Needs
@@ -82,6 +84,11 @@ def main(out_dir, fixtures=None):
     torch.save({"state_dict": t, "epoch": 3}, legacy, _use_new_zipfile_serialization=False)
     save_file({k: v.contiguous().clone() for k, v in t.items()}, os.path.join(out_dir, "dtypes.safetensors"))
     codes = torch.arange(4, dtype=torch.int32).to(torch.uint8)
+    torch.serialization.set_crc32_options(False)
+    try:
+        torch.save(t, os.path.join(out_dir, "no-crc32.pt"))
+    finally:
+        torch.serialization.set_crc32_options(True)
     flagged = torch.arange(4, dtype=torch.float32)
     flagged.flag = True
     param = torch.nn.Parameter(torch.tensor([0.5, -0.25]))

@@ -203,7 +203,7 @@ public final class Checkpoints {
 
     private static String verifyFile(Path file) throws IOException {
         return switch (CheckpointFormat.detect(file)) {
-            case TORCH_ZIP -> "integrity: all " + TorchCheckpoints.verifyArchive(file) + " zip entries pass their CRC-32 check";
+            case TORCH_ZIP -> "integrity: " + TorchCheckpoints.verifyArchive(file);
             case TORCH_LEGACY -> "integrity: " + TorchLegacyFormat.verify(file) + " storages fill the file exactly after its"
                     + " pickles (the legacy format has no checksum)";
             case SAFETENSORS -> {

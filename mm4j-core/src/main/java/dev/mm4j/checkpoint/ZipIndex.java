@@ -41,6 +41,12 @@ final class ZipIndex {
     private final Map<String, Entry> entries = new LinkedHashMap<>();
     private ByteBuffer whole;
     private ByteBuffer scratch;
+    /**
+     * Whether the archive records CRC-32s: false where every non-empty entry stores 0, as {@code torch.save} writes
+     * after {@code torch.serialization.set_crc32_options(False)} (PyTorch 2.6+; torch.load never checks them). Such
+     * an archive's entries are checked for their sizes and headers only.
+     */
+    private boolean crcRecorded = true;
 
     private ZipIndex(Path file, FileChannel channel) throws IOException {
         this.file = file;
@@ -51,8 +57,13 @@ final class ZipIndex {
     static ZipIndex open(Path file, FileChannel channel) throws IOException {
         ZipIndex z = new ZipIndex(file, channel);
         z.readCentralDirectory();
+        z.crcRecorded = z.entries.values().stream().anyMatch(e -> e.size() > 0 && e.crc() != 0)
+                || z.entries.values().stream().noneMatch(e -> e.size() > 0);
         return z;
     }
+
+    /** Whether the entries' CRC-32s are recorded (and so checked); see {@link #crcRecorded}. */
+    boolean crcRecorded() { return crcRecorded; }
 
     Map<String, Entry> entries() { return entries; }
 
@@ -206,7 +217,7 @@ final class ZipIndex {
 
     private void checkCrc(Entry e, long n, CRC32 crc) throws CheckpointException {
         if (n != e.size()) throw bad("entry '" + e.name() + "' holds " + n + " bytes, its header says " + e.size() + " (corrupt archive)");
-        if (crc.getValue() != e.crc())
+        if (crcRecorded && crc.getValue() != e.crc())
             throw bad(String.format("entry '%s' fails its CRC-32 check (stored %08x, computed %08x): the file is corrupt",
                     e.name(), e.crc(), crc.getValue()));
     }

@@ -35,11 +35,18 @@ class TorchDtypesReferenceTest {
     }
 
     @ParameterizedTest
-    @ValueSource(strings = {"dtypes.pt", "dtypes.safetensors"})
+    @ValueSource(strings = {"dtypes.pt", "dtypes.safetensors", "no-crc32.pt"})
     void everyDtypeLoadsPyTorchsValues(String file) throws Exception {
         try (StateDict sd = Checkpoints.read(resource(file))) {
             assertSameAsPyTorch(sd, expected());
         }
+    }
+
+    @Test
+    void anArchiveWrittenWithoutCrc32sSaysSoWhereOneWithThemChecksThem() throws Exception {
+        assertEquals("integrity: written without CRC-32s (torch.serialization.set_crc32_options(False)): the 20 zip"
+                + " entries' sizes and headers check out, their bytes cannot be checked", Checkpoints.verify(resource("no-crc32.pt")));
+        assertEquals("integrity: all 20 zip entries pass their CRC-32 check", Checkpoints.verify(resource("dtypes.pt")));
     }
 
     @Test
