@@ -218,8 +218,9 @@ final class ZipIndex {
     private void checkCrc(Entry e, long n, CRC32 crc) throws CheckpointException {
         if (n != e.size()) throw bad("entry '" + e.name() + "' holds " + n + " bytes, its header says " + e.size() + " (corrupt archive)");
         if (crcRecorded && crc.getValue() != e.crc())
-            throw bad(String.format("entry '%s' fails its CRC-32 check (stored %08x, computed %08x): the file is corrupt",
-                    e.name(), e.crc(), crc.getValue()));
+            throw bad(String.format("entry '%s' fails its CRC-32 check (stored %08x, computed %08x): the file is corrupt%s",
+                    e.name(), e.crc(), crc.getValue(), e.crc() == 0 ? ", or it was saved under torch.serialization.skip_data()"
+                            + " and its tensors' bytes were never written" : ""));
     }
 
     /**
