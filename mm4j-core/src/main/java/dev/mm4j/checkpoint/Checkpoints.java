@@ -14,6 +14,8 @@ import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.stream.Stream;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * Reads a state dict from wherever the weights are: a {@code torch.save} file (zip or legacy) or a safetensors file
@@ -28,11 +30,28 @@ public final class Checkpoints {
 
     private static final List<String> CHECKPOINT_SUFFIXES = List.of(".safetensors", ".bin", ".pt", ".pth", ".ckpt");
     private static final ObjectMapper JSON = new ObjectMapper();
+    private static final Logger log = LoggerFactory.getLogger(Checkpoints.class);
 
     private Checkpoints() {}
 
-    /** The tensors of {@code path}: a checkpoint file, a shard index, or a folder holding one. */
+    /**
+     * Prefixes that a wrapper adds to every name of the model it wraps, removed on reading: PyTorch's
+     * DistributedDataParallel and DataParallel ({@code module.}) and {@code torch.compile} ({@code _orig_mod.}), also
+     * nested ({@code module._orig_mod.}).
+     */
+    static final List<String> WRAPPER_PREFIXES = List.of("module.", "_orig_mod.");
+
+    /**
+     * The tensors of {@code path}: a checkpoint file, a shard index, or a folder holding one. Names that all carry a
+     * wrapper's prefix ({@link #WRAPPER_PREFIXES}: a model saved while wrapped for DDP or compiled) are read without
+     * it, with one line in the log.
+     */
     public static StateDict read(Path path) throws IOException {
+        return withoutWrapperPrefixes(readAsSaved(path), path);
+    }
+
+    /** {@link #read} under the names in the file(s). */
+    private static StateDict readAsSaved(Path path) throws IOException {
         Path file = weightsFile(path);
         if (isIndex(file)) {
             return readSharded(file);
@@ -41,6 +60,32 @@ public final class Checkpoints {
             case TORCH_ZIP, TORCH_LEGACY -> TorchCheckpoints.read(file);
             case SAFETENSORS -> SafeTensors.read(file);
         };
+    }
+
+    /** {@code sd} without the wrapper prefix that every one of its names carries, if they do ({@link #WRAPPER_PREFIXES}). */
+    static StateDict withoutWrapperPrefixes(StateDict sd, Path path) {
+        String removed = "";
+        for (boolean found = true; found; ) {
+            found = false;
+            for (String p : WRAPPER_PREFIXES) {
+                String longer = removed + p;
+                if (sd.size() > 0 && sd.names().stream().allMatch(n -> n.length() > longer.length() && n.startsWith(longer))) {
+                    removed = longer;
+                    found = true;
+                }
+            }
+        }
+        if (removed.isEmpty()) {
+            return sd;
+        }
+        LinkedHashMap<String, HostTensor> renamed = new LinkedHashMap<>();
+        for (Map.Entry<String, HostTensor> e : sd.asMap().entrySet()) {
+            renamed.put(e.getKey().substring(removed.length()), e.getValue());
+        }
+        log.info("{}: every tensor name starts with '{}' (a model saved while wrapped by {}): read without it", path, removed,
+                removed.contains("module.") && removed.contains("_orig_mod.") ? "DistributedDataParallel and torch.compile"
+                        : removed.contains("module.") ? "DistributedDataParallel or DataParallel" : "torch.compile");
+        return new StateDict(renamed, sd.metadata(), sd::close);
     }
 
     /** The file {@link #read} reads for {@code path}: the path itself, or the weights file in a folder. */
@@ -154,7 +199,7 @@ public final class Checkpoints {
                 if (!Files.isRegularFile(shard)) {
                     throw new CheckpointException(index + ": shard " + shard.getFileName() + " is missing");
                 }
-                StateDict sd = read(shard);
+                StateDict sd = readAsSaved(shard);
                 open.add(sd);
                 String shardName = index.toAbsolutePath().getParent().relativize(shard).toString();
                 for (Map.Entry<String, HostTensor> e : sd.asMap().entrySet()) {

@@ -170,6 +170,24 @@ class FlavaParityTest {
     }
 
     @Test
+    void aModelSavedWhileWrappedByDdpAndTorchCompileLoadsStrictly(@org.junit.jupiter.api.io.TempDir Path tmp) throws Exception {
+        // model.state_dict() of DistributedDataParallel(torch.compile(model)): every name under "module._orig_mod."
+        Path wrapped = tmp.resolve("wrapped.pt");
+        try (dev.mm4j.checkpoint.StateDict sd = dev.mm4j.checkpoint.Checkpoints.read(fixture("flava_classification.pt"))) {
+            java.util.LinkedHashMap<String, dev.mm4j.checkpoint.HostTensor> prefixed = new java.util.LinkedHashMap<>();
+            sd.asMap().forEach((name, t) -> prefixed.put("module._orig_mod." + name, t));
+            dev.mm4j.checkpoint.TorchCheckpoints.write(wrapped, prefixed);
+        }
+        FlavaForClassification model = FlavaForClassification.create(config, manager);
+        var report = StateDictLoader.load(model, wrapped, true);
+        assertTrue(report.missing().isEmpty() && report.unexpected().isEmpty(), report.toString());
+        model.setTraining(false);
+        try (NDScope scope = new NDScope()) {
+            assertClose("logits_mm", expected.get("eval"), model.forward(image, text, null).logits());
+        }
+    }
+
+    @Test
     void pretrainingLayoutLoadsNonStrictlyWithTheReferenceReport() throws Exception {
         JsonNode v = expected.get("variants").get("pretraining_layout");
         FlavaForClassification model = FlavaForClassification.create(config, manager);
