@@ -111,7 +111,8 @@ public final class PretrainingCheckpoint {
             return Checkpoints.read(file);
         } catch (CheckpointException e) {
             String m = String.valueOf(e.getMessage());
-            if (m.contains("legacy") || m.contains("forbidden global") || m.contains("pickled Python object") || file.getFileName().toString().endsWith(".pkl")) {
+            if (m.contains("legacy") || m.contains("forbidden global") || m.contains("pickled Python object")
+                    || file.getFileName().toString().endsWith(".pkl")) {
                 throw new CheckpointException(file + ": a pickled Python object (like OpenAI's DALL-E encoder.pkl), which "
                         + "mm4j does not unpickle (reading it would run its classes); use " + CODEBOOK_FORMS
                         + " [" + m + "]", e);
