@@ -96,6 +96,15 @@ public final class Checkpoints {
             }
             return path;
         }
+        if (Files.isRegularFile(path.resolve(".metadata"))) {
+            try (Stream<Path> s = Files.list(path)) {
+                if (s.anyMatch(p -> p.getFileName().toString().endsWith(".distcp"))) {
+                    throw new CheckpointException(path + ": a torch.distributed.checkpoint folder (.metadata and *.distcp, as"
+                            + " FSDP saves it), which mm4j does not read; convert it into one file with: python -m"
+                            + " torch.distributed.checkpoint.format_utils dcp_to_torch " + path + " model.pt");
+                }
+            }
+        }
         for (String name : HF_WEIGHTS) {
             if (Files.isRegularFile(path.resolve(name))) {
                 return path.resolve(name);

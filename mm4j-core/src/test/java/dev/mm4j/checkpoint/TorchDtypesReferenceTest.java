@@ -155,6 +155,18 @@ class TorchDtypesReferenceTest {
     }
 
     @Test
+    void aDistributedCheckpointFolderNamesTheConversion() throws Exception {
+        // what torch.distributed.checkpoint.save writes (FSDP's way): .metadata and one .distcp file per rank
+        Path dcp = Files.createDirectories(tmp.resolve("dcp"));
+        Files.write(dcp.resolve(".metadata"), new byte[] {(byte) 0x80, 4});
+        Files.write(dcp.resolve("__0_0.distcp"), new byte[] {'P', 'K', 3, 4});
+        String m = assertThrows(CheckpointException.class, () -> Checkpoints.read(dcp)).getMessage();
+        assertEquals(dcp + ": a torch.distributed.checkpoint folder (.metadata and *.distcp, as FSDP saves it), which mm4j"
+                + " does not read; convert it into one file with: python -m torch.distributed.checkpoint.format_utils"
+                + " dcp_to_torch " + dcp + " model.pt", m);
+    }
+
+    @Test
     void aPickleThatIsNotTorchSaveIsToldApart() throws Exception {
         // pickle.dumps({"a": 1}, protocol=2)
         byte[] plain = {(byte) 0x80, 2, '}', 'q', 0, 'X', 1, 0, 0, 0, 'a', 'q', 1, 'K', 1, 's', '.'};
