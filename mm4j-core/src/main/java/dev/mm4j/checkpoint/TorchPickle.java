@@ -354,11 +354,7 @@ final class TorchPickle {
             case "torch._utils._rebuild_tensor_v2" -> {
                 if (a.size() < 6 || a.size() > 7) throw bad("_rebuild_tensor_v2 with " + a.size() + " arguments");
                 if (!(a.get(0) instanceof StorageRef s)) throw bad("_rebuild_tensor_v2 without a storage");
-                if (!(a.get(1) instanceof Long offset)) throw bad("_rebuild_tensor_v2 offset is not an int");
-                long[] shape = longs(a.get(2), "size");
-                long[] stride = longs(a.get(3), "stride");
-                if (shape.length != stride.length) throw bad("_rebuild_tensor_v2 size and stride differ in rank");
-                return new TensorRef(s, offset, shape, stride);
+                return view("_rebuild_tensor_v2", s, a);
             }
             case "torch._utils._rebuild_tensor_v3" -> {
                 // (storage, offset, size, stride, requires_grad, backward_hooks, dtype[, metadata]): PyTorch 2.3+ for
@@ -368,13 +364,9 @@ final class TorchPickle {
                 DType dtype = DType.ofTorchName(d.name());
                 if (dtype == null) return new UnreadableTensor(d.name());
                 if (!(a.get(0) instanceof StorageRef s)) throw bad("_rebuild_tensor_v3 without a storage");
-                if (!(a.get(1) instanceof Long offset)) throw bad("_rebuild_tensor_v3 offset is not an int");
-                long[] shape = longs(a.get(2), "size");
-                long[] stride = longs(a.get(3), "stride");
-                if (shape.length != stride.length) throw bad("_rebuild_tensor_v3 size and stride differ in rank");
                 if (s.dtype() != DType.UINT8 || s.numel() % dtype.size() != 0)
                     throw bad("_rebuild_tensor_v3 of " + dtype + " on a storage of " + s.numel() + " " + s.dtype() + " elements");
-                return new TensorRef(new StorageRef(dtype, s.key(), s.location(), s.numel() / dtype.size()), offset, shape, stride);
+                return view("_rebuild_tensor_v3", new StorageRef(dtype, s.key(), s.location(), s.numel() / dtype.size()), a);
             }
             case "torch._utils._rebuild_parameter" -> {
                 if (a.size() != 3 || !(a.get(0) instanceof TensorRef || a.get(0) instanceof UnreadableTensor))
@@ -432,6 +424,15 @@ final class TorchPickle {
             }
             default -> throw bad("global '" + g + "' cannot be called");
         }
+    }
+
+    /** The view a rebuild function's arguments (storage, offset, size, stride, ...) describe, on {@code storage}. */
+    private TensorRef view(String fn, StorageRef storage, Tuple a) throws CheckpointException {
+        if (!(a.get(1) instanceof Long offset)) throw bad(fn + " offset is not an int");
+        long[] shape = longs(a.get(2), "size");
+        long[] stride = longs(a.get(3), "stride");
+        if (shape.length != stride.length) throw bad(fn + " size and stride differ in rank");
+        return new TensorRef(storage, offset, shape, stride);
     }
 
     private long[] longs(Object o, String what) throws CheckpointException {
